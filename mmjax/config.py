@@ -1,0 +1,34 @@
+"""Turning `ml_collections.ConfigDict` sections into frozen dataclasses, with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def to_dict(section: Any) -> dict[str, Any]:
+    """A ConfigDict (or any mapping) as a plain dict."""
+    if hasattr(section, "to_dict"):
+        return section.to_dict()
+    if isinstance(section, Mapping):
+        return dict(section)
+    raise TypeError(f"expected a ConfigDict or mapping, got {type(section).__name__}")
+
+
+def dataclass_from_config(cls: type[T], section: Any, where: str, **extra: Any) -> T:
+    """Build `cls` from a config section; unknown fields are errors naming `where.field`.
+
+    Fields set to None fall back to the dataclass default; lists become tuples.
+    """
+    values = {**to_dict(section), **extra}
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {', '.join(f'{where}.{k}' for k in unknown)}; expected some of {sorted(known)}"
+        )
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
+    return cls(**kwargs)

@@ -1,0 +1,115 @@
+"""Frozen model configurations and the ViT size table (REFERENCE.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from mmjax.ops.attention import IMPLEMENTATIONS
+from mmjax.ops.patches import as_pair, grid_shape
+
+# name -> (width, depth, heads); the MLP is 4x wide.
+VIT_SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (192, 12, 3),
+    "small": (384, 12, 6),
+    "base": (768, 12, 12),
+    "large": (1024, 24, 16),
+    "huge": (1280, 32, 16),
+}
+POSEMB_KINDS = ("sincos2d", "learned")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _check_heads(where: str, width: int, heads: int, posemb: str) -> None:
+    if width <= 0 or heads <= 0 or width % heads:
+        raise ValueError(f"{where}.width={width} must be a positive multiple of {where}.heads={heads}")
+    if posemb not in POSEMB_KINDS:
+        raise ValueError(f"{where}.posemb must be one of {POSEMB_KINDS}, got {posemb!r}")
+    if posemb == "sincos2d" and width % 4:
+        raise ValueError(f"{where}.width={width} must be divisible by 4 for sincos2d position embeddings")
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+    """A ViT encoder over a fixed image size.
+
+    `posemb="sincos2d"` is MAE's fixed embedding (not a parameter); `"learned"` makes it a
+    parameter `[1, 1 + N, D]` initialised to the same values. `dtype` is the compute
+    dtype; parameters, softmax and LayerNorm statistics stay float32.
+    """
+
+    image_size: tuple[int, int] = (224, 224)
+    patch_size: tuple[int, int] = (16, 16)
+    channels: int = 3
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    posemb: str = "sincos2d"
+    dtype: str = "float32"
+    attention_impl: str = "xla"
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_size", as_pair(self.image_size, "model.image_size"))
+        object.__setattr__(self, "patch_size", as_pair(self.patch_size, "model.patch_size"))
+        grid_shape(self.image_size, self.patch_size)
+        _check_heads("model", self.width, self.heads, self.posemb)
+        if self.channels <= 0 or self.depth < 0 or self.mlp_dim <= 0:
+            raise ValueError(
+                f"model.channels, model.depth and model.mlp_dim must be positive, got "
+                f"{self.channels}, {self.depth}, {self.mlp_dim}"
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.attention_impl not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}"
+            )
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patch grid `(rows, cols)`."""
+        return grid_shape(self.image_size, self.patch_size)
+
+    @property
+    def num_patches(self) -> int:
+        rows, cols = self.grid
+        return rows * cols
+
+    @property
+    def patch_dim(self) -> int:
+        """Length of one patch vector, `p_h * p_w * C`."""
+        return self.patch_size[0] * self.patch_size[1] * self.channels
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        return jnp.dtype(self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """MAE's light decoder (defaults: 512 wide, 8 blocks, 16 heads)."""
+
+    width: int = 512
+    depth: int = 8
+    heads: int = 16
+    mlp_dim: int = 2048
+    posemb: str = "sincos2d"
+
+    def __post_init__(self):
+        _check_heads("decoder", self.width, self.heads, self.posemb)
+        if self.depth < 0 or self.mlp_dim <= 0:
+            raise ValueError(
+                f"decoder.depth and decoder.mlp_dim must be positive, got {self.depth}, {self.mlp_dim}"
+            )
+
+
+def vit_size(size: str) -> dict[str, int]:
+    """Width, depth, heads and MLP size of a named ViT size (`tiny` ... `huge`)."""
+    if size not in VIT_SIZES:
+        raise ValueError(f"model.size must be one of {sorted(VIT_SIZES)}, got {size!r}")
+    width, depth, heads = VIT_SIZES[size]
+    return {"width": width, "depth": depth, "heads": heads, "mlp_dim": 4 * width}

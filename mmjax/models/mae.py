@@ -1,0 +1,89 @@
+"""MAE: sparse ViT encoder on visible patches plus a light decoder with mask tokens."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.masking.mask import Mask
+from mmjax.masking.tokens import restore_with_mask_tokens
+from mmjax.models.config import DecoderConfig, ViTConfig
+from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
+from mmjax.models.transformer import TransformerStack, layer_norm
+from mmjax.models.vit import ViTEncoder, position_embedding
+
+
+class MAEDecoder(nn.Module):
+    """Linear to decoder width, mask tokens, unshuffle, position embedding, blocks, predict pixels."""
+
+    config: ViTConfig
+    decoder_config: DecoderConfig
+
+    @nn.compact
+    def __call__(self, latent: jax.Array, ids_restore: jax.Array) -> jax.Array:
+        """Predict every patch.
+
+        Args:
+          latent: `[B, 1 + K, D]` encoder output (cls first).
+          ids_restore: int `[B, N]`.
+
+        Returns:
+          float32 `[B, N, p_h * p_w * C]` patch predictions (cls dropped).
+        """
+        cfg, dec = self.config, self.decoder_config
+        dtype = cfg.compute_dtype
+        dense = dict(dtype=dtype, param_dtype=jnp.float32, bias_init=with_axes(zeros, ("embed",)))
+        x = nn.Dense(
+            dec.width,
+            kernel_init=with_axes(xavier_uniform(), (None, "embed")),
+            name="embed",
+            **dense,
+        )(latent)
+        mask_token = self.param(
+            "mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, dec.width)
+        )
+        patches = restore_with_mask_tokens(x[:, 1:], mask_token, ids_restore)
+        x = jnp.concatenate([x[:, :1], patches], axis=1).astype(jnp.float32)
+        x = x + position_embedding(self, dec.posemb, cfg.grid, dec.width, "pos_embedding")
+        x = TransformerStack(
+            dec.depth,
+            dec.heads,
+            dec.mlp_dim,
+            cfg.layer_norm_eps,
+            cfg.qkv_bias,
+            dtype,
+            cfg.attention_impl,
+            name="blocks",
+        )(x)
+        x = layer_norm(cfg.layer_norm_eps, dtype, "norm")(x)
+        pred = nn.Dense(
+            cfg.patch_dim,
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), ("embed", None)),
+            bias_init=with_axes(zeros, (None,)),
+            name="pred",
+        )(x)
+        return pred[:, 1:].astype(jnp.float32)
+
+
+class MAEModel(nn.Module):
+    """Encoder (visible patches only) and decoder; `__call__` returns patch predictions."""
+
+    config: ViTConfig
+    decoder_config: DecoderConfig
+
+    def setup(self):
+        self.encoder = ViTEncoder(self.config)
+        self.decoder = MAEDecoder(self.config, self.decoder_config)
+
+    def __call__(self, images: jax.Array, mask: Mask) -> jax.Array:
+        """`[B, H, W, C]` images and a fixed-count `Mask` -> `[B, N, p_h * p_w * C]` predictions."""
+        if mask.ids_keep is None or mask.ids_restore is None:
+            raise ValueError("MAE needs a fixed-count Mask with ids_keep and ids_restore")
+        return self.decoder(self.encoder(images, mask.ids_keep), mask.ids_restore)
+
+    def encode(self, images: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
+        """Encoder only: `[B, H, W, C] -> [B, 1 + K, D]` (all patches when `ids_keep` is None)."""
+        return self.encoder(images, ids_keep)

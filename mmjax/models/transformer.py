@@ -1,0 +1,133 @@
+"""Pre-LayerNorm transformer blocks (ViT / MAE)."""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.models.initializers import ones, with_axes, xavier_uniform, xavier_uniform_fused, zeros
+from mmjax.ops.attention import attention
+
+
+def layer_norm(eps: float, dtype, name: str) -> nn.LayerNorm:
+    """LayerNorm with float32 parameters and statistics, output in `dtype`."""
+    return nn.LayerNorm(
+        epsilon=eps,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        scale_init=with_axes(ones, ("embed",)),
+        bias_init=with_axes(zeros, ("embed",)),
+        name=name,
+    )
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with separate q/k/v projections, routed through `mmjax.ops.attention`."""
+
+    heads: int
+    qkv_bias: bool = True
+    dtype: jnp.dtype = jnp.float32
+    impl: str = "xla"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
+        """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys."""
+        dim = x.shape[-1]
+        head_dim = dim // self.heads
+        project = functools.partial(
+            nn.DenseGeneral,
+            features=(self.heads, head_dim),
+            use_bias=self.qkv_bias,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform_fused(3), ("embed", "heads", "kv")),
+            bias_init=with_axes(zeros, ("heads", "kv")),
+        )
+        q, k, v = (project(name=name)(x) for name in ("query", "key", "value"))
+        out = attention(q, k, v, key_lengths=key_lengths, impl=self.impl)
+        return nn.DenseGeneral(
+            dim,
+            axis=(-2, -1),
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), ("heads", "kv", "embed")),
+            bias_init=with_axes(zeros, ("embed",)),
+            name="out",
+        )(out)
+
+
+class MLP(nn.Module):
+    """Two layers with exact (erf) GELU between, as torch `nn.GELU()` and HF `gelu`."""
+
+    hidden: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dim = x.shape[-1]
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=jnp.float32)
+        x = dense(
+            self.hidden,
+            kernel_init=with_axes(xavier_uniform(), ("embed", "mlp")),
+            bias_init=with_axes(zeros, ("mlp",)),
+            name="fc1",
+        )(x)
+        x = nn.gelu(x, approximate=False)
+        return dense(
+            dim,
+            kernel_init=with_axes(xavier_uniform(), ("mlp", "embed")),
+            bias_init=with_axes(zeros, ("embed",)),
+            name="fc2",
+        )(x)
+
+
+class EncoderBlock(nn.Module):
+    """`x + attn(norm1(x))`, then `x + mlp(norm2(x))`."""
+
+    heads: int
+    mlp_dim: int
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    dtype: jnp.dtype = jnp.float32
+    attention_impl: str = "xla"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
+        """`[B, L, D] -> [B, L, D]`; the residual stream stays float32."""
+        y = layer_norm(self.layer_norm_eps, self.dtype, "norm1")(x)
+        y = MultiHeadAttention(self.heads, self.qkv_bias, self.dtype, self.attention_impl, name="attn")(
+            y, key_lengths
+        )
+        x = x + y.astype(x.dtype)
+        y = layer_norm(self.layer_norm_eps, self.dtype, "norm2")(x)
+        y = MLP(self.mlp_dim, self.dtype, name="mlp")(y)
+        return x + y.astype(x.dtype)
+
+
+class TransformerStack(nn.Module):
+    """`depth` encoder blocks named `block_{i}`."""
+
+    depth: int
+    heads: int
+    mlp_dim: int
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    dtype: jnp.dtype = jnp.float32
+    attention_impl: str = "xla"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
+        for i in range(self.depth):
+            x = EncoderBlock(
+                self.heads,
+                self.mlp_dim,
+                self.layer_norm_eps,
+                self.qkv_bias,
+                self.dtype,
+                self.attention_impl,
+                name=f"block_{i}",
+            )(x, key_lengths)
+        return x

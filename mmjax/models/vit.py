@@ -1,0 +1,86 @@
+"""ViT encoder that can run on all patches or on the visible subset only (MAE)."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.masking.tokens import gather_tokens
+from mmjax.models.config import ViTConfig
+from mmjax.models.initializers import constant, normal, with_axes, xavier_uniform, zeros
+from mmjax.models.transformer import TransformerStack, layer_norm
+from mmjax.ops.patches import patchify
+from mmjax.ops.posemb import sincos_2d
+
+
+def position_embedding(module: nn.Module, kind: str, grid: tuple[int, int], dim: int, name: str) -> jax.Array:
+    """`[1, 1 + N, D]` position table with a cls row first (zeros for sincos, as MAE).
+
+    `sincos2d` is a constant; `learned` is a parameter `name` initialised to the same table.
+    """
+    table = sincos_2d(grid, dim, cls_token=True)[None]
+    if kind == "sincos2d":
+        return jnp.asarray(table)
+    return module.param(name, with_axes(constant(table), (None, None, "embed")), table.shape, jnp.float32)
+
+
+def check_images(images: jax.Array, config: ViTConfig) -> None:
+    """Fail early, naming the config fields, when images do not fit the model."""
+    expected = (*config.image_size, config.channels)
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        raise ValueError(
+            f"images must be [B, {expected[0]}, {expected[1]}, {expected[2]}] "
+            f"(model.image_size={config.image_size}, model.channels={config.channels}); got {images.shape}"
+        )
+
+
+class ViTEncoder(nn.Module):
+    """Patch embedding, position embedding, cls token, pre-LN blocks, final LayerNorm.
+
+    The patch embedding is a Linear over MAE-ordered patch vectors, which is the same
+    map as a stride-p convolution and gets the same xavier init as MAE's flattened conv.
+    """
+
+    config: ViTConfig
+
+    @nn.compact
+    def __call__(self, images: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
+        """Encode images.
+
+        Args:
+          images: `[B, H, W, C]`.
+          ids_keep: int `[B, K]`; when given, only these patches are encoded (MAE).
+
+        Returns:
+          `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after the final LayerNorm.
+        """
+        cfg = self.config
+        check_images(images, cfg)
+        dtype = cfg.compute_dtype
+        x = nn.Dense(
+            cfg.width,
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), (None, "embed")),
+            bias_init=with_axes(zeros, ("embed",)),
+            name="patch_embed",
+        )(patchify(images.astype(dtype), cfg.patch_size))
+        pos = position_embedding(self, cfg.posemb, cfg.grid, cfg.width, "pos_embedding")
+        x = x + pos[:, 1:]
+        if ids_keep is not None:
+            x = gather_tokens(x, ids_keep)
+        cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
+        cls = jnp.broadcast_to(cls + pos[:, :1], (x.shape[0], 1, cfg.width))
+        x = jnp.concatenate([cls, x.astype(jnp.float32)], axis=1)
+        x = TransformerStack(
+            cfg.depth,
+            cfg.heads,
+            cfg.mlp_dim,
+            cfg.layer_norm_eps,
+            cfg.qkv_bias,
+            dtype,
+            cfg.attention_impl,
+            name="blocks",
+        )(x)
+        return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)
