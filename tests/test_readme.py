@@ -1,0 +1,14 @@
+"""The README's functional-API example runs as written."""
+
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_api_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert namespace["loss"].shape == () and namespace["feats"].shape == (4, 64)
+    assert namespace["recon"]["prediction"].shape == (4, 32, 32, 3)
