@@ -1,93 +1,49 @@
-"""`python -m mmjax demo`: a short MAE pretraining run on scikit-learn's bundled 8x8 digits.
+"""Command line: `python -m mmjax train|eval ...`.
 
-This is the interim main job until the experiment-file trainer (`python -m mmjax train`)
-lands; it uses only the functional API: build, init, a jitted AdamW step, evaluate.
+  python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=value ...]
+  python -m mmjax eval --workdir DIR [--step N]
+
+`train` resumes when DIR already has checkpoints; at the end it runs the configured
+evaluation. `eval` reloads `DIR/config.json` and a checkpoint and reruns the evaluation.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-from mmjax.methods import build_method, mae
-from mmjax.ops import patchify
+COMMANDS = ("train", "eval")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and figures")
+_STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval (default: latest)")
 
 
-def demo(steps: int, batch_size: int, seed: int) -> dict[str, float]:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        sys.exit("the demo needs scikit-learn: pip install -e '.[data]'")
-    digits = load_digits().images.astype(np.float32)[..., None] / 16.0  # [1797, 8, 8, 1]
-    mean, std = digits.mean(), digits.std()
-    digits = (digits - mean) / std
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(digits))
-    train, test = digits[order[:1500]], digits[order[1500:]]
+def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)
+    from mmjax.evaluate import evaluate_pretraining
+    from mmjax.train import load_trained, train
 
-    config = mae.default_config()
-    config.model.update(
-        size=None, image_size=8, patch_size=2, channels=1, width=64, depth=3, heads=4, mlp_dim=128
-    )
-    config.decoder.update(width=64, depth=1, heads=4, mlp_dim=128)
-    config.mae.update(mask_ratio=0.75, norm_pix_loss=False)
-    method = build_method(config)
-    params = method.init(jax.random.key(seed), {"image": jnp.asarray(train[:2])})
-    schedule = optax.warmup_cosine_decay_schedule(0.0, 2e-3, steps // 10, steps)
-    optimizer = optax.adamw(schedule, b1=0.9, b2=0.95, weight_decay=0.05)
-    opt_state = optimizer.init(params)
-
-    @jax.jit
-    def step(params, opt_state, images, key):
-        (loss, _), grads = jax.value_and_grad(method.loss, has_aux=True)(params, {"image": images}, key)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    eval_loss = jax.jit(lambda p, images, key: method.loss(p, {"image": images}, key, train=False)[0])
-    eval_key = jax.random.key(seed + 1)
-    test_images = jnp.asarray(test)
-    print(f"MAE demo: {len(train)} train / {len(test)} test digits, {steps} steps of batch {batch_size}")
-    start = time.perf_counter()
-    for i in range(steps):
-        idx = rng.choice(len(train), batch_size, replace=False)
-        params, opt_state, loss = step(
-            params, opt_state, jnp.asarray(train[idx]), jax.random.fold_in(eval_key, i)
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        sys.exit(
+            f"usage: python -m mmjax {{{'|'.join(COMMANDS)}}} --workdir DIR [--config FILE]; got {argv[1:]}"
         )
-        if (i + 1) % max(1, steps // 5) == 0:
-            test_loss = float(eval_loss(params, test_images, eval_key))
-            print(f"  step {i + 1:5d}  train loss {float(loss):.4f}  test loss {test_loss:.4f}")
-    seconds = time.perf_counter() - start
-    # Baseline: predict every hidden pixel as the dataset mean (0 after normalization).
-    hidden = method.make_mask(eval_key, len(test)).mask
-    baseline = float(
-        jnp.sum(jnp.mean(jnp.square(patchify(test_images, method.model_config.patch_size)), -1) * hidden)
-        / jnp.sum(hidden)
-    )
-    result = {
-        "test_loss": float(eval_loss(params, test_images, eval_key)),
-        "mean_baseline": baseline,
-        "seconds": seconds,
-    }
-    print(f"held-out masked MSE {result['test_loss']:.4f} vs {baseline:.4f} for the mean ({seconds:.1f}s)")
-    return result
+    if not _WORKDIR.value:
+        sys.exit("--workdir is required")
+    if argv[1] == "train":
+        if _CONFIG.value is None:
+            sys.exit("train needs --config experiments/<file>.py[:variant]")
+        result = train(_CONFIG.value, _WORKDIR.value)
+        evaluate_pretraining(_CONFIG.value, result.method, result.state.params, _WORKDIR.value)
+    else:
+        config, method, params = load_trained(_WORKDIR.value, _STEP.value)
+        evaluate_pretraining(config, method, params, _WORKDIR.value)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mmjax")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("demo", help="short MAE pretraining on the bundled 8x8 digits")
-    run.add_argument("--steps", type=int, default=500)
-    run.add_argument("--batch-size", type=int, default=128)
-    run.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    demo(args.steps, args.batch_size, args.seed)
+def run() -> None:
+    app.run(main)
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -32,3 +32,29 @@ def dataclass_from_config(cls: type[T], section: Any, where: str, **extra: Any) 
         )
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
     return cls(**kwargs)
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
+    """Experiment variants: `"size=base,runlocal=True"` -> dict over `defaults`, typed like them.
+
+    Unknown keys are errors that list the known ones.
+    """
+    values = dict(defaults)
+    for item in filter(None, (arg or "").split(",")):
+        key, sep, raw = item.partition("=")
+        if key not in defaults:
+            raise ValueError(f"unknown experiment variant key {key!r}; known: {sorted(defaults)}")
+        default = defaults[key]
+        if not sep and isinstance(default, bool):
+            values[key] = True
+        elif isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"variant {key}={raw!r} must be true or false")
+            values[key] = raw.lower() in ("true", "1")
+        elif isinstance(default, int):
+            values[key] = int(raw)
+        elif isinstance(default, float):
+            values[key] = float(raw)
+        else:
+            values[key] = raw
+    return values

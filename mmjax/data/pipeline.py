@@ -1,0 +1,55 @@
+"""grain pipelines: source -> per-process shard -> shuffle -> transforms -> batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grain
+import jax
+
+from mmjax.data.sources import make_source
+from mmjax.data.transforms import EvalResize, TrainAugment
+
+
+def per_process_batch_size(global_batch_size: int, count: int | None = None) -> int:
+    """This process's share of the global batch; it must divide evenly."""
+    count = jax.process_count() if count is None else count
+    if global_batch_size % count:
+        raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {count} processes")
+    return global_batch_size // count
+
+
+def train_dataset(
+    data_config: Any,
+    global_batch_size: int,
+    seed: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> grain.IterDataset:
+    """An endless, deterministic stream of host batches `{"image": uint8 [b, H, W, C], "label": [b]}`.
+
+    Each process reads only its slice of the source (`[process_index::process_count]`);
+    every epoch is reshuffled from `seed`; augmentations are seeded per element, so the
+    stream is a pure function of (seed, position) and its iterator state fits in a checkpoint.
+    """
+    index = jax.process_index() if process_index is None else process_index
+    count = jax.process_count() if process_count is None else process_count
+    source = make_source(data_config, "train")
+    ds = grain.MapDataset.source(source)[index::count]
+    ds = ds.shuffle(seed=seed)
+    augment = TrainAugment(
+        tuple(data_config.image_size), data_config.get("crop_scale"), data_config.get("flip")
+    )
+    ds = ds.random_map(augment, seed=seed + 1).repeat(None)
+    ds = ds.batch(per_process_batch_size(global_batch_size, count), drop_remainder=True)
+    threads = data_config.get("num_threads", 0)
+    return ds.to_iter_dataset(
+        grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads))
+    )
+
+
+def eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.MapDataset:
+    """All of `split` in order, resized for the model, batched (last batch kept)."""
+    source = make_source(data_config, split)
+    ds = grain.MapDataset.source(source).map(EvalResize(tuple(data_config.image_size)))
+    return ds.batch(batch_size, drop_remainder=False)

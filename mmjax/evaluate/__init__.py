@@ -1,0 +1,15 @@
+"""Evaluation: linear probes, figures, end-of-pretraining reports."""
+
+from mmjax.evaluate.figures import image_grid, save_png
+from mmjax.evaluate.linear_probe import extract_features, linear_probe
+from mmjax.evaluate.pretraining import evaluate_pretraining, probe_table, reconstruction_figure
+
+__all__ = [
+    "evaluate_pretraining",
+    "extract_features",
+    "image_grid",
+    "linear_probe",
+    "probe_table",
+    "reconstruction_figure",
+    "save_png",
+]

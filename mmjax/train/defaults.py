@@ -1,0 +1,53 @@
+"""Default `seed`, `train`, `mesh`, `sharding` and `eval` sections shared by experiment files."""
+
+from __future__ import annotations
+
+import ml_collections
+
+# Logical parameter axes -> mesh axes. FSDP shards the embedding dimension of every
+# weight; tensor parallelism splits heads and the MLP hidden dimension.
+DEFAULT_RULES = [
+    ["batch", ["data", "fsdp"]],
+    ["embed", "fsdp"],
+    ["mlp", "tensor"],
+    ["heads", "tensor"],
+    ["kv", None],
+    ["vocab", "tensor"],
+]
+
+
+def training_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Add the runtime sections to a method config, every knob with a default."""
+    config.seed = 0
+    config.train = ml_collections.ConfigDict(
+        {
+            "steps": 1000,
+            "batch_size": 256,
+            "lr": 1.5e-4,
+            "min_lr": 0.0,
+            "warmup_steps": 100,
+            "weight_decay": 0.05,
+            "b1": 0.9,
+            "b2": 0.95,
+            "grad_clip": 0.0,  # 0 = no clipping
+            "log_every": 50,
+            "checkpoint_every": 500,
+            "keep_checkpoints": 3,
+            "async_checkpoints": True,
+            "tensorboard": True,
+        }
+    )
+    config.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    config.sharding = ml_collections.ConfigDict({"rules": DEFAULT_RULES})
+    config.eval = ml_collections.ConfigDict(
+        {
+            "probe": True,
+            "probe_pool": "mean",  # mean of final patch tokens, or "cls"
+            "probe_steps": 500,
+            "probe_l2": 1e-4,
+            "batch_size": 250,
+            "figure": True,
+            "figure_examples": 8,
+        }
+    )
+    return config

@@ -1,0 +1,251 @@
+"""The training loop, top to bottom: config -> mesh -> input -> state -> step -> checkpoints -> loop.
+
+The loop knows only the method protocol (`init`, `loss`, `param_axes`); it never names a
+method. It runs unchanged on one CPU, simulated CPU devices, GPUs and TPU pods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from mmjax.data.pipeline import train_dataset
+from mmjax.data.transforms import normalize_images
+from mmjax.methods.registry import build_method
+from mmjax.train import checkpoint
+from mmjax.train.mesh import batch_sharding, global_batch, make_mesh, param_shardings, replicated
+from mmjax.train.metrics import MetricWriter
+from mmjax.train.optimizer import make_optimizer
+from mmjax.train.state import TrainState
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or Inf; nothing after the last good checkpoint was saved."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    state: TrainState
+    history: list[dict[str, float]]
+    method: Any
+    mesh: Any
+
+
+def config_as_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """JSON-safe copy of the resolved config (tuples become lists)."""
+    return json.loads(json.dumps(config.to_dict(), default=list))
+
+
+def prepare_batch(batch: dict[str, jax.Array], data_config: Any) -> dict[str, jax.Array]:
+    """uint8 images -> normalized float32, on device."""
+    return {**batch, "image": normalize_images(batch["image"], data_config.mean, data_config.std)}
+
+
+def abstract_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    h, w = config.data.image_size
+    return {
+        "image": jax.ShapeDtypeStruct((batch_size, h, w, config.data.channels), jnp.uint8),
+        "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+    }
+
+
+def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
+    """Abstract-first state creation: every array is born on its shard.
+
+    Returns `(init_fn, state_shardings, optimizer, schedule)`; `init_fn()` makes a fresh state.
+    """
+    images = jnp.zeros((1, *config.data.image_size, config.data.channels), jnp.float32)
+    abstract_params = jax.eval_shape(method.init, jax.random.key(0), {"image": images})
+    p_shardings = param_shardings(method.param_axes(), mesh, config.sharding.rules)
+    optimizer, schedule = make_optimizer(config.train, abstract_params)
+    abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
+    opt_shardings = optax.tree_map_params(
+        optimizer, lambda _, s: s, abstract_opt, p_shardings, transform_non_params=lambda _: replicated(mesh)
+    )
+    shardings = TrainState(
+        step=replicated(mesh), params=p_shardings, opt_state=opt_shardings, rng=replicated(mesh)
+    )
+    init_key, run_key = jax.random.split(jax.random.key(config.seed))
+
+    def init() -> TrainState:
+        params = method.init(init_key, {"image": images})
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=optimizer.init(params),
+            rng=jax.random.key_data(run_key),
+        )
+
+    init_fn = jax.jit(init, out_shardings=shardings)
+    return init_fn, shardings, optimizer, schedule
+
+
+def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
+    """One jitted update with donated state: grads, clip + AdamW, metrics."""
+    batch_shardings = {"image": batch_sharding(mesh, 4), "label": batch_sharding(mesh, 1)}
+
+    def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+        batch = prepare_batch(batch, config.data)
+        grad_fn = jax.value_and_grad(method.loss, has_aux=True)
+        (loss, metrics), grads = grad_fn(state.params, batch, state.step_key(), True)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads), "lr": schedule(state.step)}
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return jax.jit(
+        step,
+        in_shardings=(state_shardings, batch_shardings),
+        out_shardings=(state_shardings, replicated(mesh)),
+        donate_argnums=(0,),
+    )
+
+
+def check_finite(step: int, metrics: dict[str, float], manager: Any) -> None:
+    loss = metrics["loss"]
+    if not math.isfinite(loss):
+        manager.wait_until_finished()
+        raise NonFiniteLossError(
+            f"loss is {loss} at step {step}; stopping. The last good checkpoint is step "
+            f"{manager.latest_step()} and nothing after it was saved."
+        )
+
+
+def train(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    data_iterator: Iterator | None = None,
+    devices: list[jax.Device] | None = None,
+) -> TrainResult:
+    """Train `config.method` per `config.train`, resuming from `workdir` when it has checkpoints.
+
+    Args:
+      config: a resolved experiment config (`experiments/*.py`).
+      workdir: checkpoints, `metrics.jsonl`, `config.json` and figures go here.
+      data_iterator: replaces the configured grain pipeline (its state is then not
+        checkpointed); yields host batches `{"image": [b, H, W, C], "label": [b]}`.
+      devices: the devices of the mesh (default: all).
+    """
+    tc = config.train
+    # --- Method and mesh --------------------------------------------------------------
+    method = build_method(config)
+    mesh = make_mesh(config.mesh.to_dict(), devices)
+    if jax.process_index() == 0:
+        checkpoint.write_config(workdir, config_as_dict(config))
+
+    # --- Input: a grain iterator whose state is checkpointed ---------------------------
+    data = (
+        iter(train_dataset(config.data, tc.batch_size, config.seed))
+        if data_iterator is None
+        else data_iterator
+    )
+
+    # --- State and update step --------------------------------------------------------
+    init_state, state_shardings, optimizer, schedule = create_state(config, method, mesh)
+    train_step = make_train_step(config, method, optimizer, schedule, state_shardings, mesh)
+
+    # --- Checkpoints: resume if the workdir has one ------------------------------------
+    manager = checkpoint.checkpoint_manager(workdir, tc.keep_checkpoints, tc.get("async_checkpoints", True))
+    latest = manager.latest_step()
+    if latest is not None:
+        abstract = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+            jax.eval_shape(init_state),
+            state_shardings,
+        )
+        state = checkpoint.restore(manager, latest, abstract, data if data_iterator is None else None)
+        print(f"resumed from step {latest} in {workdir}", flush=True)
+    else:
+        state = init_state()
+    start = int(jax.device_get(state.step))
+
+    # --- Loop ---------------------------------------------------------------------------
+    writer = MetricWriter(workdir, tc.steps, tensorboard=tc.get("tensorboard", True))
+    history: list[dict[str, float]] = []
+    pending = None  # (step, device metrics) not yet checked on the host
+    tick, ticked_step = time.perf_counter(), start
+    try:
+        for step in range(start + 1, tc.steps + 1):
+            host_batch = next(data)
+            with jax.transfer_guard("disallow"):
+                batch = global_batch(host_batch, mesh)
+                state, metrics = train_step(state, batch)
+            if pending is not None:  # check the previous step while this one runs
+                check_finite(pending[0], jax.device_get(pending[1]), manager)
+            pending = (step, metrics)
+            is_log = step % tc.log_every == 0 or step == tc.steps
+            is_save = step % tc.checkpoint_every == 0 or step == tc.steps
+            if is_log or is_save:
+                values = jax.device_get(metrics)
+                check_finite(step, values, manager)
+                pending = None
+                now = time.perf_counter()
+                seconds = (now - tick) / max(1, step - ticked_step)
+                row = {k: float(v) for k, v in values.items()}
+                row.update(step_time=seconds, examples_per_s=tc.batch_size / seconds)
+                tick, ticked_step = now, step
+                if is_log:
+                    writer.write(step, row)
+                    history.append({"step": step, **row})
+                if is_save:
+                    iterator_state = data if data_iterator is None else None
+                    checkpoint.save(manager, step, state, iterator_state, config_as_dict(config))
+        if pending is not None:
+            check_finite(pending[0], jax.device_get(pending[1]), manager)
+    finally:
+        manager.wait_until_finished()
+        manager.close()
+        writer.close()
+    return TrainResult(
+        step=int(jax.device_get(state.step)), state=state, history=history, method=method, mesh=mesh
+    )
+
+
+def compile_train_step(config: ml_collections.ConfigDict, devices: list[jax.Device] | None = None) -> Any:
+    """Lower and compile the update step from shapes alone (no data, no parameters allocated).
+
+    Returns the compiled executable (`.cost_analysis()`, `.memory_analysis()` work on it).
+    """
+    method = build_method(config)
+    mesh = make_mesh(config.mesh.to_dict(), devices)
+    init_state, shardings, optimizer, schedule = create_state(config, method, mesh)
+    step = make_train_step(config, method, optimizer, schedule, shardings, mesh)
+    abstract = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_state), shardings
+    )
+    return step.lower(abstract, abstract_batch(config, config.train.batch_size)).compile()
+
+
+def load_trained(workdir: str, step: int | None = None) -> tuple[ml_collections.ConfigDict, Any, Any]:
+    """`(config, method, params)` from a workdir's `config.json` and checkpoint (latest by default)."""
+    import os
+
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    method = build_method(config)
+    mesh = make_mesh(config.mesh.to_dict())
+    init_state, shardings, _, _ = create_state(config, method, mesh)
+    manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints, async_save=False)
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
+    abstract = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_state), shardings
+    )
+    state = checkpoint.restore(manager, step, abstract)
+    manager.close()
+    return config, method, state.params
+
+
+__all__ = ["NonFiniteLossError", "TrainResult", "compile_train_step", "load_trained", "train"]

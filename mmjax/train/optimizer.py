@@ -1,0 +1,57 @@
+"""AdamW with warmup + cosine, gradient clipping, and weight decay chosen by parameter-path rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import optax
+
+# Parameters whose path matches any of these get no weight decay (MAE's rule: biases,
+# norms, cls / mask tokens and position embeddings).
+NO_DECAY_DEFAULT = (r".*/bias$", r".*norm.*/scale$", r".*cls_token$", r".*mask_token$", r".*pos_embedding$")
+
+
+def path_name(path: tuple) -> str:
+    """A key path as `encoder/blocks/block_0/mlp/fc1/kernel`."""
+    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
+def decay_mask(params: Any, no_decay: Sequence[str] = NO_DECAY_DEFAULT) -> Any:
+    """Boolean tree: True where weight decay applies."""
+    patterns = [re.compile(p) for p in no_decay]
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: not any(p.fullmatch(path_name(path)) for p in patterns), params
+    )
+
+
+def learning_rate_schedule(config: Any) -> optax.Schedule:
+    """Linear warmup to `train.lr`, then half-cycle cosine to `train.min_lr` at `train.steps`."""
+    warmup = min(config.warmup_steps, config.steps)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.lr,
+        warmup_steps=warmup,
+        decay_steps=max(config.steps, warmup + 1),
+        end_value=config.get("min_lr", 0.0),
+    )
+
+
+def make_optimizer(config: Any, params: Any) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The optimizer of `train`: clip by global norm, then AdamW with the decay mask."""
+    schedule = learning_rate_schedule(config)
+    parts = []
+    if config.get("grad_clip"):
+        parts.append(optax.clip_by_global_norm(config.grad_clip))
+    parts.append(
+        optax.adamw(
+            schedule,
+            b1=config.b1,
+            b2=config.b2,
+            weight_decay=config.weight_decay,
+            mask=decay_mask(params, config.get("no_decay", NO_DECAY_DEFAULT)),
+        )
+    )
+    return optax.chain(*parts), schedule

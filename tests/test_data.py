@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+
+from mmjax.data import (
+    ArrayRecordImageSource,
+    ImageFolderSource,
+    digits_source,
+    eval_dataset,
+    random_resized_crop,
+    resize_center_crop,
+    train_dataset,
+    write_array_record,
+)
+from mmjax.data.sources import split_indices
+from tests.helpers import load_experiment
+
+
+def data_config():
+    return load_experiment("mae_digits").data
+
+
+def take(iterator, n):
+    return [next(iterator) for _ in range(n)]
+
+
+def test_bundled_digits_split_is_fixed_and_disjoint():
+    train, test = digits_source("train"), digits_source("test")
+    assert len(train) == 1500 and len(test) == 297
+    assert train[0]["image"].shape == (8, 8, 1) and train[0]["image"].dtype == np.uint8
+    assert train[0]["image"].max() <= 255
+    a, b = split_indices(1797, "train", 297), split_indices(1797, "test", 297)
+    assert not set(a) & set(b) and len(set(a) | set(b)) == 1797
+    np.testing.assert_array_equal(a, split_indices(1797, "train", 297))
+
+
+def test_train_stream_is_deterministic_and_resumable():
+    cfg = data_config()
+    first = take(iter(train_dataset(cfg, 32, seed=3)), 5)
+    again = take(iter(train_dataset(cfg, 32, seed=3)), 5)
+    other = take(iter(train_dataset(cfg, 32, seed=4)), 5)
+    for x, y in zip(first, again, strict=True):
+        np.testing.assert_array_equal(x["image"], y["image"])
+    assert not np.array_equal(first[0]["label"], other[0]["label"])
+    # Iterator state: restoring it continues with exactly the batches that would have come.
+    it = iter(train_dataset(cfg, 32, seed=3))
+    take(it, 2)
+    state = it.get_state()
+    expected = take(it, 3)
+    resumed = iter(train_dataset(cfg, 32, seed=3))
+    resumed.set_state(state)
+    for x, y in zip(expected, take(resumed, 3), strict=True):
+        np.testing.assert_array_equal(x["image"], y["image"])
+
+
+def test_epochs_cover_the_data_and_are_reshuffled():
+    cfg = data_config()
+    batches = take(iter(train_dataset(cfg, 100, seed=0)), 30)  # 3000 examples = 2 epochs
+    labels = np.concatenate([b["label"] for b in batches])
+    epoch1, epoch2 = labels[:1500], labels[1500:3000]
+    np.testing.assert_array_equal(np.bincount(epoch1), np.bincount(digits_source("train").labels))
+    assert not np.array_equal(epoch1, epoch2)
+
+
+def test_processes_read_disjoint_shards():
+    cfg = data_config()
+    images = digits_source("train").images.reshape(1500, -1)
+    index = {row.tobytes(): i for i, row in enumerate(images)}
+    seen = []
+    for process in range(2):
+        batches = take(iter(train_dataset(cfg, 100, seed=0, process_index=process, process_count=2)), 15)
+        assert batches[0]["image"].shape[0] == 50  # half of the global batch
+        seen.append({index[x.tobytes()] for b in batches for x in b["image"].reshape(50, -1)})
+    assert seen[0].isdisjoint(seen[1])
+    assert len(seen[0]) == len(seen[1]) == 750
+
+
+def test_image_folder_and_array_record_sources(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 12, 10, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        folder = tmp_path / "tree" / ("cat" if i < 4 else "dog")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    (tmp_path / "tree" / "cat" / "notes.txt").write_text("not an image")
+    source = ImageFolderSource(tmp_path / "tree")
+    assert len(source) == 6 and source.classes == ["cat", "dog"]
+    np.testing.assert_array_equal(source[0]["image"], images[0])
+    assert [int(source[i]["label"]) for i in range(6)] == [0, 0, 0, 0, 1, 1]
+
+    path = tmp_path / "data.array_record"
+    write_array_record(path, images, [0, 1, 2, 3, 4, 5])
+    records = ArrayRecordImageSource(str(path))
+    assert len(records) == 6
+    np.testing.assert_array_equal(records[5]["image"], images[5])
+    assert int(records[5]["label"]) == 5
+
+    with pytest.raises(FileNotFoundError, match="data.path="):
+        ImageFolderSource(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="matches no ArrayRecord"):
+        ArrayRecordImageSource(str(tmp_path / "*.nothing"))
+
+
+def test_crops_have_the_requested_size():
+    image = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    crop = random_resized_crop(image, (16, 16), np.random.default_rng(1))
+    assert crop.shape == (16, 16, 3) and crop.dtype == np.uint8
+    assert resize_center_crop(image, (24, 24)).shape == (24, 24, 3)
+
+
+def test_eval_dataset_keeps_the_last_partial_batch():
+    ds = eval_dataset(data_config(), "test", 100)
+    sizes = [len(ds[i]["label"]) for i in range(len(ds))]
+    assert sizes == [100, 100, 97]

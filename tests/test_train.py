@@ -1,0 +1,161 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from mmjax.data import train_dataset
+from mmjax.train import NonFiniteLossError, compile_train_step, load_trained, train
+from tests.helpers import ROOT, load_experiment
+
+
+def tiny(steps=6, **train):
+    config = load_experiment("mae_digits", f"steps={steps}")
+    config.train.update(batch_size=16, log_every=1, checkpoint_every=3, tensorboard=False, **train)
+    config.eval.update(probe=False, figure=False)
+    return config
+
+
+def test_sharded_data4_fsdp2_matches_one_device(tmp_path):
+    assert len(jax.devices()) == 8
+    single = train(tiny(), str(tmp_path / "one"), devices=jax.devices()[:1])
+    config = tiny()
+    config.mesh.update(data=4, fsdp=2)
+    sharded = train(config, str(tmp_path / "eight"))
+    kernel = sharded.state.params["encoder"]["blocks"]["block_0"]["mlp"]["fc1"]["kernel"]
+    assert "fsdp" in str(kernel.sharding.spec)  # parameters really are split over fsdp
+    losses = [[row["loss"] for row in r.history] for r in (single, sharded)]
+    assert len(losses[0]) == 6
+    # Same math, different reduction order across devices: agree to float32 round-off.
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    # Parameters agree to 1e-6, except the attention key biases: softmax is invariant to
+    # them, so their true gradient is 0 and Adam scales pure round-off noise up to +-lr.
+    flat = jax.tree_util.tree_flatten_with_path(single.state.params)[0]
+    for (path, a), b in zip(flat, jax.tree.leaves(sharded.state.params), strict=True):
+        name = jax.tree_util.keystr(path)
+        if "['key']['bias']" not in name:
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6, err_msg=name)
+
+
+def test_nan_in_a_batch_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+    config = tiny(steps=10)
+    stream = iter(train_dataset(config.data, 16, seed=0))
+
+    def batches():
+        for step in range(1, 100):
+            batch = next(stream)
+            images = batch["image"].astype(np.float32) / 255.0
+            if step == 5:
+                images[0, 0, 0, 0] = np.nan
+            yield {"image": images, "label": batch["label"]}
+
+    with pytest.raises(NonFiniteLossError, match="loss is nan at step 5.*last good checkpoint is step 3"):
+        train(config, str(tmp_path), data_iterator=batches(), devices=jax.devices()[:1])
+    _, _, params = load_trained(str(tmp_path))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+    steps = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
+    assert steps == [3]
+
+
+def run_cli(workdir, *overrides, env=None):
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmjax",
+        "train",
+        "--config",
+        "experiments/mae_digits.py",
+        "--workdir",
+        str(workdir),
+    ]
+    return subprocess.Popen(
+        [*cmd, *overrides], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+@pytest.fixture
+def one_device_env():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = ""
+    return env
+
+
+def test_killed_run_resumes_to_identical_parameters(tmp_path, one_device_env):
+    overrides = [
+        "--config.train.steps=300",
+        "--config.train.checkpoint_every=20",
+        "--config.train.log_every=20",
+        "--config.eval.probe=False",
+        "--config.eval.figure=False",
+    ]
+    reference = run_cli(tmp_path / "reference", *overrides, env=one_device_env)
+    killed = run_cli(tmp_path / "killed", *overrides, env=one_device_env)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and killed.poll() is None:
+        done = [int(d) for d in os.listdir(checkpoints) if d.isdigit()] if checkpoints.exists() else []
+        if done and max(done) >= 40:
+            break
+        time.sleep(0.05)
+    assert killed.poll() is None, "the run finished before it could be killed"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    interrupted_at = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
+    assert interrupted_at < 300
+    resumed = run_cli(tmp_path / "killed", *overrides, env=one_device_env)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert f"resumed from step {interrupted_at}" in out
+    ref_out, _ = reference.communicate(timeout=300)
+    assert reference.returncode == 0, ref_out
+    _, _, a = load_trained(str(tmp_path / "reference"))
+    _, _, b = load_trained(str(tmp_path / "killed"))
+    jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
+    saved = json.loads((tmp_path / "killed" / "config.json").read_text())
+    assert saved["train"]["steps"] == 300 and saved["method"] == "mae"
+
+
+def test_bad_override_names_the_field(tmp_path, one_device_env):
+    proc = run_cli(tmp_path, "--config.model.depht=2", env=one_device_env)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "depht" in out
+
+
+def test_metrics_and_config_are_written(tmp_path):
+    train(tiny(steps=4), str(tmp_path), devices=jax.devices()[:1])
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for key in ("loss", "lr", "grad_norm", "mask_ratio", "examples_per_s", "step_time"):
+        assert key in rows[0]
+    assert rows[0]["mask_ratio"] == pytest.approx(0.75)
+    assert rows[0]["lr"] == 0.0 and rows[1]["lr"] > 0.0  # warmup starts at zero
+
+
+@pytest.mark.parametrize("size", ["base", "large", "huge"])
+def test_imagenet_recipe_resolves(size):
+    config = load_experiment("mae_vit_imagenet", f"size={size}")
+    assert config.train.batch_size == 4096
+    assert config.train.lr == pytest.approx(1.5e-4 * 4096 / 256)
+    assert config.train.warmup_steps == 40 * (1_281_167 // 4096)
+    assert config.train.steps == 800 * (1_281_167 // 4096)
+    assert (config.train.b1, config.train.b2, config.train.weight_decay) == (0.9, 0.95, 0.05)
+    assert config.mae.mask_ratio == 0.75 and config.mae.norm_pix_loss
+    assert tuple(config.data.crop_scale) == (0.2, 1.0) and config.data.flip
+
+
+def test_imagenet_recipe_compiles_at_a_tiny_override():
+    config = load_experiment("mae_vit_imagenet", "size=base")
+    config.model.update(size="tiny", image_size=32, patch_size=16, depth=1)
+    config.decoder.update(width=32, depth=1, heads=2, mlp_dim=64)
+    config.data.image_size = (32, 32)
+    config.train.batch_size = 8
+    compiled = compile_train_step(config)
+    flops = compiled.cost_analysis()
+    flops = flops[0] if isinstance(flops, list) else flops
+    assert flops["flops"] > 0
