@@ -13,9 +13,7 @@ from mmjax.train.defaults import training_sections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variant = parse_arg(arg, steps=200)
     config = training_sections(mae.default_config())
-    config.model.update(
-        size=None, image_size=8, patch_size=2, channels=1, width=32, depth=2, heads=4, mlp_dim=64
-    )
+    config.model.update(size=None, image_size=8, patch_size=2, channels=1, width=32, depth=2, heads=4, mlp_dim=64)
     config.decoder.update(width=32, depth=1, heads=4, mlp_dim=64)
     config.mae.update(mask_ratio=0.75, norm_pix_loss=False)
     config.data = ml_collections.ConfigDict(

@@ -15,9 +15,7 @@ from mmjax.train.defaults import training_sections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variant = parse_arg(arg, steps=700, runlocal=False)
     config = training_sections(mae.default_config())
-    config.model.update(
-        size=None, image_size=28, patch_size=4, channels=1, width=128, depth=4, heads=4, mlp_dim=512
-    )
+    config.model.update(size=None, image_size=28, patch_size=4, channels=1, width=128, depth=4, heads=4, mlp_dim=512)
     config.decoder.update(width=128, depth=2, heads=4, mlp_dim=512)
     config.mae.update(mask_ratio=0.75, norm_pix_loss=True)
     config.data = ml_collections.ConfigDict(

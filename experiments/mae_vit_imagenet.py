@@ -29,9 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant["data"] not in ("imagefolder", "arrayrecord"):
         raise ValueError(f"data must be 'imagefolder' or 'arrayrecord', got {variant['data']!r}")
     config = training_sections(mae.default_config())
-    config.model.update(
-        size=variant["size"], image_size=224, patch_size=PATCH[variant["size"]], dtype="bfloat16"
-    )
+    config.model.update(size=variant["size"], image_size=224, patch_size=PATCH[variant["size"]], dtype="bfloat16")
     config.decoder.update(width=512, depth=8, heads=16, mlp_dim=2048)
     config.mae.update(mask_ratio=0.75, norm_pix_loss=True)
     config.data = ml_collections.ConfigDict(

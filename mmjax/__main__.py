@@ -26,9 +26,7 @@ def main(argv: list[str]) -> None:
     from mmjax.train import load_trained, train
 
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        sys.exit(
-            f"usage: python -m mmjax {{{'|'.join(COMMANDS)}}} --workdir DIR [--config FILE]; got {argv[1:]}"
-        )
+        sys.exit(f"usage: python -m mmjax {{{'|'.join(COMMANDS)}}} --workdir DIR [--config FILE]; got {argv[1:]}")
     if not _WORKDIR.value:
         sys.exit("--workdir is required")
     if argv[1] == "train":

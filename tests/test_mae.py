@@ -11,9 +11,7 @@ from mmjax.methods import MAE, available_methods, build_method, mae
 
 def tiny_config(**mae_options) -> ml_collections.ConfigDict:
     config = mae.default_config()
-    config.model.update(
-        size=None, image_size=16, patch_size=4, channels=3, width=32, depth=2, heads=4, mlp_dim=64
-    )
+    config.model.update(size=None, image_size=16, patch_size=4, channels=3, width=32, depth=2, heads=4, mlp_dim=64)
     config.decoder.update(width=16, depth=1, heads=2, mlp_dim=32)
     config.mae.update(**mae_options)
     return config
@@ -68,9 +66,7 @@ def test_params_and_axes_have_the_same_tree():
     assert jax.tree.structure(params) == jax.tree.structure(
         axes, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec)
     )
-    assert axes["encoder"]["blocks"]["block_0"]["mlp"]["fc1"]["kernel"] == jax.sharding.PartitionSpec(
-        "embed", "mlp"
-    )
+    assert axes["encoder"]["blocks"]["block_0"]["mlp"]["fc1"]["kernel"] == jax.sharding.PartitionSpec("embed", "mlp")
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
     # MAE's init: cls and mask tokens ~ normal(0.02); no position table is stored for sincos.
     assert 0.005 < float(jnp.std(params["encoder"]["cls_token"])) < 0.05
@@ -156,9 +152,7 @@ def test_a_few_adam_steps_reduce_the_loss():
 
     @jax.jit
     def step(params, state):
-        (loss, _), grads = jax.value_and_grad(method.loss, has_aux=True)(
-            params, data, jax.random.key(0), noise=noise
-        )
+        (loss, _), grads = jax.value_and_grad(method.loss, has_aux=True)(params, data, jax.random.key(0), noise=noise)
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 

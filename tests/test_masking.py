@@ -94,17 +94,13 @@ def test_same_key_same_mask_different_keys_and_examples_differ():
 def test_jit_and_vmap():
     jitted = jax.jit(random_mask, static_argnums=(1, 2, 3))
     m = jitted(jax.random.key(7), 2, 16, 0.75)
-    np.testing.assert_array_equal(
-        np.asarray(m.mask), np.asarray(random_mask(jax.random.key(7), 2, 16, 0.75).mask)
-    )
+    np.testing.assert_array_equal(np.asarray(m.mask), np.asarray(random_mask(jax.random.key(7), 2, 16, 0.75).mask))
 
     keys = jax.random.split(jax.random.key(8), 5)
     per_key = jax.vmap(lambda k: random_mask(k, 2, 16, 0.75))(keys)
     assert isinstance(per_key, Mask)
     assert per_key.mask.shape == (5, 2, 16) and per_key.ids_keep.shape == (5, 2, 4)
-    np.testing.assert_array_equal(
-        np.asarray(per_key.mask[3]), np.asarray(random_mask(keys[3], 2, 16, 0.75).mask)
-    )
+    np.testing.assert_array_equal(np.asarray(per_key.mask[3]), np.asarray(random_mask(keys[3], 2, 16, 0.75).mask))
 
     noise = jax.random.uniform(jax.random.key(9), (4, 16))
     rowwise = jax.vmap(lambda row: random_mask_from_noise(row[None], 0.5).mask[0])(noise)

@@ -37,15 +37,11 @@ def train_dataset(
     source = make_source(data_config, "train")
     ds = grain.MapDataset.source(source)[index::count]
     ds = ds.shuffle(seed=seed)
-    augment = TrainAugment(
-        tuple(data_config.image_size), data_config.get("crop_scale"), data_config.get("flip")
-    )
+    augment = TrainAugment(tuple(data_config.image_size), data_config.get("crop_scale"), data_config.get("flip"))
     ds = ds.random_map(augment, seed=seed + 1).repeat(None)
     ds = ds.batch(per_process_batch_size(global_batch_size, count), drop_remainder=True)
     threads = data_config.get("num_threads", 0)
-    return ds.to_iter_dataset(
-        grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads))
-    )
+    return ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads)))
 
 
 def eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.MapDataset:

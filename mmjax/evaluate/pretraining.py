@@ -9,7 +9,8 @@ import jax
 import numpy as np
 
 from mmjax.data.pipeline import eval_dataset
-from mmjax.data.transforms import denormalize_images, normalize_images
+from mmjax.data.sources import make_source
+from mmjax.data.transforms import EvalResize, denormalize_images, normalize_images
 from mmjax.evaluate.figures import image_grid, save_png
 from mmjax.evaluate.linear_probe import extract_features, linear_probe
 
@@ -46,7 +47,9 @@ def probe_table(config: Any, method: Any, params: Any, random_params: Any) -> di
 def reconstruction_figure(config: Any, method: Any, params: Any, path: str) -> str:
     """PNG rows: originals, masked inputs, reconstructions, reconstruction with visible patches pasted."""
     data, n = config.data, config.eval.figure_examples
-    batch = eval_dataset(data, "test", n)[0]
+    source = make_source(data, "test")
+    picks = [source[int(i)] for i in np.linspace(0, len(source) - 1, n)]  # spread over the split
+    batch = {"image": np.stack([EvalResize(tuple(data.image_size))(p)["image"] for p in picks])}
     images = normalize_images(batch["image"], data.mean, data.std)
     out = method.reconstruct(params, {"image": images}, jax.random.key(config.seed))
     rows = [np.asarray(batch["image"])] + [
@@ -69,8 +72,6 @@ def evaluate_pretraining(config: Any, method: Any, params: Any, workdir: str) ->
         for name, acc in report["probe"].items():
             print(f"| {name} | {100 * acc:.1f}% |")
     if config.eval.figure and jax.process_index() == 0:
-        report["figure"] = reconstruction_figure(
-            config, method, params, os.path.join(workdir, "reconstructions.png")
-        )
+        report["figure"] = reconstruction_figure(config, method, params, os.path.join(workdir, "reconstructions.png"))
         print(f"reconstructions: {report['figure']}")
     return report

@@ -39,9 +39,7 @@ class Mask:
 def num_visible_tokens(num_tokens: int, mask_ratio: float) -> int:
     """MAE's kept count `int(N * (1 - r))`, with the ratio checked."""
     if isinstance(mask_ratio, jax.core.Tracer):
-        raise TypeError(
-            "mask_ratio must be a Python float (it fixes the static kept count), got a traced value"
-        )
+        raise TypeError("mask_ratio must be a Python float (it fixes the static kept count), got a traced value")
     if not 0.0 <= float(mask_ratio) <= 1.0:
         raise ValueError(f"mask_ratio must be in [0, 1], got {mask_ratio}")
     return int(num_tokens * (1 - mask_ratio))

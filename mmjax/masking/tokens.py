@@ -32,7 +32,5 @@ def restore_with_mask_tokens(visible: jax.Array, mask_token: jax.Array, ids_rest
     """
     batch, keep, dim = visible.shape
     num_tokens = ids_restore.shape[1]
-    fill = jnp.broadcast_to(
-        jnp.reshape(mask_token, (1, 1, dim)).astype(visible.dtype), (batch, num_tokens - keep, dim)
-    )
+    fill = jnp.broadcast_to(jnp.reshape(mask_token, (1, 1, dim)).astype(visible.dtype), (batch, num_tokens - keep, dim))
     return gather_tokens(jnp.concatenate([visible, fill], axis=1), ids_restore)

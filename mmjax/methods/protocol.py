@@ -17,9 +17,7 @@ class Method(Protocol):
         """Fresh float32 parameters for batches shaped like `batch`."""
         ...
 
-    def loss(
-        self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
-    ) -> tuple[jax.Array, dict]:
+    def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
         """Scalar float32 loss and a dict of scalar metrics."""
         ...
 

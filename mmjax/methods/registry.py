@@ -28,7 +28,5 @@ def build_method(config: Any) -> Any:
     """Build the method named by `config.method` from the whole experiment config."""
     name = config.method if hasattr(config, "method") else config["method"]
     if name not in _BUILDERS:
-        raise ValueError(
-            f"config.method={name!r} is not a registered method; available: {available_methods()}"
-        )
+        raise ValueError(f"config.method={name!r} is not a registered method; available: {available_methods()}")
     return _BUILDERS[name](config)

@@ -65,9 +65,7 @@ class ViTConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}"
-            )
+            raise ValueError(f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -102,9 +100,7 @@ class DecoderConfig:
     def __post_init__(self):
         _check_heads("decoder", self.width, self.heads, self.posemb)
         if self.depth < 0 or self.mlp_dim <= 0:
-            raise ValueError(
-                f"decoder.depth and decoder.mlp_dim must be positive, got {self.depth}, {self.mlp_dim}"
-            )
+            raise ValueError(f"decoder.depth and decoder.mlp_dim must be positive, got {self.depth}, {self.mlp_dim}")
 
 
 def vit_size(size: str) -> dict[str, int]:

@@ -40,9 +40,7 @@ class MAEDecoder(nn.Module):
             name="embed",
             **dense,
         )(latent)
-        mask_token = self.param(
-            "mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, dec.width)
-        )
+        mask_token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, dec.width))
         patches = restore_with_mask_tokens(x[:, 1:], mask_token, ids_restore)
         x = jnp.concatenate([x[:, :1], patches], axis=1).astype(jnp.float32)
         x = x + position_embedding(self, dec.posemb, cfg.grid, dec.width, "pos_embedding")

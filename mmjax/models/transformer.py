@@ -98,9 +98,7 @@ class EncoderBlock(nn.Module):
     def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
         """`[B, L, D] -> [B, L, D]`; the residual stream stays float32."""
         y = layer_norm(self.layer_norm_eps, self.dtype, "norm1")(x)
-        y = MultiHeadAttention(self.heads, self.qkv_bias, self.dtype, self.attention_impl, name="attn")(
-            y, key_lengths
-        )
+        y = MultiHeadAttention(self.heads, self.qkv_bias, self.dtype, self.attention_impl, name="attn")(y, key_lengths)
         x = x + y.astype(x.dtype)
         y = layer_norm(self.layer_norm_eps, self.dtype, "norm2")(x)
         y = MLP(self.mlp_dim, self.dtype, name="mlp")(y)

@@ -25,9 +25,7 @@ def sincos_1d(positions: np.ndarray, dim: int, temperature: float = 10000.0) -> 
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
 
-def sincos_2d(
-    grid: tuple[int, int], dim: int, *, cls_token: bool = False, temperature: float = 10000.0
-) -> np.ndarray:
+def sincos_2d(grid: tuple[int, int], dim: int, *, cls_token: bool = False, temperature: float = 10000.0) -> np.ndarray:
     """MAE's 2-D sin-cos position embedding for a `(rows, cols)` patch grid.
 
     Layout `[sin_w | cos_w | sin_h | cos_h]` (the column coordinate fills the first half,
@@ -47,9 +45,7 @@ def sincos_2d(
         raise ValueError(f"sincos_2d needs dim divisible by 4, got {dim}")
     rows, cols = grid
     grid_h, grid_w = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-    emb = np.concatenate(
-        [sincos_1d(grid_w, dim // 2, temperature), sincos_1d(grid_h, dim // 2, temperature)], axis=1
-    )
+    emb = np.concatenate([sincos_1d(grid_w, dim // 2, temperature), sincos_1d(grid_h, dim // 2, temperature)], axis=1)
     if cls_token:
         emb = np.concatenate([np.zeros((1, dim)), emb], axis=0)
     return emb.astype(np.float32)

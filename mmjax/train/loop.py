@@ -72,9 +72,7 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
     opt_shardings = optax.tree_map_params(
         optimizer, lambda _, s: s, abstract_opt, p_shardings, transform_non_params=lambda _: replicated(mesh)
     )
-    shardings = TrainState(
-        step=replicated(mesh), params=p_shardings, opt_state=opt_shardings, rng=replicated(mesh)
-    )
+    shardings = TrainState(step=replicated(mesh), params=p_shardings, opt_state=opt_shardings, rng=replicated(mesh))
     init_key, run_key = jax.random.split(jax.random.key(config.seed))
 
     def init() -> TrainState:
@@ -145,11 +143,7 @@ def train(
         checkpoint.write_config(workdir, config_as_dict(config))
 
     # --- Input: a grain iterator whose state is checkpointed ---------------------------
-    data = (
-        iter(train_dataset(config.data, tc.batch_size, config.seed))
-        if data_iterator is None
-        else data_iterator
-    )
+    data = iter(train_dataset(config.data, tc.batch_size, config.seed)) if data_iterator is None else data_iterator
 
     # --- State and update step --------------------------------------------------------
     init_state, state_shardings, optimizer, schedule = create_state(config, method, mesh)
@@ -207,9 +201,7 @@ def train(
         manager.wait_until_finished()
         manager.close()
         writer.close()
-    return TrainResult(
-        step=int(jax.device_get(state.step)), state=state, history=history, method=method, mesh=mesh
-    )
+    return TrainResult(step=int(jax.device_get(state.step)), state=state, history=history, method=method, mesh=mesh)
 
 
 def compile_train_step(config: ml_collections.ConfigDict, devices: list[jax.Device] | None = None) -> Any:

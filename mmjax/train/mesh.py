@@ -22,9 +22,7 @@ def mesh_shape(sizes: dict[str, int], num_devices: int) -> tuple[int, ...]:
         raise ValueError(f"unknown mesh axis {unknown}; expected some of {MESH_AXES}")
     shape = [int(sizes.get(axis, 1)) for axis in MESH_AXES]
     if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-        raise ValueError(
-            f"mesh={dict(zip(MESH_AXES, shape, strict=True))}: sizes must be positive, at most one -1"
-        )
+        raise ValueError(f"mesh={dict(zip(MESH_AXES, shape, strict=True))}: sizes must be positive, at most one -1")
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if num_devices % known:

@@ -47,9 +47,7 @@ class MetricWriter:
     def _progress(self, step: int, row: dict[str, float]) -> None:
         fraction = step / max(1, self.total_steps)
         bar = "#" * int(20 * fraction) + "." * (20 - int(20 * fraction))
-        shown = " ".join(
-            f"{k} {row[k]:.4g}" for k in ("loss", "lr", "grad_norm", "examples_per_s") if k in row
-        )
+        shown = " ".join(f"{k} {row[k]:.4g}" for k in ("loss", "lr", "grad_norm", "examples_per_s") if k in row)
         elapsed = time.time() - self._start
         print(f"[{bar}] step {step}/{self.total_steps} {shown} ({elapsed:.0f}s)", file=sys.stdout, flush=True)
 
