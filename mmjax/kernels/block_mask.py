@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.kernels.reference import as_4d_mask
+
 EMPTY, PARTIAL, FULL = 0, 1, 2
 
 # Schedule rows are `[n_full, n_total, block_0, block_1, ...]`.
@@ -66,7 +68,8 @@ def block_states(
       q_len, kv_len: sequence lengths, multiples of `block_q` and `block_k`.
       key_lengths: int `[B]`.
       q_segment_ids, kv_segment_ids: int `[B, q_len]`, `[B, kv_len]`.
-      mask: bool `[Bm, Hm, q_len, kv_len]` with `Bm` in `{1, B}`, `Hm` in `{1, H}`.
+      mask: bool `[q_len, kv_len]`, `[Bm, q_len, kv_len]` or `[Bm, Hm, q_len, kv_len]` with
+        `Bm` in `{1, B}`, `Hm` in `{1, H}`.
 
     Returns:
       int8 `[Bs, Hs, q_len // block_q, kv_len // block_k]`.
@@ -96,6 +99,7 @@ def block_states(
         kind = jnp.where(disjoint, EMPTY, jnp.where(single, FULL, PARTIAL))
         state = jnp.minimum(state, kind.astype(jnp.int8)[:, None])
     if mask is not None:
+        mask = as_4d_mask(mask)
         bm, hm = mask.shape[:2]
         tiles = mask.astype(bool).reshape(bm, hm, nq, block_q, nk, block_k)
         some, every = tiles.any(axis=(3, 5)), tiles.all(axis=(3, 5))
