@@ -52,8 +52,8 @@ def _tile_allowed(r, q_start, k_start, bq: int, bk: int, transpose: bool):
         allowed = both(ks[:, None] == qs[None, :] if transpose else qs[:, None] == ks[None, :])
     if "mask" in r:
         if transpose:
-            tile = r["mask"][pl.ds(q_start, bq), :] != 0
-            allowed = both(tile.T)
+            # Transpose the int8 tile, not a boolean one (i1 tensors are awkward in Triton).
+            allowed = both(r["mask"][pl.ds(q_start, bq), :].T != 0)
         else:
             allowed = both(r["mask"][:, pl.ds(k_start, bk)] != 0)
     return allowed
