@@ -30,10 +30,9 @@ class BlockSizes:
     block_k: int
 
     @classmethod
-    def default(cls, lowering: str, head_dim: int) -> BlockSizes:
+    def default(cls, lowering: str) -> BlockSizes:
         """GPU: 64 x 64 (fits forward and backward in registers at head dim 128);
         TPU: 512 x 512 (splash's default tile)."""
-        del head_dim
         if lowering == "tpu":
             return cls(512, 512)
         return cls(64, 64)
@@ -88,7 +87,7 @@ def flash_attention(
       lowering: `'gpu'` (Triton-style) or `'tpu'` (Mosaic, block-sparse); default by platform.
       interpret: run in Pallas interpret mode; default: when the platform does not
         match the lowering (e.g. on CPU).
-      block_sizes: tile sizes, default `BlockSizes.default(lowering, Dh)`.
+      block_sizes: tile sizes, default `BlockSizes.default(lowering)`.
 
     Returns:
       `[B, Lq, H, Dh]` in `q.dtype`. Rows with no allowed key are zeros, and their
@@ -113,7 +112,7 @@ def flash_attention(
     batch, q_len, heads, head_dim = q.shape
     kv_len = k.shape[1]
     scale = head_dim**-0.5 if scale is None else float(scale)
-    sizes = block_sizes or BlockSizes.default(lowering, head_dim)
+    sizes = block_sizes or BlockSizes.default(lowering)
     bq = _tile(sizes.block_q, q_len, lowering, 8)
     bk = _tile(sizes.block_k, kv_len, lowering, 128)
     lq, lk = _round_up(q_len, bq), _round_up(kv_len, bk)

@@ -146,10 +146,11 @@ def _kernel(*refs, names, cfg: KernelConfig, walk: _Walk, steps: int, kind: str,
 
 
 def _call(kind, cfg: KernelConfig, facts: MaskFacts, rows, steps, tensors, outs, scratch, dtype):
-    """Assemble the `pallas_call` for one pass.
+    """Assemble the `pallas_call` for one pass over grid `(B, H, tiles, steps)`.
 
-    `tensors` is a list of `(name, array, spec_kind)` with `spec_kind` 'own' (the
-    tile of the grid's block axis), 'other' (the tile the schedule picks) or 'whole_row'.
+    `tensors` and `outs` are lists of `(name, array or ShapeDtypeStruct, block shape,
+    tile_of)`, where `tile_of(b, h, i, other)` gives the block index from the grid's
+    own tile `i` and the tile `other` that the schedule lists at step `j`.
     """
     walk = _Walk(rows.shape)
     scalars = [rows]
