@@ -1,11 +1,26 @@
-"""The one attention entry point used by every model."""
+"""The one attention entry point used by every model, and its dispatch.
+
+`attention(q, k, v, ..., impl=...)` runs one of:
+
+- `xla`: dense einsum + float32 softmax (the reference; runs everywhere).
+- `cudnn`: `jax.nn.dot_product_attention(implementation='cudnn')`; GPU only.
+- `pallas`: the project's flash kernels (`mmjax.kernels`): the GPU lowering on GPU,
+  the block-sparse TPU lowering on TPU, the GPU lowering in interpret mode on CPU.
+- `auto`: `choose_impl` picks one from the platform, dtype, head dim and mask.
+
+Every implementation returns zeros for query rows that see no key.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-IMPLEMENTATIONS = ("xla",)
+IMPLEMENTATIONS = ("xla", "cudnn", "pallas", "auto")
+
+# jax.nn.dot_product_attention(implementation='cudnn') takes fp16/bf16 and these head dims.
+_CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
+_CUDNN_MAX_HEAD_DIM = 128
 
 
 def attention_mask(
@@ -18,28 +33,61 @@ def attention_mask(
     kv_segment_ids: jax.Array | None = None,
     mask: jax.Array | None = None,
 ) -> jax.Array | None:
-    """Combine the mask facts into one boolean `[B, 1 or H, Lq, Lk]` (True = may attend).
+    """Combine the mask facts into one boolean `[B or 1, 1 or H, Lq, Lk]` (True = may attend).
 
     Returns None when nothing is masked.
     """
-    allowed = None
+    from mmjax.kernels.reference import allowed_mask
 
-    def both(a, b):
-        return b if a is None else a & b
+    return allowed_mask(
+        batch,
+        q_len,
+        kv_len,
+        key_lengths=key_lengths,
+        q_segment_ids=q_segment_ids,
+        kv_segment_ids=kv_segment_ids,
+        mask=mask,
+    )
 
-    if key_lengths is not None:
-        valid = jnp.arange(kv_len)[None, :] < jnp.asarray(key_lengths).reshape(batch, 1)
-        allowed = both(allowed, valid[:, None, None, :])
-    if (q_segment_ids is None) != (kv_segment_ids is None):
-        raise ValueError("q_segment_ids and kv_segment_ids must be given together")
-    if q_segment_ids is not None:
-        same = q_segment_ids[:, :, None] == kv_segment_ids[:, None, :]
-        allowed = both(allowed, same[:, None, :, :])
-    if mask is not None:
-        if mask.ndim == 3:
-            mask = mask[:, None]
-        allowed = both(allowed, mask.astype(bool))
-    return allowed
+
+def choose_impl(
+    impl: str,
+    *,
+    platform: str,
+    dtype: jnp.dtype,
+    head_dim: int,
+    has_segments: bool = False,
+    has_mask: bool = False,
+) -> str:
+    """Resolve `impl` (one of `IMPLEMENTATIONS`) to a concrete implementation.
+
+    `auto` picks:
+      - TPU: `pallas` (the block-sparse kernel).
+      - GPU: `pallas` when there are segment ids or an element-wise mask (it skips
+        empty tiles; cuDNN would need a dense bias); else `cudnn` for bf16/fp16 with a
+        head dim that is a multiple of 8 up to 128; else `xla`.
+      - anything else (CPU): `xla` (Pallas only runs interpreted there).
+
+    Raises:
+      ValueError: for an unknown name, or `cudnn` off GPU.
+    """
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"attention impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+    if impl == "cudnn" and platform != "gpu":
+        raise ValueError(
+            f"attention impl='cudnn' needs a GPU, but the platform is {platform!r}; "
+            "use 'xla', 'pallas' or 'auto'"
+        )
+    if impl != "auto":
+        return impl
+    if platform == "tpu":
+        return "pallas"
+    if platform == "gpu":
+        if has_segments or has_mask:
+            return "pallas"
+        if jnp.dtype(dtype) in _CUDNN_DTYPES and head_dim % 8 == 0 and head_dim <= _CUDNN_MAX_HEAD_DIM:
+            return "cudnn"
+    return "xla"
 
 
 def _xla_attention(q, k, v, allowed, scale):
@@ -51,6 +99,31 @@ def _xla_attention(q, k, v, allowed, scale):
         # Rows with no visible key come out as zeros, not a uniform average.
         probs = probs * jnp.any(allowed, axis=-1, keepdims=True)
     return jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v)
+
+
+def _cudnn_attention(q, k, v, key_lengths, q_segment_ids, kv_segment_ids, mask, scale):
+    batch, q_len, _, _ = q.shape
+    kv_len = k.shape[1]
+    dense = attention_mask(
+        batch, q_len, kv_len, q_segment_ids=q_segment_ids, kv_segment_ids=kv_segment_ids, mask=mask
+    )
+    seen = None  # [B, Lq, H or 1, 1]: does the row see any key?
+    lengths = None
+    if key_lengths is not None:
+        key_lengths = jnp.asarray(key_lengths, jnp.int32).reshape(batch)
+        seen = (key_lengths > 0)[:, None, None, None]
+        # cuDNN gets at least one key per example; empty examples are zeroed below.
+        lengths = jnp.maximum(key_lengths, 1)
+    if dense is not None:
+        dense = jnp.broadcast_to(dense, (batch, *dense.shape[1:]))
+        if key_lengths is not None:
+            dense = dense & (jnp.arange(kv_len) < key_lengths[:, None])[:, None, None, :]
+        rows = jnp.swapaxes(jnp.any(dense, axis=-1), 1, 2)[..., None]
+        seen = rows if seen is None else seen & rows
+    out = jax.nn.dot_product_attention(
+        q, k, v, mask=dense, key_value_seq_lengths=lengths, scale=scale, implementation="cudnn"
+    )
+    return out if seen is None else jnp.where(seen, out, jnp.zeros((), out.dtype))
 
 
 def attention(
@@ -72,9 +145,11 @@ def attention(
       k, v: `[B, Lk, H, Dh]`.
       key_lengths: int `[B]`; keys at or past the length are ignored (padding).
       q_segment_ids, kv_segment_ids: int `[B, Lq]`, `[B, Lk]`; attend within a segment only.
-      mask: bool `[B, Lq, Lk]` or `[B, H, Lq, Lk]`, True = may attend.
+      mask: bool `[B, Lq, Lk]` or `[B, H, Lq, Lk]`, True = may attend. With
+        `impl='pallas'` it is also a block-sparse mask: empty tiles are skipped.
       scale: logit scale, default `Dh ** -0.5`.
-      impl: implementation; one of `IMPLEMENTATIONS`.
+      impl: implementation; one of `IMPLEMENTATIONS` (see the module docstring and
+        `choose_impl`).
 
     Returns:
       `[B, Lq, H, Dh]` in `v.dtype`. Query rows with no allowed key are zeros.
@@ -83,9 +158,32 @@ def attention(
         raise ValueError(
             f"attention expects q [B, Lq, H, Dh], k and v [B, Lk, H, Dh]; got {q.shape}, {k.shape}, {v.shape}"
         )
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"attention impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+    if (q_segment_ids is None) != (kv_segment_ids is None):
+        raise ValueError("q_segment_ids and kv_segment_ids must be given together")
+    impl = choose_impl(
+        impl,
+        platform=jax.default_backend(),
+        dtype=q.dtype,
+        head_dim=q.shape[-1],
+        has_segments=q_segment_ids is not None,
+        has_mask=mask is not None,
+    )
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if impl == "pallas":
+        from mmjax.kernels import flash_attention
+
+        return flash_attention(
+            q,
+            k,
+            v,
+            key_lengths=key_lengths,
+            q_segment_ids=q_segment_ids,
+            kv_segment_ids=kv_segment_ids,
+            mask=mask,
+            scale=scale,
+        )
+    if impl == "cudnn":
+        return _cudnn_attention(q, k, v, key_lengths, q_segment_ids, kv_segment_ids, mask, scale)
     allowed = attention_mask(
         q.shape[0],
         q.shape[1],
