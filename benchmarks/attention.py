@@ -122,9 +122,7 @@ def format_row(case: Case, impl: str, result: dict | str) -> str:
 
 def main(argv=None) -> int:
     platform = jax.default_backend()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action=argparse.BooleanOptionalAction, default=platform != "gpu")
     parser.add_argument("--head-dims", type=int, nargs="+")
     parser.add_argument("--lengths", type=int, nargs="+")

@@ -37,9 +37,7 @@ def test_auto_picks_as_documented():
 
 def test_bad_names_and_cudnn_off_gpu_fail_clearly():
     q, k, v = qkv(0)
-    with pytest.raises(
-        ValueError, match=r"impl must be one of \('xla', 'cudnn', 'pallas', 'auto'\), got 'flash'"
-    ):
+    with pytest.raises(ValueError, match=r"impl must be one of \('xla', 'cudnn', 'pallas', 'auto'\), got 'flash'"):
         attention(q, k, v, impl="flash")
     with pytest.raises(ValueError, match="impl must be one of .* got 'Pallas'"):
         choose_impl("Pallas", platform="gpu", dtype=jnp.float32, head_dim=8)
@@ -68,9 +66,7 @@ def test_pallas_and_auto_match_xla_with_every_mask_fact():
 
 def tiny_config(impl):
     config = mae.default_config()
-    config.model.update(
-        size=None, image_size=16, patch_size=4, channels=3, width=32, depth=1, heads=4, mlp_dim=64
-    )
+    config.model.update(size=None, image_size=16, patch_size=4, channels=3, width=32, depth=1, heads=4, mlp_dim=64)
     config.decoder.update(width=16, depth=1, heads=2, mlp_dim=32)
     config.model.attention_impl = impl
     return config

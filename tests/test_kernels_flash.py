@@ -80,9 +80,7 @@ def assert_close(ours, theirs, atol, rtol=1e-5):
 
 
 @pytest.mark.parametrize("lowering", ["gpu", "tpu"])
-@pytest.mark.parametrize(
-    "kind", ["none", "key_lengths", "segments", "unsorted_segments", "block_sparse", "all"]
-)
+@pytest.mark.parametrize("kind", ["none", "key_lengths", "segments", "unsorted_segments", "block_sparse", "all"])
 def test_outputs_and_gradients_match_reference(lowering, kind):
     facts = mask_kinds()[kind]
     q, k, v = qkv(0)
@@ -116,9 +114,7 @@ def test_bfloat16_within_bfloat16_tolerance(lowering):
     out, grads = value_and_grads(flash, q, k, v, **facts)
     assert out.dtype == jnp.bfloat16 and all(g.dtype == jnp.bfloat16 for g in grads)
     # The reference sees the same bf16 inputs and works in float32 throughout.
-    ref_out, ref_grads = value_and_grads(
-        reference_attention, *(x.astype(jnp.float32) for x in (q, k, v)), **facts
-    )
+    ref_out, ref_grads = value_and_grads(reference_attention, *(x.astype(jnp.float32) for x in (q, k, v)), **facts)
     assert_close(out, ref_out, atol=3e-2, rtol=2e-2)
     assert_close(grads, ref_grads, atol=1e-1, rtol=5e-2)
 
@@ -126,9 +122,7 @@ def test_bfloat16_within_bfloat16_tolerance(lowering):
 def test_scale_head_dim_padding_and_cross_attention():
     # Head dim 12 pads to 16 on the GPU path; Lq != Lk; a custom scale.
     q, k, v = qkv(3, lq=9, lk=33, d=12)
-    ours = value_and_grads(
-        functools.partial(flash_attention, lowering="gpu", block_sizes=TILES, scale=0.3), q, k, v
-    )
+    ours = value_and_grads(functools.partial(flash_attention, lowering="gpu", block_sizes=TILES, scale=0.3), q, k, v)
     theirs = value_and_grads(functools.partial(reference_attention, scale=0.3), q, k, v)
     assert_close(ours, theirs, atol=1e-4)
 

@@ -96,8 +96,7 @@ def flash_attention(
     """
     if q.ndim != 4 or k.shape != v.shape or q.shape[0] != k.shape[0] or q.shape[2:] != k.shape[2:]:
         raise ValueError(
-            f"flash_attention expects q [B, Lq, H, Dh], k and v [B, Lk, H, Dh]; "
-            f"got {q.shape}, {k.shape}, {v.shape}"
+            f"flash_attention expects q [B, Lq, H, Dh], k and v [B, Lk, H, Dh]; got {q.shape}, {k.shape}, {v.shape}"
         )
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v must share a dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
@@ -129,9 +128,7 @@ def flash_attention(
         key_lengths = jnp.full((batch,), kv_len, jnp.int32)
     if q_segment_ids is not None:
         q_segment_ids = jnp.pad(jnp.asarray(q_segment_ids, jnp.int32), ((0, 0), (0, lq - q_len)), mode="edge")
-        kv_segment_ids = jnp.pad(
-            jnp.asarray(kv_segment_ids, jnp.int32), ((0, 0), (0, lk - kv_len)), mode="edge"
-        )
+        kv_segment_ids = jnp.pad(jnp.asarray(kv_segment_ids, jnp.int32), ((0, 0), (0, lk - kv_len)), mode="edge")
     if mask is not None:
         mask = as_4d_mask(mask)
         if (
@@ -144,8 +141,7 @@ def flash_attention(
             )
         ):
             raise ValueError(
-                f"mask shape {mask.shape} does not fit [B or 1, H or 1, Lq, Lk] = [{batch}, {heads}, "
-                f"{q_len}, {kv_len}]"
+                f"mask shape {mask.shape} does not fit [B or 1, H or 1, Lq, Lk] = [{batch}, {heads}, {q_len}, {kv_len}]"
             )
         mask = jnp.pad(mask, ((0, 0), (0, 0), (0, lq - q_len), (0, lk - kv_len))).astype(jnp.int8)
 

@@ -85,13 +85,9 @@ def _mask_inputs(cfg: KernelConfig, facts: MaskFacts, *, kv_major: bool, lq: int
         names.append("mask")
         arrays.append(facts.mask)
         if kv_major:
-            specs.append(
-                pl.BlockSpec((None, None, lq, bk), lambda i, b, h: (_pick(mb, b), _pick(mh, h), 0, i))
-            )
+            specs.append(pl.BlockSpec((None, None, lq, bk), lambda i, b, h: (_pick(mb, b), _pick(mh, h), 0, i)))
         else:
-            specs.append(
-                pl.BlockSpec((None, None, bq, lk), lambda i, b, h: (_pick(mb, b), _pick(mh, h), i, 0))
-            )
+            specs.append(pl.BlockSpec((None, None, bq, lk), lambda i, b, h: (_pick(mb, b), _pick(mh, h), i, 0)))
     return names, arrays, specs
 
 

@@ -262,9 +262,7 @@ def forward(cfg: KernelConfig, q: jax.Array, k: jax.Array, v: jax.Array, facts: 
         ),
     ]
     scratch = [("acc_m", (bq, 1)), ("acc_l", (bq, 1)), ("acc_o", (bq, d))]
-    out, lse = _call(
-        "forward", cfg, facts, facts.schedule.forward, cfg.steps_forward, tensors, outs, scratch, q.dtype
-    )
+    out, lse = _call("forward", cfg, facts, facts.schedule.forward, cfg.steps_forward, tensors, outs, scratch, q.dtype)
     return _heads_major(out), lse[..., 0]
 
 

@@ -26,16 +26,12 @@ def precision_for(dtype) -> lax.Precision:
 
 def dot_nt(a: jax.Array, b: jax.Array, precision) -> jax.Array:
     """`a @ b.T` in float32: `[m, d] x [n, d] -> [m, n]`."""
-    return lax.dot_general(
-        a, b, (((1,), (1,)), ((), ())), precision=precision, preferred_element_type=jnp.float32
-    )
+    return lax.dot_general(a, b, (((1,), (1,)), ((), ())), precision=precision, preferred_element_type=jnp.float32)
 
 
 def dot_nn(a: jax.Array, b: jax.Array, precision) -> jax.Array:
     """`a @ b` in float32: `[m, d] x [d, n] -> [m, n]`."""
-    return lax.dot_general(
-        a, b, (((1,), (0,)), ((), ())), precision=precision, preferred_element_type=jnp.float32
-    )
+    return lax.dot_general(a, b, (((1,), (0,)), ((), ())), precision=precision, preferred_element_type=jnp.float32)
 
 
 def forward_tile(q, k, v, allowed, carry, *, scale: float, precision):

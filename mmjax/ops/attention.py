@@ -75,8 +75,7 @@ def choose_impl(
         raise ValueError(f"attention impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
     if impl == "cudnn" and platform != "gpu":
         raise ValueError(
-            f"attention impl='cudnn' needs a GPU, but the platform is {platform!r}; "
-            "use 'xla', 'pallas' or 'auto'"
+            f"attention impl='cudnn' needs a GPU, but the platform is {platform!r}; use 'xla', 'pallas' or 'auto'"
         )
     if impl != "auto":
         return impl
@@ -104,9 +103,7 @@ def _xla_attention(q, k, v, allowed, scale):
 def _cudnn_attention(q, k, v, key_lengths, q_segment_ids, kv_segment_ids, mask, scale):
     batch, q_len, _, _ = q.shape
     kv_len = k.shape[1]
-    dense = attention_mask(
-        batch, q_len, kv_len, q_segment_ids=q_segment_ids, kv_segment_ids=kv_segment_ids, mask=mask
-    )
+    dense = attention_mask(batch, q_len, kv_len, q_segment_ids=q_segment_ids, kv_segment_ids=kv_segment_ids, mask=mask)
     seen = None  # [B, Lq, H or 1, 1]: does the row see any key?
     lengths = None
     if key_lengths is not None:
