@@ -60,7 +60,8 @@ def encoder_times(method, batch: int, repeats: int) -> tuple[float, float]:
     return timeit(lambda: sparse(params), repeats), timeit(lambda: dense(params), repeats)
 
 
-def mmjax_step_time(method, batch: int, repeats: int) -> float:
+def mmjax_step_time(method, batch: int, repeats: int) -> tuple[float, float]:
+    """Seconds per full training step and the compiled step's FLOPs (XLA cost analysis)."""
     cfg = method.model_config
     data = {"image": jax.random.normal(jax.random.key(0), (batch, *cfg.image_size, cfg.channels))}
     params = method.init(jax.random.key(1), data)
@@ -78,16 +79,18 @@ def mmjax_step_time(method, batch: int, repeats: int) -> float:
             "step": state["step"] + 1,
         }
 
+    cost = step.lower(state).compile().cost_analysis()
+    flops = float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
     holder = [state]
 
     def run():
         holder[0] = step(holder[0])
         return holder[0]["step"]
 
-    return timeit(run, repeats)
+    return timeit(run, repeats), flops
 
 
-def hf_step_time(method, batch: int, repeats: int, threads: int) -> float | None:
+def hf_step_time(method, batch: int, repeats: int, threads: int, device: str, dtype: str) -> float | None:
     try:
         import torch
         import transformers
@@ -111,20 +114,30 @@ def hf_step_time(method, batch: int, repeats: int, threads: int) -> float | None
         norm_pix_loss=method.norm_pix_loss,
         layer_norm_eps=cfg.layer_norm_eps,
     )
-    model = transformers.ViTMAEForPreTraining(config).train()
+    model = transformers.ViTMAEForPreTraining(config).train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
-    images = torch.randn(batch, cfg.channels, *cfg.image_size)
+    images = torch.randn(batch, cfg.channels, *cfg.image_size, device=device)
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
     def run():
         opt.zero_grad(set_to_none=True)
-        model(pixel_values=images).loss.backward()
+        with autocast:
+            loss = model(pixel_values=images).loss
+        loss.backward()
         opt.step()
 
-    run()
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(2):
+        run()
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
+        sync()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -138,6 +151,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--torch-device", default="cpu", help="cpu or cuda (bf16 autocast when --dtype bfloat16)")
     parser.add_argument("--skip-hf", action="store_true")
     args = parser.parse_args()
 
@@ -145,18 +159,24 @@ def main() -> None:
     print(f"# MAE step timings: {device.platform} ({device.device_kind}), {platform.processor() or platform.machine()}")
     print(f"# image {args.image_size}, patch {args.patch_size}, batch {args.batch}, mask 0.75, dtype {args.dtype}")
     print(
-        "| size | encoder visible (s) | encoder all (s) | speed-up | mmjax step (ex/s) | HF torch step (ex/s) | ratio |"
+        "| size | encoder visible (s) | encoder all (s) | speed-up | mmjax step (ex/s) | mmjax TFLOP/s "
+        "| HF torch step (ex/s) | mmjax / HF |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for size in args.sizes.split(","):
         _, method = method_for(size, args.image_size, args.patch_size, args.dtype)
         sparse, dense = encoder_times(method, args.batch, args.repeats)
-        ours = args.batch / mmjax_step_time(method, args.batch, args.repeats)
-        hf_time = None if args.skip_hf else hf_step_time(method, args.batch, args.repeats, args.torch_threads)
+        seconds, flops = mmjax_step_time(method, args.batch, args.repeats)
+        ours = args.batch / seconds
+        hf_time = None
+        if not args.skip_hf:
+            hf_time = hf_step_time(method, args.batch, args.repeats, args.torch_threads, args.torch_device, args.dtype)
         hf = f"{args.batch / hf_time:.1f}" if hf_time else "n/a"
         ratio = f"{ours * hf_time / args.batch:.2f}x" if hf_time else "n/a"
         print(
-            f"| {size} | {sparse:.3f} | {dense:.3f} | {dense / sparse:.2f}x | {ours:.1f} | {hf} | {ratio} |",
+            f"| {size} | {sparse:.4f} | {dense:.4f} | {dense / sparse:.2f}x | {ours:.1f} "
+            f"| {flops / seconds / 1e12:.3f} "
+            f"| {hf} | {ratio} |",
             flush=True,
         )
 
