@@ -6,7 +6,8 @@
 #     bash benchmarks/gpu_kernels_check.sh
 # With OUT set, the benchmark table goes to $OUT/attention.txt and the logs beside it.
 # Each step has its own timeout and a failing step does not stop the next one; the
-# whole script is sized to finish in under 4 minutes on an H100.
+# whole script is sized to finish in about 6 minutes on an H100/H200 (the 15 GPU tests
+# took 195 s on an H200, mostly Triton compiles).
 set -x
 set -o pipefail
 
@@ -27,7 +28,7 @@ timeout 60 "$PYTHON" -c "import jax; print(jax.__version__, jax.devices())" || s
 "$PYTHON" -c "import ml_collections" || { echo "ml_collections missing: run benchmarks/gpu_suite.sh"; status=1; }
 
 # 1. Kernel tests on the real GPU lowering (Triton, no interpret mode) and cuDNN.
-timeout 110 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider tests/test_kernels_gpu.py 2>&1 \
+timeout 240 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider tests/test_kernels_gpu.py 2>&1 \
   | tee "$LOGS/gpu_tests.log" || status=1
 
 # 2. Benchmark: pallas, cudnn and xla side by side (a modest sweep; --budget-s stops
