@@ -11,6 +11,19 @@ import jax.numpy as jnp
 from mmjax.masking.mask import Mask
 
 
+@partial(
+    jax.jit,
+    static_argnames=(
+        "batch_size",
+        "grid",
+        "num_masked",
+        "min_block",
+        "max_block",
+        "min_aspect",
+        "max_aspect",
+        "max_tries",
+    ),
+)
 def blockwise_mask(
     key: jax.Array,
     batch_size: int,

@@ -48,6 +48,21 @@ class MultiBlockMasks:
         return Mask(mask=~self.context_mask)
 
 
+@partial(
+    jax.jit,
+    static_argnames=(
+        "batch_size",
+        "grid",
+        "num_targets",
+        "target_scale",
+        "target_aspect",
+        "context_scale",
+        "context_aspect",
+        "min_keep",
+        "allow_overlap",
+        "tries_per_level",
+    ),
+)
 def multiblock_masks(
     key: jax.Array,
     batch_size: int,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -27,6 +29,7 @@ class PointPatches:
     patches: jax.Array
 
 
+@partial(jax.jit, static_argnames=("num_samples",))
 def farthest_point_sampling(points: jax.Array, num_samples: int, key: jax.Array | None = None) -> jax.Array:
     """Farthest-point sampling: each new point is the farthest from those already picked.
 

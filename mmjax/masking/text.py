@@ -193,6 +193,7 @@ def truncated_geometric_logits(p: float, max_len: int) -> np.ndarray:
     return np.log(probs / probs.sum())
 
 
+@partial(jax.jit, static_argnames=("rate", "p", "max_span", "tries"))
 def span_mask(
     key: jax.Array,
     candidates: jax.Array,
@@ -230,6 +231,7 @@ def span_mask(
     return Mask(mask=_unit_spans(key, candidates, rate, logits, word_starts, tries))
 
 
+@partial(jax.jit, static_argnames=("rate", "max_n", "tries"))
 def ngram_mask(
     key: jax.Array,
     candidates: jax.Array,
