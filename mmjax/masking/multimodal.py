@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import flax.struct
 import jax
@@ -80,13 +81,29 @@ def multimodal_budget_masks(
       MultimodalMasks.
     """
     sizes = [int(s) for s in tokens_per_modality]
-    num_tokens, num_modalities = sum(sizes), len(sizes)
+    num_tokens = sum(sizes)
     if min(sizes, default=0) < 1:
         raise ValueError(f"tokens_per_modality must be positive, got {tokens_per_modality}")
     if input_budget < 0 or target_budget < 0 or input_budget + target_budget > num_tokens:
         raise ValueError(
             f"input_budget + target_budget must be in [0, {num_tokens}], got {input_budget} + {target_budget}"
         )
+    as_tuple = lambda a: tuple(float(x) for x in a) if isinstance(a, Sequence) else float(a)
+    return _budget_masks(
+        key,
+        batch_size,
+        tuple(sizes),
+        input_budget,
+        target_budget,
+        as_tuple(input_alpha),
+        as_tuple(target_alpha),
+    )
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _budget_masks(key, batch_size, sizes, input_budget, target_budget, input_alpha, target_alpha):
+    num_tokens, num_modalities = sum(sizes), len(sizes)
+    sizes = list(sizes)
     modality = jnp.asarray(np.repeat(np.arange(num_modalities), sizes), jnp.int32)
     k_pin, k_tin, k_ptg, k_ttg = jax.random.split(key, 4)
 
