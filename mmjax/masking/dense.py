@@ -33,13 +33,28 @@ def select_lowest(scores: jax.Array, candidates: jax.Array | None, counts: jax.A
     """
     if candidates is not None:
         scores = jnp.where(candidates, scores, jnp.inf)
-    order = jnp.argsort(scores, axis=-1)
-    rank = jnp.argsort(order, axis=-1)
-    counts = jnp.asarray(counts)
-    chosen = rank < (counts[..., None] if counts.ndim else counts)
+    batch, num_tokens = scores.shape
+    rows = jnp.arange(batch)[:, None]
+    if isinstance(counts, int):
+        # A static count: top_k is much cheaper than a full sort on CPU.
+        count = min(max(counts, 0), num_tokens)
+        chosen = jnp.zeros(scores.shape, bool)
+        if count:
+            chosen = chosen.at[rows, jax.lax.top_k(-scores, count)[1]].set(True)
+    else:
+        rank = _inverse_permutation(jnp.argsort(scores, axis=-1))
+        chosen = rank < jnp.asarray(counts)[..., None]
     if candidates is not None:
         chosen &= candidates
     return chosen
+
+
+def _inverse_permutation(perm: jax.Array) -> jax.Array:
+    """`argsort(perm)` for permutations `[B, N]`, by a scatter instead of a sort."""
+    batch, num_tokens = perm.shape
+    rows = jnp.arange(batch)[:, None]
+    positions = jnp.broadcast_to(jnp.arange(num_tokens, dtype=perm.dtype), perm.shape)
+    return jnp.zeros_like(perm).at[rows, perm].set(positions)
 
 
 def mask_from_ranking(scores: jax.Array, num_visible: int) -> Mask:
@@ -79,8 +94,15 @@ def with_indices(mask: jax.Array, num_visible: int) -> Mask:
     Returns:
       Mask with `mask`, `ids_keep` `[B, K]` and `ids_restore` `[B, N]`.
     """
-    m = mask_from_ranking(mask.astype(jnp.float32), num_visible)
-    return Mask(mask=mask, ids_keep=m.ids_keep, ids_restore=m.ids_restore)
+    # Visible tokens first in index order, then hidden ones in index order: ranks by cumsum.
+    visible = ~mask
+    ids_restore = jnp.where(
+        visible, jnp.cumsum(visible, axis=1) - 1, num_visible + jnp.cumsum(mask, axis=1) - 1
+    ).astype(jnp.int32)
+    # Clip so that a wrong count cannot scatter out of range.
+    ids_restore = jnp.clip(ids_restore, 0, mask.shape[1] - 1)
+    ids_shuffle = _inverse_permutation(ids_restore)
+    return Mask(mask=mask, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore)
 
 
 def simmim_mask(

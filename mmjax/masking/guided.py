@@ -39,8 +39,13 @@ def mixed_guided_mask(
     _check_scores(scores, "scores")
     num_tokens = scores.shape[1]
     hidden = _num_hidden(num_tokens, mask_ratio)
-    guided_count = jnp.clip(jnp.asarray(num_guided, jnp.int32), 0, hidden)
+    if isinstance(num_guided, int):  # static counts take the cheaper top_k path
+        guided_count = min(max(num_guided, 0), hidden)
+    else:
+        guided_count = jnp.clip(jnp.asarray(num_guided, jnp.int32), 0, hidden)
     guided = select_lowest(-scores, None, guided_count)
+    if isinstance(guided_count, int) and guided_count == hidden:
+        return with_indices(guided, num_tokens - hidden)
     noise = jax.random.uniform(key, scores.shape)
     rest = select_lowest(noise, ~guided, hidden - guided_count)
     return with_indices(guided | rest, num_tokens - hidden)

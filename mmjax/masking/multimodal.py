@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.masking.dense import _inverse_permutation
 from mmjax.masking.mask import Mask
 
 
@@ -158,7 +159,7 @@ def disjoint_view_masks(
     for view in range(num_views):
         # Rotate the permutation so that this view's piece comes first.
         shuffle = jnp.roll(perm, -view * num_visible, axis=1)
-        restore = jnp.argsort(shuffle, axis=1).astype(jnp.int32)
+        restore = _inverse_permutation(shuffle)
         masks.append(
             Mask(mask=restore >= num_visible, ids_keep=shuffle[:, :num_visible], ids_restore=restore)
         )

@@ -8,7 +8,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from mmjax.masking.dense import mask_from_ranking
+from mmjax.masking.dense import select_lowest, with_indices
 from mmjax.masking.mask import Mask, num_visible_tokens
 
 
@@ -127,10 +127,8 @@ def region_mask(key: jax.Array, centers: jax.Array, mask_ratio: float, *, num_re
     if not 0 < num_regions <= groups:
         raise ValueError(f"num_regions must be in [1, {groups}], got {num_regions}")
     keep = num_visible_tokens(groups, mask_ratio)
-    seeds = jax.vmap(lambda k: jax.random.choice(k, groups, (num_regions,), replace=False))(
-        jax.random.split(key, batch)
-    )
+    # num_regions distinct seeds per cloud: the lowest of uniform noise.
+    seeds = jax.lax.top_k(-jax.random.uniform(key, (batch, groups)), num_regions)[1]
     seed_xyz = jnp.take_along_axis(centers, seeds[:, :, None], axis=1)
     d2 = jnp.min(jnp.sum((centers[:, :, None] - seed_xyz[:, None]) ** 2, axis=-1), axis=2)
-    # Keep the farthest: a lower score stays visible.
-    return mask_from_ranking(-d2, keep)
+    return with_indices(select_lowest(d2, None, groups - keep), keep)
