@@ -79,9 +79,14 @@ def _panels(hidden: np.ndarray, images: Any | None, color: np.ndarray) -> np.nda
     """RGB panels `[B, H, W, 3]` in [0, 1]."""
     batch, h, w = hidden.shape
     if images is None:
-        scale = max(1, 64 // max(h, w))
+        # White cells, hidden ones dark, with faint lines between cells when they are big enough.
+        scale = max(2, 128 // max(h, w))
         big = hidden.repeat(scale, 1).repeat(scale, 2)
-        return np.where(big[..., None], color * 0.6, 1.0).astype(np.float32)
+        panels = np.where(big[..., None], color * 0.6, 1.0).astype(np.float32)
+        if scale >= 6:
+            panels[:, ::scale] = np.minimum(panels[:, ::scale], 0.85)
+            panels[:, :, ::scale] = np.minimum(panels[:, :, ::scale], 0.85)
+        return panels
     images = np.asarray(images)
     if images.dtype == np.uint8:
         images = images.astype(np.float32) / 255.0

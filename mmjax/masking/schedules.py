@@ -136,8 +136,9 @@ def curriculum_mask(
 
     Each example takes its mask from `hard` with probability `ramp(step, total_steps,
     start, end, kind)` and from `easy` otherwise (A-JEPA goes from random block masks to
-    time-frequency-aware masks). Both masks must have the same structure and shapes;
-    fixed-count masks with equal counts keep their indices.
+    time-frequency-aware masks). Both masks must have `[B, N]` masks; when their index
+    arrays have the same shapes (fixed-count masks with equal counts) those are
+    chosen too, otherwise only `mask` is returned.
 
     Args:
       key: PRNG key.
@@ -156,4 +157,9 @@ def curriculum_mask(
     def choose(e, h):
         return jnp.where(pick_hard.reshape((batch,) + (1,) * (e.ndim - 1)), h, e)
 
+    if jax.tree.structure(easy) != jax.tree.structure(hard) or any(
+        a.shape != b.shape for a, b in zip(jax.tree.leaves(easy), jax.tree.leaves(hard), strict=True)
+    ):
+        # Different kinds of masks (e.g. fixed and variable counts): only the boolean mask combines.
+        return Mask(mask=choose(easy.mask, hard.mask))
     return jax.tree.map(choose, easy, hard)
