@@ -123,3 +123,13 @@ def test_errors_name_the_value():
         attention_guided_mask(jax.random.key(0), jnp.zeros(4), 0.5)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         prior_guided_mask(jax.random.key(0), scores(), 0.5, temperature=0.0)
+
+
+def test_curriculum_combines_fixed_and_variable_count_masks():
+    from mmjax.masking import blockwise_mask
+
+    easy = random_mask(jax.random.key(10), 8, 196, 0.5)
+    hard = blockwise_mask(jax.random.key(11), 8, (14, 14), 75)
+    m = curriculum_mask(jax.random.key(12), 100, 100, easy, hard)
+    assert m.ids_keep is None
+    np.testing.assert_array_equal(np.asarray(m.mask), np.asarray(hard.mask))
