@@ -10,6 +10,7 @@ The helpers here turn scores into masks with a static shape:
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -105,6 +106,7 @@ def with_indices(mask: jax.Array, num_visible: int) -> Mask:
     return Mask(mask=mask, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore)
 
 
+@partial(jax.jit, static_argnames=("batch_size", "grid", "mask_patch", "mask_ratio"))
 def simmim_mask(
     key: jax.Array,
     batch_size: int,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -51,6 +53,7 @@ def mixed_guided_mask(
     return with_indices(guided | rest, num_tokens - hidden)
 
 
+@partial(jax.jit, static_argnames=("mask_ratio", "mode", "hint_ratio", "random_fraction"))
 def attention_guided_mask(
     key: jax.Array,
     attention: jax.Array,
@@ -98,6 +101,7 @@ def attention_guided_mask(
     return with_indices(guided_set | rest, num_tokens - hidden)
 
 
+@partial(jax.jit, static_argnames=("mask_ratio", "total_steps", "alpha_start", "alpha_end"))
 def hard_patch_mask(
     key: jax.Array,
     predicted_loss: jax.Array,
@@ -131,6 +135,7 @@ def hard_patch_mask(
     return mixed_guided_mask(key, predicted_loss, mask_ratio, jnp.floor(alpha * hidden).astype(jnp.int32))
 
 
+@partial(jax.jit, static_argnames=("mask_ratio", "temperature"))
 def prior_guided_mask(
     key: jax.Array, prior: jax.Array, mask_ratio: float, *, temperature: float = 1.0
 ) -> Mask:

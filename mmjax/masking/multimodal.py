@@ -130,6 +130,7 @@ def _budget_masks(key, batch_size, sizes, input_budget, target_budget, input_alp
     )
 
 
+@partial(jax.jit, static_argnames=("batch_size", "num_tokens", "num_views", "num_visible"))
 def disjoint_view_masks(
     key: jax.Array, batch_size: int, num_tokens: int, num_views: int, num_visible: int | None = None
 ) -> Mask:

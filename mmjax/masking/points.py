@@ -80,6 +80,7 @@ def knn_groups(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
     return jax.lax.top_k(-d2, k)[1].astype(jnp.int32)
 
 
+@partial(jax.jit, static_argnames=("num_groups", "group_size"))
 def group_points(
     points: jax.Array, num_groups: int, group_size: int, key: jax.Array | None = None
 ) -> PointPatches:
@@ -106,6 +107,7 @@ def group_points(
     )
 
 
+@partial(jax.jit, static_argnames=("mask_ratio", "num_regions"))
 def region_mask(key: jax.Array, centers: jax.Array, mask_ratio: float, *, num_regions: int = 1) -> Mask:
     """Region masking of point patches: hide the patches nearest to random seed patches.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +77,7 @@ def sample_mask_ratio(
     return jnp.maximum(maskgit_schedule(t, kind, num_tokens), min_ratio)
 
 
+@partial(jax.jit, static_argnames=("num_tokens",))
 def ratio_mask(key: jax.Array, num_tokens: int, ratios: jax.Array) -> Mask:
     """Hide `clip(ceil(ratio * N), 1, N)` random tokens per example, with per-example (traced) ratios.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -10,6 +12,7 @@ from mmjax.masking.dense import select_lowest, with_indices
 from mmjax.masking.mask import Mask, num_visible_tokens
 
 
+@partial(jax.jit, static_argnames=("batch_size", "grid", "time_ratio", "freq_ratio"))
 def time_frequency_mask(
     key: jax.Array,
     batch_size: int,
@@ -45,6 +48,17 @@ def time_frequency_mask(
     return with_indices(hidden, (time - nt) * (freq - nf))
 
 
+@partial(
+    jax.jit,
+    static_argnames=(
+        "batch_size",
+        "grid",
+        "num_time_bands",
+        "max_time_width",
+        "num_freq_bands",
+        "max_freq_width",
+    ),
+)
 def spec_band_mask(
     key: jax.Array,
     batch_size: int,
@@ -115,6 +129,7 @@ def image_from_spectrum(spectrum: jax.Array) -> jax.Array:
     return jnp.real(jnp.fft.ifft2(jnp.fft.ifftshift(spectrum, axes=(1, 2)), axes=(1, 2)))
 
 
+@partial(jax.jit, static_argnames=("batch_size", "size", "radius", "low_pass_prob"))
 def frequency_mask(
     key: jax.Array,
     batch_size: int,
@@ -156,6 +171,7 @@ def apply_frequency_mask(images: jax.Array, mask: FrequencyMask) -> jax.Array:
     return image_from_spectrum(spectrum).astype(images.dtype)
 
 
+@partial(jax.jit, static_argnames=("batch_size", "num_variates", "num_patches", "mask_ratio", "shared"))
 def variate_patch_mask(
     key: jax.Array,
     batch_size: int,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -37,6 +39,7 @@ def observed_cells(values: jax.Array) -> jax.Array:
     return ~jnp.isnan(values)
 
 
+@partial(jax.jit, static_argnames=("remask_ratio", "min_visible"))
 def remasker_masks(
     key: jax.Array, observed: jax.Array, remask_ratio: float = 0.5, *, min_visible: int = 1
 ) -> RemaskerMasks:

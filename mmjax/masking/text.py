@@ -71,6 +71,7 @@ def _check_rate(rate: float) -> None:
         raise ValueError(f"rate must be in [0, 1], got {rate}")
 
 
+@partial(jax.jit, static_argnames=("rate", "exact"))
 def bert_mask(key: jax.Array, candidates: jax.Array, rate: float = 0.15, *, exact: bool = True) -> Mask:
     """BERT token selection (Devlin et al. 2019): choose `rate` of the candidate tokens uniformly.
 
@@ -152,6 +153,7 @@ def bert_corruption(
     return MLMCorruption(input_ids=corrupted, labels=labels, mask=chosen, action=action)
 
 
+@partial(jax.jit, static_argnames=("rate", "alpha"))
 def frequency_weighted_mask(
     key: jax.Array,
     ids: jax.Array,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -16,6 +18,7 @@ def _check(grid: tuple[int, int, int], mask_ratio: float) -> None:
         raise ValueError(f"mask_ratio must be in [0, 1], got {mask_ratio}")
 
 
+@partial(jax.jit, static_argnames=("batch_size", "grid", "mask_ratio"))
 def tube_mask(key: jax.Array, batch_size: int, grid: tuple[int, int, int], mask_ratio: float = 0.9) -> Mask:
     """VideoMAE tube masking (Tong et al. 2022): one spatial mask repeated over time.
 
@@ -41,6 +44,7 @@ def tube_mask(key: jax.Array, batch_size: int, grid: tuple[int, int, int], mask_
     return with_indices(hidden, frames * (spatial - hidden_per_frame))
 
 
+@partial(jax.jit, static_argnames=("batch_size", "grid", "mask_ratio"))
 def frame_mask(key: jax.Array, batch_size: int, grid: tuple[int, int, int], mask_ratio: float = 0.5) -> Mask:
     """Frame (temporal) masking: hide `int(mask_ratio * T)` whole time slices per example.
 
@@ -83,6 +87,7 @@ def spacetime_mask(
     return random_mask(key, batch_size, frames * height * width, mask_ratio)
 
 
+@partial(jax.jit, static_argnames=("batch_size", "grid", "cell", "mask_ratio"))
 def running_cell_mask(
     key: jax.Array,
     batch_size: int,
