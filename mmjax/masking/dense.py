@@ -1,0 +1,146 @@
+"""Fixed-count masks from scores, and SimMIM's coarse-patch masks for dense encoders.
+
+The helpers here turn scores into masks with a static shape:
+
+- `select_lowest` picks a per-example number of candidates (the count may be traced);
+- `mask_from_ranking` keeps a fixed number of tokens and returns the MAE index pair;
+- `with_indices` adds `ids_keep` / `ids_restore` to a boolean mask with a fixed count.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from mmjax.masking.mask import Mask
+
+
+def select_lowest(scores: jax.Array, candidates: jax.Array | None, counts: jax.Array | int) -> jax.Array:
+    """True at the `counts[b]` candidates with the lowest scores of each example.
+
+    With random `scores` this draws `counts` candidates uniformly without replacement.
+
+    Args:
+      scores: float `[B, N]`.
+      candidates: bool `[B, N]` (None: every token is a candidate).
+      counts: int, or int `[B]` (may be traced); more than the number of candidates
+        selects all of them.
+
+    Returns:
+      bool `[B, N]`.
+    """
+    if candidates is not None:
+        scores = jnp.where(candidates, scores, jnp.inf)
+    batch, num_tokens = scores.shape
+    rows = jnp.arange(batch)[:, None]
+    if isinstance(counts, int):
+        # A static count: top_k is much cheaper than a full sort on CPU.
+        count = min(max(counts, 0), num_tokens)
+        chosen = jnp.zeros(scores.shape, bool)
+        if count:
+            chosen = chosen.at[rows, jax.lax.top_k(-scores, count)[1]].set(True)
+    else:
+        rank = _inverse_permutation(jnp.argsort(scores, axis=-1))
+        chosen = rank < jnp.asarray(counts)[..., None]
+    if candidates is not None:
+        chosen &= candidates
+    return chosen
+
+
+def _inverse_permutation(perm: jax.Array) -> jax.Array:
+    """`argsort(perm)` for permutations `[B, N]`, by a scatter instead of a sort."""
+    batch, num_tokens = perm.shape
+    rows = jnp.arange(batch)[:, None]
+    positions = jnp.broadcast_to(jnp.arange(num_tokens, dtype=perm.dtype), perm.shape)
+    return jnp.zeros_like(perm).at[rows, perm].set(positions)
+
+
+def mask_from_ranking(scores: jax.Array, num_visible: int) -> Mask:
+    """Keep the `num_visible` lowest-scoring tokens of each example, hide the rest.
+
+    The count form of `random_mask_from_noise` (MAE convention: `ids_keep` lists the
+    visible tokens from the lowest score up).
+
+    Args:
+      scores: float `[B, N]`.
+      num_visible: K, a Python int in `[0, N]`.
+
+    Returns:
+      Mask with `mask` `[B, N]`, `ids_keep` `[B, K]`, `ids_restore` `[B, N]`.
+    """
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be [B, N], got shape {scores.shape}")
+    if not 0 <= num_visible <= scores.shape[1]:
+        raise ValueError(f"num_visible must be in [0, {scores.shape[1]}], got {num_visible}")
+    ids_shuffle = jnp.argsort(scores, axis=1).astype(jnp.int32)
+    ids_restore = jnp.argsort(ids_shuffle, axis=1).astype(jnp.int32)
+    return Mask(
+        mask=ids_restore >= num_visible, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore
+    )
+
+
+def with_indices(mask: jax.Array, num_visible: int) -> Mask:
+    """Wrap a boolean mask whose every row shows exactly `num_visible` tokens.
+
+    `ids_keep` lists the visible tokens in increasing index order. The caller
+    guarantees the count; it is not checked (it may be traced).
+
+    Args:
+      mask: bool `[B, N]`, True = hidden.
+      num_visible: K, a Python int.
+
+    Returns:
+      Mask with `mask`, `ids_keep` `[B, K]` and `ids_restore` `[B, N]`.
+    """
+    # Visible tokens first in index order, then hidden ones in index order: ranks by cumsum.
+    visible = ~mask
+    ids_restore = jnp.where(
+        visible, jnp.cumsum(visible, axis=1) - 1, num_visible + jnp.cumsum(mask, axis=1) - 1
+    ).astype(jnp.int32)
+    # Clip so that a wrong count cannot scatter out of range.
+    ids_restore = jnp.clip(ids_restore, 0, mask.shape[1] - 1)
+    ids_shuffle = _inverse_permutation(ids_restore)
+    return Mask(mask=mask, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore)
+
+
+@partial(jax.jit, static_argnames=("batch_size", "grid", "mask_patch", "mask_ratio"))
+def simmim_mask(
+    key: jax.Array,
+    batch_size: int,
+    grid: tuple[int, int],
+    mask_patch: int,
+    mask_ratio: float,
+) -> Mask:
+    """SimMIM masking (Xie et al. 2022): random coarse mask patches over a finer token grid.
+
+    The token grid is cut into `mask_patch x mask_patch` cells (e.g. 32 px mask patches
+    over 4 px tokens: `mask_patch=8`); `ceil(cells * mask_ratio)` cells are hidden per
+    example, as in the reference `MaskGenerator`. Every example hides exactly
+    `ceil(cells * mask_ratio) * mask_patch**2` tokens, so the MAE indices are returned too.
+
+    Args:
+      key: PRNG key.
+      batch_size: B.
+      grid: token grid `(H, W)`, both divisible by `mask_patch`; N = H * W.
+      mask_patch: mask-patch side in tokens (1 = token-level random masking).
+      mask_ratio: fraction of cells to hide, in [0, 1].
+
+    Returns:
+      Mask with `mask` `[B, N]` (row-major over the grid), `ids_keep`, `ids_restore`.
+    """
+    height, width = grid
+    if mask_patch < 1 or height % mask_patch or width % mask_patch:
+        raise ValueError(f"grid {grid} must be divisible by mask_patch, got mask_patch={mask_patch}")
+    if not 0.0 <= mask_ratio <= 1.0:
+        raise ValueError(f"mask_ratio must be in [0, 1], got {mask_ratio}")
+    ch, cw = height // mask_patch, width // mask_patch
+    num_cells = ch * cw
+    hidden_cells = math.ceil(num_cells * mask_ratio)
+    cells = select_lowest(jax.random.uniform(key, (batch_size, num_cells)), None, hidden_cells)
+    cells = cells.reshape(batch_size, ch, 1, cw, 1)
+    hidden = jnp.broadcast_to(cells, (batch_size, ch, mask_patch, cw, mask_patch))
+    hidden = hidden.reshape(batch_size, height * width)
+    return with_indices(hidden, (num_cells - hidden_cells) * mask_patch**2)
