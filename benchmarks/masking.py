@@ -218,9 +218,7 @@ def catalogue(batch: int):
 
     def loop(fn, *per_example):
         return lambda r: (
-            [fn(r, *xs) for xs in zip(*per_example, strict=True)]
-            if per_example
-            else [fn(r) for _ in range(batch)]
+            [fn(r, *xs) for xs in zip(*per_example, strict=True)] if per_example else [fn(r) for _ in range(batch)]
         )
 
     # name -> (jax generator (key, *arrays), its arrays, host batch maker). Arrays are
@@ -236,9 +234,7 @@ def catalogue(batch: int):
         ),
         "tube (4x7x7)": (lambda k: M.tube_mask(k, batch, (4, 7, 7), 0.9), (), loop(np_tube)),
         "bert corruption": (
-            lambda k, x: M.bert_corruption(
-                k, x, vocab_size=30522, mask_token_id=103, special_ids=(0, 101, 102, 103)
-            ),
+            lambda k, x: M.bert_corruption(k, x, vocab_size=30522, mask_token_id=103, special_ids=(0, 101, 102, 103)),
             (ids,),
             loop(np_bert, ids_np),
         ),
@@ -297,9 +293,7 @@ def main() -> None:
         if wanted and not any(name.startswith(w) for w in wanted):
             continue
         t_jax, t_host = time_jax(jax_fn, arrays, args.reps), time_host(host_fn)
-        print(
-            f"| {name:<20} | {1e3 * t_jax:8.1f} | {1e3 * t_host:13.1f} | {t_host / t_jax:7.1f}x |", flush=True
-        )
+        print(f"| {name:<20} | {1e3 * t_jax:8.1f} | {1e3 * t_host:13.1f} | {t_host / t_jax:7.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

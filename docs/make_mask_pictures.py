@@ -120,9 +120,7 @@ def main() -> None:
     )
     draw(
         "hard_patch",
-        np.concatenate(
-            [np.asarray(M.hard_patch_mask(KEY, att[:1], 0.5, s, 300).mask) for s in (0, 100, 200, 300)]
-        ),
+        np.concatenate([np.asarray(M.hard_patch_mask(KEY, att[:1], 0.5, s, 300).mask) for s in (0, 100, 200, 300)]),
         (14, 14),
         imgs4,
         [f"step {s}/300" for s in (0, 100, 200, 300)],
@@ -130,10 +128,7 @@ def main() -> None:
     draw(
         "prior_guided",
         np.concatenate(
-            [
-                np.asarray(M.prior_guided_mask(KEY, 8 * att[:1], 0.5, temperature=t).mask)
-                for t in (8, 2, 1, 0.25)
-            ]
+            [np.asarray(M.prior_guided_mask(KEY, 8 * att[:1], 0.5, temperature=t).mask) for t in (8, 2, 1, 0.25)]
         ),
         (14, 14),
         imgs4,
@@ -142,8 +137,7 @@ def main() -> None:
     easy = M.random_mask(jax.random.key(2), 64, 196, 0.75)
     hard = M.blockwise_mask(jax.random.key(3), 64, (14, 14), 147)
     picks = [
-        np.asarray(M.curriculum_mask(jax.random.key(4), s, 300, easy, hard).mask)[s // 100]
-        for s in (0, 100, 200, 300)
+        np.asarray(M.curriculum_mask(jax.random.key(4), s, 300, easy, hard).mask)[s // 100] for s in (0, 100, 200, 300)
     ]
     draw("curriculum", np.stack(picks), (14, 14), imgs4, [f"step {s}/300" for s in (0, 100, 200, 300)])
 

@@ -69,9 +69,7 @@ def test_block_shapes_match_the_reference():
     n = 1000
     rng = np.random.default_rng(1)
     ref = np.stack([reference_blockwise(rng, 14, 14, 16, 16) for _ in range(n)])
-    ours = np.asarray(blockwise_mask(jax.random.key(1), n, (14, 14), 16, min_block=16).mask).reshape(
-        n, 14, 14
-    )
+    ours = np.asarray(blockwise_mask(jax.random.key(1), n, (14, 14), 16, min_block=16).mask).reshape(n, 14, 14)
     (s_ref, h_ref, w_ref), (s_ours, h_ours, w_ours) = _box_stats(ref), _box_stats(ours)
     assert s_ref.mean() > 0.5
     assert abs(s_ours.mean() - s_ref.mean()) < 4 * math.sqrt(0.25 * 2 / n)

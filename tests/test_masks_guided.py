@@ -47,9 +47,7 @@ def test_attmask_hint_reveals_some_top_tokens_and_keeps_the_count():
         pool = set(top(att, M + hints)[b])
         assert set(np.flatnonzero(hidden[b])) <= pool
     # Which of the top tokens are revealed is random.
-    assert not (
-        hidden == np.asarray(attention_guided_mask(jax.random.key(1), att, 0.5, mode="high").mask)
-    ).all()
+    assert not (hidden == np.asarray(attention_guided_mask(jax.random.key(1), att, 0.5, mode="high").mask)).all()
 
 
 def test_attmask_random_fraction_mixes_in_random_tokens():

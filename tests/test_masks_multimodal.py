@@ -27,13 +27,9 @@ def test_budgets_are_exact_and_disjoint():
 
 
 def test_large_alpha_splits_evenly_small_alpha_concentrates():
-    even = np.asarray(
-        multimodal_budget_masks(jax.random.key(1), 200, SIZES, 30, 30, input_alpha=1e4).input_counts
-    )
+    even = np.asarray(multimodal_budget_masks(jax.random.key(1), 200, SIZES, 30, 30, input_alpha=1e4).input_counts)
     assert (np.abs(even - 10) <= 1).all()
-    sparse = np.asarray(
-        multimodal_budget_masks(jax.random.key(1), 200, SIZES, 30, 30, input_alpha=0.05).input_counts
-    )
+    sparse = np.asarray(multimodal_budget_masks(jax.random.key(1), 200, SIZES, 30, 30, input_alpha=0.05).input_counts)
     assert (sparse.max(1) >= 25).mean() > 0.7  # most budgets go to one modality
 
 

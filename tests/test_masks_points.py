@@ -53,10 +53,7 @@ def test_region_mask_hides_the_patches_nearest_to_a_seed():
     for b in range(6):
         # Some hidden patch is a seed whose `count` nearest patches are exactly the hidden set.
         d2 = ((c[b][:, None] - c[b][None]) ** 2).sum(-1)
-        assert any(
-            set(np.argsort(d2[s])[:count]) == set(np.flatnonzero(hidden[b]))
-            for s in np.flatnonzero(hidden[b])
-        )
+        assert any(set(np.argsort(d2[s])[:count]) == set(np.flatnonzero(hidden[b])) for s in np.flatnonzero(hidden[b]))
     # Random masking over patches is not region-shaped in general.
     assert random_mask(jax.random.key(4), 6, 32, 0.6).mask.shape == (6, 32)
 

@@ -29,9 +29,7 @@ def test_schedules_match_the_reference_and_decrease(kind):
     t = np.linspace(0, 0.999, 200, dtype=np.float32)
     got = np.asarray(maskgit_schedule(t, kind, 256))
     with np.errstate(divide="ignore"):
-        np.testing.assert_allclose(
-            got, reference_schedule(t.astype(np.float64), kind, 256), rtol=1e-4, atol=1e-6
-        )
+        np.testing.assert_allclose(got, reference_schedule(t.astype(np.float64), kind, 256), rtol=1e-4, atol=1e-6)
     assert (np.diff(got) <= 1e-7).all()
     assert got[0] > 0.99 and got[-1] < 0.1
 

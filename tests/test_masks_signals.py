@@ -40,9 +40,7 @@ def test_spec_bands_are_contiguous_and_bounded():
 
 def test_spectrum_round_trip_and_filters():
     images = jax.random.uniform(jax.random.key(2), (2, 16, 16, 3))
-    np.testing.assert_allclose(
-        np.asarray(image_from_spectrum(image_spectrum(images))), np.asarray(images), atol=1e-5
-    )
+    np.testing.assert_allclose(np.asarray(image_from_spectrum(image_spectrum(images))), np.asarray(images), atol=1e-5)
     fm = frequency_mask(jax.random.key(3), 64, (16, 16), radius=4)
     low = np.asarray(fm.low_pass)
     assert 0 < low.sum() < 64
@@ -71,9 +69,7 @@ def test_variate_patch_mask_counts_per_variate():
     for c in range(3):
         assert ((keep[:, c] >= 20 * c) & (keep[:, c] < 20 * (c + 1))).all()
     check_indices(m)
-    shared = np.asarray(variate_patch_mask(jax.random.key(4), 4, 3, 20, 0.4, shared=True).mask).reshape(
-        4, 3, 20
-    )
+    shared = np.asarray(variate_patch_mask(jax.random.key(4), 4, 3, 20, 0.4, shared=True).mask).reshape(4, 3, 20)
     assert (shared == shared[:, :1]).all()
 
 

@@ -147,9 +147,7 @@ def test_frequency_weighting_prefers_rare_tokens():
     ids = np.asarray(ids)
     rate_rare, rate_common = chosen[ids == 1].mean(), chosen[ids == 0].mean()
     assert rate_rare > 3 * rate_common
-    flat = np.asarray(
-        frequency_weighted_mask(jax.random.key(14), jnp.asarray(ids), cand, counts, 0.15, alpha=0.0).mask
-    )
+    flat = np.asarray(frequency_weighted_mask(jax.random.key(14), jnp.asarray(ids), cand, counts, 0.15, alpha=0.0).mask)
     assert abs(flat[ids == 1].mean() - flat[ids == 0].mean()) < 0.02
 
 
@@ -159,9 +157,7 @@ def test_frequency_weighting_prefers_rare_tokens():
         lambda k: bert_mask(k, jnp.ones((4, 32), bool)),
         lambda k: span_mask(k, jnp.ones((4, 32), bool), 0.3),
         lambda k: ngram_mask(k, jnp.ones((4, 32), bool), 0.3),
-        lambda k: frequency_weighted_mask(
-            k, jnp.zeros((4, 32), jnp.int32), jnp.ones((4, 32), bool), jnp.ones(2)
-        ),
+        lambda k: frequency_weighted_mask(k, jnp.zeros((4, 32), jnp.int32), jnp.ones((4, 32), bool), jnp.ones(2)),
         lambda k: bert_corruption(k, jnp.full((4, 32), 7), vocab_size=VOCAB, mask_token_id=MASK),
     ],
 )

@@ -77,9 +77,7 @@ def mask_from_ranking(scores: jax.Array, num_visible: int) -> Mask:
         raise ValueError(f"num_visible must be in [0, {scores.shape[1]}], got {num_visible}")
     ids_shuffle = jnp.argsort(scores, axis=1).astype(jnp.int32)
     ids_restore = jnp.argsort(ids_shuffle, axis=1).astype(jnp.int32)
-    return Mask(
-        mask=ids_restore >= num_visible, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore
-    )
+    return Mask(mask=ids_restore >= num_visible, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore)
 
 
 def with_indices(mask: jax.Array, num_visible: int) -> Mask:

@@ -21,9 +21,7 @@ def _check_scores(scores: jax.Array, name: str) -> None:
         raise ValueError(f"{name} must be [B, N], got shape {scores.shape}")
 
 
-def mixed_guided_mask(
-    key: jax.Array, scores: jax.Array, mask_ratio: float, num_guided: jax.Array | int
-) -> Mask:
+def mixed_guided_mask(key: jax.Array, scores: jax.Array, mask_ratio: float, num_guided: jax.Array | int) -> Mask:
     """Hide the `num_guided` highest-scoring tokens, then random others up to the MAE count.
 
     The shared core of AttMask and HPM. Every example hides exactly
@@ -136,9 +134,7 @@ def hard_patch_mask(
 
 
 @partial(jax.jit, static_argnames=("mask_ratio", "temperature"))
-def prior_guided_mask(
-    key: jax.Array, prior: jax.Array, mask_ratio: float, *, temperature: float = 1.0
-) -> Mask:
+def prior_guided_mask(key: jax.Array, prior: jax.Array, mask_ratio: float, *, temperature: float = 1.0) -> Mask:
     """Prior-guided masking: hide patches sampled with probability `softmax(prior / temperature)`.
 
     Sampling without replacement (Gumbel top-k) from an external score per patch,

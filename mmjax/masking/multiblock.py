@@ -199,9 +199,7 @@ def _rect(grid, top, left, hw):
     return (rows >= top) & (rows < top + hw[0]) & (cols >= left) & (cols < left + hw[1])
 
 
-def _multiblock_one(
-    key, target_hw, context_hw, *, grid, num_targets, max_target, min_keep, allow_overlap, tries
-):
+def _multiblock_one(key, target_hw, context_hw, *, grid, num_targets, max_target, min_keep, allow_overlap, tries):
     height, width = grid
     k_targets, k_context = jax.random.split(key)
 
@@ -220,9 +218,7 @@ def _multiblock_one(
         blocked = jnp.zeros((levels, height, width), bool)
     else:
         # cumulative[k] = union of targets[:k]; level l uses targets[:M - l].
-        cumulative = jnp.concatenate(
-            [jnp.zeros((1, height, width), bool), jnp.cumsum(target_mask, axis=0) > 0], axis=0
-        )
+        cumulative = jnp.concatenate([jnp.zeros((1, height, width), bool), jnp.cumsum(target_mask, axis=0) > 0], axis=0)
         blocked = cumulative[::-1]
     integral = jnp.pad(jnp.cumsum(jnp.cumsum(blocked.astype(jnp.int32), 1), 2), ((0, 0), (1, 0), (1, 0)))
     u = jax.random.uniform(k_context, (2, levels, tries))

@@ -161,7 +161,5 @@ def disjoint_view_masks(
         # Rotate the permutation so that this view's piece comes first.
         shuffle = jnp.roll(perm, -view * num_visible, axis=1)
         restore = _inverse_permutation(shuffle)
-        masks.append(
-            Mask(mask=restore >= num_visible, ids_keep=shuffle[:, :num_visible], ids_restore=restore)
-        )
+        masks.append(Mask(mask=restore >= num_visible, ids_keep=shuffle[:, :num_visible], ids_restore=restore))
     return jax.tree.map(lambda *xs: jnp.stack(xs), *masks)

@@ -81,9 +81,7 @@ def knn_groups(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("num_groups", "group_size"))
-def group_points(
-    points: jax.Array, num_groups: int, group_size: int, key: jax.Array | None = None
-) -> PointPatches:
+def group_points(points: jax.Array, num_groups: int, group_size: int, key: jax.Array | None = None) -> PointPatches:
     """Point-MAE grouping (Pang et al. 2022): FPS centers, kNN neighborhoods, coordinates relative to center.
 
     Args:

@@ -92,9 +92,7 @@ def spec_band_mask(
     def bands(k, size, count, max_width):
         kw, ks = jax.random.split(k)
         width = jax.random.randint(kw, (batch_size, count, 1), 0, max_width + 1)
-        start = jnp.floor(jax.random.uniform(ks, (batch_size, count, 1)) * (size - width + 1)).astype(
-            jnp.int32
-        )
+        start = jnp.floor(jax.random.uniform(ks, (batch_size, count, 1)) * (size - width + 1)).astype(jnp.int32)
         pos = jnp.arange(size)[None, None]
         return jnp.any((pos >= start) & (pos < start + width), axis=1)
 
@@ -203,7 +201,5 @@ def variate_patch_mask(
     rows = 1 if shared else num_variates
     noise = jax.random.uniform(key, (batch_size * rows, num_patches))
     hidden = ~select_lowest(noise, None, keep)
-    hidden = jnp.broadcast_to(
-        hidden.reshape(batch_size, rows, num_patches), (batch_size, num_variates, num_patches)
-    )
+    hidden = jnp.broadcast_to(hidden.reshape(batch_size, rows, num_patches), (batch_size, num_variates, num_patches))
     return with_indices(hidden.reshape(batch_size, -1), num_variates * keep)

@@ -50,11 +50,7 @@ def mlm_candidates(
     Returns:
       bool `[B, L]`.
     """
-    ok = (
-        ~jnp.isin(ids, jnp.asarray(list(special_ids), dtype=ids.dtype))
-        if special_ids
-        else jnp.ones(ids.shape, bool)
-    )
+    ok = ~jnp.isin(ids, jnp.asarray(list(special_ids), dtype=ids.dtype)) if special_ids else jnp.ones(ids.shape, bool)
     if attention_mask is not None:
         ok &= attention_mask.astype(bool)
     return ok
@@ -88,9 +84,7 @@ def bert_mask(key: jax.Array, candidates: jax.Array, rate: float = 0.15, *, exac
     """
     _check_rate(rate)
     if exact:
-        chosen = select_lowest(
-            jax.random.uniform(key, candidates.shape), candidates, _budget(candidates, rate)
-        )
+        chosen = select_lowest(jax.random.uniform(key, candidates.shape), candidates, _budget(candidates, rate))
     else:
         chosen = jax.random.bernoulli(key, rate, candidates.shape) & candidates
     return Mask(mask=chosen)

@@ -68,9 +68,7 @@ def frame_mask(key: jax.Array, batch_size: int, grid: tuple[int, int, int], mask
     return with_indices(hidden, (frames - hidden_frames) * height * width)
 
 
-def spacetime_mask(
-    key: jax.Array, batch_size: int, grid: tuple[int, int, int], mask_ratio: float = 0.9
-) -> Mask:
+def spacetime_mask(key: jax.Array, batch_size: int, grid: tuple[int, int, int], mask_ratio: float = 0.9) -> Mask:
     """Space-time agnostic random masking (Feichtenhofer et al. 2022): MAE masking over all T*H*W tokens.
 
     Args:

@@ -1,7 +1,7 @@
 """Array operations shared by models: patches, position embeddings, attention."""
 
 from mmjax.ops.attention import IMPLEMENTATIONS as ATTENTION_IMPLEMENTATIONS
-from mmjax.ops.attention import attention, attention_mask
+from mmjax.ops.attention import attention, attention_mask, choose_impl
 from mmjax.ops.patches import as_pair, grid_shape, patchify, unpatchify
 from mmjax.ops.posemb import sincos_1d, sincos_2d
 
@@ -10,6 +10,7 @@ __all__ = [
     "as_pair",
     "attention",
     "attention_mask",
+    "choose_impl",
     "grid_shape",
     "patchify",
     "sincos_1d",
