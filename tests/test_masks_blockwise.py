@@ -3,9 +3,9 @@ import math
 import jax
 import numpy as np
 import pytest
-from mask_properties import check_key_properties
 
 from mmjax.masking import blockwise_mask
+from tests.mask_properties import check_key_properties
 
 
 def reference_blockwise(rng, height, width, budget, min_block=16, min_aspect=0.3, tries=10):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mask_properties import check_indices, check_key_properties
 
 from mmjax.masking import mask_from_ranking, random_mask_from_noise, select_lowest, simmim_mask, with_indices
+from tests.mask_properties import check_indices, check_key_properties
 
 
 @settings(max_examples=10, deadline=None)

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mask_properties import check_indices, check_key_properties
 
 from mmjax.masking import (
     attention_guided_mask,
@@ -14,6 +13,7 @@ from mmjax.masking import (
     random_mask,
     tube_mask,
 )
+from tests.mask_properties import check_indices, check_key_properties
 
 B, N = 16, 64
 M = N - int(N * (1 - 0.5))  # hidden count at ratio 0.5

@@ -1,9 +1,9 @@
 import jax
 import numpy as np
 import pytest
-from mask_properties import check_key_properties
 
 from mmjax.masking import multiblock_masks
+from tests.mask_properties import check_key_properties
 
 GRID = (14, 14)
 

@@ -1,9 +1,9 @@
 import jax
 import numpy as np
 import pytest
-from mask_properties import check_indices, check_key_properties
 
 from mmjax.masking import Mask, disjoint_view_masks, multimodal_budget_masks
+from tests.mask_properties import check_indices, check_key_properties
 
 SIZES = (96, 64, 36)
 

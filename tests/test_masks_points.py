@@ -1,9 +1,9 @@
 import jax
 import numpy as np
 import pytest
-from mask_properties import check_indices, check_key_properties
 
 from mmjax.masking import farthest_point_sampling, group_points, knn_groups, random_mask, region_mask
+from tests.mask_properties import check_indices, check_key_properties
 
 
 def reference_fps(points, count):

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mask_properties import check_key_properties
 
 from mmjax.masking import MASKGIT_SCHEDULES, maskgit_schedule, ramp, ratio_mask, sample_mask_ratio
+from tests.mask_properties import check_key_properties
 
 
 def reference_schedule(t, kind, n):

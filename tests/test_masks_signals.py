@@ -2,7 +2,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mask_properties import check_indices, check_key_properties
 
 from mmjax.masking import (
     apply_frequency_mask,
@@ -13,6 +12,7 @@ from mmjax.masking import (
     time_frequency_mask,
     variate_patch_mask,
 )
+from tests.mask_properties import check_indices, check_key_properties
 
 
 def test_time_frequency_mask_hides_whole_columns_and_rows():

@@ -2,9 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mask_properties import check_key_properties
 
 from mmjax.masking import observed_cells, remasker_masks
+from tests.mask_properties import check_key_properties
 
 
 def test_remasker_algebra():

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mask_properties import check_key_properties
 
 from mmjax.masking import (
     bert_corruption,
@@ -15,6 +14,7 @@ from mmjax.masking import (
     span_mask,
     truncated_geometric_logits,
 )
+from tests.mask_properties import check_key_properties
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 VOCAB = 50

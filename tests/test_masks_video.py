@@ -1,9 +1,9 @@
 import jax
 import numpy as np
 import pytest
-from mask_properties import check_indices, check_key_properties
 
 from mmjax.masking import frame_mask, running_cell_mask, spacetime_mask, tube_mask
+from tests.mask_properties import check_indices, check_key_properties
 
 
 def test_tube_is_identical_across_time_with_exact_counts():
