@@ -7,14 +7,21 @@ See docs/masks.md for a picture of each.
 """
 
 from mmjax.masking.blockwise import blockwise_mask
-from mmjax.masking.dense import mask_from_ranking, select_lowest, simmim_mask, with_indices
+from mmjax.masking.dense import select_lowest, simmim_mask, with_indices
 from mmjax.masking.guided import (
     attention_guided_mask,
     hard_patch_mask,
     mixed_guided_mask,
     prior_guided_mask,
 )
-from mmjax.masking.mask import Mask, num_visible_tokens, random_mask, random_mask_from_noise
+from mmjax.masking.mask import (
+    Mask,
+    inverse_permutation,
+    mask_from_ranking,
+    num_visible_tokens,
+    random_mask,
+    random_mask_from_noise,
+)
 from mmjax.masking.multiblock import MultiBlockMasks, multiblock_masks
 from mmjax.masking.multimodal import MultimodalMasks, disjoint_view_masks, multimodal_budget_masks
 from mmjax.masking.plot import plot_masks
@@ -83,6 +90,7 @@ __all__ = [
     "image_from_spectrum",
     "image_spectrum",
     "knn_groups",
+    "inverse_permutation",
     "mask_from_ranking",
     "maskgit_schedule",
     "mixed_guided_mask",

@@ -3,7 +3,7 @@
 The helpers here turn scores into masks with a static shape:
 
 - `select_lowest` picks a per-example number of candidates (the count may be traced);
-- `mask_from_ranking` keeps a fixed number of tokens and returns the MAE index pair;
+- `mmjax.masking.mask_from_ranking` (in mask.py) keeps a fixed number of tokens with MAE's index pair;
 - `with_indices` adds `ids_keep` / `ids_restore` to a boolean mask with a fixed count.
 """
 
@@ -15,7 +15,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from mmjax.masking.mask import Mask
+from mmjax.masking.mask import Mask, inverse_permutation
 
 
 def select_lowest(scores: jax.Array, candidates: jax.Array | None, counts: jax.Array | int) -> jax.Array:
@@ -43,41 +43,11 @@ def select_lowest(scores: jax.Array, candidates: jax.Array | None, counts: jax.A
         if count:
             chosen = chosen.at[rows, jax.lax.top_k(-scores, count)[1]].set(True)
     else:
-        rank = _inverse_permutation(jnp.argsort(scores, axis=-1))
+        rank = inverse_permutation(jnp.argsort(scores, axis=-1))
         chosen = rank < jnp.asarray(counts)[..., None]
     if candidates is not None:
         chosen &= candidates
     return chosen
-
-
-def _inverse_permutation(perm: jax.Array) -> jax.Array:
-    """`argsort(perm)` for permutations `[B, N]`, by a scatter instead of a sort."""
-    batch, num_tokens = perm.shape
-    rows = jnp.arange(batch)[:, None]
-    positions = jnp.broadcast_to(jnp.arange(num_tokens, dtype=perm.dtype), perm.shape)
-    return jnp.zeros_like(perm).at[rows, perm].set(positions)
-
-
-def mask_from_ranking(scores: jax.Array, num_visible: int) -> Mask:
-    """Keep the `num_visible` lowest-scoring tokens of each example, hide the rest.
-
-    The count form of `random_mask_from_noise` (MAE convention: `ids_keep` lists the
-    visible tokens from the lowest score up).
-
-    Args:
-      scores: float `[B, N]`.
-      num_visible: K, a Python int in `[0, N]`.
-
-    Returns:
-      Mask with `mask` `[B, N]`, `ids_keep` `[B, K]`, `ids_restore` `[B, N]`.
-    """
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be [B, N], got shape {scores.shape}")
-    if not 0 <= num_visible <= scores.shape[1]:
-        raise ValueError(f"num_visible must be in [0, {scores.shape[1]}], got {num_visible}")
-    ids_shuffle = jnp.argsort(scores, axis=1).astype(jnp.int32)
-    ids_restore = jnp.argsort(ids_shuffle, axis=1).astype(jnp.int32)
-    return Mask(mask=ids_restore >= num_visible, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore)
 
 
 def with_indices(mask: jax.Array, num_visible: int) -> Mask:
@@ -100,7 +70,7 @@ def with_indices(mask: jax.Array, num_visible: int) -> Mask:
     ).astype(jnp.int32)
     # Clip so that a wrong count cannot scatter out of range.
     ids_restore = jnp.clip(ids_restore, 0, mask.shape[1] - 1)
-    ids_shuffle = _inverse_permutation(ids_restore)
+    ids_shuffle = inverse_permutation(ids_restore)
     return Mask(mask=mask, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore)
 
 

@@ -45,6 +45,37 @@ def num_visible_tokens(num_tokens: int, mask_ratio: float) -> int:
     return int(num_tokens * (1 - mask_ratio))
 
 
+def inverse_permutation(perm: jax.Array) -> jax.Array:
+    """`argsort(perm)` for permutations `[B, N]`, by a scatter instead of a sort."""
+    batch, num_tokens = perm.shape
+    rows = jnp.arange(batch)[:, None]
+    positions = jnp.broadcast_to(jnp.arange(num_tokens, dtype=perm.dtype), perm.shape)
+    return jnp.zeros_like(perm).at[rows, perm].set(positions)
+
+
+def mask_from_ranking(scores: jax.Array, num_visible: int) -> Mask:
+    """Keep the `num_visible` lowest-scoring tokens of each example, hide the rest.
+
+    The count form of `random_mask_from_noise` (MAE convention: `ids_keep` lists the
+    visible tokens from the lowest score up).
+
+    Args:
+      scores: float `[B, N]`.
+      num_visible: K, a Python int in `[0, N]`.
+
+    Returns:
+      Mask with `mask` `[B, N]`, `ids_keep` `[B, K]`, `ids_restore` `[B, N]`.
+    """
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be [B, N], got shape {scores.shape}")
+    if not 0 <= num_visible <= scores.shape[1]:
+        raise ValueError(f"num_visible must be in [0, {scores.shape[1]}], got {num_visible}")
+    ids_shuffle = jnp.argsort(scores, axis=1).astype(jnp.int32)
+    ids_restore = inverse_permutation(ids_shuffle)
+    # A token is hidden when its rank in the shuffle is at or past K.
+    return Mask(mask=ids_restore >= num_visible, ids_keep=ids_shuffle[:, :num_visible], ids_restore=ids_restore)
+
+
 def random_mask_from_noise(noise: jax.Array, mask_ratio: float) -> Mask:
     """MAE masking from given noise: the tokens with the smallest noise stay visible.
 
@@ -61,12 +92,7 @@ def random_mask_from_noise(noise: jax.Array, mask_ratio: float) -> Mask:
     """
     if noise.ndim != 2:
         raise ValueError(f"noise must be [B, N], got shape {noise.shape}")
-    keep = num_visible_tokens(noise.shape[1], mask_ratio)
-    ids_shuffle = jnp.argsort(noise, axis=1).astype(jnp.int32)
-    ids_restore = jnp.argsort(ids_shuffle, axis=1).astype(jnp.int32)
-    # A token is hidden when its rank in the shuffle is at or past K.
-    hidden = ids_restore >= keep
-    return Mask(mask=hidden, ids_keep=ids_shuffle[:, :keep], ids_restore=ids_restore)
+    return mask_from_ranking(noise, num_visible_tokens(noise.shape[1], mask_ratio))
 
 
 def random_mask(key: jax.Array, batch_size: int, num_tokens: int, mask_ratio: float) -> Mask:

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.masking.dense import _inverse_permutation
-from mmjax.masking.mask import Mask
+from mmjax.masking.mask import Mask, inverse_permutation
 
 
 @flax.struct.dataclass
@@ -143,7 +142,7 @@ def multiblock_masks(
     positions = jnp.arange(num_tokens)
     # Context tokens first, in increasing order, then the others (a stable partition).
     position = jnp.where(context, jnp.cumsum(context, 1) - 1, counts[:, None] + jnp.cumsum(~context, 1) - 1)
-    context_ids = _inverse_permutation(position.astype(jnp.int32))
+    context_ids = inverse_permutation(position.astype(jnp.int32))
     context_valid = jnp.broadcast_to(positions < shortest, (batch_size, num_tokens))
     context_ids = jnp.where(context_valid, context_ids, 0)
     rank = jnp.cumsum(context, axis=1) - 1

@@ -10,8 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.masking.dense import _inverse_permutation
-from mmjax.masking.mask import Mask
+from mmjax.masking.mask import Mask, inverse_permutation
 
 
 @flax.struct.dataclass
@@ -160,6 +159,6 @@ def disjoint_view_masks(
     for view in range(num_views):
         # Rotate the permutation so that this view's piece comes first.
         shuffle = jnp.roll(perm, -view * num_visible, axis=1)
-        restore = _inverse_permutation(shuffle)
+        restore = inverse_permutation(shuffle)
         masks.append(Mask(mask=restore >= num_visible, ids_keep=shuffle[:, :num_visible], ids_restore=restore))
     return jax.tree.map(lambda *xs: jnp.stack(xs), *masks)
