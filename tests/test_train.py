@@ -87,9 +87,9 @@ def one_device_env():
 
 def test_killed_run_resumes_to_identical_parameters(tmp_path, one_device_env):
     overrides = [
-        "--config.train.steps=300",
+        "--config.train.steps=1000",
         "--config.train.checkpoint_every=20",
-        "--config.train.log_every=20",
+        "--config.train.log_every=100",
         "--config.eval.probe=False",
         "--config.eval.figure=False",
     ]
@@ -106,7 +106,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, one_device_env):
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     interrupted_at = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
-    assert interrupted_at < 300
+    assert interrupted_at < 1000
     resumed = run_cli(tmp_path / "killed", *overrides, env=one_device_env)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
@@ -117,7 +117,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, one_device_env):
     _, _, b = load_trained(str(tmp_path / "killed"))
     jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
     saved = json.loads((tmp_path / "killed" / "config.json").read_text())
-    assert saved["train"]["steps"] == 300 and saved["method"] == "mae"
+    assert saved["train"]["steps"] == 1000 and saved["method"] == "mae"
 
 
 def test_bad_override_names_the_field(tmp_path, one_device_env):
