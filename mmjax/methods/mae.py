@@ -12,11 +12,12 @@ import ml_collections
 from mmjax.config import dataclass_from_config, to_dict
 from mmjax.losses import masked_mse
 from mmjax.masking.mask import Mask, random_mask, random_mask_from_noise
+from mmjax.methods.common import pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_size
 from mmjax.models.mae import MAEModel
-from mmjax.ops.patches import patchify, unpatchify
+from mmjax.ops.patches import patchify
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -149,25 +150,10 @@ class MAE:
         undone with each true patch's mean and std), `pasted` (true visible patches,
         predicted hidden ones), `masked` (hidden patches zeroed) and `mask` `[B, N]`.
         """
-        cfg = self.model_config
-        images = self._images(batch)
         pred, mask = self.predict(params, batch, rng, noise)
-        target = patchify(images, cfg.patch_size).astype(jnp.float32)
-        if self.norm_pix_loss:
-            mean = jnp.mean(target, axis=-1, keepdims=True)
-            std = jnp.sqrt(jnp.var(target, axis=-1, keepdims=True, ddof=1) + 1e-6)
-            pred = pred * std + mean
-        hidden = mask.mask[..., None]
-
-        def image(patches):
-            return unpatchify(patches, cfg.grid, cfg.patch_size)
-
-        return {
-            "prediction": image(pred),
-            "pasted": image(jnp.where(hidden, pred, target)),
-            "masked": image(jnp.where(hidden, 0.0, target)),
-            "mask": mask.mask,
-        }
+        return reconstruction_images(
+            pred, self._images(batch), mask.mask, self.model_config, norm_pix=self.norm_pix_loss
+        )
 
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """Encoder features of whole (unmasked) images.
@@ -178,13 +164,7 @@ class MAE:
             `tokens` -> `[B, 1 + N, D]` everything.
         """
         tokens = self.model.apply({"params": params}, images, method=MAEModel.encode)
-        if pool == "cls":
-            return tokens[:, 0]
-        if pool == "mean":
-            return jnp.mean(tokens[:, 1:], axis=1)
-        if pool == "tokens":
-            return tokens
-        raise ValueError(f"pool must be 'cls', 'mean' or 'tokens', got {pool!r}")
+        return pool_tokens(tokens, pool)
 
 
 @register_method("mae")

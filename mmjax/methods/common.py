@@ -1,0 +1,55 @@
+"""Pieces shared by the image methods: reconstruction images and feature pooling."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mmjax.models.config import ViTConfig
+from mmjax.ops.patches import patchify, unpatchify
+
+POOLS = ("cls", "mean", "tokens")
+
+
+def reconstruction_images(
+    pred: jax.Array, images: jax.Array, hidden: jax.Array, config: ViTConfig, *, norm_pix: bool = False
+) -> dict[str, jax.Array]:
+    """Images for looking at a reconstruction.
+
+    Args:
+      pred: `[B, N, P]` predicted patches (in normalized-patch units when `norm_pix`).
+      images: `[B, H, W, C]` the true images.
+      hidden: bool `[B, N]`, True = hidden.
+      norm_pix: undo per-patch normalization with each true patch's mean and std.
+
+    Returns:
+      `prediction` (every patch predicted), `pasted` (true visible patches, predicted
+      hidden ones), `masked` (hidden patches zeroed), all `[B, H, W, C]`, and `mask` `[B, N]`.
+    """
+    target = patchify(images, config.patch_size).astype(jnp.float32)
+    if norm_pix:
+        mean = jnp.mean(target, axis=-1, keepdims=True)
+        std = jnp.sqrt(jnp.var(target, axis=-1, keepdims=True, ddof=1) + 1e-6)
+        pred = pred * std + mean
+    where_hidden = hidden[..., None]
+
+    def image(patches):
+        return unpatchify(patches, config.grid, config.patch_size)
+
+    return {
+        "prediction": image(pred),
+        "pasted": image(jnp.where(where_hidden, pred, target)),
+        "masked": image(jnp.where(where_hidden, 0.0, target)),
+        "mask": hidden,
+    }
+
+
+def pool_tokens(tokens: jax.Array, pool: str) -> jax.Array:
+    """`[B, 1 + N, D]` encoder output (cls first) -> `cls` / `mean` `[B, D]`, or `tokens` unchanged."""
+    if pool == "cls":
+        return tokens[:, 0]
+    if pool == "mean":
+        return jnp.mean(tokens[:, 1:], axis=1)
+    if pool == "tokens":
+        return tokens
+    raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
