@@ -6,6 +6,7 @@ Variants: `steps=N`.
 import ml_collections
 
 from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import mae
 from mmjax.train.defaults import training_sections
 
@@ -16,19 +17,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(size=None, image_size=8, patch_size=2, channels=1, width=32, depth=2, heads=4, mlp_dim=64)
     config.decoder.update(width=32, depth=1, heads=4, mlp_dim=64)
     config.mae.update(mask_ratio=0.75, norm_pix_loss=False)
-    config.data = ml_collections.ConfigDict(
-        {
-            "source": "digits",
-            "num_test": 297,
-            "image_size": (8, 8),
-            "channels": 1,
-            "mean": (0.3,),
-            "std": (0.4,),
-            "crop_scale": None,
-            "flip": False,
-            "num_threads": 0,
-        }
-    )
+    config.data = presets.digits()
     config.train.update(
         steps=variant["steps"], batch_size=64, lr=2e-3, warmup_steps=10, log_every=20, checkpoint_every=100
     )

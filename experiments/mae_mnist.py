@@ -15,6 +15,7 @@ Variants (`--config experiments/mae_mnist.py:steps=200,runlocal`):
 import ml_collections
 
 from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import mae
 from mmjax.train.defaults import training_sections
 
@@ -25,19 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(size=None, image_size=28, patch_size=4, channels=1, width=128, depth=4, heads=4, mlp_dim=512)
     config.decoder.update(width=64, depth=1, heads=4, mlp_dim=256)
     config.mae.update(mask_ratio=0.75, norm_pix_loss=True)
-    config.data = ml_collections.ConfigDict(
-        {
-            "source": "mnist",
-            "num_test": 1000,
-            "image_size": (28, 28),
-            "channels": 1,
-            "mean": (0.1307,),
-            "std": (0.3081,),
-            "crop_scale": None,  # no RandomResizedCrop on 28x28 digits
-            "flip": False,
-            "num_threads": 0,
-        }
-    )
+    config.data = presets.mnist()
     config.train.update(
         steps=variant["steps"],
         batch_size=128,

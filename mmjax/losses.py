@@ -55,3 +55,19 @@ def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array, *, norm_pix:
     target = normalize_patches(target) if norm_pix else target.astype(jnp.float32)
     per_patch = jnp.mean(jnp.square(pred.astype(jnp.float32) - target), axis=-1)
     return masked_mean(per_patch, mask)
+
+
+def masked_l1(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    """SimMIM's loss: mean absolute error over the pixels of hidden patches only.
+
+    Equals the reference's `sum(|x - x_rec| * mask) / (num_hidden_pixels * C)` (without its
+    1e-5 in the denominator: an empty mask gives 0 here).
+
+    Args:
+      pred, target: `[B, N, P]` patch vectors.
+      mask: bool `[B, N]`, True = hidden.
+    """
+    if pred.shape != target.shape or pred.shape[:2] != mask.shape:
+        raise ValueError(f"pred {pred.shape}, target {target.shape} and mask {mask.shape} do not match")
+    per_patch = jnp.mean(jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)), axis=-1)
+    return masked_mean(per_patch, mask)

@@ -61,7 +61,7 @@ from mmjax.masking.text import (
     span_mask,
     truncated_geometric_logits,
 )
-from mmjax.masking.tokens import gather_tokens, restore_with_mask_tokens
+from mmjax.masking.tokens import gather_tokens, replace_with_mask_token, restore_with_mask_tokens
 from mmjax.masking.video import frame_mask, running_cell_mask, spacetime_mask, tube_mask
 
 __all__ = [
@@ -108,6 +108,7 @@ __all__ = [
     "ratio_mask",
     "region_mask",
     "remasker_masks",
+    "replace_with_mask_token",
     "restore_with_mask_tokens",
     "running_cell_mask",
     "sample_mask_ratio",

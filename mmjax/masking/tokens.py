@@ -34,3 +34,18 @@ def restore_with_mask_tokens(visible: jax.Array, mask_token: jax.Array, ids_rest
     num_tokens = ids_restore.shape[1]
     fill = jnp.broadcast_to(jnp.reshape(mask_token, (1, 1, dim)).astype(visible.dtype), (batch, num_tokens - keep, dim))
     return gather_tokens(jnp.concatenate([visible, fill], axis=1), ids_restore)
+
+
+def replace_with_mask_token(tokens: jax.Array, hidden: jax.Array, mask_token: jax.Array) -> jax.Array:
+    """Dense-encoder masking (SimMIM): hidden tokens become `mask_token`, the rest stay.
+
+    Args:
+      tokens: `[B, N, D]`.
+      hidden: bool `[B, N]`, True = hidden.
+      mask_token: `[D]` (or broadcastable to `[1, 1, D]`).
+
+    Returns:
+      `[B, N, D]` in `tokens.dtype`.
+    """
+    token = jnp.reshape(mask_token, (1, 1, tokens.shape[-1])).astype(tokens.dtype)
+    return jnp.where(hidden[..., None], token, tokens)

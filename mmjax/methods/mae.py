@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config, to_dict
+from mmjax.config import dataclass_from_config
 from mmjax.losses import masked_mse
 from mmjax.masking.mask import Mask, random_mask, random_mask_from_noise
 from mmjax.methods.common import pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
-from mmjax.models.config import DecoderConfig, ViTConfig, vit_size
+from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section
 from mmjax.models.mae import MAEModel
 from mmjax.ops.patches import patchify
 
@@ -77,15 +77,9 @@ class MAE:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MAE:
-        model = to_dict(config.model)
-        size = model.pop("size", None)
-        sized = {
-            **(vit_size(size) if size else {}),
-            **{k: v for k, v in model.items() if v is not None},
-        }
         options = dataclass_from_config(MAEOptions, config.get("mae", {}), "mae")
         return cls(
-            model_config=dataclass_from_config(ViTConfig, sized, "model"),
+            model_config=vit_config_from_section(config.model),
             decoder_config=dataclass_from_config(DecoderConfig, config.decoder, "decoder"),
             mask_ratio=options.mask_ratio,
             norm_pix_loss=options.norm_pix_loss,

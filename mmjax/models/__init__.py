@@ -1,7 +1,8 @@
 """Flax Linen modules, used only through `init` / `apply`."""
 
-from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_size
+from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_size
 from mmjax.models.mae import MAEDecoder, MAEModel
+from mmjax.models.simmim import SimMIMModel
 from mmjax.models.transformer import MLP, EncoderBlock, MultiHeadAttention, TransformerStack
 from mmjax.models.vit import ViTEncoder
 
@@ -13,8 +14,10 @@ __all__ = [
     "MAEDecoder",
     "MAEModel",
     "MultiHeadAttention",
+    "SimMIMModel",
     "TransformerStack",
     "ViTConfig",
     "ViTEncoder",
+    "vit_config_from_section",
     "vit_size",
 ]

@@ -109,3 +109,13 @@ def vit_size(size: str) -> dict[str, int]:
         raise ValueError(f"model.size must be one of {sorted(VIT_SIZES)}, got {size!r}")
     width, depth, heads = VIT_SIZES[size]
     return {"width": width, "depth": depth, "heads": heads, "mlp_dim": 4 * width}
+
+
+def vit_config_from_section(section) -> ViTConfig:
+    """A `model` config section -> `ViTConfig`; `size` fills width/depth/heads/mlp_dim left at None."""
+    from mmjax.config import dataclass_from_config, to_dict
+
+    model = to_dict(section)
+    size = model.pop("size", None)
+    sized = {**(vit_size(size) if size else {}), **{k: v for k, v in model.items() if v is not None}}
+    return dataclass_from_config(ViTConfig, sized, "model")

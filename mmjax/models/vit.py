@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.masking.tokens import gather_tokens
+from mmjax.masking.tokens import gather_tokens, replace_with_mask_token
 from mmjax.models.config import ViTConfig
 from mmjax.models.initializers import constant, normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
@@ -45,12 +45,17 @@ class ViTEncoder(nn.Module):
     config: ViTConfig
 
     @nn.compact
-    def __call__(self, images: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, images: jax.Array, ids_keep: jax.Array | None = None, hidden: jax.Array | None = None
+    ) -> jax.Array:
         """Encode images.
 
         Args:
           images: `[B, H, W, C]`.
           ids_keep: int `[B, K]`; when given, only these patches are encoded (MAE).
+          hidden: bool `[B, N]`; when given, hidden patches are replaced by a learned
+            `mask_token` before the position embedding is added (SimMIM). The parameter
+            exists only in models initialised with `hidden`.
 
         Returns:
           `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after the final LayerNorm.
@@ -66,6 +71,9 @@ class ViTEncoder(nn.Module):
             bias_init=with_axes(zeros, ("embed",)),
             name="patch_embed",
         )(patchify(images.astype(dtype), cfg.patch_size))
+        if hidden is not None:
+            token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
+            x = replace_with_mask_token(x, hidden, token)
         pos = position_embedding(self, cfg.posemb, cfg.grid, cfg.width, "pos_embedding")
         x = x + pos[:, 1:]
         if ids_keep is not None:

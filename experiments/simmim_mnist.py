@@ -1,0 +1,25 @@
+"""SimMIM on the bundled MNIST subset (2 CPU cores, a few minutes).
+
+Digits are resized to 32 x 32 so that 4 px tokens form an 8 x 8 grid that 8 px mask
+patches (2 x 2 tokens) tile; 60% of the mask patches are hidden, as in the paper.
+Variants: `steps=N`.
+"""
+
+import ml_collections
+
+from mmjax.config import parse_arg
+from mmjax.data import presets
+from mmjax.methods import simmim
+from mmjax.train.defaults import training_sections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    variant = parse_arg(arg, steps=1000)
+    config = training_sections(simmim.default_config())
+    config.model.update(size=None, image_size=32, patch_size=4, channels=1, width=128, depth=4, heads=4, mlp_dim=512)
+    config.simmim.update(mask_ratio=0.6, mask_patch=2)
+    config.data = presets.mnist(image_size=(32, 32))
+    config.train.update(
+        steps=variant["steps"], batch_size=128, lr=1e-3, warmup_steps=100, log_every=100, checkpoint_every=500
+    )
+    return config

@@ -1,0 +1,42 @@
+"""SimMIM (Xie et al. 2022): the full ViT sees every patch, hidden ones as a learned mask token,
+and one linear layer predicts each patch's raw pixels."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.models.config import ViTConfig
+from mmjax.models.initializers import with_axes, xavier_uniform, zeros
+from mmjax.models.vit import ViTEncoder
+
+
+class SimMIMModel(nn.Module):
+    """ViT encoder with mask tokens and a linear pixel head.
+
+    The head maps each token to its `p_h * p_w * C` pixels: the reference's 1x1
+    convolution to `stride**2 * C` channels followed by a pixel shuffle, in MAE's
+    (row, column, channel) patch order.
+    """
+
+    config: ViTConfig
+
+    def setup(self):
+        self.encoder = ViTEncoder(self.config)
+        self.head = nn.Dense(
+            self.config.patch_dim,
+            dtype=self.config.compute_dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), ("embed", None)),
+            bias_init=with_axes(zeros, (None,)),
+        )
+
+    def __call__(self, images: jax.Array, hidden: jax.Array) -> jax.Array:
+        """`[B, H, W, C]` images, bool `[B, N]` hidden patches -> float32 `[B, N, p_h * p_w * C]`."""
+        tokens = self.encoder(images, hidden=hidden)
+        return self.head(tokens[:, 1:]).astype(jnp.float32)
+
+    def encode(self, images: jax.Array) -> jax.Array:
+        """Unmasked encoder: `[B, H, W, C] -> [B, 1 + N, D]`."""
+        return self.encoder(images)
