@@ -1,17 +1,21 @@
-"""Weight conversion to and from other libraries."""
+"""Weight conversion to and from other libraries, and export of trained encoders."""
 
 from mmjax.export.hf_vitmae import (
-    CheckpointMismatchError,
     config_from_hf,
     convert_hf_vitmae,
+    hf_vitmae_config,
     load_hf_vitmae,
     normalize_key,
+    to_hf_vitmae,
 )
+from mmjax.export.plan import CheckpointMismatchError
 
 __all__ = [
     "CheckpointMismatchError",
     "config_from_hf",
     "convert_hf_vitmae",
+    "hf_vitmae_config",
     "load_hf_vitmae",
     "normalize_key",
+    "to_hf_vitmae",
 ]
