@@ -205,12 +205,13 @@ def to_hf_vitmae(mae: MAE, params: Mapping[str, Any]) -> tuple[dict[str, np.ndar
     so the HF model computes the same function; `convert_hf_vitmae` recognises them on the way back.
     """
     cfg, dec = mae.model_config, mae.decoder_config
+    hf_config = hf_vitmae_config(mae)  # checks the shape constraints before any work
     fixed = {}
     for root, key in _POS_KEYS.items():
         if _posemb(mae, root) != "learned":
             width = cfg.width if root == "encoder" else dec.width
             fixed[key] = sincos_2d(cfg.grid, width, cls_token=True)[None]
-    return invert_plan(_plan(mae), params, fixed), hf_vitmae_config(mae)
+    return invert_plan(_plan(mae), params, fixed), hf_config
 
 
 def load_hf_vitmae(
