@@ -1,0 +1,84 @@
+"""HF transformers `ViTModel` (or `ViTForImageClassification`'s `vit.`) weights -> mmjax `ViTEncoder` params.
+
+HF ViT learns its position table, so the encoder gets `posemb="learned"`; HF's layer-norm
+eps (default 1e-12, not timm's 1e-6) is carried into the config. Both 4.x
+(`encoder.layer.{i}.attention.attention.query`) and 5.x (`layers.{i}.attention.q_proj`) names work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mmjax.export.hf_vitmae import add_hf_encoder, normalize_key
+from mmjax.export.plan import PlanBuilder, apply_plan, to_numpy
+from mmjax.models.config import ViTConfig
+
+# Heads that sit on top of the encoder; dropped on import (they are not part of `ViTEncoder`).
+HF_VIT_IGNORED = ("pooler.", "classifier.")
+
+
+def vit_config_from_hf(hf_config: Any) -> ViTConfig:
+    """mmjax `ViTConfig` (learned position table) from an HF `ViTConfig` (object or dict)."""
+    c = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(hf_config)
+    if c.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"hidden_act={c['hidden_act']!r} is not supported; mmjax ViTs use exact 'gelu'")
+    return ViTConfig(
+        image_size=c["image_size"],
+        patch_size=c["patch_size"],
+        channels=c.get("num_channels", 3),
+        width=c["hidden_size"],
+        depth=c["num_hidden_layers"],
+        heads=c["num_attention_heads"],
+        mlp_dim=c["intermediate_size"],
+        layer_norm_eps=c.get("layer_norm_eps", 1e-12),
+        qkv_bias=c.get("qkv_bias", True),
+        posemb="learned",
+    )
+
+
+def hf_vit_plan(config: ViTConfig):
+    builder = PlanBuilder()
+    add_hf_encoder(builder, "", config, root=())
+    return builder.plan
+
+
+def convert_hf_vit(
+    state_dict: Mapping[str, Any], hf_config: Any, ignore: Iterable[str] = HF_VIT_IGNORED
+) -> tuple[ViTConfig, dict[str, Any]]:
+    """Convert an HF ViT checkpoint into `ViTEncoder` params.
+
+    Args:
+      state_dict: key -> array (numpy or torch); a `vit.` prefix (classification models) is stripped.
+      hf_config: HF `ViTConfig` or its dict.
+      ignore: key prefixes dropped before checking (the pooler and classifier by default).
+
+    Returns:
+      `(ViTConfig, params)` for `ViTEncoder(config).apply({"params": params}, images)`, whose
+      output equals HF's `last_hidden_state`.
+
+    Raises:
+      CheckpointMismatchError: listing every missing, unexpected and mis-shaped key.
+    """
+    ignore = tuple(ignore)
+    arrays = {}
+    for key, value in state_dict.items():
+        key = normalize_key(key.removeprefix("vit."))
+        if not key.startswith(ignore):
+            arrays[key] = to_numpy(value)
+    config = vit_config_from_hf(hf_config)
+    return config, apply_plan(hf_vit_plan(config), arrays)
+
+
+def load_hf_vit(directory: str | os.PathLike) -> tuple[ViTConfig, dict[str, Any]]:
+    """Convert a local HF ViT directory (`config.json` + `model.safetensors`); no network."""
+    from safetensors.numpy import load_file
+
+    with open(os.path.join(directory, "config.json")) as f:
+        hf_config = json.load(f)
+    return convert_hf_vit(load_file(os.path.join(directory, "model.safetensors")), hf_config)
+
+
+__all__ = ["HF_VIT_IGNORED", "convert_hf_vit", "load_hf_vit", "vit_config_from_hf"]
