@@ -2,7 +2,7 @@
 
   python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=value ...]
   python -m mmjax eval --workdir DIR [--step N]
-  python -m mmjax export --workdir DIR --format hf|safetensors|stablehlo --out OUT [--step N] [--force]
+  python -m mmjax export --workdir DIR --format hf|hf-vit|safetensors|stablehlo --out OUT [--step N] [--force]
 
 `train` resumes when DIR already has checkpoints; at the end it runs the configured
 evaluation. `eval` reloads `DIR/config.json` and a checkpoint and reruns the evaluation.
@@ -21,7 +21,7 @@ COMMANDS = ("train", "eval", "export")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and figures")
 _STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval/export (default: latest)")
-_FORMAT = flags.DEFINE_enum("format", None, ["hf", "safetensors", "stablehlo"], "export format")
+_FORMAT = flags.DEFINE_enum("format", None, ["hf", "hf-vit", "safetensors", "stablehlo"], "export format")
 _OUT = flags.DEFINE_string("out", None, "export output directory (must not exist unless --force)")
 _FORCE = flags.DEFINE_bool("force", False, "export: replace an existing --out")
 _POOL = flags.DEFINE_enum("pool", "cls", ["cls", "mean", "tokens"], "export stablehlo: feature pooling")
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
         from mmjax.export import export_workdir
 
         if not _FORMAT.value or not _OUT.value:
-            sys.exit("export needs --format hf|safetensors|stablehlo and --out OUT")
+            sys.exit("export needs --format hf|hf-vit|safetensors|stablehlo and --out OUT")
         try:
             out = export_workdir(_WORKDIR.value, _FORMAT.value, _OUT.value, _STEP.value, _FORCE.value, _POOL.value)
         except FileExistsError as err:

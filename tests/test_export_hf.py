@@ -47,3 +47,22 @@ def test_hf_export_refuses_non_square_images(tmp_path):
     with pytest.raises(ValueError, match="square model.image_size"):
         save_hf_vitmae(wide, {}, tmp_path / "hf")
     assert not (tmp_path / "hf").exists()
+
+
+@pytest.mark.parametrize("posemb", ["learned", "sincos2d"])
+def test_encoder_exports_as_hf_vit_model_with_the_same_features(tmp_path, posemb):
+    from mmjax.export import encoder_features, load_hf_vit, save_hf_vit
+
+    mae = tiny_mae(posemb)
+    params = random_params(mae, seed=7)["encoder"]
+    out = save_hf_vit(mae.model_config, params, tmp_path / "vit")
+    model = transformers.ViTModel.from_pretrained(out, add_pooling_layer=False).eval()
+    images, _ = images_and_noise(seed=8)
+    with torch.no_grad():
+        hf = model(torch.from_numpy(images).permute(0, 3, 1, 2)).last_hidden_state.numpy()
+    expected = np.asarray(encoder_features(mae.model_config, params, images, "tokens"))
+    np.testing.assert_allclose(hf, expected, atol=1e-5, rtol=1e-5)
+    config, back = load_hf_vit(out)
+    assert config.layer_norm_eps == mae.model_config.layer_norm_eps
+    if posemb == "learned":  # a sincos encoder comes back with its table as a learned parameter
+        jax.tree.map(np.testing.assert_array_equal, back, params)

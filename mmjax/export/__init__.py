@@ -12,7 +12,7 @@ Every import checks every key and raises `CheckpointMismatchError` listing the p
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import encoder_features, load_encoder, save_encoder
 from mmjax.export.hf_export import save_hf_vitmae
-from mmjax.export.hf_vit import convert_hf_vit, load_hf_vit, vit_config_from_hf
+from mmjax.export.hf_vit import convert_hf_vit, hf_vit_config, load_hf_vit, save_hf_vit, to_hf_vit, vit_config_from_hf
 from mmjax.export.hf_vitmae import (
     config_from_hf,
     convert_hf_vitmae,
@@ -39,6 +39,7 @@ __all__ = [
     "encoder_features",
     "export_features",
     "export_workdir",
+    "hf_vit_config",
     "hf_vitmae_config",
     "load_encoder",
     "load_feature_extractor",
@@ -47,9 +48,11 @@ __all__ = [
     "normalize_key",
     "resize_encoder",
     "save_encoder",
+    "save_hf_vit",
     "save_hf_vitmae",
     "save_stablehlo",
     "timm_vit_config",
+    "to_hf_vit",
     "to_hf_vitmae",
     "vit_config_from_hf",
 ]

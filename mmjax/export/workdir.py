@@ -8,10 +8,11 @@ import jax
 
 from mmjax.export.encoder import save_encoder
 from mmjax.export.hf_export import save_hf_vitmae
+from mmjax.export.hf_vit import save_hf_vit
 from mmjax.export.stablehlo import save_stablehlo
 from mmjax.methods.mae import MAE
 
-FORMATS = ("hf", "safetensors", "stablehlo")
+FORMATS = ("hf", "hf-vit", "safetensors", "stablehlo")
 
 
 def export_workdir(
@@ -26,6 +27,7 @@ def export_workdir(
 
     Formats:
       `hf`: `config.json` + `model.safetensors` for `transformers.ViTMAEForPreTraining.from_pretrained`.
+      `hf-vit`: the encoder alone for `transformers.ViTModel.from_pretrained(out, add_pooling_layer=False)`.
       `safetensors`: the encoder's params + `config.json`, read back by `mmjax.export.load_encoder`.
       `stablehlo`: `jax.export` feature extractor (`pool` picks cls / mean / tokens) with a symbolic
         batch size, its params, and `load.py`, run by `load_feature_extractor` without model code.
@@ -48,6 +50,8 @@ def export_workdir(
     params = jax.device_get(params)
     if format == "hf":
         return save_hf_vitmae(method, params, out, force)
+    if format == "hf-vit":
+        return save_hf_vit(method.model_config, params["encoder"], out, force)
     if format == "safetensors":
         return save_encoder(method.model_config, params["encoder"], out, force)
     return save_stablehlo(method.model_config, params["encoder"], out, pool=pool, force=force)
