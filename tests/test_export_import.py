@@ -2,6 +2,7 @@
 
 import re
 
+import jax
 import numpy as np
 import pytest
 
@@ -135,3 +136,24 @@ def test_resized_position_table_matches_hf_interpolate_pos_encoding(hf_vit, heig
     x = images(height, width, seed=5)
     got = mmjax_tokens(config, params, x)
     np.testing.assert_allclose(got, hf_tokens(hf_vit, x, interpolate=True), atol=1e-5, rtol=1e-5)
+
+
+def test_resize_bicubic_matches_torch_interpolate_up_and_down():
+    from mmjax.ops.posemb import resize_bicubic
+
+    table = np.random.default_rng(0).normal(size=(7, 5, 6))
+    for size in [(3, 11), (14, 4), (7, 5)]:
+        expected = torch.nn.functional.interpolate(
+            torch.from_numpy(table).permute(2, 0, 1)[None], size=size, mode="bicubic", align_corners=False
+        )[0].permute(1, 2, 0)
+        np.testing.assert_allclose(resize_bicubic(table, size), expected.numpy(), atol=1e-12)
+
+
+def test_resize_sincos_encoder_recomputes_its_table():
+    from mmjax.models.config import ViTConfig
+
+    config = ViTConfig(image_size=32, patch_size=8, width=32, depth=1, heads=4, mlp_dim=64)
+    params = ViTEncoder(config).init(jax.random.key(0), images())["params"]
+    new_config, new_params = resize_encoder(config, params, 48)
+    assert new_config.grid == (6, 6) and "pos_embedding" not in new_params
+    assert mmjax_tokens(new_config, new_params, images(48, 48)).shape == (2, 37, 32)
