@@ -11,7 +11,6 @@ Every import checks every key and raises `CheckpointMismatchError` listing the p
 
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import encoder_features, load_encoder, save_encoder
-from mmjax.export.hf_export import save_hf_vitmae
 from mmjax.export.hf_vit import convert_hf_vit, hf_vit_config, load_hf_vit, save_hf_vit, to_hf_vit, vit_config_from_hf
 from mmjax.export.hf_vitmae import (
     config_from_hf,
@@ -19,6 +18,7 @@ from mmjax.export.hf_vitmae import (
     hf_vitmae_config,
     load_hf_vitmae,
     normalize_key,
+    save_hf_vitmae,
     to_hf_vitmae,
 )
 from mmjax.export.plan import CheckpointMismatchError

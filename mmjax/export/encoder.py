@@ -60,6 +60,7 @@ def encoder_features(config: ViTConfig, params: Mapping[str, Any], images: jax.A
 
 
 def config_to_dict(config: ViTConfig) -> dict[str, Any]:
+    """A `ViTConfig` as JSON-ready values (pairs as lists); `ViTConfig(**d)` rebuilds it."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from mmjax.export.atomic import atomic_directory
 from mmjax.export.plan import (
     HF_BLOCK,
     Path,
@@ -228,3 +229,19 @@ def load_hf_vitmae(
     if not os.path.exists(weights):
         raise FileNotFoundError(f"{weights} not found; save the HF model with safe_serialization=True")
     return convert_hf_vitmae(load_file(weights), hf_config)
+
+
+def save_hf_vitmae(mae: MAE, params: Mapping[str, Any], out: str | os.PathLike, force: bool = False) -> str:
+    """Write `config.json` and `model.safetensors` (HF 5.x key names) to `out` atomically.
+
+    Loads with `transformers.ViTMAEForPreTraining.from_pretrained(out)`. Needs `safetensors`
+    only (no torch); `load_hf_vitmae(out)` reads it back bitwise.
+    """
+    from safetensors.numpy import save_file
+
+    state, hf_config = to_hf_vitmae(mae, params)
+    with atomic_directory(out, force) as tmp:
+        save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(hf_config, f, indent=2)
+    return os.fspath(out)

@@ -7,8 +7,8 @@ import os
 import jax
 
 from mmjax.export.encoder import save_encoder
-from mmjax.export.hf_export import save_hf_vitmae
 from mmjax.export.hf_vit import save_hf_vit
+from mmjax.export.hf_vitmae import save_hf_vitmae
 from mmjax.export.stablehlo import save_stablehlo
 from mmjax.methods.mae import MAE
 
