@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
             sys.exit("export needs --format hf|hf-vit|safetensors|stablehlo and --out OUT")
         try:
             out = export_workdir(_WORKDIR.value, _FORMAT.value, _OUT.value, _STEP.value, _FORCE.value, _POOL.value)
-        except FileExistsError as err:
+        except (FileExistsError, FileNotFoundError) as err:
             sys.exit(f"error: {err}")
         print(f"exported {_FORMAT.value} to {out}")
     elif argv[1] == "train":
