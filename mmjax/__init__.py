@@ -6,7 +6,7 @@ Subpackages:
   models   Flax Linen modules (ViT encoder, MAE decoder)
   losses   masked reductions and objectives
   methods  methods (MAE, ...) and their registry
-  export   weight conversion (HF transformers ViTMAE)
+  export   weight import (HF ViTMAE, HF ViT, timm) and export (HF, safetensors, StableHLO)
 """
 
 from mmjax import export, losses, masking, methods, models, ops

@@ -1,10 +1,13 @@
-"""Command line: `python -m mmjax train|eval ...`.
+"""Command line: `python -m mmjax train|eval|export ...`.
 
   python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=value ...]
   python -m mmjax eval --workdir DIR [--step N]
+  python -m mmjax export --workdir DIR --format hf|hf-vit|safetensors|stablehlo --out OUT [--step N] [--force]
 
 `train` resumes when DIR already has checkpoints; at the end it runs the configured
 evaluation. `eval` reloads `DIR/config.json` and a checkpoint and reruns the evaluation.
+`export` writes a checkpoint for transformers, as safetensors, or as StableHLO (see
+`mmjax.export.export_workdir`); it refuses to replace an existing OUT without `--force`.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-COMMANDS = ("train", "eval")
+COMMANDS = ("train", "eval", "export")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and figures")
-_STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval (default: latest)")
+_STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval/export (default: latest)")
+_FORMAT = flags.DEFINE_enum("format", None, ["hf", "hf-vit", "safetensors", "stablehlo"], "export format")
+_OUT = flags.DEFINE_string("out", None, "export output directory (must not exist unless --force)")
+_FORCE = flags.DEFINE_bool("force", False, "export: replace an existing --out")
+_POOL = flags.DEFINE_enum("pool", "cls", ["cls", "mean", "tokens"], "export stablehlo: feature pooling")
 
 
 def main(argv: list[str]) -> None:
@@ -29,7 +36,17 @@ def main(argv: list[str]) -> None:
         sys.exit(f"usage: python -m mmjax {{{'|'.join(COMMANDS)}}} --workdir DIR [--config FILE]; got {argv[1:]}")
     if not _WORKDIR.value:
         sys.exit("--workdir is required")
-    if argv[1] == "train":
+    if argv[1] == "export":
+        from mmjax.export import export_workdir
+
+        if not _FORMAT.value or not _OUT.value:
+            sys.exit("export needs --format hf|hf-vit|safetensors|stablehlo and --out OUT")
+        try:
+            out = export_workdir(_WORKDIR.value, _FORMAT.value, _OUT.value, _STEP.value, _FORCE.value, _POOL.value)
+        except (FileExistsError, FileNotFoundError) as err:
+            sys.exit(f"error: {err}")
+        print(f"exported {_FORMAT.value} to {out}")
+    elif argv[1] == "train":
         if _CONFIG.value is None:
             sys.exit("train needs --config experiments/<file>.py[:variant]")
         result = train(_CONFIG.value, _WORKDIR.value)

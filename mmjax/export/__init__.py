@@ -1,17 +1,58 @@
-"""Weight conversion to and from other libraries."""
+"""Weight conversion to and from other libraries, and export of trained encoders.
 
+Import: `convert_hf_vitmae` / `load_hf_vitmae` (HF ViTMAE, 4.x and 5.x key names),
+`convert_hf_vit` / `load_hf_vit` (HF ViT) and `convert_timm_vit` (timm ViT) into a
+`ViTEncoder`; `resize_encoder` moves a learned position table to another resolution.
+Export: `export_workdir` (the `python -m mmjax export` command), `save_hf_vitmae`,
+`save_encoder` / `load_encoder` (safetensors + JSON), `save_stablehlo` /
+`load_feature_extractor` (`jax.export`, symbolic batch size).
+Every import checks every key and raises `CheckpointMismatchError` listing the problems.
+"""
+
+from mmjax.export.atomic import atomic_directory
+from mmjax.export.encoder import encoder_features, load_encoder, save_encoder
+from mmjax.export.hf_vit import convert_hf_vit, hf_vit_config, load_hf_vit, save_hf_vit, to_hf_vit, vit_config_from_hf
 from mmjax.export.hf_vitmae import (
-    CheckpointMismatchError,
     config_from_hf,
     convert_hf_vitmae,
+    hf_vitmae_config,
     load_hf_vitmae,
     normalize_key,
+    save_hf_vitmae,
+    to_hf_vitmae,
 )
+from mmjax.export.plan import CheckpointMismatchError
+from mmjax.export.resolution import resize_encoder
+from mmjax.export.stablehlo import export_features, save_stablehlo
+from mmjax.export.stablehlo_loader import load_feature_extractor
+from mmjax.export.timm_vit import convert_timm_vit, timm_vit_config
+from mmjax.export.workdir import FORMATS, export_workdir
 
 __all__ = [
+    "FORMATS",
     "CheckpointMismatchError",
+    "atomic_directory",
     "config_from_hf",
+    "convert_hf_vit",
     "convert_hf_vitmae",
+    "convert_timm_vit",
+    "encoder_features",
+    "export_features",
+    "export_workdir",
+    "hf_vit_config",
+    "hf_vitmae_config",
+    "load_encoder",
+    "load_feature_extractor",
+    "load_hf_vit",
     "load_hf_vitmae",
     "normalize_key",
+    "resize_encoder",
+    "save_encoder",
+    "save_hf_vit",
+    "save_hf_vitmae",
+    "save_stablehlo",
+    "timm_vit_config",
+    "to_hf_vit",
+    "to_hf_vitmae",
+    "vit_config_from_hf",
 ]

@@ -1,4 +1,4 @@
-"""HF transformers `ViTMAEForPreTraining` weights and config -> mmjax MAE params and config.
+"""HF transformers `ViTMAEForPreTraining` weights and config <-> mmjax MAE params and config.
 
 Accepts both key layouts: transformers 4.x (`vit.encoder.layer.{i}.attention.attention.query`,
 used by hub checkpoints) and 5.x (`vit.layers.{i}.attention.q_proj`). Every key is
@@ -11,18 +11,30 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ml_collections
 import numpy as np
 
+from mmjax.export.atomic import atomic_directory
+from mmjax.export.plan import (
+    HF_BLOCK,
+    Path,
+    Plan,
+    PlanBuilder,
+    add_block,
+    apply_plan,
+    invert_plan,
+    to_numpy,
+)
 from mmjax.methods.mae import MAE, default_config
+from mmjax.models.config import ViTConfig
 from mmjax.ops.posemb import sincos_2d
 
-# 4.x name pieces -> 5.x; applied in order.
+# 4.x name pieces -> 5.x; applied in order. `encoder.layer.{i}` is ViTMAE's `vit.` encoder or a bare HF ViT.
 _V4_RENAMES = [
-    (re.compile(r"^vit\.encoder\.layer\.(\d+)\."), r"vit.layers.\1."),
+    (re.compile(r"(^|\.)encoder\.layer\.(\d+)\."), r"\1layers.\2."),
     (re.compile(r"\.attention\.attention\.query\."), ".attention.q_proj."),
     (re.compile(r"\.attention\.attention\.key\."), ".attention.k_proj."),
     (re.compile(r"\.attention\.attention\.value\."), ".attention.v_proj."),
@@ -34,33 +46,11 @@ _V4_RENAMES = [
 _SINCOS_ATOL = 1e-5
 
 
-class CheckpointMismatchError(ValueError):
-    """The checkpoint's keys or shapes do not fit the model its config describes."""
-
-    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[str]):
-        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
-        parts = []
-        for title, items in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("shape mismatch", mismatched),
-        ):
-            if items:
-                parts.append(f"{title} ({len(items)}): " + ", ".join(items))
-        super().__init__("checkpoint does not fit the model: " + "; ".join(parts))
-
-
 def normalize_key(key: str) -> str:
-    """A 4.x or 5.x ViTMAE key in the 5.x layout."""
+    """A 4.x or 5.x HF ViT / ViTMAE key in the 5.x layout."""
     for pattern, replacement in _V4_RENAMES:
         key = pattern.sub(replacement, key)
     return key
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor; torch stays an optional import
-        value = value.detach().cpu().float().numpy()
-    return np.asarray(value, dtype=np.float32)
 
 
 def config_from_hf(hf_config: Any) -> ml_collections.ConfigDict:
@@ -91,93 +81,54 @@ def config_from_hf(hf_config: Any) -> ml_collections.ConfigDict:
     return config
 
 
-def _conv_as_dense(w):  # [D, C, p, p] -> [p * p * C, D] in (row, col, channel) order
-    return np.transpose(w, (2, 3, 1, 0)).reshape(-1, w.shape[0])
-
-
-def _identity(w):
-    return w
-
-
-def _plan(mae: MAE) -> dict[str, tuple[tuple[str, ...], tuple[int, ...], Callable]]:
-    """5.x key -> (mmjax param path, expected HF shape, conversion)."""
-    cfg, dec = mae.model_config, mae.decoder_config
-    plan = {}
-
-    def linear(hf, path, d_in, d_out, kernel_shape=None, bias_shape=None, bias=True):
-        kernel_shape, bias_shape = kernel_shape or (d_in, d_out), bias_shape or (d_out,)
-        plan[f"{hf}.weight"] = (
-            (*path, "kernel"),
-            (d_out, d_in),
-            lambda w: w.T.reshape(kernel_shape),
-        )
-        if bias:
-            plan[f"{hf}.bias"] = ((*path, "bias"), (d_out,), lambda b: b.reshape(bias_shape))
-
-    def norm(hf: str, path: tuple[str, ...], dim: int):
-        plan[f"{hf}.weight"] = ((*path, "scale"), (dim,), _identity)
-        plan[f"{hf}.bias"] = ((*path, "bias"), (dim,), _identity)
-
-    def block(hf: str, path: tuple[str, ...], dim: int, heads: int, mlp: int):
-        head_dim = dim // heads
-        for proj, name in (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value")):
-            linear(
-                f"{hf}.attention.{proj}",
-                (*path, "attn", name),
-                dim,
-                dim,
-                kernel_shape=(dim, heads, head_dim),
-                bias_shape=(heads, head_dim),
-                bias=cfg.qkv_bias,
-            )
-        linear(
-            f"{hf}.attention.o_proj",
-            (*path, "attn", "out"),
-            dim,
-            dim,
-            kernel_shape=(heads, head_dim, dim),
-        )
-        norm(f"{hf}.layernorm_before", (*path, "norm1"), dim)
-        norm(f"{hf}.layernorm_after", (*path, "norm2"), dim)
-        linear(f"{hf}.mlp.fc1", (*path, "mlp", "fc1"), dim, mlp)
-        linear(f"{hf}.mlp.fc2", (*path, "mlp", "fc2"), mlp, dim)
-
+def add_hf_encoder(builder: PlanBuilder, prefix: str, cfg: ViTConfig, root: Path = ("encoder",)) -> None:
+    """HF 5.x ViT encoder keys under `prefix` (`"vit."` for ViTMAE, `""` for ViTModel) -> `ViTEncoder` at `root`."""
     d, n = cfg.width, cfg.num_patches
-    plan["vit.embeddings.cls_token"] = (("encoder", "cls_token"), (1, 1, d), _identity)
-    plan["vit.embeddings.position_embeddings"] = (
-        ("encoder", "pos_embedding"),
-        (1, n + 1, d),
-        _identity,
-    )
-    plan["vit.embeddings.patch_embeddings.projection.weight"] = (
-        ("encoder", "patch_embed", "kernel"),
-        (d, cfg.channels, *cfg.patch_size),
-        _conv_as_dense,
-    )
-    plan["vit.embeddings.patch_embeddings.projection.bias"] = (
-        ("encoder", "patch_embed", "bias"),
-        (d,),
-        _identity,
+    builder.tensor(f"{prefix}embeddings.cls_token", (*root, "cls_token"), (1, 1, d))
+    builder.tensor(f"{prefix}embeddings.position_embeddings", (*root, "pos_embedding"), (1, n + 1, d))
+    builder.patch_conv(
+        f"{prefix}embeddings.patch_embeddings.projection", (*root, "patch_embed"), d, cfg.channels, cfg.patch_size
     )
     for i in range(cfg.depth):
-        block(f"vit.layers.{i}", ("encoder", "blocks", f"block_{i}"), d, cfg.heads, cfg.mlp_dim)
-    norm("vit.layernorm", ("encoder", "norm"), d)
+        add_block(
+            builder,
+            f"{prefix}layers.{i}",
+            (*root, "blocks", f"block_{i}"),
+            HF_BLOCK,
+            d,
+            cfg.heads,
+            cfg.mlp_dim,
+            cfg.qkv_bias,
+        )
+    builder.norm(f"{prefix}layernorm", (*root, "norm"), d)
 
-    dd = dec.width
-    plan["decoder.mask_token"] = (("decoder", "mask_token"), (1, 1, dd), _identity)
-    plan["decoder.decoder_pos_embed"] = (("decoder", "pos_embedding"), (1, n + 1, dd), _identity)
-    linear("decoder.decoder_embed", ("decoder", "embed"), d, dd)
+
+def _plan(mae: MAE) -> Plan:
+    """5.x key -> entry, for the whole `ViTMAEForPreTraining`."""
+    cfg, dec = mae.model_config, mae.decoder_config
+    builder = PlanBuilder()
+    add_hf_encoder(builder, "vit.", cfg)
+    dd, n = dec.width, cfg.num_patches
+    builder.tensor("decoder.mask_token", ("decoder", "mask_token"), (1, 1, dd))
+    builder.tensor("decoder.decoder_pos_embed", ("decoder", "pos_embedding"), (1, n + 1, dd))
+    builder.linear("decoder.decoder_embed", ("decoder", "embed"), cfg.width, dd)
     for i in range(dec.depth):
-        block(
+        add_block(
+            builder,
             f"decoder.decoder_layers.{i}",
             ("decoder", "blocks", f"block_{i}"),
+            HF_BLOCK,
             dd,
             dec.heads,
             dec.mlp_dim,
+            cfg.qkv_bias,
         )
-    norm("decoder.decoder_norm", ("decoder", "norm"), dd)
-    linear("decoder.decoder_pred", ("decoder", "pred"), dd, cfg.patch_dim)
-    return plan
+    builder.norm("decoder.decoder_norm", ("decoder", "norm"), dd)
+    builder.linear("decoder.decoder_pred", ("decoder", "pred"), dd, cfg.patch_dim)
+    return builder.plan
+
+
+_POS_KEYS = {"encoder": "vit.embeddings.position_embeddings", "decoder": "decoder.decoder_pos_embed"}
 
 
 def _is_sincos(table: np.ndarray, grid: tuple[int, int]) -> bool:
@@ -203,44 +154,65 @@ def convert_hf_vitmae(
     Raises:
       CheckpointMismatchError: listing every missing, unexpected and mis-shaped key.
     """
-    arrays = {}
-    for key, value in state_dict.items():
-        arrays[normalize_key(key)] = _to_numpy(value)
+    arrays = {normalize_key(key): to_numpy(value) for key, value in state_dict.items()}
     config = config_from_hf(hf_config)
-    mae = MAE.from_config(config)
-    grid = mae.model_config.grid
-    for key, section in (
-        ("vit.embeddings.position_embeddings", "model"),
-        ("decoder.decoder_pos_embed", "decoder"),
-    ):
+    grid = MAE.from_config(config).model_config.grid
+    for section, key in (("model", _POS_KEYS["encoder"]), ("decoder", _POS_KEYS["decoder"])):
         if key in arrays and not _is_sincos(arrays[key], grid):
             config[section].posemb = "learned"
     mae = MAE.from_config(config)
-    plan = _plan(mae)
+    skip = [key for root, key in _POS_KEYS.items() if _posemb(mae, root) != "learned"]
+    return config, apply_plan(_plan(mae), arrays, skip=skip)
 
-    missing = sorted(set(plan) - set(arrays))
-    unexpected = sorted(set(arrays) - set(plan))
-    mismatched = sorted(
-        f"{key} {arrays[key].shape} != {shape}"
-        for key, (_, shape, _) in plan.items()
-        if key in arrays and arrays[key].shape != shape
-    )
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(missing, unexpected, mismatched)
 
-    params: dict[str, Any] = {}
-    learned = {
-        "encoder": mae.model_config.posemb == "learned",
-        "decoder": mae.decoder_config.posemb == "learned",
+def _posemb(mae: MAE, root: str) -> str:
+    return mae.model_config.posemb if root == "encoder" else mae.decoder_config.posemb
+
+
+def hf_vitmae_config(mae: MAE) -> dict[str, Any]:
+    """The `config.json` dict of an HF `ViTMAEConfig` describing `mae` (square images and patches only)."""
+    cfg, dec = mae.model_config, mae.decoder_config
+    for field, value in (("model.image_size", cfg.image_size), ("model.patch_size", cfg.patch_size)):
+        if value[0] != value[1]:
+            raise ValueError(f"HF ViTMAE needs square {field}; got {value}")
+    return {
+        "architectures": ["ViTMAEForPreTraining"],
+        "model_type": "vit_mae",
+        "image_size": cfg.image_size[0],
+        "patch_size": cfg.patch_size[0],
+        "num_channels": cfg.channels,
+        "hidden_size": cfg.width,
+        "num_hidden_layers": cfg.depth,
+        "num_attention_heads": cfg.heads,
+        "intermediate_size": cfg.mlp_dim,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "qkv_bias": cfg.qkv_bias,
+        "decoder_hidden_size": dec.width,
+        "decoder_num_hidden_layers": dec.depth,
+        "decoder_num_attention_heads": dec.heads,
+        "decoder_intermediate_size": dec.mlp_dim,
+        "mask_ratio": mae.mask_ratio,
+        "norm_pix_loss": mae.norm_pix_loss,
     }
-    for key, (path, _, convert) in plan.items():
-        if path[-1] == "pos_embedding" and not learned[path[0]]:
-            continue
-        node = params
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = np.ascontiguousarray(convert(arrays[key]))
-    return config, params
+
+
+def to_hf_vitmae(mae: MAE, params: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """mmjax MAE params -> HF 5.x `ViTMAEForPreTraining` state dict (numpy float32) and config dict.
+
+    Fixed `sincos2d` position tables are written out as the `[1, 1 + N, D]` table mmjax adds,
+    so the HF model computes the same function; `convert_hf_vitmae` recognises them on the way back.
+    """
+    cfg, dec = mae.model_config, mae.decoder_config
+    hf_config = hf_vitmae_config(mae)  # checks the shape constraints before any work
+    fixed = {}
+    for root, key in _POS_KEYS.items():
+        if _posemb(mae, root) != "learned":
+            width = cfg.width if root == "encoder" else dec.width
+            fixed[key] = sincos_2d(cfg.grid, width, cls_token=True)[None]
+    return invert_plan(_plan(mae), params, fixed), hf_config
 
 
 def load_hf_vitmae(
@@ -257,3 +229,19 @@ def load_hf_vitmae(
     if not os.path.exists(weights):
         raise FileNotFoundError(f"{weights} not found; save the HF model with safe_serialization=True")
     return convert_hf_vitmae(load_file(weights), hf_config)
+
+
+def save_hf_vitmae(mae: MAE, params: Mapping[str, Any], out: str | os.PathLike, force: bool = False) -> str:
+    """Write `config.json` and `model.safetensors` (HF 5.x key names) to `out` atomically.
+
+    Loads with `transformers.ViTMAEForPreTraining.from_pretrained(out)`. Needs `safetensors`
+    only (no torch); `load_hf_vitmae(out)` reads it back bitwise.
+    """
+    from safetensors.numpy import save_file
+
+    state, hf_config = to_hf_vitmae(mae, params)
+    with atomic_directory(out, force) as tmp:
+        save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(hf_config, f, indent=2)
+    return os.fspath(out)

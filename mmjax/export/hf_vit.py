@@ -1,0 +1,136 @@
+"""HF transformers `ViTModel` (or `ViTForImageClassification`'s `vit.`) weights <-> mmjax `ViTEncoder` params.
+
+HF ViT learns its position table, so the encoder gets `posemb="learned"`; HF's layer-norm
+eps (default 1e-12, not timm's 1e-6) is carried into the config. Both 4.x
+(`encoder.layer.{i}.attention.attention.query`) and 5.x (`layers.{i}.attention.q_proj`) names work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from mmjax.export.atomic import atomic_directory
+from mmjax.export.hf_vitmae import add_hf_encoder, normalize_key
+from mmjax.export.plan import PlanBuilder, apply_plan, invert_plan, to_numpy
+from mmjax.models.config import ViTConfig
+from mmjax.ops.posemb import sincos_2d
+
+# Heads that sit on top of the encoder; dropped on import (they are not part of `ViTEncoder`).
+HF_VIT_IGNORED = ("pooler.", "classifier.")
+
+
+def vit_config_from_hf(hf_config: Any) -> ViTConfig:
+    """mmjax `ViTConfig` (learned position table) from an HF `ViTConfig` (object or dict)."""
+    c = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(hf_config)
+    if c.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"hidden_act={c['hidden_act']!r} is not supported; mmjax ViTs use exact 'gelu'")
+    return ViTConfig(
+        image_size=c["image_size"],
+        patch_size=c["patch_size"],
+        channels=c.get("num_channels", 3),
+        width=c["hidden_size"],
+        depth=c["num_hidden_layers"],
+        heads=c["num_attention_heads"],
+        mlp_dim=c["intermediate_size"],
+        layer_norm_eps=c.get("layer_norm_eps", 1e-12),
+        qkv_bias=c.get("qkv_bias", True),
+        posemb="learned",
+    )
+
+
+def hf_vit_plan(config: ViTConfig):
+    builder = PlanBuilder()
+    add_hf_encoder(builder, "", config, root=())
+    return builder.plan
+
+
+def convert_hf_vit(
+    state_dict: Mapping[str, Any], hf_config: Any, ignore: Iterable[str] = HF_VIT_IGNORED
+) -> tuple[ViTConfig, dict[str, Any]]:
+    """Convert an HF ViT checkpoint into `ViTEncoder` params.
+
+    Args:
+      state_dict: key -> array (numpy or torch); a `vit.` prefix (classification models) is stripped.
+      hf_config: HF `ViTConfig` or its dict.
+      ignore: key prefixes dropped before checking (the pooler and classifier by default).
+
+    Returns:
+      `(ViTConfig, params)` for `ViTEncoder(config).apply({"params": params}, images)`, whose
+      output equals HF's `last_hidden_state`.
+
+    Raises:
+      CheckpointMismatchError: listing every missing, unexpected and mis-shaped key.
+    """
+    ignore = tuple(ignore)
+    arrays = {}
+    for key, value in state_dict.items():
+        key = normalize_key(key.removeprefix("vit."))
+        if not key.startswith(ignore):
+            arrays[key] = to_numpy(value)
+    config = vit_config_from_hf(hf_config)
+    return config, apply_plan(hf_vit_plan(config), arrays)
+
+
+def load_hf_vit(directory: str | os.PathLike) -> tuple[ViTConfig, dict[str, Any]]:
+    """Convert a local HF ViT directory (`config.json` + `model.safetensors`); no network."""
+    from safetensors.numpy import load_file
+
+    with open(os.path.join(directory, "config.json")) as f:
+        hf_config = json.load(f)
+    return convert_hf_vit(load_file(os.path.join(directory, "model.safetensors")), hf_config)
+
+
+def hf_vit_config(config: ViTConfig) -> dict[str, Any]:
+    """The `config.json` dict of an HF `ViTConfig` describing a `ViTEncoder` (square sizes only)."""
+    for field, value in (("model.image_size", config.image_size), ("model.patch_size", config.patch_size)):
+        if value[0] != value[1]:
+            raise ValueError(f"HF ViT needs square {field}; got {value}")
+    return {
+        "architectures": ["ViTModel"],
+        "model_type": "vit",
+        "image_size": config.image_size[0],
+        "patch_size": config.patch_size[0],
+        "num_channels": config.channels,
+        "hidden_size": config.width,
+        "num_hidden_layers": config.depth,
+        "num_attention_heads": config.heads,
+        "intermediate_size": config.mlp_dim,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "layer_norm_eps": config.layer_norm_eps,
+        "qkv_bias": config.qkv_bias,
+    }
+
+
+def to_hf_vit(config: ViTConfig, params: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """`ViTEncoder` params -> HF 5.x `ViTModel` state dict (no pooler) and config dict.
+
+    A `sincos2d` encoder's fixed table is written as HF's (learned) `position_embeddings`.
+    """
+    hf_config = hf_vit_config(config)
+    fixed = {}
+    if config.posemb != "learned":
+        fixed["embeddings.position_embeddings"] = sincos_2d(config.grid, config.width, cls_token=True)[None]
+    return invert_plan(hf_vit_plan(config), params, fixed), hf_config
+
+
+def save_hf_vit(config: ViTConfig, params: Mapping[str, Any], out: str | os.PathLike, force: bool = False) -> str:
+    """Write a `ViTModel` directory (`config.json` + `model.safetensors`) atomically.
+
+    Load with `transformers.ViTModel.from_pretrained(out, add_pooling_layer=False)`; its
+    `last_hidden_state` is `ViTEncoder`'s output. `load_hf_vit(out)` reads it back.
+    """
+    from safetensors.numpy import save_file
+
+    state, hf_config = to_hf_vit(config, params)
+    with atomic_directory(out, force) as tmp:
+        save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(hf_config, f, indent=2)
+    return os.fspath(out)

@@ -1,0 +1,33 @@
+"""Tiny MAE models with every parameter random, for export and import tests."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmjax.methods.mae import MAE, default_config
+
+IMAGE, PATCH = 32, 8
+
+
+def tiny_mae(posemb: str = "learned", norm_pix_loss: bool = False) -> MAE:
+    config = default_config()
+    config.model.update(
+        size=None, image_size=IMAGE, patch_size=PATCH, width=32, depth=2, heads=4, mlp_dim=64, posemb=posemb
+    )
+    config.decoder.update(width=16, depth=2, heads=2, mlp_dim=40, posemb=posemb)
+    config.mae.update(norm_pix_loss=norm_pix_loss)
+    return MAE.from_config(config)
+
+
+def random_params(mae: MAE, seed: int = 0, scale: float = 0.5):
+    """mmjax init's structure with every leaf replaced by N(0, scale^2) (numpy float32)."""
+    shapes = mae.init(jax.random.key(0), {"image": jnp.zeros((1, IMAGE, IMAGE, 3))})
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda x: (rng.normal(size=x.shape) * scale).astype(np.float32), shapes)
+
+
+def images_and_noise(batch_size: int = 3, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(batch_size, IMAGE, IMAGE, 3)).astype(np.float32)
+    noise = rng.uniform(size=(batch_size, (IMAGE // PATCH) ** 2)).astype(np.float32)
+    return images, noise
