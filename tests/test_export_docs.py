@@ -1,4 +1,4 @@
-"""docs/interop.md: its shell commands and Python blocks run as written (illustrations excepted)."""
+"""README "Bring weights in, take them out": its commands and Python blocks run as written (illustrations excepted)."""
 
 import os
 import re
@@ -11,11 +11,19 @@ from tests.helpers import ROOT
 pytest.importorskip("transformers")
 pytest.importorskip("sklearn")
 
-DOC = ROOT / "docs" / "interop.md"
+DOC = ROOT / "README.md"
+SECTION = "## Bring weights in, take them out"
+
+
+def section_text() -> str:
+    text = DOC.read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start : end if end >= 0 else None]
 
 
 def test_interop_doc_runs(tmp_path, monkeypatch):
-    text = DOC.read_text()
+    text = section_text()
     (tmp_path / "experiments").symlink_to(ROOT / "experiments")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
