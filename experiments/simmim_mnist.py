@@ -3,6 +3,9 @@
 Digits are resized to 32 x 32 so that 4 px tokens form an 8 x 8 grid that 8 px mask
 patches (2 x 2 tokens) tile; 60% of the mask patches are hidden, as in the paper.
 Variants: `steps=N`.
+
+Not yet tuned: measured here, 1,000 steps end at loss 0.43 and a linear probe of 86.2%
+(mean token features) against 86.1% for a random encoder and 87.5% for raw pixels.
 """
 
 import ml_collections

@@ -34,7 +34,7 @@ def probe_table(config: Any, method: Any, params: Any, random_params: Any) -> di
 
     results = {}
     for name, fn in (
-        ("mae encoder", encoder(params)),
+        (f"{config.method} encoder", encoder(params)),
         ("random encoder", encoder(random_params)),
         ("raw pixels", pixels),
     ):
