@@ -39,6 +39,8 @@ def default_config() -> ml_collections.ConfigDict:
                 "posemb": "sincos2d",
                 "dtype": "float32",
                 "attention_impl": "xla",
+                "remat": "none",  # none | full | dots | dots_no_batch: recompute activations to save memory
+                "scan": False,  # scan over layers: one compiled block; params get a leading [depth] axis
             },
             "decoder": {
                 "width": 512,

@@ -2,7 +2,15 @@
 
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_size
 from mmjax.models.mae import MAEDecoder, MAEModel
-from mmjax.models.transformer import MLP, EncoderBlock, MultiHeadAttention, TransformerStack
+from mmjax.models.transformer import (
+    MLP,
+    REMAT_POLICIES,
+    EncoderBlock,
+    MultiHeadAttention,
+    TransformerStack,
+    stack_layers,
+    unstack_layers,
+)
 from mmjax.models.vit import ViTEncoder
 
 __all__ = [
@@ -14,6 +22,9 @@ __all__ = [
     "MAEModel",
     "MultiHeadAttention",
     "TransformerStack",
+    "REMAT_POLICIES",
+    "stack_layers",
+    "unstack_layers",
     "ViTConfig",
     "ViTEncoder",
     "vit_size",

@@ -13,6 +13,7 @@ DEFAULT_RULES = [
     ["heads", "tensor"],
     ["kv", None],
     ["vocab", "tensor"],
+    ["layers", None],  # the stacked-layer axis of `model.scan=True`
 ]
 
 
