@@ -1,4 +1,4 @@
-"""One process of a multi-process test run: `python -m tests.multiprocess_worker OUT WORKDIR STEPS MESH`.
+"""One process of a multi-process test run: `python -m tests.multiprocess_worker OUT WORKDIR STEPS MESH [CKPT_EVERY]`.
 
 The process count, id and coordinator come from MMJAX_* environment variables (as on a
 cluster); MESH is `data=2,fsdp=4`. Process 0 writes `OUT/params.npz` (the final parameters,
@@ -17,17 +17,17 @@ from mmjax.train import Preempted, train
 from tests.helpers import load_experiment
 
 
-def tiny_config(steps: int, mesh: str):
+def tiny_config(steps: int, mesh: str, checkpoint_every: int = 3):
     config = load_experiment("mae_digits", f"steps={steps}")
-    config.train.update(batch_size=16, log_every=1, checkpoint_every=3, tensorboard=False)
+    config.train.update(batch_size=16, log_every=1, checkpoint_every=checkpoint_every, tensorboard=False)
     config.eval.update(probe=False, figure=False)
     config.mesh.update({k: int(v) for k, v in (item.split("=") for item in mesh.split(","))})
     return config
 
 
-def main(out: str, workdir: str, steps: str, mesh: str) -> None:
+def main(out: str, workdir: str, steps: str, mesh: str, checkpoint_every: str = "3") -> None:
     try:
-        result = train(tiny_config(int(steps), mesh), workdir)
+        result = train(tiny_config(int(steps), mesh, int(checkpoint_every)), workdir)
     except Preempted as stop:
         print(f"process {jax.process_index()} preempted at {stop.step}", flush=True)
         raise
