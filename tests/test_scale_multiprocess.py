@@ -41,7 +41,16 @@ def launch(out, workdir, steps, mesh="data=2,fsdp=4", processes=2, checkpoint_ev
             MMJAX_NUM_PROCESSES=str(processes),
             MMJAX_PROCESS_ID=str(pid),
         )
-        cmd = [sys.executable, "-m", "tests.multiprocess_worker", str(out), str(workdir), str(steps), mesh, str(checkpoint_every)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.multiprocess_worker",
+            str(out),
+            str(workdir),
+            str(steps),
+            mesh,
+            str(checkpoint_every),
+        ]
         procs.append(
             subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -256,8 +255,7 @@ def restore_state(
 
     Every array is read straight onto its shard of the new mesh; the values are the saved ones.
     """
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(checkpoint.read_config(workdir))
     if mesh is None:
         mesh = config.mesh.to_dict()
         try:
