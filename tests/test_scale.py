@@ -8,9 +8,11 @@ import sys
 import time
 
 import jax
+import ml_collections
 import numpy as np
+import pytest
 
-from mmjax.train import PREEMPTED_EXIT_CODE, restore_state, train
+from mmjax.train import PREEMPTED_EXIT_CODE, distributed, restore_state, train
 from tests.helpers import ROOT, load_experiment
 
 
@@ -86,3 +88,22 @@ def test_sigterm_saves_within_a_step_exits_42_and_the_rerun_resumes(tmp_path):
     assert f"resumed from step {saved[0]}" in out
     steps = logged_steps(tmp_path)
     assert steps[steps.index(saved[0] + 1) :] == list(range(saved[0] + 1, 121))
+
+
+def test_distributed_settings_come_from_env_over_config(monkeypatch):
+    for name in ("MMJAX_COORDINATOR", "MMJAX_NUM_PROCESSES", "MMJAX_PROCESS_ID", "MMJAX_DISTRIBUTED"):
+        monkeypatch.delenv(name, raising=False)
+    section = ml_collections.ConfigDict({"enabled": False, "coordinator": "", "num_processes": 0, "process_id": -1})
+    assert distributed.resolve(section) is None  # single process: nothing initialized
+    section.enabled = True
+    assert distributed.resolve(section) == {}  # auto-detect (TPU pod, SLURM)
+    section.update(coordinator="10.0.0.1:1234", num_processes=4, process_id=3)
+    monkeypatch.setenv("MMJAX_PROCESS_ID", "1")
+    assert distributed.resolve(section) == {"coordinator_address": "10.0.0.1:1234", "num_processes": 4, "process_id": 1}
+    monkeypatch.setenv("MMJAX_PROCESS_ID", "4")
+    with pytest.raises(ValueError, match="process_id=4"):
+        distributed.resolve(section)
+    monkeypatch.setenv("MMJAX_COORDINATOR", "nohost")
+    monkeypatch.setenv("MMJAX_PROCESS_ID", "0")
+    with pytest.raises(ValueError, match="coordinator='nohost'"):
+        distributed.resolve(section)
