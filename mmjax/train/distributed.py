@@ -106,13 +106,4 @@ def agree_on_int(value: int) -> int:
     return int(multihost_utils.broadcast_one_to_all(np.asarray(value, np.int32)))
 
 
-def any_process(flag: bool) -> bool:
-    """True on every process when `flag` is True on any (one small all-gather)."""
-    if jax.process_count() == 1:
-        return flag
-    from jax.experimental import multihost_utils  # noqa: PLC0415
-
-    return bool(np.asarray(multihost_utils.process_allgather(np.asarray(flag, np.int32))).any())
-
-
-__all__ = ["agree_on_int", "any_process", "initialize", "is_initialized", "resolve"]
+__all__ = ["agree_on_int", "initialize", "is_initialized", "resolve"]

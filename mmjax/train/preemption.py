@@ -1,9 +1,12 @@
 """Preemption: SIGTERM (how TPU VMs and cloud GPUs announce eviction) -> finish the step, save, exit 42.
 
 The loop asks `watcher.should_stop()` after every step. The signal handler only sets a flag;
-with several processes they agree with one tiny all-gather so that every process stops after
-the same step and the checkpoint is complete. The run then raises `Preempted`, a `SystemExit`
-with status `PREEMPTED_EXIT_CODE`; rerunning the same command resumes from that checkpoint.
+with several processes they agree through one tiny max-reduction per step, so that every
+process stops after the same step and the checkpoint is complete. The reduction is read one
+step late (it runs on the devices right behind the step before), so the host never waits
+for the step it just dispatched: a signal stops the run at most two steps later (one step
+in a single process). The run then raises `Preempted`, a `SystemExit` with status
+`PREEMPTED_EXIT_CODE`; rerunning the same command resumes from that checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import signal
 import threading
 from types import FrameType
 
-from mmjax.train.distributed import any_process
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 PREEMPTED_EXIT_CODE = 42
 
@@ -39,6 +45,8 @@ class PreemptionWatcher:
         self.signals = signals
         self.received = False
         self._previous: dict[int, object] = {}
+        self._pending: jax.Array | None = None  # the agreement dispatched after the previous step
+        self._reduce = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         del frame
@@ -56,9 +64,24 @@ class PreemptionWatcher:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def _dispatch(self) -> jax.Array:
+        """Start `max over processes of received` on the devices; returns without waiting."""
+        if self._reduce is None:
+            mesh = Mesh(np.asarray(jax.devices()), ("all",))
+            self._sharding = NamedSharding(mesh, PartitionSpec("all"))
+            self._reduce = jax.jit(jnp.max, out_shardings=NamedSharding(mesh, PartitionSpec()))
+        local = np.full((jax.local_device_count(),), int(self.received), np.int32)
+        return self._reduce(jax.make_array_from_process_local_data(self._sharding, local))
+
     def should_stop(self) -> bool:
-        """Whether any process got the signal; a collective, so every process must call it each step."""
-        return any_process(self.received)
+        """Whether to stop after the current step; every process gets the same answer.
+
+        A collective with several processes: every process must call it once per step.
+        """
+        if jax.process_count() == 1:
+            return self.received
+        previous, self._pending = self._pending, self._dispatch()
+        return previous is not None and bool(np.asarray(previous.addressable_data(0)))
 
 
 __all__ = ["PREEMPTED_EXIT_CODE", "Preempted", "PreemptionWatcher"]
