@@ -15,7 +15,7 @@ from mmjax.masking.mask import Mask, random_mask, random_mask_from_noise
 from mmjax.methods.common import pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
-from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section
+from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.mae import MAEModel
 from mmjax.ops.patches import patchify
 
@@ -25,22 +25,7 @@ def default_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
         {
             "method": "mae",
-            "model": {
-                "size": "base",
-                "image_size": 224,
-                "patch_size": 16,
-                "channels": 3,
-                # None = take it from `size`.
-                "width": None,
-                "depth": None,
-                "heads": None,
-                "mlp_dim": None,
-                "layer_norm_eps": 1e-6,
-                "qkv_bias": True,
-                "posemb": "sincos2d",
-                "dtype": "float32",
-                "attention_impl": "xla",
-            },
+            "model": vit_section(),
             "decoder": {
                 "width": 512,
                 "depth": 8,

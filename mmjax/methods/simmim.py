@@ -16,7 +16,7 @@ from mmjax.masking.mask import Mask
 from mmjax.methods.common import pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
-from mmjax.models.config import ViTConfig, vit_config_from_section
+from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.simmim import SimMIMModel
 from mmjax.ops.patches import patchify
 
@@ -26,21 +26,7 @@ def default_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
         {
             "method": "simmim",
-            "model": {
-                "size": "base",
-                "image_size": 224,
-                "patch_size": 16,
-                "channels": 3,
-                "width": None,
-                "depth": None,
-                "heads": None,
-                "mlp_dim": None,
-                "layer_norm_eps": 1e-6,
-                "qkv_bias": True,
-                "posemb": "sincos2d",
-                "dtype": "float32",
-                "attention_impl": "xla",
-            },
+            "model": vit_section(),
             # mask_patch is in tokens: 2 tokens of 16 px = the paper's 32 px mask patches.
             "simmim": {"mask_ratio": 0.6, "mask_patch": 2},
         }

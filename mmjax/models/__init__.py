@@ -1,9 +1,17 @@
 """Flax Linen modules, used only through `init` / `apply`."""
 
-from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_size
+from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
 from mmjax.models.mae import MAEDecoder, MAEModel
 from mmjax.models.simmim import SimMIMModel
-from mmjax.models.transformer import MLP, EncoderBlock, MultiHeadAttention, TransformerStack
+from mmjax.models.transformer import (
+    MLP,
+    REMAT_POLICIES,
+    EncoderBlock,
+    MultiHeadAttention,
+    TransformerStack,
+    stack_layers,
+    unstack_layers,
+)
 from mmjax.models.vit import ViTEncoder
 
 __all__ = [
@@ -16,8 +24,12 @@ __all__ = [
     "MultiHeadAttention",
     "SimMIMModel",
     "TransformerStack",
+    "REMAT_POLICIES",
+    "stack_layers",
+    "unstack_layers",
     "ViTConfig",
     "ViTEncoder",
     "vit_config_from_section",
+    "vit_section",
     "vit_size",
 ]

@@ -19,6 +19,8 @@ VIT_SIZES: dict[str, tuple[int, int, int]] = {
 }
 POSEMB_KINDS = ("sincos2d", "learned")
 DTYPES = ("float32", "bfloat16", "float16")
+# Rematerialization policies (mmjax/models/transformer.py REMAT_POLICIES).
+REMAT_NAMES = ("none", "full", "dots", "dots_no_batch")
 
 
 def _check_heads(where: str, width: int, heads: int, posemb: str) -> None:
@@ -36,7 +38,8 @@ class ViTConfig:
 
     `posemb="sincos2d"` is MAE's fixed embedding (not a parameter); `"learned"` makes it a
     parameter `[1, 1 + N, D]` initialised to the same values. `dtype` is the compute
-    dtype; parameters, softmax and LayerNorm statistics stay float32.
+    dtype; parameters, softmax and LayerNorm statistics stay float32. `remat` and `scan`
+    (memory options, see `TransformerStack`) apply to every transformer stack of the model.
     """
 
     image_size: tuple[int, int] = (224, 224)
@@ -51,6 +54,8 @@ class ViTConfig:
     posemb: str = "sincos2d"
     dtype: str = "float32"
     attention_impl: str = "xla"
+    remat: str = "none"
+    scan: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "image_size", as_pair(self.image_size, "model.image_size"))
@@ -66,6 +71,10 @@ class ViTConfig:
             raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.attention_impl not in IMPLEMENTATIONS:
             raise ValueError(f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        if self.remat not in REMAT_NAMES:
+            raise ValueError(f"model.remat must be one of {REMAT_NAMES}, got {self.remat!r}")
+        if not isinstance(self.scan, bool):
+            raise ValueError(f"model.scan must be True or False, got {self.scan!r}")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -119,3 +128,25 @@ def vit_config_from_section(section) -> ViTConfig:
     size = model.pop("size", None)
     sized = {**(vit_size(size) if size else {}), **{k: v for k, v in model.items() if v is not None}}
     return dataclass_from_config(ViTConfig, sized, "model")
+
+
+def vit_section(size: str = "base", image_size: int = 224, patch_size: int = 16) -> dict:
+    """The `model` section of an experiment config for a ViT, every knob with its default."""
+    return {
+        "size": size,
+        "image_size": image_size,
+        "patch_size": patch_size,
+        "channels": 3,
+        # None = take it from `size`.
+        "width": None,
+        "depth": None,
+        "heads": None,
+        "mlp_dim": None,
+        "layer_norm_eps": 1e-6,
+        "qkv_bias": True,
+        "posemb": "sincos2d",
+        "dtype": "float32",
+        "attention_impl": "xla",
+        "remat": "none",  # none | full | dots | dots_no_batch: recompute activations to save memory
+        "scan": False,  # scan over layers: one compiled block; params get a leading [depth] axis
+    }

@@ -52,6 +52,8 @@ class MAEDecoder(nn.Module):
             cfg.qkv_bias,
             dtype,
             cfg.attention_impl,
+            cfg.remat,
+            cfg.scan,
             name="blocks",
         )(x)
         x = layer_norm(cfg.layer_norm_eps, dtype, "norm")(x)

@@ -105,8 +105,32 @@ class EncoderBlock(nn.Module):
         return x + y.astype(x.dtype)
 
 
+# model.remat -> what the backward pass keeps (None: keep nothing, recompute each block).
+REMAT_POLICIES = {
+    "none": None,
+    "full": None,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class _ScannedBlock(EncoderBlock):
+    """An `EncoderBlock` with the `(carry, out)` signature `nn.scan` wants."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> tuple[jax.Array, None]:
+        return super().__call__(x, key_lengths), None
+
+
 class TransformerStack(nn.Module):
-    """`depth` encoder blocks named `block_{i}`."""
+    """`depth` encoder blocks.
+
+    Unrolled (`scan=False`), parameters are `block_{i}/...`. With `scan=True` one block is
+    scanned over the layers and parameters are `layers/...` with a leading `[depth]` axis
+    (logical axis `layers`); `stack_layers` / `unstack_layers` convert between the two.
+    `remat` in `REMAT_POLICIES` trades compute for activation memory: `full` recomputes each
+    block in the backward pass, `dots` keeps only matmul outputs; the values do not change.
+    """
 
     depth: int
     heads: int
@@ -115,17 +139,45 @@ class TransformerStack(nn.Module):
     qkv_bias: bool = True
     dtype: jnp.dtype = jnp.float32
     attention_impl: str = "xla"
+    remat: str = "none"
+    scan: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
+        """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys in every block."""
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"model.remat={self.remat!r}: expected one of {sorted(REMAT_POLICIES)}")
+        args = (self.heads, self.mlp_dim, self.layer_norm_eps, self.qkv_bias, self.dtype, self.attention_impl)
+        block = _ScannedBlock if self.scan else EncoderBlock
+        if self.remat != "none":
+            block = nn.remat(block, policy=REMAT_POLICIES[self.remat], prevent_cse=not self.scan)
+        if self.scan:
+            scanned = nn.scan(
+                block,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(nn.broadcast,),
+                length=self.depth,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            x, _ = scanned(*args, name="layers")(x, key_lengths)
+            return x
         for i in range(self.depth):
-            x = EncoderBlock(
-                self.heads,
-                self.mlp_dim,
-                self.layer_norm_eps,
-                self.qkv_bias,
-                self.dtype,
-                self.attention_impl,
-                name=f"block_{i}",
-            )(x, key_lengths)
+            x = block(*args, name=f"block_{i}")(x, key_lengths)
         return x
+
+
+def stack_layers(blocks: dict, depth: int) -> dict:
+    """Unrolled stack params `{"block_0": p0, ...}` -> scanned `{"layers": p}` with leaves `[depth, ...]`."""
+    missing = [f"block_{i}" for i in range(depth) if f"block_{i}" not in blocks]
+    if missing:
+        raise ValueError(f"stack_layers: depth={depth} but {missing} are missing; got {sorted(blocks)}")
+    return {"layers": jax.tree.map(lambda *xs: jnp.stack(xs), *(blocks[f"block_{i}"] for i in range(depth)))}
+
+
+def unstack_layers(blocks: dict) -> dict:
+    """Scanned stack params `{"layers": p}` (leaves `[depth, ...]`) -> `{"block_0": p0, ...}`."""
+    if set(blocks) != {"layers"}:
+        raise ValueError(f"unstack_layers expects {{'layers': ...}}, got keys {sorted(blocks)}")
+    depth = jax.tree.leaves(blocks["layers"])[0].shape[0]
+    return {f"block_{i}": jax.tree.map(lambda x, i=i: x[i], blocks["layers"]) for i in range(depth)}

@@ -89,6 +89,8 @@ class ViTEncoder(nn.Module):
             cfg.qkv_bias,
             dtype,
             cfg.attention_impl,
+            cfg.remat,
+            cfg.scan,
             name="blocks",
         )(x)
         return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)

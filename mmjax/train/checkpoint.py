@@ -8,6 +8,7 @@ from typing import Any
 
 import grain
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 def checkpoint_manager(workdir: str, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
@@ -22,7 +23,7 @@ def checkpoint_manager(workdir: str, keep: int, async_save: bool = True) -> ocp.
         create=True,
     )
     return ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"),
+        epath.Path(workdir if "://" in workdir else os.path.abspath(workdir)) / "checkpoints",
         options=options,
         item_names=("state", "data", "config"),
     )
@@ -45,10 +46,21 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any, data
 
 
 def write_config(workdir: str, config: dict) -> None:
-    """The resolved config as `workdir/config.json` (readable, and what `eval` reloads)."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    """The resolved config as `workdir/config.json` (readable, and what `eval` reloads).
+
+    `workdir` may be a bucket (`gs://...`): paths go through `etils.epath`, as orbax's do.
+    """
+    folder = epath.Path(workdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config, indent=2, sort_keys=True)
+    if folder.as_posix().startswith("/"):  # local: write then rename, so readers never see half a file
+        tmp = folder / "config.json.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, folder / "config.json")
+    else:  # object stores write whole objects
+        (folder / "config.json").write_text(text)
+
+
+def read_config(workdir: str) -> dict:
+    """`workdir/config.json` as a dict (local path or bucket)."""
+    return json.loads((epath.Path(workdir) / "config.json").read_text())

@@ -13,6 +13,7 @@ DEFAULT_RULES = [
     ["heads", "tensor"],
     ["kv", None],
     ["vocab", "tensor"],
+    ["layers", None],  # the stacked-layer axis of `model.scan=True`
 ]
 
 
@@ -39,6 +40,11 @@ def training_sections(config: ml_collections.ConfigDict) -> ml_collections.Confi
     )
     config.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
     config.sharding = ml_collections.ConfigDict({"rules": DEFAULT_RULES})
+    # Multi-process runs (mmjax/train/distributed.py); MMJAX_* environment variables override.
+    # enabled=True alone lets JAX auto-detect TPU pods and SLURM; 0 / -1 / "" mean unset.
+    config.distributed = ml_collections.ConfigDict(
+        {"enabled": False, "coordinator": "", "num_processes": 0, "process_id": -1}
+    )
     config.eval = ml_collections.ConfigDict(
         {
             "probe": True,

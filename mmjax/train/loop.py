@@ -21,10 +21,11 @@ import optax
 from mmjax.data.pipeline import train_dataset
 from mmjax.data.transforms import normalize_images
 from mmjax.methods.registry import build_method
-from mmjax.train import checkpoint
-from mmjax.train.mesh import batch_sharding, global_batch, make_mesh, param_shardings, replicated
+from mmjax.train import checkpoint, distributed
+from mmjax.train.mesh import batch_sharding, global_batch, make_mesh, mesh_shape, param_shardings, replicated
 from mmjax.train.metrics import MetricWriter
 from mmjax.train.optimizer import make_optimizer
+from mmjax.train.preemption import Preempted, PreemptionWatcher
 from mmjax.train.state import TrainState
 
 
@@ -136,14 +137,21 @@ def train(
       devices: the devices of the mesh (default: all).
     """
     tc = config.train
+    # --- Processes: one per host when `config.distributed` or MMJAX_* says so -----------
+    distributed.initialize(config.get("distributed"))
+    is_chief = jax.process_index() == 0
+
     # --- Method and mesh --------------------------------------------------------------
     method = build_method(config)
     mesh = make_mesh(config.mesh.to_dict(), devices)
-    if jax.process_index() == 0:
+    if is_chief:
         checkpoint.write_config(workdir, config_as_dict(config))
 
-    # --- Input: a grain iterator whose state is checkpointed ---------------------------
-    data = iter(train_dataset(config.data, tc.batch_size, config.seed)) if data_iterator is None else data_iterator
+    # --- Input: each process reads its own slice; the iterator state is checkpointed ----
+    if data_iterator is None:
+        data = iter(train_dataset(config.data, tc.batch_size, config.seed, jax.process_index(), jax.process_count()))
+    else:
+        data = data_iterator
 
     # --- State and update step --------------------------------------------------------
     init_state, state_shardings, optimizer, schedule = create_state(config, method, mesh)
@@ -151,7 +159,8 @@ def train(
 
     # --- Checkpoints: resume if the workdir has one ------------------------------------
     manager = checkpoint.checkpoint_manager(workdir, tc.keep_checkpoints, tc.get("async_checkpoints", True))
-    latest = manager.latest_step()
+    latest = distributed.agree_on_int(-1 if manager.latest_step() is None else manager.latest_step())
+    latest = None if latest < 0 else latest  # every process resumes from process 0's step
     if latest is not None:
         abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
@@ -159,7 +168,8 @@ def train(
             state_shardings,
         )
         state = checkpoint.restore(manager, latest, abstract, data if data_iterator is None else None)
-        print(f"resumed from step {latest} in {workdir}", flush=True)
+        if is_chief:
+            print(f"resumed from step {latest} in {workdir}", flush=True)
     else:
         state = init_state()
     start = int(jax.device_get(state.step))
@@ -169,17 +179,20 @@ def train(
     history: list[dict[str, float]] = []
     pending = None  # (step, device metrics) not yet checked on the host
     tick, ticked_step = time.perf_counter(), start
+    watcher = PreemptionWatcher()
     try:
+        watcher.__enter__()
         for step in range(start + 1, tc.steps + 1):
             host_batch = next(data)
+            batch = global_batch(host_batch, mesh)  # the step's one explicit host -> device copy
             with jax.transfer_guard("disallow"):
-                batch = global_batch(host_batch, mesh)
                 state, metrics = train_step(state, batch)
             if pending is not None:  # check the previous step while this one runs
                 check_finite(pending[0], jax.device_get(pending[1]), manager)
             pending = (step, metrics)
+            preempted = watcher.should_stop()  # every process stops after the same step
             is_log = step % tc.log_every == 0 or step == tc.steps
-            is_save = step % tc.checkpoint_every == 0 or step == tc.steps
+            is_save = step % tc.checkpoint_every == 0 or step == tc.steps or preempted
             if is_log or is_save:
                 values = jax.device_get(metrics)
                 check_finite(step, values, manager)
@@ -195,9 +208,14 @@ def train(
                 if is_save:
                     iterator_state = data if data_iterator is None else None
                     checkpoint.save(manager, step, state, iterator_state, config_as_dict(config))
+            if preempted:
+                if is_chief:
+                    print(f"preempted after step {step}: checkpoint saved, exiting with status 42", flush=True)
+                raise Preempted(step)
         if pending is not None:
             check_finite(pending[0], jax.device_get(pending[1]), manager)
     finally:
+        watcher.__exit__()
         manager.wait_until_finished()
         manager.close()
         writer.close()
@@ -219,15 +237,34 @@ def compile_train_step(config: ml_collections.ConfigDict, devices: list[jax.Devi
     return step.lower(abstract, abstract_batch(config, config.train.batch_size)).compile()
 
 
-def load_trained(workdir: str, step: int | None = None) -> tuple[ml_collections.ConfigDict, Any, Any]:
-    """`(config, method, params)` from a workdir's `config.json` and checkpoint (latest by default)."""
-    import os
+def restore_state(
+    workdir: str,
+    step: int | None = None,
+    *,
+    mesh: dict[str, int] | None = None,
+    devices: list[jax.Device] | None = None,
+) -> tuple[ml_collections.ConfigDict, Any, TrainState]:
+    """`(config, method, state)` from a workdir, restored onto any mesh (resharding restore).
 
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    Args:
+      workdir: a training workdir (`config.json` + `checkpoints/`).
+      step: the checkpoint step (default: latest).
+      mesh: axis sizes `{"data": .., "fsdp": .., "tensor": ..}` to restore onto; default: the
+        saved config's mesh, or `{"data": -1}` when that does not fit `devices`.
+      devices: the devices of the mesh (default: all).
+
+    Every array is read straight onto its shard of the new mesh; the values are the saved ones.
+    """
+    config = ml_collections.ConfigDict(checkpoint.read_config(workdir))
+    if mesh is None:
+        mesh = config.mesh.to_dict()
+        try:
+            mesh_shape(mesh, len(jax.devices() if devices is None else devices))
+        except ValueError:
+            mesh = {"data": -1}
     method = build_method(config)
-    mesh = make_mesh(config.mesh.to_dict())
-    init_state, shardings, _, _ = create_state(config, method, mesh)
+    device_mesh = make_mesh(mesh, devices)
+    init_state, shardings, _, _ = create_state(config, method, device_mesh)
     manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints, async_save=False)
     step = manager.latest_step() if step is None else step
     if step is None:
@@ -237,7 +274,26 @@ def load_trained(workdir: str, step: int | None = None) -> tuple[ml_collections.
     )
     state = checkpoint.restore(manager, step, abstract)
     manager.close()
+    return config, method, state
+
+
+def load_trained(
+    workdir: str, step: int | None = None, **mesh_kwargs: Any
+) -> tuple[ml_collections.ConfigDict, Any, Any]:
+    """`(config, method, params)` from a workdir's `config.json` and checkpoint (latest by default).
+
+    `mesh=` and `devices=` are passed to `restore_state`.
+    """
+    config, method, state = restore_state(workdir, step, **mesh_kwargs)
     return config, method, state.params
 
 
-__all__ = ["NonFiniteLossError", "TrainResult", "compile_train_step", "load_trained", "train"]
+__all__ = [
+    "NonFiniteLossError",
+    "Preempted",
+    "TrainResult",
+    "compile_train_step",
+    "load_trained",
+    "restore_state",
+    "train",
+]

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import jax
+from etils import epath
 
 
 class MetricWriter:
@@ -22,8 +23,9 @@ class MetricWriter:
         self._start = time.time()
         if not self.active:
             return
-        os.makedirs(workdir, exist_ok=True)
-        self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
+        folder = epath.Path(workdir)  # local or a bucket (gs://...)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._file = (folder / "metrics.jsonl").open("a")
         if tensorboard:
             try:
                 from tensorboardX import SummaryWriter
