@@ -7,7 +7,7 @@ require() {
   local name
   for name in "$@"; do
     if [[ -z "${!name:-}" ]]; then
-      echo "error: set ${name} (see docs/scale.md)" >&2
+      echo "error: set ${name} (see README.md, 'Running on a pod')" >&2
       exit 2
     fi
   done
