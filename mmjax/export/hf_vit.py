@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mmjax.export.atomic import atomic_directory
-from mmjax.export.hf_vitmae import add_hf_encoder, normalize_key
+from mmjax.export.hf_vitmae import add_hf_encoder, hf_encoder_config, normalize_key
 from mmjax.export.plan import PlanBuilder, apply_plan, invert_plan, to_numpy
 from mmjax.models.config import ViTConfig
 from mmjax.ops.posemb import sincos_2d
@@ -87,25 +87,7 @@ def load_hf_vit(directory: str | os.PathLike) -> tuple[ViTConfig, dict[str, Any]
 
 def hf_vit_config(config: ViTConfig) -> dict[str, Any]:
     """The `config.json` dict of an HF `ViTConfig` describing a `ViTEncoder` (square sizes only)."""
-    for field, value in (("model.image_size", config.image_size), ("model.patch_size", config.patch_size)):
-        if value[0] != value[1]:
-            raise ValueError(f"HF ViT needs square {field}; got {value}")
-    return {
-        "architectures": ["ViTModel"],
-        "model_type": "vit",
-        "image_size": config.image_size[0],
-        "patch_size": config.patch_size[0],
-        "num_channels": config.channels,
-        "hidden_size": config.width,
-        "num_hidden_layers": config.depth,
-        "num_attention_heads": config.heads,
-        "intermediate_size": config.mlp_dim,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0,
-        "layer_norm_eps": config.layer_norm_eps,
-        "qkv_bias": config.qkv_bias,
-    }
+    return {"architectures": ["ViTModel"], "model_type": "vit", **hf_encoder_config(config, "ViT")}
 
 
 def to_hf_vit(config: ViTConfig, params: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -169,27 +169,34 @@ def _posemb(mae: MAE, root: str) -> str:
     return mae.model_config.posemb if root == "encoder" else mae.decoder_config.posemb
 
 
-def hf_vitmae_config(mae: MAE) -> dict[str, Any]:
-    """The `config.json` dict of an HF `ViTMAEConfig` describing `mae` (square images and patches only)."""
-    cfg, dec = mae.model_config, mae.decoder_config
-    for field, value in (("model.image_size", cfg.image_size), ("model.patch_size", cfg.patch_size)):
+def hf_encoder_config(config: ViTConfig, model_name: str) -> dict[str, Any]:
+    """The encoder fields HF's `ViTConfig` and `ViTMAEConfig` share (square images and patches only)."""
+    for field, value in (("model.image_size", config.image_size), ("model.patch_size", config.patch_size)):
         if value[0] != value[1]:
-            raise ValueError(f"HF ViTMAE needs square {field}; got {value}")
+            raise ValueError(f"HF {model_name} needs square {field}; got {value}")
     return {
-        "architectures": ["ViTMAEForPreTraining"],
-        "model_type": "vit_mae",
-        "image_size": cfg.image_size[0],
-        "patch_size": cfg.patch_size[0],
-        "num_channels": cfg.channels,
-        "hidden_size": cfg.width,
-        "num_hidden_layers": cfg.depth,
-        "num_attention_heads": cfg.heads,
-        "intermediate_size": cfg.mlp_dim,
+        "image_size": config.image_size[0],
+        "patch_size": config.patch_size[0],
+        "num_channels": config.channels,
+        "hidden_size": config.width,
+        "num_hidden_layers": config.depth,
+        "num_attention_heads": config.heads,
+        "intermediate_size": config.mlp_dim,
         "hidden_act": "gelu",
         "hidden_dropout_prob": 0.0,
         "attention_probs_dropout_prob": 0.0,
-        "layer_norm_eps": cfg.layer_norm_eps,
-        "qkv_bias": cfg.qkv_bias,
+        "layer_norm_eps": config.layer_norm_eps,
+        "qkv_bias": config.qkv_bias,
+    }
+
+
+def hf_vitmae_config(mae: MAE) -> dict[str, Any]:
+    """The `config.json` dict of an HF `ViTMAEConfig` describing `mae` (square images and patches only)."""
+    dec = mae.decoder_config
+    return {
+        "architectures": ["ViTMAEForPreTraining"],
+        "model_type": "vit_mae",
+        **hf_encoder_config(mae.model_config, "ViTMAE"),
         "decoder_hidden_size": dec.width,
         "decoder_num_hidden_layers": dec.depth,
         "decoder_num_attention_heads": dec.heads,

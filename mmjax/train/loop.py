@@ -89,6 +89,13 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
     return init_fn, shardings, optimizer, schedule
 
 
+def abstract_state(init_state: Any, shardings: TrainState) -> TrainState:
+    """Shapes, dtypes and shardings of the state `init_state()` would make, allocating nothing."""
+    return jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_state), shardings
+    )
+
+
 def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
     """One jitted update with donated state: grads, clip + AdamW, metrics."""
     batch_shardings = {"image": batch_sharding(mesh, 4), "label": batch_sharding(mesh, 1)}
@@ -162,12 +169,9 @@ def train(
     latest = distributed.agree_on_int(-1 if manager.latest_step() is None else manager.latest_step())
     latest = None if latest < 0 else latest  # every process resumes from process 0's step
     if latest is not None:
-        abstract = jax.tree.map(
-            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-            jax.eval_shape(init_state),
-            state_shardings,
+        state = checkpoint.restore(
+            manager, latest, abstract_state(init_state, state_shardings), data if data_iterator is None else None
         )
-        state = checkpoint.restore(manager, latest, abstract, data if data_iterator is None else None)
         if is_chief:
             print(f"resumed from step {latest} in {workdir}", flush=True)
     else:
@@ -231,10 +235,7 @@ def compile_train_step(config: ml_collections.ConfigDict, devices: list[jax.Devi
     mesh = make_mesh(config.mesh.to_dict(), devices)
     init_state, shardings, optimizer, schedule = create_state(config, method, mesh)
     step = make_train_step(config, method, optimizer, schedule, shardings, mesh)
-    abstract = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_state), shardings
-    )
-    return step.lower(abstract, abstract_batch(config, config.train.batch_size)).compile()
+    return step.lower(abstract_state(init_state, shardings), abstract_batch(config, config.train.batch_size)).compile()
 
 
 def restore_state(
@@ -269,10 +270,7 @@ def restore_state(
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
-    abstract = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_state), shardings
-    )
-    state = checkpoint.restore(manager, step, abstract)
+    state = checkpoint.restore(manager, step, abstract_state(init_state, shardings))
     manager.close()
     return config, method, state
 
