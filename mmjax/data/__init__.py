@@ -1,6 +1,7 @@
 """Data: grain sources and pipelines, image transforms, normalization."""
 
-from mmjax.data.pipeline import eval_dataset, per_process_batch_size, train_dataset
+from mmjax.data.kinds import DataKind, available_data_kinds, data_kind, register_data_kind
+from mmjax.data.pipeline import eval_dataset, image_batch_spec, per_process_batch_size, prepare_images, train_dataset
 from mmjax.data.sources import (
     ArrayRecordImageSource,
     ArraySource,
@@ -19,6 +20,12 @@ from mmjax.data.transforms import (
 )
 
 __all__ = [
+    "DataKind",
+    "available_data_kinds",
+    "data_kind",
+    "image_batch_spec",
+    "prepare_images",
+    "register_data_kind",
     "ArrayRecordImageSource",
     "ArraySource",
     "ImageFolderSource",

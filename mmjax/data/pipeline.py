@@ -6,9 +6,11 @@ from typing import Any
 
 import grain
 import jax
+import jax.numpy as jnp
 
+from mmjax.data.kinds import DataKind, register_data_kind
 from mmjax.data.sources import make_source
-from mmjax.data.transforms import EvalResize, TrainAugment
+from mmjax.data.transforms import EvalResize, TrainAugment, normalize_images
 
 
 def per_process_batch_size(global_batch_size: int, count: int | None = None) -> int:
@@ -49,3 +51,20 @@ def eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.MapData
     source = make_source(data_config, split)
     ds = grain.MapDataset.source(source).map(EvalResize(tuple(data_config.image_size)))
     return ds.batch(batch_size, drop_remainder=False)
+
+
+def image_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """Host image batches: `image` uint8 `[B, H, W, C]`, `label` int32 `[B]`."""
+    h, w = data_config.image_size
+    return {
+        "image": jax.ShapeDtypeStruct((batch_size, h, w, data_config.channels), jnp.uint8),
+        "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+    }
+
+
+def prepare_images(batch: dict[str, jax.Array], data_config: Any) -> dict[str, jax.Array]:
+    """uint8 images -> normalized float32, inside the jitted step."""
+    return {**batch, "image": normalize_images(batch["image"], data_config.mean, data_config.std)}
+
+
+IMAGES = register_data_kind(DataKind("images", train_dataset, image_batch_spec, prepare_images))

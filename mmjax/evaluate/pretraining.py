@@ -61,7 +61,13 @@ def reconstruction_figure(config: Any, method: Any, params: Any, path: str) -> s
 
 
 def evaluate_pretraining(config: Any, method: Any, params: Any, workdir: str) -> dict[str, Any]:
-    """Run the configured evaluations, print the probe table, return the numbers."""
+    """Run the configured evaluations, print the probe table, return the numbers.
+
+    A method with its own `evaluate(config, params, workdir)` (text, tables, generation, ...)
+    is evaluated by it instead; this default is the image probe and reconstruction figure.
+    """
+    if hasattr(method, "evaluate"):
+        return method.evaluate(config, params, workdir)
     report: dict[str, Any] = {}
     if config.eval.probe:
         images = np.zeros((1, *config.data.image_size, config.data.channels), np.float32)

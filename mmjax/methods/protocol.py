@@ -9,16 +9,34 @@ import jax
 Params = Any
 Batch = dict[str, jax.Array]
 
+# A `loss` metrics entry under this key is not logged: the trainer pops it and hands it
+# to `method.after_step` (batch statistics for an EMA codebook, for example).
+STATE_INPUTS = "state_inputs"
+
 
 class Method(Protocol):
-    """A masked-modeling method: a small bundle of pure functions over a params pytree."""
+    """A masked-modeling method: a small bundle of pure functions over a params pytree.
+
+    Required: `init`, `loss`, `param_axes`. Optional hooks the trainer uses when present:
+
+    - `trainable(params) -> pytree of bool`: False leaves are frozen (a teacher, an EMA
+      target, an EMA codebook); the optimizer neither updates them nor keeps moments for them.
+    - `after_step(params, state_inputs, step) -> params`: a non-gradient update inside the
+      jitted step, after the optimizer (EMA targets, codebook statistics, dead-code restarts).
+      `state_inputs` is what `loss` returned under `metrics[STATE_INPUTS]` (or None);
+      `step` is the number of updates applied before this one.
+    - `load_frozen(params) -> params`: host-side, once, on a fresh run (not on resume):
+      fill frozen parts from elsewhere, e.g. a teacher from another run's checkpoint.
+    - `evaluate(config, params, workdir) -> dict`: the end-of-run evaluation, when the
+      image probe of `mmjax.evaluate.evaluate_pretraining` does not fit the method.
+    """
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         """Fresh float32 parameters for batches shaped like `batch`."""
         ...
 
     def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
-        """Scalar float32 loss and a dict of scalar metrics."""
+        """Scalar float32 loss and a dict of scalar metrics (plus `STATE_INPUTS`, optionally)."""
         ...
 
     def param_axes(self) -> Any:

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from mmjax.data.pipeline import train_dataset
-from mmjax.data.transforms import normalize_images
+from mmjax.data.kinds import data_kind
+from mmjax.methods.protocol import STATE_INPUTS
 from mmjax.methods.registry import build_method
 from mmjax.train import checkpoint, distributed
 from mmjax.train.mesh import batch_sharding, global_batch, make_mesh, mesh_shape, param_shardings, replicated
@@ -47,37 +47,31 @@ def config_as_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
     return json.loads(json.dumps(config.to_dict(), default=list))
 
 
-def prepare_batch(batch: dict[str, jax.Array], data_config: Any) -> dict[str, jax.Array]:
-    """uint8 images -> normalized float32, on device."""
-    return {**batch, "image": normalize_images(batch["image"], data_config.mean, data_config.std)}
-
-
-def abstract_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
-    h, w = config.data.image_size
-    return {
-        "image": jax.ShapeDtypeStruct((batch_size, h, w, config.data.channels), jnp.uint8),
-        "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
-    }
-
-
 def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
     """Abstract-first state creation: every array is born on its shard.
 
-    Returns `(init_fn, state_shardings, optimizer, schedule)`; `init_fn()` makes a fresh state.
+    Returns `(init_fn, state_shardings, optimizer, schedule)`; `init_fn()` makes a fresh
+    state (with the method's `load_frozen` applied, when it has one).
     """
-    images = jnp.zeros((1, *config.data.image_size, config.data.channels), jnp.float32)
-    abstract_params = jax.eval_shape(method.init, jax.random.key(0), {"image": images})
+    example = data_kind(config.data).example_batch(config.data)
+    abstract_params = jax.eval_shape(method.init, jax.random.key(0), example)
     p_shardings = param_shardings(method.param_axes(), mesh, config.sharding.rules)
-    optimizer, schedule = make_optimizer(config.train, abstract_params)
+    trainable = method.trainable(abstract_params) if hasattr(method, "trainable") else None
+    optimizer, schedule = make_optimizer(config.train, abstract_params, trainable)
     abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
-    opt_shardings = optax.tree_map_params(
-        optimizer, lambda _, s: s, abstract_opt, p_shardings, transform_non_params=lambda _: replicated(mesh)
+    opt_shardings = optax.tree_map_params(  # moments shard like their params; frozen leaves have none
+        optimizer,
+        lambda leaf, s: leaf if isinstance(leaf, optax.MaskedNode) else s,
+        abstract_opt,
+        p_shardings,
+        transform_non_params=lambda _: replicated(mesh),
+        is_leaf=lambda x: isinstance(x, optax.MaskedNode),
     )
     shardings = TrainState(step=replicated(mesh), params=p_shardings, opt_state=opt_shardings, rng=replicated(mesh))
     init_key, run_key = jax.random.split(jax.random.key(config.seed))
 
     def init() -> TrainState:
-        params = method.init(init_key, {"image": images})
+        params = method.init(init_key, example)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -85,8 +79,15 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
             rng=jax.random.key_data(run_key),
         )
 
-    init_fn = jax.jit(init, out_shardings=shardings)
-    return init_fn, shardings, optimizer, schedule
+    jitted_init = jax.jit(init, out_shardings=shardings)
+    if not hasattr(method, "load_frozen"):
+        return jitted_init, shardings, optimizer, schedule
+
+    def init_with_frozen() -> TrainState:
+        state = jitted_init()
+        return state.replace(params=jax.device_put(method.load_frozen(state.params), p_shardings))
+
+    return init_with_frozen, shardings, optimizer, schedule
 
 
 def abstract_state(init_state: Any, shardings: TrainState) -> TrainState:
@@ -96,16 +97,27 @@ def abstract_state(init_state: Any, shardings: TrainState) -> TrainState:
     )
 
 
+def batch_spec(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes and dtypes of a host batch of `config.data`'s kind."""
+    return data_kind(config.data).batch_spec(config.data, batch_size)
+
+
 def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
-    """One jitted update with donated state: grads, clip + AdamW, metrics."""
-    batch_shardings = {"image": batch_sharding(mesh, 4), "label": batch_sharding(mesh, 1)}
+    """One jitted update with donated state: grads, clip + AdamW, the method's `after_step`, metrics."""
+    kind = data_kind(config.data)
+    spec = kind.batch_spec(config.data, config.train.batch_size)
+    batch_shardings = {name: batch_sharding(mesh, len(s.shape)) for name, s in spec.items()}
+    after_step = getattr(method, "after_step", None)
 
     def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
-        batch = prepare_batch(batch, config.data)
+        batch = kind.prepare(batch, config.data)
         grad_fn = jax.value_and_grad(method.loss, has_aux=True)
         (loss, metrics), grads = grad_fn(state.params, batch, state.step_key(), True)
+        state_inputs = metrics.pop(STATE_INPUTS, None)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        if after_step is not None:
+            params = after_step(params, state_inputs, state.step)
         metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads), "lr": schedule(state.step)}
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
@@ -140,7 +152,8 @@ def train(
       config: a resolved experiment config (`experiments/*.py`).
       workdir: checkpoints, `metrics.jsonl`, `config.json` and figures go here.
       data_iterator: replaces the configured grain pipeline (its state is then not
-        checkpointed); yields host batches `{"image": [b, H, W, C], "label": [b]}`.
+        checkpointed); yields host batches shaped like `batch_spec(config, b)`, for
+        images `{"image": uint8 [b, H, W, C], "label": [b]}`.
       devices: the devices of the mesh (default: all).
     """
     tc = config.train
@@ -156,7 +169,8 @@ def train(
 
     # --- Input: each process reads its own slice; the iterator state is checkpointed ----
     if data_iterator is None:
-        data = iter(train_dataset(config.data, tc.batch_size, config.seed, jax.process_index(), jax.process_count()))
+        dataset = data_kind(config.data).train_dataset
+        data = iter(dataset(config.data, tc.batch_size, config.seed, jax.process_index(), jax.process_count()))
     else:
         data = data_iterator
 
@@ -235,7 +249,7 @@ def compile_train_step(config: ml_collections.ConfigDict, devices: list[jax.Devi
     mesh = make_mesh(config.mesh.to_dict(), devices)
     init_state, shardings, optimizer, schedule = create_state(config, method, mesh)
     step = make_train_step(config, method, optimizer, schedule, shardings, mesh)
-    return step.lower(abstract_state(init_state, shardings), abstract_batch(config, config.train.batch_size)).compile()
+    return step.lower(abstract_state(init_state, shardings), batch_spec(config, config.train.batch_size)).compile()
 
 
 def restore_state(

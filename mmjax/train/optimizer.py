@@ -39,9 +39,17 @@ def learning_rate_schedule(config: Any) -> optax.Schedule:
     )
 
 
-def make_optimizer(config: Any, params: Any) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The optimizer of `train`: clip by global norm, then AdamW with the decay mask."""
+def make_optimizer(
+    config: Any, params: Any, trainable: Any | None = None
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The optimizer of `train`: clip by global norm, then AdamW with the decay mask.
+
+    `trainable`, a bool tree like `params`, freezes the False leaves: their updates are
+    zero, no Adam moments are kept for them, and their gradients do not count in the clip.
+    """
+    del params  # the decay mask is computed from the tree optax passes in
     schedule = learning_rate_schedule(config)
+    no_decay = config.get("no_decay", NO_DECAY_DEFAULT)
     parts = []
     if config.get("grad_clip"):
         parts.append(optax.clip_by_global_norm(config.grad_clip))
@@ -51,7 +59,12 @@ def make_optimizer(config: Any, params: Any) -> tuple[optax.GradientTransformati
             b1=config.b1,
             b2=config.b2,
             weight_decay=config.weight_decay,
-            mask=decay_mask(params, config.get("no_decay", NO_DECAY_DEFAULT)),
+            # A callable: under `trainable`, the frozen leaves arrive as empty `MaskedNode`s.
+            mask=lambda p: decay_mask(p, no_decay),
         )
     )
-    return optax.chain(*parts), schedule
+    optimizer = optax.chain(*parts)
+    if trainable is not None:
+        labels = jax.tree.map(lambda t: "train" if t else "frozen", trainable)
+        optimizer = optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
+    return optimizer, schedule
