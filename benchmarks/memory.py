@@ -31,11 +31,11 @@ os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_p
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import importlib.util  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mmjax.config import load_experiment  # noqa: E402
 from mmjax.train import compile_train_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,10 +43,7 @@ GIB = 1024**3
 
 
 def load_config(size: str):
-    spec = importlib.util.spec_from_file_location("mae_vit_imagenet", ROOT / "experiments" / "mae_vit_imagenet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(f"size={size}")
+    return load_experiment(ROOT / "experiments" / "mae_vit_imagenet.py", f"size={size}")
 
 
 def measure(size: str, fsdp: int, per_device_batch: int, remat: str, scan: bool) -> dict[str, float]:

@@ -1,8 +1,10 @@
-"""Turning `ml_collections.ConfigDict` sections into frozen dataclasses, with clear errors."""
+"""Experiment configs: loading experiment files, and turning sections into frozen dataclasses with clear errors."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -58,3 +60,16 @@ def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
         else:
             values[key] = raw
     return values
+
+
+def load_experiment(path: str | os.PathLike, arg: str | None = None) -> Any:
+    """`get_config(arg)` of an experiment file (`experiments/mae_mnist.py`), without the command line."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"experiment file {path!r} does not exist")
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"experiment file {path!r} has no get_config(arg) function")
+    return module.get_config(arg)

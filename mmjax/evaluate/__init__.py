@@ -1,6 +1,7 @@
 """Evaluation: linear probes, figures, end-of-pretraining reports."""
 
 from mmjax.evaluate.figures import image_grid, save_png
+from mmjax.evaluate.knn import knn_accuracy
 from mmjax.evaluate.linear_probe import extract_features, linear_probe
 from mmjax.evaluate.pretraining import evaluate_pretraining, probe_table, reconstruction_figure
 
@@ -8,6 +9,7 @@ __all__ = [
     "evaluate_pretraining",
     "extract_features",
     "image_grid",
+    "knn_accuracy",
     "linear_probe",
     "probe_table",
     "reconstruction_figure",
