@@ -67,10 +67,11 @@ def imputation_rmse(
     keep = int(p * (1 - mask_ratio))
     ranks = np.argsort(np.argsort(rng.uniform(size=(n, p)), axis=1), axis=1)
     hidden = ranks >= keep  # the patches ranked past `keep` are hidden
-    return _fill_rmse(method, params, windows, hidden, extra={})
+    return _fill_rmse(method, params, windows, hidden, {"linear interpolation": linear_interpolation})
 
 
-def _fill_rmse(method, params, windows, hidden, extra):
+def _fill_rmse(method, params, windows, hidden, baselines):
+    """RMSE on hidden steps of each model (`params`) and each baseline filler, in window std units."""
     truth = windows[..., 0].astype(np.float64)
     steps = _hidden_steps(hidden, method.patch_len)
     observed = ~steps
@@ -78,9 +79,7 @@ def _fill_rmse(method, params, windows, hidden, extra):
     out = {
         name: _scaled_rmse(_reconstruct(method, p, windows, hidden), truth, steps, scale) for name, p in params.items()
     }
-    out["linear interpolation"] = _scaled_rmse(linear_interpolation(truth, observed), truth, steps, scale)
-    out["last value"] = _scaled_rmse(last_value(truth, observed), truth, steps, scale)
-    for name, fill in extra.items():
+    for name, fill in {**baselines, "last value": last_value}.items():
         out[name] = _scaled_rmse(fill(truth, observed), truth, steps, scale)
     return out
 
@@ -99,7 +98,8 @@ def forecast_rmse(
         out[:, -horizon:] = seasonal_naive(truth[:, :-horizon], horizon, seasons)
         return out
 
-    return _fill_rmse(method, params, windows, hidden, extra={"seasonal naive": naive})
+    # Linear interpolation past the last observed step is the last value: not listed twice.
+    return _fill_rmse(method, params, windows, hidden, {"seasonal naive": naive})
 
 
 def ucr_probe(method: Any, params: dict[str, Any], name: str, length: int, steps: int = 500) -> dict[str, float]:
