@@ -16,11 +16,19 @@ from mmjax.ops.series import instance_stats, patch_series, unpatch_series
 from tests.helpers import load_experiment
 
 
-def tiny_config(window=32):
+def tiny_config(window=16):
     config = load_experiment("patchtst_series", f"window={window}")
     config.model.update(width=16, depth=1, heads=2, mlp_dim=32)
     config.patchtst.patch_len = 4
     return config
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A 16-step, 4-patch PatchTST and its initial params (shared: compiling is the slow part)."""
+    method = build_method(tiny_config())
+    params = jax.jit(method.init)(jax.random.key(1), {"series": jnp.zeros((1, 16, 1))})
+    return method, params
 
 
 def test_patching_layout_and_round_trip():
@@ -45,36 +53,34 @@ def test_instance_stats_use_only_observed_steps():
         np.testing.assert_allclose(std[b, 0, v], np.sqrt(values.var() + 1e-5), rtol=1e-4)
 
 
-def test_variates_are_encoded_independently():
-    method = build_method(tiny_config(window=16))
+def test_variates_are_encoded_independently(tiny):
+    method, params = tiny
     x = jax.random.normal(jax.random.key(0), (2, 16, 3))
-    params = method.init(jax.random.key(1), {"series": x})
-    tokens = method.features(params, x, pool="tokens")
+    features = jax.jit(method.features, static_argnames="pool")
+    tokens = features(params, x, pool="tokens")
     assert tokens.shape == (2, 3, 4, 16)
-    changed = method.features(params, x.at[:, :, 1].multiply(-2.0).at[:, :, 1].add(3.0), pool="tokens")
+    changed = features(params, x.at[:, :, 1].multiply(-2.0).at[:, :, 1].add(3.0), pool="tokens")
     np.testing.assert_allclose(changed[:, [0, 2]], tokens[:, [0, 2]], atol=1e-5)  # other variates untouched
     assert not np.allclose(changed[:, 1], tokens[:, 1], atol=1e-3)
-    assert method.features(params, x).shape == (2, 3 * 16)  # mean over patches, variates concatenated
+    assert features(params, x).shape == (2, 3 * 16)  # mean over patches, variates concatenated
 
 
-def test_reconstruct_ignores_hidden_values_and_keeps_units():
-    method = build_method(tiny_config(window=16))
+def test_reconstruct_ignores_hidden_values_and_keeps_units(tiny):
+    method, params = tiny
     x = jax.random.normal(jax.random.key(0), (2, 16, 1)) * 50 + 300
-    params = method.init(jax.random.key(1), {"series": x})
     hidden = jnp.array([[False, True, False, False], [True, False, False, True]])
-    out = method.reconstruct(params, x, hidden)
+    reconstruct = jax.jit(method.reconstruct)
+    out = reconstruct(params, x, hidden)
     steps = np.repeat(np.asarray(hidden), 4, axis=1)[..., None]
-    bumped = method.reconstruct(params, jnp.where(steps, 1e4, x), hidden)
+    bumped = reconstruct(params, jnp.where(steps, 1e4, x), hidden)
     np.testing.assert_allclose(out, bumped, rtol=1e-5)
     assert abs(float(jnp.mean(out)) - 300) < 100  # de-normalized back to the series' scale
 
 
-def test_a_few_steps_reduce_the_loss():
-    config = tiny_config()
-    method = build_method(config)
-    windows, _ = series_windows(("co2", "sunspots"), 32, "train", stride=8)
+def test_a_few_steps_reduce_the_loss(tiny):
+    method, params = tiny
+    windows, _ = series_windows(("co2", "sunspots"), 16, "train", stride=8)
     batch = {"series": jnp.asarray(windows[:64])}
-    params = method.init(jax.random.key(0), batch)
     opt = optax.adam(3e-3)
     rng = jax.random.key(1)
 
@@ -111,7 +117,7 @@ def test_series_data_is_deterministic_and_split_without_overlap():
     first = next(iter(kind.train_dataset(config.data, 8, 0, 0, 1)))
     again = next(iter(kind.train_dataset(config.data, 8, 0, 0, 1)))
     other = next(iter(kind.train_dataset(config.data, 8, 1, 0, 1)))
-    assert first["series"].shape == (8, 32, 1) == kind.batch_spec(config.data, 8)["series"].shape
+    assert first["series"].shape == (8, 16, 1) == kind.batch_spec(config.data, 8)["series"].shape
     np.testing.assert_array_equal(first["series"], again["series"])
     assert not np.array_equal(first["series"], other["series"])
     for name in SEASONS:
