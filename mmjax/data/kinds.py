@@ -65,3 +65,5 @@ def data_kind(data_config: Any) -> DataKind:
 
 def _import_builtin_kinds() -> None:
     import mmjax.data.pipeline  # noqa: F401  (registers "images")
+    import mmjax.data.series  # noqa: F401  (registers "series")
+    import mmjax.data.shapes  # noqa: F401  (registers "points")

@@ -2,6 +2,8 @@
 
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
 from mmjax.models.mae import MAEDecoder, MAEModel
+from mmjax.models.patchtst import PatchTSTModel
+from mmjax.models.pointmae import CenterEmbedding, MiniPointNet, PointMAEModel
 from mmjax.models.simmim import SimMIMModel
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
 from mmjax.models.transformer import (
@@ -18,11 +20,15 @@ from mmjax.models.vit import ViTEncoder
 __all__ = [
     "MLP",
     "VIT_SIZES",
+    "CenterEmbedding",
     "DecoderConfig",
     "EncoderBlock",
     "MAEDecoder",
     "MAEModel",
+    "MiniPointNet",
     "MultiHeadAttention",
+    "PatchTSTModel",
+    "PointMAEModel",
     "SimMIMModel",
     "TokenDecoder",
     "TokenEncoder",

@@ -1,0 +1,156 @@
+"""Point-MAE (Pang et al. 2022): group a cloud into FPS + kNN patches, hide 60%, rebuild them (Chamfer loss)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from mmjax.config import dataclass_from_config
+from mmjax.losses import masked_mean
+from mmjax.masking.mask import random_mask
+from mmjax.masking.points import PointPatches, group_points
+from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.registry import register_method
+from mmjax.models.pointmae import PointMAEModel
+from mmjax.ops.pointcloud import chamfer_distance
+
+POOLS = ("mean", "max", "mean_max", "tokens")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config, with Point-MAE's ShapeNet defaults."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "pointmae",
+            "model": {"width": 384, "depth": 12, "heads": 6, "mlp_dim": 1536},
+            "decoder": {"width": 384, "depth": 4, "heads": 6, "mlp_dim": 1536},
+            "pointmae": {"num_groups": 64, "group_size": 32, "mask_ratio": 0.6, "pointnet_hidden": (128, 256)},
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PointMAEOptions:
+    num_groups: int = 64
+    group_size: int = 32
+    mask_ratio: float = 0.6
+    pointnet_hidden: tuple[int, int] = (128, 256)  # mini-PointNet's first MLP (the second is 2 * last -> width)
+
+    def __post_init__(self):
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"pointmae.mask_ratio must be in (0, 1), got {self.mask_ratio}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    width: int
+    depth: int
+    heads: int
+    mlp_dim: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PointMAE:
+    """The Point-MAE method over batches `{"points": float32 [B, P, 3]}`."""
+
+    options: PointMAEOptions
+    encoder: Size
+    decoder: Size
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> PointMAE:
+        options = dataclass_from_config(PointMAEOptions, config.get("pointmae", {}), "pointmae")
+        num_points = config.data.get("num_points") if "data" in config else None
+        if num_points is not None and options.num_groups > num_points:
+            raise ValueError(f"pointmae.num_groups={options.num_groups} exceeds data.num_points={num_points}")
+        if num_points is not None and options.group_size > num_points:
+            raise ValueError(f"pointmae.group_size={options.group_size} exceeds data.num_points={num_points}")
+        return cls(
+            options,
+            dataclass_from_config(Size, config.model, "model"),
+            dataclass_from_config(Size, config.decoder, "decoder"),
+        )
+
+    @property
+    def model(self) -> PointMAEModel:
+        e, d = self.encoder, self.decoder
+        o = self.options
+        return PointMAEModel(
+            o.group_size, e.width, e.depth, e.heads, e.mlp_dim, d.width, d.depth, d.heads, d.mlp_dim, o.pointnet_hidden
+        )
+
+    def _points(self, batch: Batch) -> jax.Array:
+        if "points" not in batch:
+            raise KeyError(f"Point-MAE batches need a 'points' entry [B, P, 3]; got keys {sorted(batch)}")
+        return batch["points"]
+
+    def group(self, points: jax.Array) -> PointPatches:
+        """FPS centers (from point 0, as the CUDA op) and kNN groups relative to their centers."""
+        return group_points(points, self.options.num_groups, self.options.group_size)
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        patches = self.group(self._points(batch))
+        mask = random_mask(
+            jax.random.key(0), patches.centers.shape[0], self.options.num_groups, self.options.mask_ratio
+        )
+        variables = self.model.init(rng, patches.patches, patches.centers, mask.ids_keep, mask.ids_restore)
+        return nn.meta.unbox(variables["params"])
+
+    def param_axes(self) -> Params:
+        o = self.options
+        groups = jax.ShapeDtypeStruct((1, o.num_groups, o.group_size, 3), jnp.float32)
+        centers = jax.ShapeDtypeStruct((1, o.num_groups, 3), jnp.float32)
+        mask = jax.eval_shape(lambda: random_mask(jax.random.key(0), 1, o.num_groups, o.mask_ratio))
+        shapes = jax.eval_shape(self.model.init, jax.random.key(0), groups, centers, mask.ids_keep, mask.ids_restore)
+        return nn.get_partition_spec(shapes)["params"]
+
+    def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, PointPatches, jax.Array]:
+        """`(pred [B, G, K, 3], patches, hidden bool [B, G])` for a random 60% group mask."""
+        patches = self.group(self._points(batch))
+        mask = random_mask(rng, patches.centers.shape[0], self.options.num_groups, self.options.mask_ratio)
+        pred = self.model.apply({"params": params}, patches.patches, patches.centers, mask.ids_keep, mask.ids_restore)
+        return pred, patches, mask.mask
+
+    def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
+        """L2 Chamfer distance between predicted and true points of the hidden groups, averaged over them."""
+        del train  # no dropout
+        pred, patches, hidden = self.predict(params, batch, rng)
+        loss = masked_mean(chamfer_distance(pred, patches.patches), hidden)
+        return loss, {"loss": loss, "mask_ratio": jnp.mean(hidden.astype(jnp.float32))}
+
+    def features(self, params: Params, inputs: jax.Array, pool: str = "mean") -> jax.Array:
+        """Encoder features of whole clouds `[B, P, 3]`.
+
+        `mean` / `max` over groups -> `[B, D]`; `mean_max` -> `[B, 2D]` (both, as Point-MAE's
+        classifier); `tokens` -> `[B, G, D]`.
+        """
+        patches = self.group(inputs)
+        tokens = self.model.apply({"params": params}, patches.patches, patches.centers, method=PointMAEModel.encode)
+        if pool == "mean":
+            return jnp.mean(tokens, axis=1)
+        if pool == "max":
+            return jnp.max(tokens, axis=1)
+        if pool == "mean_max":
+            return jnp.concatenate([jnp.mean(tokens, axis=1), jnp.max(tokens, axis=1)], axis=-1)
+        if pool == "tokens":
+            return tokens
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict[str, Any]:
+        """Linear probe on the shape class, pretrained vs random encoder; prints the table."""
+        from mmjax.evaluate.points import evaluate_points
+
+        return evaluate_points(config, self, params)
+
+
+@register_method("pointmae")
+def build_pointmae(config: ml_collections.ConfigDict) -> PointMAE:
+    return PointMAE.from_config(config)
+
+
+__all__ = ["PointMAE", "build_pointmae", "default_config"]

@@ -1,0 +1,134 @@
+"""Time series: per-variate patching, RevIN, PatchTST, baselines and the bundled data."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from mmjax.data.kinds import data_kind
+from mmjax.data.series import SEASONS, load_series, series_windows, split_series, ucr_dataset
+from mmjax.evaluate.series import last_value, linear_interpolation, seasonal_naive
+from mmjax.methods.registry import build_method
+from mmjax.ops.series import instance_stats, patch_series, unpatch_series
+from tests.helpers import load_experiment
+
+
+def tiny_config(window=16):
+    config = load_experiment("patchtst_series", f"window={window}")
+    config.model.update(width=16, depth=1, heads=2, mlp_dim=32)
+    config.patchtst.patch_len = 4
+    return config
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A 16-step, 4-patch PatchTST and its initial params (shared: compiling is the slow part)."""
+    method = build_method(tiny_config())
+    params = jax.jit(method.init)(jax.random.key(1), {"series": jnp.zeros((1, 16, 1))})
+    return method, params
+
+
+def test_patching_layout_and_round_trip():
+    x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype(np.float32)
+    patches = patch_series(jnp.asarray(x), 4)
+    assert patches.shape == (2, 3, 3, 4)
+    for b, v, j in itertools.product(range(2), range(3), range(3)):
+        np.testing.assert_array_equal(patches[b, v, j], x[b, 4 * j : 4 * j + 4, v])
+    np.testing.assert_array_equal(unpatch_series(patches), x)
+    with pytest.raises(ValueError, match="patch_len=5"):
+        patch_series(jnp.asarray(x), 5)
+
+
+def test_instance_stats_use_only_observed_steps():
+    x = np.random.default_rng(1).normal(size=(2, 10, 2)).astype(np.float32) * 3 + 1
+    observed = np.random.default_rng(2).uniform(size=x.shape) > 0.4
+    x_leak = np.where(observed, x, 1e6).astype(np.float32)  # hidden values must not matter
+    mean, std = instance_stats(jnp.asarray(x_leak), jnp.asarray(observed))
+    for b, v in itertools.product(range(2), range(2)):
+        values = x[b, observed[b, :, v], v]
+        np.testing.assert_allclose(mean[b, 0, v], values.mean(), rtol=1e-5)
+        np.testing.assert_allclose(std[b, 0, v], np.sqrt(values.var() + 1e-5), rtol=1e-4)
+
+
+def test_variates_are_encoded_independently(tiny):
+    method, params = tiny
+    x = jax.random.normal(jax.random.key(0), (2, 16, 3))
+    features = jax.jit(method.features, static_argnames="pool")
+    tokens = features(params, x, pool="tokens")
+    assert tokens.shape == (2, 3, 4, 16)
+    changed = features(params, x.at[:, :, 1].multiply(-2.0).at[:, :, 1].add(3.0), pool="tokens")
+    np.testing.assert_allclose(changed[:, [0, 2]], tokens[:, [0, 2]], atol=1e-5)  # other variates untouched
+    assert not np.allclose(changed[:, 1], tokens[:, 1], atol=1e-3)
+    assert features(params, x).shape == (2, 3 * 16)  # mean over patches, variates concatenated
+
+
+def test_reconstruct_ignores_hidden_values_and_keeps_units(tiny):
+    method, params = tiny
+    x = jax.random.normal(jax.random.key(0), (2, 16, 1)) * 50 + 300
+    hidden = jnp.array([[False, True, False, False], [True, False, False, True]])
+    reconstruct = jax.jit(method.reconstruct)
+    out = reconstruct(params, x, hidden)
+    steps = np.repeat(np.asarray(hidden), 4, axis=1)[..., None]
+    bumped = reconstruct(params, jnp.where(steps, 1e4, x), hidden)
+    np.testing.assert_allclose(out, bumped, rtol=1e-5)
+    assert abs(float(jnp.mean(out)) - 300) < 100  # de-normalized back to the series' scale
+
+
+def test_a_few_steps_reduce_the_loss(tiny):
+    method, params = tiny
+    windows, _ = series_windows(("co2", "sunspots"), 16, "train", stride=8)
+    batch = {"series": jnp.asarray(windows[:64])}
+    opt = optax.adam(3e-3)
+    rng = jax.random.key(1)
+
+    @jax.jit
+    def step(params, state):
+        loss, grads = jax.value_and_grad(lambda p: method.loss(p, batch, rng)[0])(params)
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(params, updates), state, loss
+
+    state = opt.init(params)
+    losses = []
+    for _ in range(30):
+        params, state, loss = step(params, state)
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_baselines_match_hand_computed_values():
+    series = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    observed = np.array([[True, False, False, True, False, True]])
+    gappy = np.where(observed, series, -99.0)  # hidden values must not be used
+    np.testing.assert_allclose(linear_interpolation(gappy, observed), [[1, 2, 3, 4, 5, 6]])
+    np.testing.assert_allclose(last_value(gappy, observed), [[1, 1, 1, 4, 4, 6]])
+    # A hidden start takes the first observed value.
+    np.testing.assert_allclose(last_value(series, np.array([[False, False, True, False, False, False]])), [[3] * 6])
+    context = np.array([[0.0, 1, 2, 10, 11, 12], [5, 6, 7, 8, 9, 10]])
+    np.testing.assert_allclose(seasonal_naive(context, 4, np.array([3, 2])), [[10, 11, 12, 10], [9, 10, 9, 10]])
+
+
+def test_series_data_is_deterministic_and_split_without_overlap():
+    config = tiny_config()
+    kind = data_kind(config.data)
+    assert kind.name == "series"
+    first = next(iter(kind.train_dataset(config.data, 8, 0, 0, 1)))
+    again = next(iter(kind.train_dataset(config.data, 8, 0, 0, 1)))
+    other = next(iter(kind.train_dataset(config.data, 8, 1, 0, 1)))
+    assert first["series"].shape == (8, 16, 1) == kind.batch_spec(config.data, 8)["series"].shape
+    np.testing.assert_array_equal(first["series"], again["series"])
+    assert not np.array_equal(first["series"], other["series"])
+    for name in SEASONS:
+        values = load_series(name)
+        train, test = split_series(values, "train", 96), split_series(values, "test", 96)
+        assert len(train) + len(test) == len(values) and len(test) >= 96 and not np.isnan(values).any()
+
+
+def test_ucr_sets_load_locally_and_refuse_others():
+    x, y = ucr_dataset("ItalyPowerDemand", "train", 32)
+    assert x.shape == (67, 32, 1) and x.dtype == np.float32
+    assert sorted(set(y.tolist())) == [0, 1]
+    with pytest.raises(ValueError, match="not bundled"):
+        ucr_dataset("Wafer", "train", 32)
