@@ -64,4 +64,6 @@ def data_kind(data_config: Any) -> DataKind:
 
 
 def _import_builtin_kinds() -> None:
+    import mmjax.data.audio  # noqa: F401  (registers "audio")
     import mmjax.data.pipeline  # noqa: F401  (registers "images")
+    import mmjax.data.video  # noqa: F401  (registers "video")
