@@ -14,11 +14,13 @@ from mmjax.train.defaults import training_sections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = parse_arg(arg, steps=400)
+    variant = parse_arg(arg, steps=800)
     config = training_sections(videomae.default_config())
     config.model.update(width=64, depth=2, heads=4, mlp_dim=128)
     config.decoder.update(width=32, depth=1, heads=4, mlp_dim=64)
-    config.videomae.update(tubelet_size=(2, 8, 8), mask_ratio=0.9, norm_pix_loss=True)
+    # Raw-pixel targets: most tubelets are black with a few faint strokes, which per-tubelet
+    # normalization would blow up to unit variance (the probe was worse with it: 33.4% at 300 steps).
+    config.videomae.update(tubelet_size=(2, 8, 8), mask_ratio=0.9, norm_pix_loss=False)
     config.data = presets.moving_digits()
     config.train.update(
         steps=variant["steps"], batch_size=32, lr=2e-3, warmup_steps=20, log_every=50, checkpoint_every=1000

@@ -123,3 +123,17 @@ def test_audioset_experiment_builds_audiomae_b():
     assert method.spec_size == (1024, 128) and method.grid == (64, 8)
     mask = jax.eval_shape(lambda: method.make_mask(jax.random.key(0), 2, jnp.zeros(())))
     assert mask.ids_keep.shape == (2, int(512 * (1 - 0.8)))  # MAE's kept count
+
+
+def test_wav_folder_reads_pads_and_checks_the_rate(tmp_path):
+    from scipy.io import wavfile
+
+    from mmjax.data.audio import WavFolder
+
+    (tmp_path / "beep").mkdir()
+    wavfile.write(tmp_path / "beep" / "a.wav", RATE, (np.ones(100) * 16384).astype(np.int16))
+    example = WavFolder(str(tmp_path), 150, RATE)[0]
+    np.testing.assert_allclose(example["audio"][:100], 16384 / 32767, rtol=1e-6)
+    np.testing.assert_array_equal(example["audio"][100:], 0.0)
+    with pytest.raises(ValueError, match="data.sample_rate=16000"):
+        WavFolder(str(tmp_path), 150, 16000)[0]

@@ -72,6 +72,7 @@ def test_moving_digits_are_deterministic_and_labelled():
 
 def test_a_few_videomae_steps_reduce_the_loss(tmp_path):
     config = tiny_config("videomae", steps=30)
+    config.videomae.norm_pix_loss = True
     result = train(config, str(tmp_path))
     losses = [row["loss"] for row in result.history]
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
@@ -90,3 +91,18 @@ def test_kinetics_experiment_builds_videomae_b():
     assert config.data.frame_stride == 2
     mask = jax.eval_shape(lambda: method.make_mask(jax.random.key(0), 2, jnp.zeros(())))
     assert mask.ids_keep.shape == (2, 8 * (196 - int(0.9 * 196)))
+
+
+def test_npy_folder_reads_user_clips_with_stride_and_class_labels(tmp_path):
+    from mmjax.data.video import NpyVideoFolder
+
+    for name, value in (("cat", 10), ("dog", 20)):
+        (tmp_path / name).mkdir()
+        clip = np.full((6, 4, 4, 3), value, np.uint8) + np.arange(6, dtype=np.uint8)[:, None, None, None]
+        np.save(tmp_path / name / "a.npy", clip)
+    source = NpyVideoFolder(str(tmp_path), frames=3, image_size=(4, 4), frame_stride=2)
+    example = source[1]
+    assert int(example["label"]) == 1 and example["video"].shape == (3, 4, 4, 3)
+    np.testing.assert_array_equal(example["video"][:, 0, 0, 0], [20, 22, 24])  # frames 0, 2, 4
+    with pytest.raises(ValueError, match="data.frames x data.frame_stride"):
+        NpyVideoFolder(str(tmp_path), frames=4, image_size=(4, 4), frame_stride=2)[0]

@@ -72,6 +72,7 @@ def encoder_probe_table(
 
 
 def print_probe_table(title: str, results: dict[str, float]) -> None:
+    """Print `{features name: accuracy}` as a markdown table under `title`."""
     print(f"\n{title}\n| features | accuracy |\n| --- | --- |")
     for name, acc in results.items():
         print(f"| {name} | {100 * acc:.1f}% |")

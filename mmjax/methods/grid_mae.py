@@ -29,6 +29,11 @@ from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEM
 
 @dataclasses.dataclass(frozen=True)
 class GridMAE:
+    """Base of the grid methods: `init`, `loss`, `features`, `evaluate` and the optional trainer hooks.
+
+    Params are the `GridMAEModel` pytree (or `{"model", "steps_seen"}` with `counts_steps`).
+    """
+
     encoder: GridEncoderConfig
     decoder: GridDecoderConfig
     norm_pix_loss: bool = True
@@ -123,7 +128,7 @@ class GridMAE:
         return pool_tokens(tokens, pool)
 
     def evaluate(self, config: Any, params: Params, workdir: str) -> dict[str, Any]:
-        """Linear probe on the test split: this encoder, a random one, and the raw input."""
+        """Linear probe on the test split: this encoder, a random one, and (`eval.probe_raw_input`) the raw input."""
         del workdir
         if not config.eval.get("probe", True):
             return {}
@@ -140,6 +145,7 @@ class GridMAE:
             self.input_key,
             steps=ev.probe_steps,
             l2=ev.probe_l2,
+            raw_input=ev.get("probe_raw_input", True),
         )
         print_probe_table(f"linear probe on {config.data.source} test split ({ev.probe_pool} features)", results)
         return {"probe": results}

@@ -58,6 +58,7 @@ class GridDecoderConfig:
 
 
 def check_size(where: str, width: int, depth: int, heads: int, mlp_dim: int) -> None:
+    """Errors naming `where.width` etc. for a transformer size that cannot work."""
     if width <= 0 or heads <= 0 or width % heads:
         raise ValueError(f"{where}.width={width} must be a positive multiple of {where}.heads={heads}")
     if width % 2:
