@@ -71,7 +71,7 @@ def test_moving_digits_are_deterministic_and_labelled():
 
 
 def test_a_few_videomae_steps_reduce_the_loss(tmp_path):
-    config = tiny_config("videomae", steps=30)
+    config = tiny_config("videomae", steps=20)
     config.videomae.norm_pix_loss = True
     result = train(config, str(tmp_path))
     losses = [row["loss"] for row in result.history]
