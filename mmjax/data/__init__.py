@@ -1,6 +1,7 @@
 """Data: grain sources and pipelines, image transforms, normalization."""
 
 from mmjax.data.kinds import DataKind, available_data_kinds, data_kind, register_data_kind
+from mmjax.data.moving_digits import MovingDigitsSource
 from mmjax.data.pipeline import eval_dataset, image_batch_spec, per_process_batch_size, prepare_images, train_dataset
 from mmjax.data.sources import (
     ArrayRecordImageSource,
@@ -12,6 +13,7 @@ from mmjax.data.sources import (
     mnist_source,
     write_array_record,
 )
+from mmjax.data.synth_audio import SynthAudioSource
 from mmjax.data.transforms import (
     denormalize_images,
     normalize_images,
@@ -29,6 +31,8 @@ __all__ = [
     "ArrayRecordImageSource",
     "ArraySource",
     "ImageFolderSource",
+    "MovingDigitsSource",
+    "SynthAudioSource",
     "denormalize_images",
     "digits_source",
     "encode_record",

@@ -64,6 +64,8 @@ def data_kind(data_config: Any) -> DataKind:
 
 
 def _import_builtin_kinds() -> None:
+    import mmjax.data.audio  # noqa: F401  (registers "audio")
     import mmjax.data.pipeline  # noqa: F401  (registers "images")
     import mmjax.data.series  # noqa: F401  (registers "series")
     import mmjax.data.shapes  # noqa: F401  (registers "points")
+    import mmjax.data.video  # noqa: F401  (registers "video")

@@ -40,3 +40,53 @@ def digits() -> ml_collections.ConfigDict:
             "num_threads": 0,
         }
     )
+
+
+def moving_digits(num_train: int = 2000, num_test: int = 500) -> ml_collections.ConfigDict:
+    """Bundled clips of two bouncing MNIST digits of one class (`mmjax.data.moving_digits`): 8 x 32 x 32 x 1.
+
+    The label is the digit class. mean / std are the pixel statistics of the train clips.
+    """
+    return ml_collections.ConfigDict(
+        {
+            "kind": "video",
+            "source": "moving_digits",
+            "num_train": num_train,
+            "num_test": num_test,
+            "frames": 8,
+            "image_size": (32, 32),
+            "channels": 1,
+            "digit_size": 14,
+            "seed": 0,
+            "mean": (0.05,),
+            "std": (0.18,),
+            "num_threads": 0,
+        }
+    )
+
+
+def synth_audio(num_train: int = 3000, num_test: int = 600) -> ml_collections.ConfigDict:
+    """Bundled synthesized sounds of 6 classes (`mmjax.data.synth_audio`) at 8 kHz -> 64 x 32 log-mel.
+
+    8,320 samples = `n_fft + 63 * hop`, so the spectrogram has exactly 64 frames (32 ms
+    windows every 16 ms). spec_mean / spec_std are the log-mel statistics of the train set.
+    """
+    return ml_collections.ConfigDict(
+        {
+            "kind": "audio",
+            "source": "synth_audio",
+            "num_train": num_train,
+            "num_test": num_test,
+            "seed": 0,
+            "sample_rate": 8000,
+            "num_samples": 8320,
+            "n_fft": 256,
+            "hop": 128,
+            "num_mels": 32,
+            "f_min": 0.0,
+            "f_max": 4000.0,
+            "spec_mean": -2.4,
+            "spec_std": 3.0,
+            "num_threads": 0,
+        }
+    )

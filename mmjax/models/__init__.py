@@ -1,6 +1,7 @@
 """Flax Linen modules, used only through `init` / `apply`."""
 
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
+from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
 from mmjax.models.mae import MAEDecoder, MAEModel
 from mmjax.models.patchtst import PatchTSTModel
 from mmjax.models.pointmae import CenterEmbedding, MiniPointNet, PointMAEModel
@@ -23,6 +24,9 @@ __all__ = [
     "CenterEmbedding",
     "DecoderConfig",
     "EncoderBlock",
+    "GridDecoderConfig",
+    "GridEncoderConfig",
+    "GridMAEModel",
     "MAEDecoder",
     "MAEModel",
     "MiniPointNet",

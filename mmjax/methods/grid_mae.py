@@ -1,0 +1,151 @@
+"""What VideoMAE and Audio-MAE share: an MAE over patch vectors of a token grid, with a probe evaluation.
+
+A subclass says how its input becomes patch vectors (`patches`), the grid, how a
+mask is drawn (`make_mask`) and where evaluation batches come from (`eval_batches`).
+With `counts_steps`, params are `{"model": ..., "steps_seen": float32 []}` and the
+trainer's `after_step` hook counts updates (for masks that follow a curriculum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from mmjax.evaluate.kind_probe import encoder_probe_table, print_probe_table
+from mmjax.losses import masked_mse
+from mmjax.masking.mask import Mask
+from mmjax.methods.common import pool_tokens
+from mmjax.methods.protocol import Batch, Params
+from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
+
+
+@dataclasses.dataclass(frozen=True)
+class GridMAE:
+    """Base of the grid methods: `init`, `loss`, `features`, `evaluate` and the optional trainer hooks.
+
+    Params are the `GridMAEModel` pytree (or `{"model", "steps_seen"}` with `counts_steps`).
+    """
+
+    encoder: GridEncoderConfig
+    decoder: GridDecoderConfig
+    norm_pix_loss: bool = True
+
+    input_key = "inputs"  # the prepared batch entry the method reads
+    name = "grid_mae"
+    counts_steps = False
+
+    # --- what a modality provides -------------------------------------------------------
+    @property
+    def grid(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def patch_dim(self) -> int:
+        raise NotImplementedError
+
+    def patches(self, inputs: jax.Array) -> jax.Array:
+        """Model input -> patch vectors `[B, N, patch_dim]` in grid order."""
+        raise NotImplementedError
+
+    def make_mask(self, rng: jax.Array, batch_size: int, step: jax.Array) -> Mask:
+        """A fixed-count mask (`ids_keep`, `ids_restore`) over the grid's N tokens."""
+        raise NotImplementedError
+
+    def eval_batches(self, data_config: Any, split: str, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    # --- the method protocol -----------------------------------------------------------
+    @property
+    def model(self) -> GridMAEModel:
+        return GridMAEModel(self.encoder, self.decoder, tuple(self.grid), self.patch_dim)
+
+    def _inputs(self, batch: Batch) -> jax.Array:
+        if self.input_key not in batch:
+            raise KeyError(f"{self.name} batches need a {self.input_key!r} entry; got keys {sorted(batch)}")
+        return batch[self.input_key]
+
+    def _split(self, params: Params) -> tuple[Params, jax.Array]:
+        if self.counts_steps:
+            return params["model"], params["steps_seen"]
+        return params, jnp.zeros((), jnp.float32)
+
+    def _join(self, model_params: Params, steps_seen: Any) -> Params:
+        return {"model": model_params, "steps_seen": steps_seen} if self.counts_steps else model_params
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        patches = self.patches(self._inputs(batch))
+        mask = self.make_mask(jax.random.key(0), patches.shape[0], jnp.zeros(()))
+        model_params = nn.meta.unbox(self.model.init(rng, patches, mask)["params"])
+        return self._join(model_params, jnp.zeros((), jnp.float32))
+
+    def param_axes(self) -> Params:
+        patches = jax.ShapeDtypeStruct((1, int(np.prod(self.grid)), self.patch_dim), jnp.float32)
+        mask = jax.eval_shape(lambda: self.make_mask(jax.random.key(0), 1, jnp.zeros(())))
+        shapes = jax.eval_shape(self.model.init, jax.random.key(0), patches, mask)
+        return self._join(nn.get_partition_spec(shapes)["params"], P())
+
+    def trainable(self, params: Params) -> Any:
+        flags = jax.tree.map(lambda _: True, params)
+        return {**flags, "steps_seen": False} if self.counts_steps else flags
+
+    def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
+        del state_inputs, step
+        return {**params, "steps_seen": params["steps_seen"] + 1.0} if self.counts_steps else params
+
+    def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, jax.Array, Mask]:
+        """(predictions `[B, N, P]`, target patches `[B, N, P]`, mask)."""
+        model_params, steps_seen = self._split(params)
+        patches = self.patches(self._inputs(batch))
+        mask = self.make_mask(rng, patches.shape[0], steps_seen)
+        return self.model.apply({"params": model_params}, patches, mask), patches, mask
+
+    def loss(
+        self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """MSE on hidden patches (per-patch normalized targets with `norm_pix_loss`)."""
+        del train  # no dropout
+        pred, target, mask = self.predict(params, batch, rng)
+        loss = masked_mse(pred, target, mask.mask, norm_pix=self.norm_pix_loss)
+        return loss, {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
+
+    def features(self, params: Params, inputs: jax.Array, pool: str = "mean") -> jax.Array:
+        """Encoder features of whole (unmasked) inputs.
+
+        Args:
+          inputs: the prepared model input (`[B, T, H, W, C]` video, `[B, frames, mels]` spectrogram).
+          pool: `mean` -> `[B, D]` mean of the tokens; `cls` -> `[B, D]`; `tokens` -> `[B, 1 + N, D]`.
+        """
+        model_params, _ = self._split(params)
+        tokens = self.model.apply({"params": model_params}, self.patches(inputs), method=GridMAEModel.encode)
+        return pool_tokens(tokens, pool)
+
+    def evaluate(self, config: Any, params: Params, workdir: str) -> dict[str, Any]:
+        """Linear probe on the test split: this encoder, a random one, and (`eval.probe_raw_input`) the raw input."""
+        del workdir
+        if not config.eval.get("probe", True):
+            return {}
+        from mmjax.data.kinds import data_kind
+
+        example = data_kind(config.data).example_batch(config.data, 1)
+        random_params = self.init(jax.random.key(config.seed + 12345), example)
+        ev = config.eval
+        results = encoder_probe_table(
+            partial(self.features, pool=ev.probe_pool),
+            {f"{self.name} encoder": params, "random encoder": random_params},
+            lambda split: self.eval_batches(config.data, split, ev.batch_size),
+            config.data,
+            self.input_key,
+            steps=ev.probe_steps,
+            l2=ev.probe_l2,
+            raw_input=ev.get("probe_raw_input", True),
+        )
+        print_probe_table(f"linear probe on {config.data.source} test split ({ev.probe_pool} features)", results)
+        return {"probe": results}

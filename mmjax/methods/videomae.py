@@ -1,0 +1,115 @@
+"""VideoMAE (Tong et al. 2022): tubelet tokens, tube masking at 90%, MAE decoder, normalized-pixel MSE.
+
+Batches hold `video` `[B, T, H, W, C]` (float, normalized by the `video` data kind).
+The tube mask hides the same spatial positions in every time slot (REFERENCE.md), so a
+hidden tubelet cannot be copied from the same place in a neighbouring frame.
+With `norm_pix_loss` each target tubelet vector is normalized as a whole (over time,
+pixels and channels; VideoMAE normalizes per channel, the same for one channel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import ml_collections
+
+from mmjax.config import dataclass_from_config
+from mmjax.masking.mask import Mask
+from mmjax.masking.video import tube_mask
+from mmjax.methods.grid_mae import GridMAE
+from mmjax.methods.registry import register_method
+from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig
+from mmjax.ops.tubelets import as_triple, tubelet_grid, tubeletify
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config, with VideoMAE ViT-B defaults (tubelet 2x16x16)."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "videomae",
+            "model": {
+                "width": 768,
+                "depth": 12,
+                "heads": 12,
+                "mlp_dim": 3072,
+                "dtype": "float32",
+                "attention_impl": "xla",
+                "remat": "none",
+            },
+            "decoder": {"width": 384, "depth": 4, "heads": 6, "mlp_dim": 1536},
+            "videomae": {"tubelet_size": (2, 16, 16), "mask_ratio": 0.9, "norm_pix_loss": True},
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoMAEOptions:
+    tubelet_size: tuple[int, int, int] = (2, 16, 16)
+    mask_ratio: float = 0.9
+    norm_pix_loss: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "tubelet_size", as_triple(self.tubelet_size, "videomae.tubelet_size"))
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"videomae.mask_ratio must be in [0, 1), got {self.mask_ratio}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoMAE(GridMAE):
+    """VideoMAE over clips of `video_size` `(T, H, W)` with `channels` channels."""
+
+    video_size: tuple[int, int, int] = (16, 224, 224)
+    channels: int = 3
+    tubelet_size: tuple[int, int, int] = (2, 16, 16)
+    mask_ratio: float = 0.9
+
+    input_key = "video"
+    name = "videomae"
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> VideoMAE:
+        options = dataclass_from_config(VideoMAEOptions, config.get("videomae", {}), "videomae")
+        data = config.data
+        video_size = (data.frames, *data.image_size)
+        tubelet_grid(video_size, options.tubelet_size)  # fails early naming both sizes
+        return cls(
+            encoder=dataclass_from_config(GridEncoderConfig, config.model, "model"),
+            decoder=dataclass_from_config(GridDecoderConfig, config.decoder, "decoder"),
+            norm_pix_loss=options.norm_pix_loss,
+            video_size=video_size,
+            channels=data.channels,
+            tubelet_size=options.tubelet_size,
+            mask_ratio=options.mask_ratio,
+        )
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        return tubelet_grid(self.video_size, self.tubelet_size)
+
+    @property
+    def patch_dim(self) -> int:
+        t, h, w = self.tubelet_size
+        return t * h * w * self.channels
+
+    def patches(self, inputs: jax.Array) -> jax.Array:
+        """`[B, T, H, W, C]` -> tubelet vectors `[B, N, t*h*w*C]`."""
+        return tubeletify(inputs, self.tubelet_size)
+
+    def make_mask(self, rng: jax.Array, batch_size: int, step: jax.Array) -> Mask:
+        del step
+        return tube_mask(rng, batch_size, self.grid, self.mask_ratio)
+
+    def eval_batches(self, data_config: Any, split: str, batch_size: int):
+        from mmjax.data.video import video_eval_dataset
+
+        return video_eval_dataset(data_config, split, batch_size)
+
+
+@register_method("videomae")
+def build_videomae(config: ml_collections.ConfigDict) -> VideoMAE:
+    return VideoMAE.from_config(config)
+
+
+__all__ = ["VideoMAE", "build_videomae", "default_config"]

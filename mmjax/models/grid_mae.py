@@ -1,0 +1,140 @@
+"""MAE over patch vectors on any token grid (video tubelets, spectrogram patches).
+
+The modality cuts its input into patch vectors `[B, N, P]` on a grid of 2 or 3 axes;
+this model embeds them linearly, adds fixed sin-cos positions of the grid, encodes the
+kept tokens with `TokenEncoder` and predicts every token with `TokenDecoder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.masking.mask import Mask
+from mmjax.models.config import DTYPES, REMAT_NAMES
+from mmjax.models.initializers import with_axes, xavier_uniform, zeros
+from mmjax.models.token_mae import TokenDecoder, TokenEncoder
+from mmjax.ops.attention import IMPLEMENTATIONS
+from mmjax.ops.posemb import sincos_2d
+from mmjax.ops.tubelets import sincos_3d
+
+
+@dataclasses.dataclass(frozen=True)
+class GridEncoderConfig:
+    """The `model` section: encoder size and runtime options (the patch size is the modality's)."""
+
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+    dtype: str = "float32"
+    attention_impl: str = "xla"
+    remat: str = "none"
+
+    def __post_init__(self):
+        check_size("model", self.width, self.depth, self.heads, self.mlp_dim)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.attention_impl not in IMPLEMENTATIONS:
+            raise ValueError(f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        if self.remat not in REMAT_NAMES:
+            raise ValueError(f"model.remat must be one of {REMAT_NAMES}, got {self.remat!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridDecoderConfig:
+    """The `decoder` section."""
+
+    width: int = 384
+    depth: int = 4
+    heads: int = 6
+    mlp_dim: int = 1536
+
+    def __post_init__(self):
+        check_size("decoder", self.width, self.depth, self.heads, self.mlp_dim)
+
+
+def check_size(where: str, width: int, depth: int, heads: int, mlp_dim: int) -> None:
+    """Errors naming `where.width` etc. for a transformer size that cannot work."""
+    if width <= 0 or heads <= 0 or width % heads:
+        raise ValueError(f"{where}.width={width} must be a positive multiple of {where}.heads={heads}")
+    if width % 2:
+        raise ValueError(f"{where}.width={width} must be even for sin-cos position embeddings")
+    if depth < 0 or mlp_dim <= 0:
+        raise ValueError(f"{where}.depth={depth} must be >= 0 and {where}.mlp_dim={mlp_dim} > 0")
+
+
+def grid_positions(grid: tuple[int, ...], dim: int) -> jax.Array:
+    """Fixed sin-cos positions `[N, dim]` of a 2-D `(rows, cols)` or 3-D `(T, H, W)` grid."""
+    if len(grid) == 2:
+        return jnp.asarray(sincos_2d(grid, dim))
+    if len(grid) == 3:
+        return jnp.asarray(sincos_3d(grid, dim))
+    raise ValueError(f"token grid must have 2 or 3 axes, got {grid}")
+
+
+class GridMAEModel(nn.Module):
+    """Patch embedding + fixed positions + `TokenEncoder` (kept tokens) + `TokenDecoder`.
+
+    Attributes:
+      encoder: encoder size; decoder: decoder size.
+      grid: the token grid, `N = prod(grid)`, flattened row-major (time first).
+      out_dim: prediction size per token (the patch vector size P).
+    """
+
+    encoder: GridEncoderConfig
+    decoder: GridDecoderConfig
+    grid: tuple[int, ...]
+    out_dim: int
+
+    def setup(self):
+        enc = self.encoder
+        self.patch_embed = nn.Dense(
+            enc.width,
+            dtype=jnp.dtype(enc.dtype),
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), (None, "embed")),
+            bias_init=with_axes(zeros, ("embed",)),
+        )
+        self.token_encoder = TokenEncoder(
+            enc.width,
+            enc.depth,
+            enc.heads,
+            enc.mlp_dim,
+            dtype=enc.dtype,
+            attention_impl=enc.attention_impl,
+            remat=enc.remat,
+        )
+        dec = self.decoder
+        self.token_decoder = TokenDecoder(
+            dec.width,
+            dec.depth,
+            dec.heads,
+            dec.mlp_dim,
+            self.out_dim,
+            dtype=enc.dtype,
+            attention_impl=enc.attention_impl,
+        )
+
+    def encode(self, patches: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
+        """`[B, N, P]` patch vectors (+ int `[B, K]` kept ids) -> `[B, 1 + K, D]`, cls first (K = N without ids)."""
+        n = patches.shape[1]
+        if n != self.num_tokens:
+            raise ValueError(f"expected {self.num_tokens} patches for grid {self.grid}, got {n}")
+        tokens = self.patch_embed(patches).astype(jnp.float32) + grid_positions(self.grid, self.encoder.width)
+        return self.token_encoder(tokens, ids_keep)
+
+    def __call__(self, patches: jax.Array, mask: Mask) -> jax.Array:
+        """Predictions `[B, N, out_dim]` of every token from the kept ones (`mask.ids_keep`)."""
+        latent = self.encode(patches, mask.ids_keep)
+        return self.token_decoder(latent, mask.ids_restore, grid_positions(self.grid, self.decoder.width))
+
+    @property
+    def num_tokens(self) -> int:
+        count = 1
+        for size in self.grid:
+            count *= size
+        return count
