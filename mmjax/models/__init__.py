@@ -3,6 +3,7 @@
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
 from mmjax.models.mae import MAEDecoder, MAEModel
 from mmjax.models.simmim import SimMIMModel
+from mmjax.models.table_mae import TableMAE
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
 from mmjax.models.transformer import (
     MLP,
@@ -24,6 +25,7 @@ __all__ = [
     "MAEModel",
     "MultiHeadAttention",
     "SimMIMModel",
+    "TableMAE",
     "TokenDecoder",
     "TokenEncoder",
     "TransformerStack",
