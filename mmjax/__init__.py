@@ -6,10 +6,11 @@ Subpackages:
   models   Flax Linen modules (ViT encoder, MAE decoder)
   losses   masked reductions and objectives
   methods  methods (MAE, ...) and their registry
+  impute   tabular imputation with ReMasker (`MaskedImputer`)
   export   weight import (HF ViTMAE, HF ViT, timm) and export (HF, safetensors, StableHLO)
 """
 
-from mmjax import export, losses, masking, methods, models, ops
+from mmjax import export, impute, losses, masking, methods, models, ops
 from mmjax.masking import Mask, random_mask, random_mask_from_noise
 from mmjax.methods import MAE, build_method
 
@@ -21,6 +22,7 @@ __all__ = [
     "__version__",
     "build_method",
     "export",
+    "impute",
     "losses",
     "masking",
     "methods",

@@ -1,12 +1,13 @@
 """Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
 
-from mmjax.methods import audiomae, mae, patchtst, pointmae, simmim, videomae
+from mmjax.methods import audiomae, mae, patchtst, pointmae, remasker, simmim, videomae
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.mae import MAE
 from mmjax.methods.patchtst import PatchTST
 from mmjax.methods.pointmae import PointMAE
 from mmjax.methods.protocol import Method
 from mmjax.methods.registry import available_methods, build_method, register_method
+from mmjax.methods.remasker import ReMasker
 from mmjax.methods.simmim import SimMIM
 from mmjax.methods.videomae import VideoMAE
 
@@ -15,6 +16,7 @@ __all__ = [
     "Method",
     "PatchTST",
     "PointMAE",
+    "ReMasker",
     "SimMIM",
     "available_methods",
     "build_method",
@@ -27,4 +29,5 @@ __all__ = [
     "VideoMAE",
     "audiomae",
     "videomae",
+    "remasker",
 ]

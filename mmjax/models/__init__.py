@@ -6,6 +6,7 @@ from mmjax.models.mae import MAEDecoder, MAEModel
 from mmjax.models.patchtst import PatchTSTModel
 from mmjax.models.pointmae import CenterEmbedding, MiniPointNet, PointMAEModel
 from mmjax.models.simmim import SimMIMModel
+from mmjax.models.table_mae import TableMAE
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
 from mmjax.models.transformer import (
     MLP,
@@ -34,6 +35,7 @@ __all__ = [
     "PatchTSTModel",
     "PointMAEModel",
     "SimMIMModel",
+    "TableMAE",
     "TokenDecoder",
     "TokenEncoder",
     "TransformerStack",

@@ -1,0 +1,123 @@
+"""ReMasker's model: a masked autoencoder over the cells of a table row.
+
+Each cell is a token: a per-column linear embedding of its (standardized) value plus a
+learned column embedding. The encoder sees only the visible cells; the decoder puts a
+mask token at every hidden cell and predicts every cell's value.
+
+Rows differ in how many cells they show (natural missingness varies per row), so the
+encoder does not use a fixed kept count (`TokenEncoder`'s `ids_keep`): it sorts each
+row's visible cells first and masks the padded keys with `key_lengths`. Every visible
+cell is seen, no hidden cell is, whatever the row's count. (The reference keeps a fixed
+`D * (1 - ratio)` cells per batch with missing cells sorted last, so a row with few
+observed cells also feeds some missing, zero-filled cells to its encoder; here it does not.)
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.masking.tokens import gather_tokens, replace_with_mask_token
+from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
+from mmjax.models.transformer import TransformerStack, layer_norm
+
+
+def visible_first(hidden: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Order each row's cells visible-first (stable).
+
+    Args:
+      hidden: bool `[B, D]`, True = hidden from the encoder.
+
+    Returns:
+      `order` int `[B, D]` (cell index at each sorted slot), `restore` int `[B, D]`
+      (its inverse) and `num_visible` int `[B]`.
+    """
+    order = jnp.argsort(hidden.astype(jnp.int32), axis=1, stable=True)
+    restore = jnp.argsort(order, axis=1)
+    return order, restore, jnp.sum(~hidden, axis=1).astype(jnp.int32)
+
+
+class TableMAE(nn.Module):
+    """Cell tokens -> encoder over visible cells -> decoder with mask tokens -> one value per cell.
+
+    Attributes:
+      num_columns: `D`, cells per row.
+      width, depth, heads, mlp_dim: encoder size.
+      decoder_width, decoder_depth, decoder_heads, decoder_mlp_dim: decoder size.
+    """
+
+    num_columns: int
+    width: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_dim: int = 128
+    decoder_width: int = 64
+    decoder_depth: int = 2
+    decoder_heads: int = 4
+    decoder_mlp_dim: int = 128
+    layer_norm_eps: float = 1e-6
+
+    def embed(self, values: jax.Array) -> jax.Array:
+        """`[B, D]` standardized values -> `[B, D, width]` tokens (value x column kernel + column embedding)."""
+        kernel = self.param("value_kernel", with_axes(normal(0.2), (None, "embed")), (self.num_columns, self.width))
+        columns = self.param(
+            "column_embedding", with_axes(normal(0.02), (None, "embed")), (self.num_columns, self.width)
+        )
+        return values.astype(jnp.float32)[..., None] * kernel + columns
+
+    @nn.compact
+    def __call__(self, values: jax.Array, hidden: jax.Array) -> jax.Array:
+        """Predict every cell.
+
+        Args:
+          values: float `[B, D]`, standardized; hidden cells may hold anything finite.
+          hidden: bool `[B, D]`, True = not shown to the encoder.
+
+        Returns:
+          float32 `[B, D]` predictions.
+        """
+        if values.shape[-1] != self.num_columns or hidden.shape != values.shape:
+            raise ValueError(
+                f"values and hidden must both be [B, {self.num_columns}]; got {values.shape} and {hidden.shape}"
+            )
+        batch = values.shape[0]
+        # Hidden values never reach the encoder, not even as padded queries.
+        tokens = self.embed(jnp.where(hidden, 0.0, values))
+        order, restore, num_visible = visible_first(hidden)
+
+        # Encoder: cls + the row's visible cells first, padded keys masked.
+        cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, self.width))
+        x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)), gather_tokens(tokens, order)], axis=1)
+        x = TransformerStack(self.depth, self.heads, self.mlp_dim, self.layer_norm_eps, name="encoder")(
+            x, 1 + num_visible
+        )
+        x = layer_norm(self.layer_norm_eps, jnp.float32, "encoder_norm")(x)
+
+        # Decoder: back to column order, mask tokens at hidden cells, decoder column embeddings.
+        x = nn.Dense(
+            self.decoder_width,
+            kernel_init=with_axes(xavier_uniform(), ("embed", None)),
+            bias_init=with_axes(zeros, (None,)),
+            name="decoder_embed",
+        )(x)
+        token_shape = (1, 1, self.decoder_width)
+        mask_token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), token_shape)
+        cells = replace_with_mask_token(gather_tokens(x[:, 1:], restore), hidden, mask_token)
+        positions = self.param(
+            "decoder_column_embedding",
+            with_axes(normal(0.02), (None, "embed")),
+            (self.num_columns, self.decoder_width),
+        )
+        y = jnp.concatenate([x[:, :1], cells + positions], axis=1)
+        y = TransformerStack(
+            self.decoder_depth, self.decoder_heads, self.decoder_mlp_dim, self.layer_norm_eps, name="decoder"
+        )(y)
+        y = layer_norm(self.layer_norm_eps, jnp.float32, "decoder_norm")(y)
+        pred = nn.Dense(
+            1,
+            kernel_init=with_axes(xavier_uniform(), ("embed", None)),
+            bias_init=with_axes(zeros, (None,)),
+            name="pred",
+        )(y[:, 1:])
+        return pred[..., 0].astype(jnp.float32)
