@@ -16,7 +16,7 @@ from mmjax.train.defaults import training_sections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = parse_arg(arg, quantizer="vq", codebook="ema", steps=1000)
+    variant = parse_arg(arg, quantizer="vq", codebook="ema", steps=500)
     config = training_sections(vq.default_config())
     config.model.update(size=None, image_size=32, patch_size=4, channels=1, width=64, depth=2, heads=4, mlp_dim=256)
     config.tokenizer.update(

@@ -1,6 +1,7 @@
 """Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
 
-from mmjax.methods import mae, simmim, vq
+from mmjax.methods import beit, mae, simmim, vq
+from mmjax.methods.beit import BEiT
 from mmjax.methods.mae import MAE
 from mmjax.methods.protocol import Method
 from mmjax.methods.registry import available_methods, build_method, register_method
@@ -8,6 +9,8 @@ from mmjax.methods.simmim import SimMIM
 from mmjax.methods.vq import VQTokenizer
 
 __all__ = [
+    "BEiT",
+    "beit",
     "MAE",
     "Method",
     "SimMIM",
