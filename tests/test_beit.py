@@ -29,7 +29,7 @@ def tiny_beit(**tokenizer_options):
 def test_mask_token_enters_exactly_at_hidden_patches():
     method = tiny_beit()
     batch = digits_batch(4)
-    params = method.init(jax.random.key(0), batch)
+    params = jax.jit(method.init)(jax.random.key(0), batch)
     rng = jax.random.key(3)
     mask = method.make_mask(rng, 4).mask
     hidden = np.asarray(mask)
@@ -66,7 +66,7 @@ def test_mask_token_enters_exactly_at_hidden_patches():
 def test_loss_is_cross_entropy_on_hidden_patches_only():
     method = tiny_beit()
     batch = digits_batch(4)
-    params = method.init(jax.random.key(0), batch)
+    params = jax.jit(method.init)(jax.random.key(0), batch)
     rng = jax.random.key(1)
     loss, metrics = jax.jit(method.loss)(params, batch, rng)
     logits, mask = jax.jit(method.predict)(params, batch, rng)
@@ -83,7 +83,7 @@ def test_loss_is_cross_entropy_on_hidden_patches_only():
 def test_a_few_steps_reduce_the_loss_and_leave_the_tokenizer_alone():
     method = tiny_beit(quantizer="fsq")
     batch = digits_batch(32)
-    params = method.init(jax.random.key(0), batch)
+    params = jax.jit(method.init)(jax.random.key(0), batch)
     opt = optax.multi_transform({True: optax.adamw(3e-3), False: optax.set_to_zero()}, method.trainable(params))
     state = opt.init(params)
 
@@ -107,25 +107,41 @@ def test_a_few_steps_reduce_the_loss_and_leave_the_tokenizer_alone():
     assert out["prediction"].shape == out["pasted"].shape == out["masked"].shape == (32, 8, 8, 1)
 
 
+def run_config(config, steps):
+    config = training_sections(config)
+    config.data = presets.digits()
+    config.train.update(steps=steps, batch_size=16, log_every=1, tensorboard=False, async_checkpoints=False)
+    return config
+
+
+def test_load_frozen_copies_a_tokenizer_run(tmp_path):
+    from mmjax.train import train
+
+    tok_dir = str(tmp_path / "tok")
+    tok_result = train(run_config(tokenizer_config(), steps=1), tok_dir, devices=jax.devices()[:1])
+    tok_params = jax.device_get(tok_result.state.params)
+    assert float(tok_params["quantizer"]["usage"].min()) < 1.0  # the trainer ran after_step
+    assert {"codebook_usage", "perplexity", "restarted_codes"} <= set(tok_result.history[0])
+    method = build_method(tiny_config(tok_dir))  # reads the run's config.json
+    assert method.tokenizer.vocab_size == 16
+    fresh = method.init(jax.random.key(0), {"image": jnp.zeros((1, 8, 8, 1))})
+    loaded = method.load_frozen(fresh)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(loaded["tokenizer"]), tok_params)
+    jax.tree.map(np.testing.assert_array_equal, loaded["model"], fresh["model"])
+
+
+@pytest.mark.slow
 def test_beit_trains_on_a_tokenizer_run_and_keeps_it_frozen(tmp_path):
     from mmjax.train import load_trained, train
 
-    def run_config(config):
-        config = training_sections(config)
-        config.data = presets.digits()
-        config.train.update(steps=2, batch_size=16, log_every=1, tensorboard=False, async_checkpoints=False)
-        return config
-
     tok_dir, beit_dir = str(tmp_path / "tok"), str(tmp_path / "beit")
-    tok_result = train(run_config(tokenizer_config()), tok_dir, devices=jax.devices()[:1])
-    assert float(jax.device_get(tok_result.state.params["quantizer"]["usage"]).min()) < 1.0  # after_step ran
-    assert {"codebook_usage", "perplexity", "restarted_codes"} <= set(tok_result.history[0])
-    result = train(run_config(tiny_config(tok_dir)), beit_dir, devices=jax.devices()[:1])
+    train(run_config(tokenizer_config(), steps=2), tok_dir, devices=jax.devices()[:1])
+    result = train(run_config(tiny_config(tok_dir), steps=2), beit_dir, devices=jax.devices()[:1])
     assert all(np.isfinite(row["loss"]) for row in result.history)
     _, _, tok_params = load_trained(tok_dir)
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(result.state.params["tokenizer"]), tok_params)
-    # The checkpoint is self-contained: it restores without the tokenizer's checkpoints.
-    _, method, params = load_trained(beit_dir)
+    # The checkpoint holds the tokenizer: it restores without the tokenizer's checkpoints.
+    _, _, params = load_trained(beit_dir)
     jax.tree.map(np.testing.assert_array_equal, params["tokenizer"], tok_params)
 
 

@@ -1,9 +1,12 @@
 """Flax Linen modules, used only through `init` / `apply`."""
 
+from mmjax.models import quantizers
+from mmjax.models.beit import BEiTModel
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
 from mmjax.models.mae import MAEDecoder, MAEModel
 from mmjax.models.simmim import SimMIMModel
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
+from mmjax.models.tokenizer import TokenizerModel
 from mmjax.models.transformer import (
     MLP,
     REMAT_POLICIES,
@@ -16,6 +19,7 @@ from mmjax.models.transformer import (
 from mmjax.models.vit import ViTEncoder
 
 __all__ = [
+    "BEiTModel",
     "MLP",
     "VIT_SIZES",
     "DecoderConfig",
@@ -26,8 +30,10 @@ __all__ = [
     "SimMIMModel",
     "TokenDecoder",
     "TokenEncoder",
+    "TokenizerModel",
     "TransformerStack",
     "REMAT_POLICIES",
+    "quantizers",
     "stack_layers",
     "unstack_layers",
     "ViTConfig",
