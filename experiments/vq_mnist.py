@@ -5,6 +5,10 @@ grid of code ids: the grid of `experiments/beit_mnist.py`'s ViT, which uses thes
 targets. Variants: `quantizer=vq|fsq`, `codebook=ema|straight_through` (vq), `steps=N`.
 
   python -m mmjax train --config experiments/vq_mnist.py --workdir /tmp/vq_mnist
+
+Measured here (vq, ema, 500 steps): pixel MSE 0.055 (normalized units), 99.6% of the 256
+codes used per batch, perplexity 162, 472 dead-code restarts in all; reconstructions are
+sharp. Linear probe of the tokenizer's encoder 82.1% (random encoder 81.6%, raw pixels 87.5%).
 """
 
 import ml_collections
