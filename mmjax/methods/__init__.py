@@ -1,7 +1,8 @@
 """Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
 
-from mmjax.methods import audiomae, mae, patchtst, pointmae, remasker, simmim, videomae
+from mmjax.methods import audiomae, beit, mae, patchtst, pointmae, remasker, simmim, videomae, vq
 from mmjax.methods.audiomae import AudioMAE
+from mmjax.methods.beit import BEiT
 from mmjax.methods.mae import MAE
 from mmjax.methods.patchtst import PatchTST
 from mmjax.methods.pointmae import PointMAE
@@ -10,24 +11,29 @@ from mmjax.methods.registry import available_methods, build_method, register_met
 from mmjax.methods.remasker import ReMasker
 from mmjax.methods.simmim import SimMIM
 from mmjax.methods.videomae import VideoMAE
+from mmjax.methods.vq import VQTokenizer
 
 __all__ = [
     "MAE",
+    "AudioMAE",
+    "BEiT",
     "Method",
     "PatchTST",
     "PointMAE",
     "ReMasker",
     "SimMIM",
+    "VQTokenizer",
+    "VideoMAE",
+    "audiomae",
     "available_methods",
+    "beit",
     "build_method",
     "mae",
     "patchtst",
     "pointmae",
     "register_method",
-    "simmim",
-    "AudioMAE",
-    "VideoMAE",
-    "audiomae",
-    "videomae",
     "remasker",
+    "simmim",
+    "videomae",
+    "vq",
 ]

@@ -26,7 +26,8 @@ class Method(Protocol):
       `state_inputs` is what `loss` returned under `metrics[STATE_INPUTS]` (or None);
       `step` is the number of updates applied before this one.
     - `load_frozen(params) -> params`: host-side, once, on a fresh run (not on resume):
-      fill frozen parts from elsewhere, e.g. a teacher from another run's checkpoint.
+      fill frozen parts from elsewhere, e.g. a teacher from another run's checkpoint. It must
+      keep every shape and dtype; it is never traced (it may read files).
     - `evaluate(config, params, workdir) -> dict`: the end-of-run evaluation, when the
       image probe of `mmjax.evaluate.evaluate_pretraining` does not fit the method.
     """

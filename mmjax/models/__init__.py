@@ -1,5 +1,7 @@
 """Flax Linen modules, used only through `init` / `apply`."""
 
+from mmjax.models import quantizers
+from mmjax.models.beit import BEiTModel
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
 from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
 from mmjax.models.mae import MAEDecoder, MAEModel
@@ -8,6 +10,7 @@ from mmjax.models.pointmae import CenterEmbedding, MiniPointNet, PointMAEModel
 from mmjax.models.simmim import SimMIMModel
 from mmjax.models.table_mae import TableMAE
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
+from mmjax.models.tokenizer import TokenizerModel
 from mmjax.models.transformer import (
     MLP,
     REMAT_POLICIES,
@@ -20,6 +23,7 @@ from mmjax.models.transformer import (
 from mmjax.models.vit import ViTEncoder
 
 __all__ = [
+    "BEiTModel",
     "MLP",
     "VIT_SIZES",
     "CenterEmbedding",
@@ -38,8 +42,10 @@ __all__ = [
     "TableMAE",
     "TokenDecoder",
     "TokenEncoder",
+    "TokenizerModel",
     "TransformerStack",
     "REMAT_POLICIES",
+    "quantizers",
     "stack_layers",
     "unstack_layers",
     "ViTConfig",

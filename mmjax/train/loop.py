@@ -87,13 +87,17 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
         state = jitted_init()
         return state.replace(params=jax.device_put(method.load_frozen(state.params), p_shardings))
 
+    # `load_frozen` keeps shapes and may read files: shapes come from the plain init, untraced.
+    init_with_frozen.without_frozen = jitted_init
     return init_with_frozen, shardings, optimizer, schedule
 
 
 def abstract_state(init_state: Any, shardings: TrainState) -> TrainState:
     """Shapes, dtypes and shardings of the state `init_state()` would make, allocating nothing."""
     return jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_state), shardings
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        jax.eval_shape(getattr(init_state, "without_frozen", init_state)),
+        shardings,
     )
 
 
