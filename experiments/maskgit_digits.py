@@ -37,7 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant["stage"] != "maskgit":
         raise ValueError(f"variant stage={variant['stage']!r}: expected 'tokenizer' or 'maskgit'")
     config = training_sections(maskgit.default_config())
-    config.model.update(width=128, depth=4, heads=4, mlp_dim=512, layer_norm_eps=1e-6)
+    config.model.update(width=64, depth=3, heads=4, mlp_dim=256, layer_norm_eps=1e-6)
     config.maskgit.update(num_classes=10, schedule="cosine", label_smoothing=0.1, cond_dropout=0.1)
     config.maskgit.tokenizer_workdir = "/tmp/digits_vq"
     tok = tokenizer_config()
@@ -47,9 +47,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.sample.update(steps=8, choice_temperature=4.5, guidance=2.0, guidance_schedule="linear", per_class=10)
     config.data = presets.digits()
     config.train.update(
-        steps=variant["steps"] or 3000,
+        steps=variant["steps"] or 2000,
         batch_size=128,
-        lr=1e-3,
+        lr=2e-3,
         warmup_steps=100,
         weight_decay=0.01,
         b2=0.96,

@@ -87,14 +87,14 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
         state = jitted_init()
         return state.replace(params=jax.device_put(method.load_frozen(state.params), p_shardings))
 
+    init_with_frozen.plain_init = jitted_init  # `load_frozen` is host-side: never traced for shapes
     return init_with_frozen, shardings, optimizer, schedule
 
 
 def abstract_state(init_state: Any, shardings: TrainState) -> TrainState:
     """Shapes, dtypes and shardings of the state `init_state()` would make, allocating nothing."""
-    return jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_state), shardings
-    )
+    shapes = jax.eval_shape(getattr(init_state, "plain_init", init_state))  # same shapes, no `load_frozen`
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
 
 
 def batch_spec(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
