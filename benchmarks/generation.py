@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=50)
     parser.add_argument("--steps", default="4,8,16")
     parser.add_argument("--guidance", type=float, default=None, help="default: the config's sample.guidance")
+    parser.add_argument("--guidance-schedule", default=None, help="constant|linear|cosine; default: the config's")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -77,8 +78,9 @@ def main() -> None:
     labels = np.repeat(np.arange(classes), args.per_class).astype(np.int32)
     decode_images = jax.jit(method.decode_images)
     guidance = method.sample_options.guidance if args.guidance is None else args.guidance
+    schedule = args.guidance_schedule or method.sample_options.guidance_schedule
     for steps in (int(s) for s in args.steps.split(",")):
-        sample = method.sampler(num_steps=steps, guidance=guidance)
+        sample = method.sampler(num_steps=steps, guidance=guidance, guidance_schedule=schedule)
         key = jax.random.key(args.seed + steps)
         jax.block_until_ready(sample(params, key, labels))  # compile
         start = time.perf_counter()
@@ -87,7 +89,7 @@ def main() -> None:
         images = denormalize_images(decode_images(params, codes), data.mean, data.std)
         rows.append(row(f"MaskGIT, {steps} steps", images, labels, f"{len(labels) / seconds:.0f}"))
 
-    print(f"\nMaskGIT on {data.source}: {args.workdir} (guidance {guidance}, {config.sample.guidance_schedule})")
+    print(f"\nMaskGIT on {data.source}: {args.workdir} (guidance {guidance}, {schedule})")
     test_accuracy = clf.score(test_images.reshape(len(test_images), -1) / 255.0, test_labels)
     print(f"classifier: MLP(64) on raw pixels, real test accuracy {100 * test_accuracy:.1f}%")
     print("| samples | n | conditioning accuracy (chance 10%) | Frechet distance to real train | samples/s |")

@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.tokenizer_config = ml_collections.ConfigDict(
         {"method": tok.method, "model": tok.model, "tokenizer": tok.tokenizer}
     )
-    config.sample.update(steps=8, choice_temperature=4.5, guidance=2.0, guidance_schedule="linear", per_class=10)
+    config.sample.update(steps=8, choice_temperature=4.5, guidance=1.0, guidance_schedule="constant", per_class=10)
     config.data = presets.digits()
     config.train.update(
         steps=variant["steps"] or 2000,

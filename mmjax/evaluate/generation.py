@@ -26,7 +26,7 @@ def frechet_distance(real: np.ndarray, generated: np.ndarray) -> float:
         raise ValueError(f"need at least 2 rows per set for a covariance; got {len(real)}, {len(generated)}")
     mu_r, mu_g = real.mean(0), generated.mean(0)
     cov_r, cov_g = np.cov(real, rowvar=False), np.cov(generated, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_r @ cov_g, disp=False)
+    covmean = linalg.sqrtm(cov_r @ cov_g)
     if not np.all(np.isfinite(covmean)):  # a singular product: regularize as in the FID reference
         offset = np.eye(cov_r.shape[0]) * 1e-6
         covmean = linalg.sqrtm((cov_r + offset) @ (cov_g + offset))

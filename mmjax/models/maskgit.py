@@ -131,7 +131,8 @@ class MaskGITTransformer(nn.Module):
         embed = nn.Embed(
             self.vocab_size + 1,
             self.width,
-            embedding_init=with_axes(normal(0.02), ("vocab", "embed")),
+            # vocab_size + 1 rows (the mask id) rarely divide a mesh axis: the table is not split by rows.
+            embedding_init=with_axes(normal(0.02), (None, "embed")),
             name="token_embed",
         )
         x = embed(codes).astype(jnp.float32)
@@ -181,5 +182,5 @@ class MaskGITTransformer(nn.Module):
         )(x)
         x = layer_norm(self.layer_norm_eps, jnp.float32, "head_norm")(nn.gelu(x, approximate=False))
         table = embed.embedding[: self.vocab_size].astype(jnp.float32)
-        bias = self.param("logits_bias", with_axes(zeros, ("vocab",)), (self.vocab_size,))
+        bias = self.param("logits_bias", with_axes(zeros, (None,)), (self.vocab_size,))
         return (jnp.einsum("bnd,vd->bnv", x.astype(jnp.float32), table) + bias).astype(jnp.float32)
