@@ -1,9 +1,10 @@
 """Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
 
-from mmjax.methods import audiomae, beit, mae, patchtst, pointmae, remasker, simmim, videomae, vq
+from mmjax.methods import audiomae, beit, mae, maskgit, patchtst, pointmae, remasker, simmim, videomae, vq
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.beit import BEiT
 from mmjax.methods.mae import MAE
+from mmjax.methods.maskgit import MaskGIT
 from mmjax.methods.patchtst import PatchTST
 from mmjax.methods.pointmae import PointMAE
 from mmjax.methods.protocol import Method
@@ -17,6 +18,7 @@ __all__ = [
     "MAE",
     "AudioMAE",
     "BEiT",
+    "MaskGIT",
     "Method",
     "PatchTST",
     "PointMAE",
@@ -29,6 +31,7 @@ __all__ = [
     "beit",
     "build_method",
     "mae",
+    "maskgit",
     "patchtst",
     "pointmae",
     "register_method",

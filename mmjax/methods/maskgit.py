@@ -1,0 +1,411 @@
+"""MaskGIT (Chang et al. 2022) / Muse (Chang et al. 2023): fill in masked tokenizer codes, generate in a few steps.
+
+Training: tokenize the images with a frozen tokenizer, draw a masked fraction per
+example from the schedule (never below `min_mask_rate`), replace those codes by the
+mask id (= the tokenizer's vocab size, so never a code), and take cross entropy with
+label smoothing on the masked codes only. Class labels (and, Muse-style, an embedding
+sequence read by cross-attention) condition the transformer; each condition is dropped
+with probability `cond_dropout` so the same model gives the unconditional logits that
+classifier-free guidance needs.
+
+Generation: `mmjax.generate.decode`, guided, jitted, from an all-masked or a partial map,
+then the tokenizer's decoder turns codes into images.
+
+The tokenizer is a frozen part of the params (`params["tokenizer"]`): `load_frozen` reads
+it once from `maskgit.tokenizer_workdir`, `trainable` keeps it out of the optimizer. So a
+MaskGIT workdir holds everything `sample` needs, and training streams plain images (the
+tokenizer encoder runs inside the step, cheap next to the transformer). Batches may also
+carry pre-tokenized `codes` (then the tokenizer is not run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from mmjax.config import dataclass_from_config
+from mmjax.generate.decode import decode
+from mmjax.generate.guidance import GUIDANCE_SCHEDULES, guided_tokens_to_logits
+from mmjax.losses import masked_mean
+from mmjax.masking.schedules import MASKGIT_SCHEDULES, ratio_mask, sample_mask_ratio
+from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.registry import build_method, register_method
+from mmjax.models.maskgit import MaskGITTransformer
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config, with MaskGIT's ImageNet 256 defaults."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "maskgit",
+            "model": {
+                "width": 768,
+                "depth": 24,
+                "heads": 16,
+                "mlp_dim": 3072,
+                "context_dim": 0,  # > 0: Muse-style cross-attention to batch["context"] [B, M, C]
+                "layer_norm_eps": 1e-12,
+                "dtype": "float32",
+                "attention_impl": "xla",
+                "remat": "none",
+                "scan": False,
+            },
+            "maskgit": {
+                "vocab_size": 1024,  # overridden by the tokenizer's when `tokenizer_config` is set
+                "token_grid": (16, 16),
+                "num_classes": 1000,
+                "schedule": "cosine",
+                "min_mask_rate": 0.0,
+                "label_smoothing": 0.1,
+                "cond_dropout": 0.1,
+                "tokenizer_workdir": "",
+                "tokenizer_step": -1,  # -1: latest
+            },
+            "sample": {
+                "steps": 8,
+                "choice_temperature": 4.5,
+                "sample_temperature": 1.0,
+                "guidance": 1.0,  # 0: unconditional, 1: conditional, > 1: guided
+                "guidance_schedule": "constant",
+                "per_class": 8,
+            },
+            "tokenizer_config": None,  # the tokenizer run's experiment config (method, model, tokenizer ...)
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskGITOptions:
+    vocab_size: int = 1024
+    token_grid: tuple[int, int] = (16, 16)
+    num_classes: int = 1000
+    schedule: str = "cosine"
+    min_mask_rate: float = 0.0
+    label_smoothing: float = 0.1
+    cond_dropout: float = 0.1
+    tokenizer_workdir: str = ""
+    tokenizer_step: int = -1
+
+    def __post_init__(self):
+        if self.schedule not in MASKGIT_SCHEDULES:
+            raise ValueError(f"maskgit.schedule must be one of {MASKGIT_SCHEDULES}, got {self.schedule!r}")
+        for name in ("min_mask_rate", "label_smoothing", "cond_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"maskgit.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.vocab_size < 2 or self.num_classes < 0 or len(self.token_grid) != 2:
+            raise ValueError(
+                f"maskgit.vocab_size must be >= 2, maskgit.num_classes >= 0 and maskgit.token_grid (h, w); got "
+                f"{self.vocab_size}, {self.num_classes}, {self.token_grid}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOptions:
+    steps: int = 8
+    choice_temperature: float = 4.5
+    sample_temperature: float = 1.0
+    guidance: float = 1.0
+    guidance_schedule: str = "constant"
+    per_class: int = 8
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"sample.steps must be >= 1, got {self.steps}")
+        if self.guidance_schedule not in GUIDANCE_SCHEDULES:
+            raise ValueError(
+                f"sample.guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {self.guidance_schedule!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    width: int = 768
+    depth: int = 24
+    heads: int = 16
+    mlp_dim: int = 3072
+    context_dim: int = 0
+    layer_norm_eps: float = 1e-12
+    dtype: str = "float32"
+    attention_impl: str = "xla"
+    remat: str = "none"
+    scan: bool = False
+
+    def __post_init__(self):
+        if self.width % self.heads:
+            raise ValueError(f"model.width={self.width} must be a multiple of model.heads={self.heads}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskGIT:
+    """The MaskGIT method: `init`, `loss`, `trainable`, `load_frozen`, `generate`, `decode_images`.
+
+    Params: `{"transformer": ...}` plus `{"tokenizer": ...}` (frozen) when a tokenizer is configured.
+    Batches: `label` int `[B]` and either `image` `[B, H, W, C]` (normalized, tokenized here) or
+    `codes` int `[B, h, w]`; optionally `context` `[B, M, C]` and `context_lengths` int `[B]`.
+    """
+
+    model_options: ModelOptions
+    options: MaskGITOptions
+    sample_options: SampleOptions = SampleOptions()
+    tokenizer: object | None = None
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> MaskGIT:
+        section = dict(config.get("maskgit", {}))
+        tokenizer = None
+        if config.get("tokenizer_config") is not None:
+            tokenizer = build_method(config.tokenizer_config)
+            for name in ("tokenize", "detokenize", "vocab_size", "token_grid"):
+                if not hasattr(tokenizer, name):
+                    raise ValueError(f"tokenizer_config.method={config.tokenizer_config.method!r} has no {name!r}")
+            section.update(vocab_size=tokenizer.vocab_size, token_grid=tuple(tokenizer.token_grid))
+        return cls(
+            model_options=dataclass_from_config(ModelOptions, config.model, "model"),
+            options=dataclass_from_config(MaskGITOptions, section, "maskgit"),
+            sample_options=dataclass_from_config(SampleOptions, config.get("sample", {}), "sample"),
+            tokenizer=tokenizer,
+        )
+
+    # --- Shapes -----------------------------------------------------------------------
+
+    @property
+    def mask_id(self) -> int:
+        """The mask token id: the vocabulary size, one past the last code."""
+        return self.options.vocab_size
+
+    @property
+    def null_class(self) -> int:
+        """The label of the unconditional (dropped) class."""
+        return self.options.num_classes
+
+    @property
+    def num_tokens(self) -> int:
+        h, w = self.options.token_grid
+        return h * w
+
+    @property
+    def model(self) -> MaskGITTransformer:
+        m = self.model_options
+        return MaskGITTransformer(
+            vocab_size=self.options.vocab_size,
+            num_tokens=self.num_tokens,
+            num_classes=self.options.num_classes,
+            width=m.width,
+            depth=m.depth,
+            heads=m.heads,
+            mlp_dim=m.mlp_dim,
+            context_dim=m.context_dim,
+            layer_norm_eps=m.layer_norm_eps,
+            dtype=m.dtype,
+            attention_impl=m.attention_impl,
+            remat=m.remat,
+            scan=m.scan,
+        )
+
+    def _model_inputs(self, batch_size: int) -> tuple:
+        codes = jnp.zeros((batch_size, self.num_tokens), jnp.int32)
+        labels = jnp.zeros((batch_size,), jnp.int32)
+        m = self.model_options
+        context = jnp.zeros((batch_size, 1, m.context_dim), jnp.float32) if m.context_dim else None
+        return codes, labels, context
+
+    # --- Parameters -------------------------------------------------------------------
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        transformer_rng, tokenizer_rng = jax.random.split(rng)
+        params = {"transformer": nn.meta.unbox(self.model.init(transformer_rng, *self._model_inputs(1))["params"])}
+        if self.tokenizer is not None:
+            params["tokenizer"] = self.tokenizer.init(tokenizer_rng, {"image": batch["image"][:1]})
+        return params
+
+    def param_axes(self) -> Params:
+        shapes = jax.eval_shape(self.model.init, jax.random.key(0), *self._model_inputs(1))
+        axes = {"transformer": nn.get_partition_spec(shapes)["params"]}
+        if self.tokenizer is not None:
+            axes["tokenizer"] = self.tokenizer.param_axes()
+        return axes
+
+    def trainable(self, params: Params) -> Params:
+        """The transformer trains; the tokenizer is frozen."""
+        return {name: jax.tree.map(lambda _, t=name == "transformer": t, tree) for name, tree in params.items()}
+
+    def load_frozen(self, params: Params) -> Params:
+        """Fill `params["tokenizer"]` from `maskgit.tokenizer_workdir` (a fresh run only)."""
+        if self.tokenizer is None:
+            return params
+        workdir = self.options.tokenizer_workdir
+        if not workdir:
+            raise ValueError("tokenizer_config is set but maskgit.tokenizer_workdir is empty; expected a tokenizer run")
+        from mmjax.train.loop import load_trained
+
+        step = None if self.options.tokenizer_step < 0 else self.options.tokenizer_step
+        config, tokenizer, loaded = load_trained(workdir, step)
+        if (tokenizer.vocab_size, tuple(tokenizer.token_grid)) != (self.options.vocab_size, self.options.token_grid):
+            raise ValueError(
+                f"maskgit.tokenizer_workdir={workdir!r} has vocab {tokenizer.vocab_size}, grid {tokenizer.token_grid}; "
+                f"tokenizer_config expects {self.options.vocab_size}, {self.options.token_grid}"
+            )
+        expected = jax.tree.structure(params["tokenizer"])
+        if jax.tree.structure(loaded) != expected:
+            raise ValueError(f"maskgit.tokenizer_workdir={workdir!r}: its params do not match tokenizer_config")
+        return {**params, "tokenizer": jax.device_get(loaded)}
+
+    # --- Training ---------------------------------------------------------------------
+
+    def codes(self, params: Params, batch: Batch) -> jax.Array:
+        """int32 `[B, N]` codes: `batch["codes"]` flattened, or the frozen tokenizer's codes of `batch["image"]`."""
+        if "codes" in batch:
+            codes = batch["codes"]
+        elif self.tokenizer is not None and "image" in batch:
+            codes = self.tokenizer.tokenize(jax.lax.stop_gradient(params["tokenizer"]), batch["image"])
+        else:
+            raise KeyError(
+                f"MaskGIT batches need 'codes' [B, h, w] or (with tokenizer_config) 'image'; got keys {sorted(batch)}"
+            )
+        return codes.reshape(codes.shape[0], -1).astype(jnp.int32)
+
+    def logits(
+        self,
+        params: Params,
+        codes: jax.Array,
+        labels: jax.Array | None = None,
+        context: jax.Array | None = None,
+        context_lengths: jax.Array | None = None,
+    ) -> jax.Array:
+        """`[B, N]` codes (mask id where hidden) -> float32 `[B, N, vocab_size]` logits."""
+        return self.model.apply({"params": params["transformer"]}, codes, labels, context, context_lengths)
+
+    def conditions(
+        self, rng: jax.Array, batch: Batch, dropout: float
+    ) -> tuple[jax.Array | None, jax.Array | None, jax.Array | None]:
+        """Labels `[B]`, context `[B, M, C]` and context lengths `[B]`, each example's dropped w.p. `dropout`.
+
+        A dropped label becomes the null class; a dropped context gets length 0 (no key).
+        """
+        labels = batch["label"].astype(jnp.int32) if self.options.num_classes else None
+        context = batch.get("context")
+        batch_size = batch["label"].shape[0] if "label" in batch else context.shape[0]
+        drop = jax.random.uniform(rng, (batch_size,)) < dropout
+        if labels is not None:
+            labels = jnp.where(drop, self.null_class, labels)
+        lengths = None
+        if context is not None:
+            lengths = batch.get("context_lengths", jnp.full((batch_size,), context.shape[1], jnp.int32))
+            lengths = jnp.where(drop, 0, lengths)
+        return labels, context, lengths
+
+    def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
+        """Label-smoothed cross entropy on the masked codes only."""
+        ratio_rng, mask_rng, drop_rng = jax.random.split(rng, 3)
+        codes = self.codes(params, batch)
+        batch_size = codes.shape[0]
+        options = self.options
+        ratios = sample_mask_ratio(
+            ratio_rng, batch_size, options.schedule, min_ratio=options.min_mask_rate, num_tokens=self.num_tokens
+        )
+        hidden = ratio_mask(mask_rng, self.num_tokens, ratios).mask
+        labels, context, lengths = self.conditions(drop_rng, batch, self.options.cond_dropout if train else 0.0)
+        logits = self.logits(params, jnp.where(hidden, self.mask_id, codes), labels, context, lengths)
+        smooth = optax.smooth_labels(jax.nn.one_hot(codes, self.options.vocab_size), self.options.label_smoothing)
+        per_token = optax.softmax_cross_entropy(logits, smooth)
+        loss = masked_mean(per_token, hidden)
+        accuracy = masked_mean(jnp.argmax(logits, -1) == codes, hidden)
+        return loss, {"loss": loss, "masked_accuracy": accuracy, "mask_ratio": jnp.mean(hidden.astype(jnp.float32))}
+
+    # --- Generation -------------------------------------------------------------------
+
+    def sampler(
+        self,
+        num_steps: int | None = None,
+        guidance: float | None = None,
+        guidance_schedule: str | None = None,
+        choice_temperature: float | None = None,
+        sample_temperature: float | None = None,
+    ) -> Callable[..., jax.Array]:
+        """A jitted `fn(params, rng, labels [B], codes [B, N] | None, context, context_lengths) -> codes [B, h, w]`.
+
+        Unset arguments come from the config's `sample` section. `codes` is a partial map
+        (mask id where unknown) for editing / inpainting; None generates from scratch.
+        Keep the returned function to reuse its compilation.
+        """
+        s = self.sample_options
+        num_steps = s.steps if num_steps is None else num_steps
+        guidance = s.guidance if guidance is None else guidance
+        guidance_schedule = s.guidance_schedule if guidance_schedule is None else guidance_schedule
+        choice_temperature = s.choice_temperature if choice_temperature is None else choice_temperature
+        sample_temperature = s.sample_temperature if sample_temperature is None else sample_temperature
+        h, w = self.options.token_grid
+
+        def sample(params, rng, labels, codes=None, context=None, context_lengths=None):
+            batch_size = labels.shape[0] if labels is not None else context.shape[0]
+            if codes is None:
+                codes = jnp.full((batch_size, self.num_tokens), self.mask_id, jnp.int32)
+            codes = codes.reshape(batch_size, self.num_tokens)
+
+            def logits_fn(current, conditional):
+                if conditional:
+                    return self.logits(params, current, labels, context, context_lengths)
+                null = None if labels is None else jnp.full_like(labels, self.null_class)
+                none = None if context is None else jnp.zeros((batch_size,), jnp.int32)
+                return self.logits(params, current, null, context, none)
+
+            tokens_to_logits = guided_tokens_to_logits(logits_fn, num_steps, guidance, guidance_schedule)
+            state = decode(
+                codes,
+                rng,
+                tokens_to_logits,
+                mask_id=self.mask_id,
+                num_steps=num_steps,
+                choice_temperature=choice_temperature,
+                sample_temperature=sample_temperature,
+                schedule=self.options.schedule,
+            )
+            return state.final.reshape(batch_size, h, w)
+
+        return jax.jit(sample)
+
+    def generate(self, params: Params, rng: jax.Array, labels: jax.Array | None, **kwargs) -> jax.Array:
+        """Codes `[B, h, w]` for class `labels` `[B]`; `kwargs` as `sampler`'s and the sampler's `codes`, `context`."""
+        sampler_keys = ("num_steps", "guidance", "guidance_schedule", "choice_temperature", "sample_temperature")
+        fn = self.sampler(**{k: kwargs.pop(k) for k in sampler_keys if k in kwargs})
+        return fn(params, rng, None if labels is None else jnp.asarray(labels, jnp.int32), **kwargs)
+
+    def decode_images(self, params: Params, codes: jax.Array) -> jax.Array:
+        """Codes `[B, h, w]` -> images `[B, H, W, C]` (normalized) with the frozen tokenizer's decoder."""
+        if self.tokenizer is None:
+            raise ValueError("decode_images needs a tokenizer: set tokenizer_config and maskgit.tokenizer_workdir")
+        return self.tokenizer.detokenize(params["tokenizer"], codes)
+
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict:
+        """Write `samples.png`: `sample.per_class` generated images per class (one row per class)."""
+        if self.tokenizer is None or not self.options.num_classes or jax.process_index() != 0:
+            return {}
+        import os
+
+        from mmjax.data.transforms import denormalize_images
+        from mmjax.evaluate.figures import image_grid, save_png
+
+        per_class = self.sample_options.per_class
+        labels = np.repeat(np.arange(self.options.num_classes), per_class)
+        codes = self.generate(params, jax.random.key(config.seed), labels)
+        images = denormalize_images(self.decode_images(params, codes), config.data.mean, config.data.std)
+        rows = np.asarray(images).reshape(self.options.num_classes, per_class, *images.shape[1:])
+        path = os.path.join(workdir, "samples.png")
+        save_png(path, image_grid(list(rows), scale=max(1, 64 // images.shape[1])))
+        print(f"samples: {path}")
+        return {"samples": path}
+
+
+@register_method("maskgit")
+def build_maskgit(config: ml_collections.ConfigDict) -> MaskGIT:
+    return MaskGIT.from_config(config)
+
+
+__all__ = ["MaskGIT", "build_maskgit", "default_config"]
