@@ -65,3 +65,4 @@ def data_kind(data_config: Any) -> DataKind:
 
 def _import_builtin_kinds() -> None:
     import mmjax.data.pipeline  # noqa: F401  (registers "images")
+    import mmjax.data.text  # noqa: F401  (registers "text")
