@@ -1,7 +1,8 @@
 """BERT-base MLM (12 layers x 768, 12 heads) on a user corpus: the paper-scale configuration.
 
 Devlin et al. 2019 pretrain 90% of the steps at 128 tokens and 10% at 512, batch 256,
-AdamW lr 1e-4 (b2 0.999, weight decay 0.01, 10k warmup, linear decay), dropout 0.1, 15%
+AdamW lr 1e-4 (b2 0.999, weight decay 0.01, 10k warmup; linear decay there, mmjax's
+trainer decays with a cosine), dropout 0.1, 15%
 masking with 80/10/10 and at most 20 (128) / 80 (512) predictions per sequence. Wettig et
 al. 2023 find 40% masking better for large models (`rate=0.4`).
 

@@ -19,7 +19,7 @@ from mmjax.train.defaults import training_sections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = parse_arg(arg, steps=800, selection="random", rate=0.15)
+    variant = parse_arg(arg, steps=600, selection="random", rate=0.15)
     config = training_sections(mlm.default_config())
     config.model.update(size=None, width=128, depth=2, heads=4, mlp_dim=512, max_len=128, dropout=0.0)
     config.data = text_data("pydoc", seq_len=128, vocab_size=4000)

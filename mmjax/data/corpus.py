@@ -3,24 +3,29 @@
 `pydoc` is bundled with every CPython: the reference-manual topics of `pydoc_data.topics`
 (about 465,000 characters of English prose and code), so it needs no download. A path
 names a user corpus: a `.txt` file or a directory of them, documents separated by blank
-lines.
+lines. Lines made only of punctuation (reST heading underlines `*****`, table rules
+`+----+`) are dropped: they would make masked tokens trivially predictable.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import zlib
 
 BUNDLED = ("pydoc",)
 SPLITS = ("train", "test", "all")
 
 _BLANK_LINES = re.compile(r"\n\s*\n")
 _SPACES = re.compile(r"\s+")
+_RULE_LINE = re.compile(r"^[ \t]*[-=*~^+#_|:.`'\"]{3,}[-=*~^+#_|:.`'\" \t]*$", re.MULTILINE)
+# Bump when what `load_documents` returns for the same files changes (tokenizer caches are named by it).
+CLEANING_VERSION = 2
 
 
 def split_documents(text: str, min_chars: int = 1) -> list[str]:
-    """Blank-line-separated paragraphs, whitespace collapsed; shorter than `min_chars` dropped."""
-    docs = (_SPACES.sub(" ", part).strip() for part in _BLANK_LINES.split(text))
+    """Blank-line-separated paragraphs, punctuation-only lines removed, whitespace collapsed; short ones dropped."""
+    docs = (_SPACES.sub(" ", _RULE_LINE.sub("", part)).strip() for part in _BLANK_LINES.split(text))
     return [d for d in docs if len(d) >= max(1, min_chars)]
 
 
@@ -29,6 +34,19 @@ def pydoc_text() -> str:
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[name] for name in sorted(topics))
+
+
+def corpus_fingerprint(corpus: str) -> str:
+    """Changes when the documents of `corpus` may change: Python version for `pydoc`, size and mtime of files."""
+    import sys
+
+    if corpus == "pydoc":
+        return f"py{sys.version_info.major}.{sys.version_info.minor}-c{CLEANING_VERSION}"
+    files = [corpus]
+    if os.path.isdir(corpus):
+        files = sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if f.endswith(".txt"))
+    stats = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files if os.path.exists(f)]
+    return f"{zlib.crc32(repr((stats, CLEANING_VERSION)).encode()):08x}"
 
 
 def _read_path(path: str) -> str:

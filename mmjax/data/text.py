@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mmjax.data.corpus import load_documents
+from mmjax.data.corpus import corpus_fingerprint, load_documents
 from mmjax.data.kinds import DataKind, register_data_kind
 from mmjax.data.pipeline import per_process_batch_size
 
@@ -118,6 +118,7 @@ def tokenizer_path(data_config: Any) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.abspath(corpus) if os.path.exists(corpus) else corpus).strip("_")
     cache = os.environ.get("MMJAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mmjax"))
     settings = f"v{vocab_size}-{'lower' if lowercase else 'cased'}-test{test_every}-min{min_chars}"
+    settings += f"-{corpus_fingerprint(corpus)}"
     return os.path.join(cache, "tokenizers", f"{name}-wordpiece-{settings}.json")
 
 
