@@ -137,3 +137,19 @@ def test_bad_mlm_fields_are_named(tokenizer_file):
     config.data.seq_len = 64
     with pytest.raises(ValueError, match="data.seq_len=64 exceeds model.max_len=32"):
         build_method(config)
+
+
+def test_experiment_files_resolve_to_valid_sections():
+    from experiments import mlm_bert_base, mlm_pydoc
+    from mmjax.config import dataclass_from_config
+    from mmjax.methods.mlm import MLMOptions, bert_config_from_section
+
+    base = mlm_bert_base.get_config("seq_len=512,rate=0.4")
+    cfg = bert_config_from_section(base.model, 30522)
+    assert (cfg.width, cfg.depth, cfg.heads, cfg.mlp_dim, cfg.max_len) == (768, 12, 12, 3072, 512)
+    options = dataclass_from_config(MLMOptions, base.mlm, "mlm")
+    assert options.rate == 0.4 and options.max_predictions >= round(0.4 * (512 - 2))
+    for selection in SELECTIONS:
+        small = mlm_pydoc.get_config(f"selection={selection},steps=5")
+        assert dataclass_from_config(MLMOptions, small.mlm, "mlm").selection == selection
+        assert small.data.seq_len <= bert_config_from_section(small.model, 4000).max_len

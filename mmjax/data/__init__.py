@@ -1,5 +1,6 @@
 """Data: grain sources and pipelines, image transforms, normalization."""
 
+from mmjax.data.corpus import load_documents
 from mmjax.data.kinds import DataKind, available_data_kinds, data_kind, register_data_kind
 from mmjax.data.pipeline import eval_dataset, image_batch_spec, per_process_batch_size, prepare_images, train_dataset
 from mmjax.data.sources import (
@@ -12,6 +13,7 @@ from mmjax.data.sources import (
     mnist_source,
     write_array_record,
 )
+from mmjax.data.text import load_tokenizer, pack_documents, packed_split, text_data
 from mmjax.data.transforms import (
     denormalize_images,
     normalize_images,
@@ -20,6 +22,11 @@ from mmjax.data.transforms import (
 )
 
 __all__ = [
+    "load_documents",
+    "load_tokenizer",
+    "pack_documents",
+    "packed_split",
+    "text_data",
     "DataKind",
     "available_data_kinds",
     "data_kind",

@@ -1,5 +1,6 @@
 """Flax Linen modules, used only through `init` / `apply`."""
 
+from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
 from mmjax.models.mae import MAEDecoder, MAEModel
 from mmjax.models.simmim import SimMIMModel
@@ -16,6 +17,9 @@ from mmjax.models.transformer import (
 from mmjax.models.vit import ViTEncoder
 
 __all__ = [
+    "BERT_SIZES",
+    "BertConfig",
+    "BertMLM",
     "MLP",
     "VIT_SIZES",
     "DecoderConfig",
