@@ -1,5 +1,6 @@
 """Data: grain sources and pipelines, image transforms, normalization."""
 
+from mmjax.data.corpus import load_documents
 from mmjax.data.kinds import DataKind, available_data_kinds, data_kind, register_data_kind
 from mmjax.data.moving_digits import MovingDigitsSource
 from mmjax.data.pipeline import eval_dataset, image_batch_spec, per_process_batch_size, prepare_images, train_dataset
@@ -14,6 +15,7 @@ from mmjax.data.sources import (
     write_array_record,
 )
 from mmjax.data.synth_audio import SynthAudioSource
+from mmjax.data.text import load_tokenizer, pack_documents, packed_split, text_data
 from mmjax.data.transforms import (
     denormalize_images,
     normalize_images,
@@ -22,6 +24,11 @@ from mmjax.data.transforms import (
 )
 
 __all__ = [
+    "load_documents",
+    "load_tokenizer",
+    "pack_documents",
+    "packed_split",
+    "text_data",
     "DataKind",
     "available_data_kinds",
     "data_kind",

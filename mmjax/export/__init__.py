@@ -1,6 +1,7 @@
 """Weight conversion to and from other libraries, and export of trained encoders.
 
-Import: `convert_hf_vitmae` / `load_hf_vitmae` (HF ViTMAE, 4.x and 5.x key names),
+Import: `convert_hf_bert` / `to_hf_bert` (HF BertForMaskedLM, both ways), `convert_hf_vitmae` /
+`load_hf_vitmae` (HF ViTMAE, 4.x and 5.x key names),
 `convert_hf_vit` / `load_hf_vit` (HF ViT) and `convert_timm_vit` (timm ViT) into a
 `ViTEncoder`; `resize_encoder` moves a learned position table to another resolution.
 Export: `export_workdir` (the `python -m mmjax export` command), `save_hf_vitmae`,
@@ -11,6 +12,7 @@ Every import checks every key and raises `CheckpointMismatchError` listing the p
 
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import encoder_features, load_encoder, save_encoder
+from mmjax.export.hf_bert import bert_config_from_hf, convert_hf_bert, hf_bert_config, load_hf_bert, to_hf_bert
 from mmjax.export.hf_vit import convert_hf_vit, hf_vit_config, load_hf_vit, save_hf_vit, to_hf_vit, vit_config_from_hf
 from mmjax.export.hf_vitmae import (
     config_from_hf,
@@ -29,6 +31,11 @@ from mmjax.export.timm_vit import convert_timm_vit, timm_vit_config
 from mmjax.export.workdir import FORMATS, export_workdir
 
 __all__ = [
+    "bert_config_from_hf",
+    "convert_hf_bert",
+    "hf_bert_config",
+    "load_hf_bert",
+    "to_hf_bert",
     "FORMATS",
     "CheckpointMismatchError",
     "atomic_directory",

@@ -1,10 +1,11 @@
 """Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
 
-from mmjax.methods import audiomae, beit, mae, maskgit, patchtst, pointmae, remasker, simmim, videomae, vq
+from mmjax.methods import audiomae, beit, mae, maskgit, mlm, patchtst, pointmae, remasker, simmim, videomae, vq
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.beit import BEiT
 from mmjax.methods.mae import MAE
 from mmjax.methods.maskgit import MaskGIT
+from mmjax.methods.mlm import MLM
 from mmjax.methods.patchtst import PatchTST
 from mmjax.methods.pointmae import PointMAE
 from mmjax.methods.protocol import Method
@@ -19,6 +20,7 @@ __all__ = [
     "AudioMAE",
     "BEiT",
     "MaskGIT",
+    "MLM",
     "Method",
     "PatchTST",
     "PointMAE",
@@ -32,6 +34,7 @@ __all__ = [
     "build_method",
     "mae",
     "maskgit",
+    "mlm",
     "patchtst",
     "pointmae",
     "register_method",

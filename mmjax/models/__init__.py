@@ -2,6 +2,7 @@
 
 from mmjax.models import quantizers
 from mmjax.models.beit import BEiTModel
+from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
 from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
 from mmjax.models.mae import MAEDecoder, MAEModel
@@ -24,6 +25,9 @@ from mmjax.models.vit import ViTEncoder
 
 __all__ = [
     "BEiTModel",
+    "BERT_SIZES",
+    "BertConfig",
+    "BertMLM",
     "MLP",
     "VIT_SIZES",
     "CenterEmbedding",

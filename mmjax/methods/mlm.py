@@ -1,0 +1,330 @@
+"""BERT masked language modeling (Devlin et al. 2019; Wettig et al. 2023, "Should You Mask 15%?").
+
+Choose `mlm.rate` of the non-special tokens (uniformly, in spans, in whole n-grams, or
+preferring rare tokens); of those 80% become `[MASK]`, 10% a random token, 10% stay
+(`mmjax.masking.text.bert_corruption`); cross entropy on the chosen positions only, with
+the output projection tied to the word embeddings. Batches are packed text rows of the
+`text` data kind (`mmjax.data.text`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from mmjax.config import dataclass_from_config
+from mmjax.data.text import (
+    SpecialIds,
+    continuation_table,
+    load_tokenizer,
+    packed_split,
+    special_ids,
+    text_data,
+    token_counts,
+)
+from mmjax.masking.text import (
+    MLMCorruption,
+    bert_corruption,
+    frequency_weighted_mask,
+    mlm_candidates,
+    ngram_mask,
+    span_mask,
+)
+from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.registry import register_method
+from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
+
+SELECTIONS = ("random", "span", "ngram", "frequency_weighted")
+
+
+def bert_section(size: str | None = "base") -> ml_collections.ConfigDict:
+    """The `model` section: `size` in `BERT_SIZES` sets width/depth/heads/mlp_dim, else the explicit fields.
+
+    `vocab_size` None takes the tokenizer's size.
+    """
+    fields = {f.name: f.default for f in dataclasses.fields(BertConfig)}
+    fields.update(size=size, vocab_size=None)
+    return ml_collections.ConfigDict(fields, type_safe=False)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config: BERT-base, 15% masking, 80/10/10, pydoc text."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "mlm",
+            "model": bert_section(),
+            "mlm": dataclasses.asdict(MLMOptions()),
+            "data": text_data(),
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MLMOptions:
+    """The `mlm` config section.
+
+    selection: `random` (BERT), `span` (SpanBERT, geometric lengths `span_p`, `max_span`),
+      `ngram` (whole n-grams up to `max_ngram`), `frequency_weighted` (weight
+      `(count + 1) ** -weight_alpha`).
+    rate: fraction of non-special tokens chosen; mask_prob / random_prob: the 80/10/10 split.
+    exact: choose exactly `round(rate * n)` (BERT) rather than each token with probability `rate` (HF collator).
+    whole_word: span / n-gram units are whole words (a word = a token and its `##` continuations).
+    max_predictions: > 0 computes the vocabulary head at most at that many chosen positions per
+      row (BERT's `max_predictions_per_seq`; saves memory at large vocabularies); 0 = all positions.
+    """
+
+    selection: str = "random"
+    rate: float = 0.15
+    mask_prob: float = 0.8
+    random_prob: float = 0.1
+    exact: bool = True
+    whole_word: bool = True
+    span_p: float = 0.2
+    max_span: int = 10
+    max_ngram: int = 3
+    weight_alpha: float = 0.5
+    max_predictions: int = 0
+
+    def __post_init__(self):
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"mlm.selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if not 0.0 < self.rate <= 1.0:
+            raise ValueError(f"mlm.rate must be in (0, 1], got {self.rate}")
+        if self.mask_prob < 0 or self.random_prob < 0 or self.mask_prob + self.random_prob > 1:
+            raise ValueError(
+                f"mlm.mask_prob + mlm.random_prob must be in [0, 1], got {self.mask_prob} + {self.random_prob}"
+            )
+        if self.max_predictions < 0:
+            raise ValueError(f"mlm.max_predictions must be >= 0 (0 = all positions), got {self.max_predictions}")
+
+
+def bert_config_from_section(model: Any, vocab_size: int) -> BertConfig:
+    """`BertConfig` from the `model` section; a `size` overrides width/depth/heads/mlp_dim."""
+    values = model.to_dict() if hasattr(model, "to_dict") else dict(model)
+    size = values.pop("size", None)
+    if size is not None:
+        if size not in BERT_SIZES:
+            raise ValueError(f"model.size={size!r}: expected one of {sorted(BERT_SIZES)} or None")
+        width, depth, heads = BERT_SIZES[size]
+        values.update(width=width, depth=depth, heads=heads, mlp_dim=4 * width)
+    if values.get("vocab_size") is None:
+        values["vocab_size"] = vocab_size
+    elif values["vocab_size"] < vocab_size:
+        raise ValueError(f"model.vocab_size={values['vocab_size']} is smaller than the tokenizer's {vocab_size} tokens")
+    return dataclass_from_config(BertConfig, values, "model")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MLM:
+    """The MLM method; batches are dicts with `input_ids`, `segment_ids`, `positions` int32 `[B, L]`.
+
+    `vocab_size` is the tokenizer's (random replacements come from it); the model's may be larger.
+    `counts` `[V]` are train-split token counts, `continuation` `[V]` marks `##` pieces.
+    """
+
+    model_config: BertConfig
+    options: MLMOptions
+    special: SpecialIds
+    vocab_size: int
+    counts: np.ndarray
+    continuation: np.ndarray
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> MLM:
+        options = dataclass_from_config(MLMOptions, config.get("mlm", {}), "mlm")
+        tokenizer = load_tokenizer(config.data)
+        vocab = tokenizer.get_vocab_size()
+        model_config = bert_config_from_section(config.model, vocab)
+        if config.data.seq_len > model_config.max_len:
+            raise ValueError(f"data.seq_len={config.data.seq_len} exceeds model.max_len={model_config.max_len}")
+        counts = token_counts(config.data, vocab) if options.selection == "frequency_weighted" else np.zeros(vocab)
+        return cls(model_config, options, special_ids(tokenizer), vocab, counts, continuation_table(tokenizer, vocab))
+
+    @property
+    def model(self) -> BertMLM:
+        return BertMLM(self.model_config)
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        ids = batch["input_ids"]
+        return nn.meta.unbox(self.model.init(rng, ids, batch.get("segment_ids"), batch.get("positions"))["params"])
+
+    def param_axes(self) -> Params:
+        ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
+        shapes = jax.eval_shape(self.model.init, jax.random.key(0), ids)
+        return nn.get_partition_spec(shapes)["params"]
+
+    def corrupt(self, rng: jax.Array, input_ids: jax.Array, segment_ids: jax.Array) -> MLMCorruption:
+        """Choose positions per `mlm.selection` and corrupt them 80/10/10; all `[B, L]`."""
+        o = self.options
+        k_select, k_corrupt = jax.random.split(rng)
+        real = segment_ids > 0
+        candidates = mlm_candidates(input_ids, self.special.as_tuple(), real)
+        word_starts = ~jnp.asarray(self.continuation)[input_ids] if o.whole_word else None
+        if o.selection == "random":
+            chosen = None
+        elif o.selection == "span":
+            chosen = span_mask(k_select, candidates, o.rate, p=o.span_p, max_span=o.max_span, word_starts=word_starts)
+        elif o.selection == "ngram":
+            chosen = ngram_mask(k_select, candidates, o.rate, max_n=o.max_ngram, word_starts=word_starts)
+        else:
+            counts = jnp.asarray(self.counts, jnp.float32)
+            chosen = frequency_weighted_mask(k_select, input_ids, candidates, counts, o.rate, alpha=o.weight_alpha)
+        return bert_corruption(
+            k_corrupt,
+            input_ids,
+            vocab_size=self.vocab_size,
+            mask_token_id=self.special.mask,
+            rate=o.rate,
+            special_ids=self.special.as_tuple(),
+            attention_mask=real,
+            chosen=None if chosen is None else chosen.mask,
+            mask_prob=o.mask_prob,
+            random_prob=o.random_prob,
+            exact=o.exact,
+        )
+
+    def predict(
+        self, params: Params, batch: Batch, corruption: MLMCorruption, rng: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """`(logits [B, P, V], targets [B, P], weights [B, P])` at the chosen positions.
+
+        `P = L`, or `mlm.max_predictions` (the first chosen positions of each row); dropout when `rng` is given.
+        """
+        deterministic = rng is None or self.model_config.dropout == 0.0
+        rngs = {} if deterministic else {"dropout": rng}
+        hidden = self.model.apply(
+            {"params": params},
+            corruption.input_ids,
+            batch["segment_ids"],
+            batch.get("positions"),
+            deterministic=deterministic,
+            rngs=rngs,
+            method=BertMLM.encode,
+        )
+        hidden, targets, weights = self.at_predicted(corruption.mask, hidden, batch["input_ids"], corruption.mask)
+        logits = self.model.apply({"params": params}, hidden, method=BertMLM.logits)
+        return logits, targets, weights
+
+    def at_predicted(self, chosen: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
+        """`[B, L, ...]` arrays at the positions the head predicts: all, or the first `mlm.max_predictions` chosen."""
+        if not self.options.max_predictions:
+            return arrays
+        order = jnp.argsort(~chosen, axis=1, stable=True)[:, : self.options.max_predictions]
+        return tuple(jnp.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1) for a in arrays)
+
+    def loss(
+        self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Mean cross entropy over the chosen positions; metrics: masked-token accuracy, chosen fraction."""
+        k_corrupt, k_dropout = jax.random.split(rng)
+        corruption = self.corrupt(k_corrupt, batch["input_ids"], batch["segment_ids"])
+        logits, targets, weights = self.predict(params, batch, corruption, k_dropout if train else None)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+        count = jnp.maximum(jnp.sum(weights), 1)
+        loss = jnp.sum(jnp.where(weights, ce, 0.0)) / count
+        correct = (jnp.argmax(logits, axis=-1) == targets) & weights
+        real = mlm_candidates(batch["input_ids"], self.special.as_tuple(), batch["segment_ids"] > 0)
+        return loss, {
+            "accuracy": jnp.sum(correct) / count,
+            "mask_rate": jnp.sum(corruption.mask) / jnp.maximum(jnp.sum(real), 1),
+        }
+
+    def fill_mask(self, params: Params, tokenizer: Any, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """The `top_k` most likely tokens (and probabilities) at each `[MASK]` of `text`, in order."""
+        ids = [self.special.cls, *tokenizer.encode(text, add_special_tokens=False).ids, self.special.sep]
+        where = [i for i, t in enumerate(ids) if t == self.special.mask]
+        if not where:
+            raise ValueError(f"fill_mask: the text has no [MASK] token: {text!r}")
+        if len(ids) > self.model_config.max_len:
+            raise ValueError(f"fill_mask: {len(ids)} tokens exceed model.max_len={self.model_config.max_len}")
+        ids = jnp.asarray([ids], jnp.int32)
+        logits = jax.jit(self.model.apply)({"params": params}, ids, jnp.ones_like(ids))[0, jnp.asarray(where)]
+        probs = jax.nn.softmax(logits[:, : self.vocab_size], axis=-1)
+        top_p, top_i = jax.device_get(jax.lax.top_k(probs, top_k))
+        return [
+            [(tokenizer.id_to_token(int(i)), float(p)) for p, i in zip(ps, is_, strict=True)]
+            for ps, is_ in zip(top_p, top_i, strict=True)
+        ]
+
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict[str, Any]:
+        """Held-out masked-token accuracy vs the unigram baseline: prints a table, writes `mlm_eval.json`."""
+        report = heldout_accuracy(self, config, params)
+        print(f"\nmasked-token prediction on the held-out split of {config.data.corpus!r} ({report['chosen']} tokens)")
+        print("| predictor | accuracy | accuracy at [MASK] | cross-entropy (nats) |\n| --- | --- | --- | --- |")
+        for name, row in report["rows"].items():
+            print(f"| {name} | {100 * row['accuracy']:.1f}% | {100 * row['mask_accuracy']:.1f}% | {row['loss']:.3f} |")
+        if jax.process_index() == 0:
+            with open(os.path.join(workdir, "mlm_eval.json"), "w") as f:
+                json.dump(report, f, indent=1)
+        return report
+
+
+def heldout_accuracy(method: MLM, config: ml_collections.ConfigDict, params: Params) -> dict[str, Any]:
+    """Masked-token accuracy and cross entropy on `data`'s test split (corruption from `config.seed`).
+
+    Rows: the trained model, and the unigram baseline (always the most frequent non-special
+    train token; its cross entropy is the add-one-smoothed train unigram distribution's).
+    """
+    rows = packed_split(config.data, "test")
+    counts = token_counts(config.data, method.vocab_size).astype(np.float64)
+    counts[list(method.special.as_tuple())] = 0
+    top = int(np.argmax(counts))
+    log_unigram = np.log((counts + 1) / np.sum(counts + 1))
+
+    @jax.jit
+    def score(params, batch, rng):
+        corruption = method.corrupt(rng, batch["input_ids"], batch["segment_ids"])
+        logits, targets, weights = method.predict(params, batch, corruption)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+        (at_mask,) = method.at_predicted(corruption.mask, corruption.mask & (corruption.action == 1))
+        right = jnp.argmax(logits, axis=-1) == targets
+        return {
+            "chosen": jnp.sum(weights),
+            "at_mask": jnp.sum(at_mask),
+            "correct": jnp.sum(right & weights),
+            "correct_at_mask": jnp.sum(right & at_mask),
+            "loss": jnp.sum(jnp.where(weights, ce, 0.0)),
+            "unigram_correct": jnp.sum((targets == top) & weights),
+            "unigram_correct_at_mask": jnp.sum((targets == top) & at_mask),
+            "unigram_loss": -jnp.sum(jnp.where(weights, jnp.asarray(log_unigram, jnp.float32)[targets], 0.0)),
+        }
+
+    size = config.eval.get("batch_size", 256)
+    rng = jax.random.key(config.seed)
+    totals: dict[str, float] = {}
+    for start in range(0, len(rows["input_ids"]), size):
+        batch = {name: jnp.asarray(a[start : start + size]) for name, a in rows.items()}
+        part = jax.device_get(score(params, batch, jax.random.fold_in(rng, start)))
+        for k, v in part.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    n, n_mask = max(totals["chosen"], 1.0), max(totals["at_mask"], 1.0)
+    return {
+        "chosen": int(totals["chosen"]),
+        "unigram_token": load_tokenizer(config.data).id_to_token(top),
+        "rows": {
+            f"{config.method} model": {
+                "accuracy": totals["correct"] / n,
+                "mask_accuracy": totals["correct_at_mask"] / n_mask,
+                "loss": totals["loss"] / n,
+            },
+            "unigram baseline": {
+                "accuracy": totals["unigram_correct"] / n,
+                "mask_accuracy": totals["unigram_correct_at_mask"] / n_mask,
+                "loss": totals["unigram_loss"] / n,
+            },
+        },
+    }
+
+
+@register_method("mlm")
+def build_mlm(config: ml_collections.ConfigDict) -> MLM:
+    return MLM.from_config(config)

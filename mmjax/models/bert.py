@@ -1,0 +1,164 @@
+"""BERT (Devlin et al. 2019) as HF `BertForMaskedLM`: post-LN encoder and the tied MLM head.
+
+Embeddings: word + position + token type, LayerNorm, dropout. Each block:
+`x = norm(x + attn(x))`, `x = norm(x + fc2(gelu(fc1(x))))` (exact GELU). The MLM head is
+`dense -> gelu -> LayerNorm -> x @ word_embeddings.T + bias`. Parameters are float32 and
+initialised as HF does (normal(0.02) weights, zero biases). Packed rows attend within
+their segment only (`segment_ids`, 0 = padding) through `mmjax.ops.attention`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.models.config import DTYPES
+from mmjax.models.initializers import normal, with_axes, zeros
+from mmjax.models.transformer import layer_norm
+from mmjax.ops.attention import IMPLEMENTATIONS, attention
+
+# name -> (width, depth, heads); the MLP is 4x wide (Devlin et al., Turc et al.).
+BERT_SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (128, 2, 2),
+    "mini": (256, 4, 4),
+    "small": (512, 4, 8),
+    "medium": (512, 8, 8),
+    "base": (768, 12, 12),
+    "large": (1024, 24, 16),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """A BERT encoder + MLM head; fields as HF `BertConfig` (`width` = `hidden_size`, ...)."""
+
+    vocab_size: int = 30522
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+    max_len: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    dropout: float = 0.1
+    init_std: float = 0.02
+    dtype: str = "float32"
+    attention_impl: str = "xla"
+
+    def __post_init__(self):
+        if self.width <= 0 or self.heads <= 0 or self.width % self.heads:
+            raise ValueError(f"model.width={self.width} must be a positive multiple of model.heads={self.heads}")
+        for name in ("vocab_size", "depth", "mlp_dim", "max_len", "type_vocab_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.attention_impl not in IMPLEMENTATIONS:
+            raise ValueError(f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+
+
+def _dense(config: BertConfig, features, axes, name, **kwargs) -> nn.Module:
+    return nn.DenseGeneral(
+        features,
+        dtype=jnp.dtype(config.dtype),
+        param_dtype=jnp.float32,
+        kernel_init=with_axes(normal(config.init_std), axes[0]),
+        bias_init=with_axes(zeros, axes[1]),
+        name=name,
+        **kwargs,
+    )
+
+
+class BertBlock(nn.Module):
+    """One post-LN BERT layer: `[B, L, D] -> [B, L, D]`."""
+
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, segment_ids: jax.Array | None, deterministic: bool) -> jax.Array:
+        cfg = self.config
+        head_dim = cfg.width // cfg.heads
+        qkv_axes = (("embed", "heads", "kv"), ("heads", "kv"))
+        q, k, v = (_dense(cfg, (cfg.heads, head_dim), qkv_axes, name)(x) for name in ("query", "key", "value"))
+        y = attention(q, k, v, q_segment_ids=segment_ids, kv_segment_ids=segment_ids, impl=cfg.attention_impl)
+        y = _dense(cfg, cfg.width, (("heads", "kv", "embed"), ("embed",)), "out", axis=(-2, -1))(y)
+        y = nn.Dropout(cfg.dropout)(y, deterministic=deterministic)
+        x = layer_norm(cfg.layer_norm_eps, jnp.float32, "attn_norm")(x + y.astype(x.dtype))
+        y = _dense(cfg, cfg.mlp_dim, (("embed", "mlp"), ("mlp",)), "fc1")(x)
+        y = _dense(cfg, cfg.width, (("mlp", "embed"), ("embed",)), "fc2")(nn.gelu(y, approximate=False))
+        y = nn.Dropout(cfg.dropout)(y, deterministic=deterministic)
+        return layer_norm(cfg.layer_norm_eps, jnp.float32, "mlp_norm")(x + y.astype(x.dtype))
+
+
+class BertMLM(nn.Module):
+    """BERT encoder with the tied MLM head; `encode` gives the encoder output alone."""
+
+    config: BertConfig
+
+    def setup(self):
+        cfg = self.config
+        embed = functools.partial(
+            nn.Embed, features=cfg.width, param_dtype=jnp.float32, dtype=jnp.float32
+        )  # gathers stay float32; the blocks cast
+        init = normal(cfg.init_std)
+        self.word_embeddings = embed(cfg.vocab_size, embedding_init=with_axes(init, ("vocab", "embed")))
+        self.position_embeddings = embed(cfg.max_len, embedding_init=with_axes(init, (None, "embed")))
+        self.token_type_embeddings = embed(cfg.type_vocab_size, embedding_init=with_axes(init, (None, "embed")))
+        self.embed_norm = layer_norm(cfg.layer_norm_eps, jnp.float32, "embed_norm")
+        self.embed_dropout = nn.Dropout(cfg.dropout)
+        self.blocks = [BertBlock(cfg, name=f"block_{i}") for i in range(cfg.depth)]
+        self.head_dense = _dense(cfg, cfg.width, (("embed", "mlp"), ("mlp",)), "head_dense")
+        self.head_norm = layer_norm(cfg.layer_norm_eps, jnp.float32, "head_norm")
+        self.head_bias = self.param("head_bias", with_axes(zeros, ("vocab",)), (cfg.vocab_size,), jnp.float32)
+
+    def encode(
+        self,
+        input_ids: jax.Array,
+        segment_ids: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Encoder output float32 `[B, L, D]`.
+
+        Args:
+          input_ids: int `[B, L]`.
+          segment_ids: int `[B, L]`; tokens attend within their segment (None: all attend to all).
+          positions: int `[B, L]` (None: `0..L-1`).
+          token_type_ids: int `[B, L]` (None: zeros).
+          deterministic: False applies dropout (needs a `dropout` rng).
+        """
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        x = self.embed_norm(x + self.token_type_embeddings(token_type_ids))
+        x = self.embed_dropout(x, deterministic=deterministic)
+        for block in self.blocks:
+            x = block(x, segment_ids, deterministic)
+        return x
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """Encoder output `[..., D]` -> float32 vocabulary logits `[..., V]` (decoder tied to the word embeddings)."""
+        h = self.head_norm(nn.gelu(self.head_dense(hidden), approximate=False))
+        return self.word_embeddings.attend(h.astype(jnp.float32)) + self.head_bias
+
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        segment_ids: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """MLM logits float32 `[B, L, V]`; arguments as `encode`."""
+        return self.logits(self.encode(input_ids, segment_ids, positions, token_type_ids, deterministic=deterministic))

@@ -1,0 +1,155 @@
+"""The `mlm` method: corruption only of real tokens, loss only at chosen positions, fill_mask, training, evaluation."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from mmjax.data.text import load_tokenizer, packed_split, text_data
+from mmjax.methods import mlm
+from mmjax.methods.mlm import SELECTIONS, heldout_accuracy
+from mmjax.methods.registry import build_method
+from mmjax.models.bert import BertMLM
+from mmjax.train import train
+from mmjax.train.defaults import training_sections
+
+L = 32
+
+
+def tiny_config(tokenizer: str, **mlm_fields) -> ml_collections.ConfigDict:
+    config = training_sections(mlm.default_config())
+    config.model.update(size=None, width=16, depth=1, heads=2, mlp_dim=32, max_len=L, dropout=0.0)
+    config.mlm.update(rate=0.25, **mlm_fields)
+    config.data = text_data("pydoc", seq_len=L, vocab_size=300)
+    config.data.tokenizer = tokenizer
+    config.train.update(steps=16, batch_size=8, lr=1e-2, warmup_steps=0, weight_decay=0.0, log_every=1)
+    config.train.update(checkpoint_every=100, tensorboard=False, async_checkpoints=False)
+    config.eval.update(batch_size=64)
+    return config
+
+
+@pytest.fixture(scope="module")
+def tokenizer_file(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tok") / "tokenizer.json")
+
+
+@pytest.fixture(scope="module")
+def batch(tokenizer_file):
+    rows = packed_split(tiny_config(tokenizer_file).data, "train")
+    return {k: jnp.asarray(v[:6]) for k, v in rows.items()}
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_corruption_touches_only_real_non_special_tokens(tokenizer_file, batch, selection):
+    method = build_method(tiny_config(tokenizer_file, selection=selection))
+    c = jax.jit(method.corrupt)(jax.random.key(3), batch["input_ids"], batch["segment_ids"])
+    ids = np.asarray(batch["input_ids"])
+    special = np.isin(ids, method.special.as_tuple()) | (np.asarray(batch["segment_ids"]) == 0)
+    chosen = np.asarray(c.mask)
+    assert not np.any(chosen & special)
+    np.testing.assert_array_equal(np.asarray(c.input_ids)[~chosen], ids[~chosen])
+    np.testing.assert_array_equal(np.asarray(c.labels)[chosen], ids[chosen])
+    assert np.all(np.asarray(c.labels)[~chosen] == -100)
+    assert np.all(np.asarray(c.input_ids)[np.asarray(c.action) == 1] == method.special.mask)
+    rate = chosen.sum() / (~special).sum()
+    assert 0.15 < rate <= 0.26, rate  # 0.25 of the candidates (span/ngram may fall a little short)
+
+
+def test_loss_is_cross_entropy_at_chosen_positions_only(tokenizer_file, batch):
+    full = build_method(tiny_config(tokenizer_file))
+    gathered = build_method(tiny_config(tokenizer_file, max_predictions=12))
+    params = jax.jit(full.init)(jax.random.key(0), batch)
+    rng = jax.random.key(7)
+
+    @jax.jit
+    def losses_and_by_hand(params):
+        loss, metrics = full.loss(params, batch, rng, train=False)
+        loss_gathered, _ = gathered.loss(params, batch, rng, train=False)
+        # The same corruption, by hand: the model's logits on the corrupted ids.
+        c = full.corrupt(jax.random.split(rng)[0], batch["input_ids"], batch["segment_ids"])
+        logits = BertMLM(full.model_config).apply(
+            {"params": params}, c.input_ids, batch["segment_ids"], batch["positions"]
+        )
+        return loss, metrics, loss_gathered, c, logits
+
+    loss, metrics, loss_gathered, c, logits = losses_and_by_hand(params)
+    assert int(c.mask.sum(axis=1).max()) <= 12  # so max_predictions=12 keeps every chosen position
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["input_ids"])
+    np.testing.assert_allclose(loss, ce[c.mask].mean(), rtol=1e-5)
+    np.testing.assert_allclose(loss_gathered, loss, rtol=1e-5)
+    assert abs(float(ce[batch["segment_ids"] > 0].mean()) - float(loss)) > 1e-4  # not the mean over all tokens
+    right = (jnp.argmax(logits, -1) == batch["input_ids"])[c.mask]
+    np.testing.assert_allclose(metrics["accuracy"], right.mean(), rtol=1e-6)
+
+
+def test_fill_mask_returns_the_models_argmax(tokenizer_file, batch):
+    method = build_method(tiny_config(tokenizer_file))
+    params = jax.jit(method.init)(jax.random.key(1), batch)
+    tokenizer = load_tokenizer(tiny_config(tokenizer_file).data)
+    text = "the [MASK] statement raises an [MASK] when the test fails"
+    top = method.fill_mask(params, tokenizer, text, top_k=3)
+    ids = [method.special.cls, *tokenizer.encode(text, add_special_tokens=False).ids, method.special.sep]
+    logits = jax.jit(BertMLM(method.model_config).apply)({"params": params}, jnp.asarray([ids]))[0]
+    where = [i for i, t in enumerate(ids) if t == method.special.mask]
+    assert len(top) == len(where) == 2
+    for guesses, i in zip(top, where, strict=True):
+        assert guesses[0][0] == tokenizer.id_to_token(int(jnp.argmax(logits[i])))
+        probs = [p for _, p in guesses]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1
+    with pytest.raises(ValueError, match="no \\[MASK\\]"):
+        method.fill_mask(params, tokenizer, "no mask here")
+
+
+def test_training_reduces_the_loss_and_evaluation_compares_to_unigram(tokenizer_file, batch, tmp_path):
+    config = tiny_config(tokenizer_file)
+    result = train(config, str(tmp_path))
+    method, trained = result.method, jax.device_get(result.state.params)
+    initial = jax.jit(method.init)(jax.random.key(config.seed), batch)
+    fixed = jax.jit(lambda p: method.loss(p, batch, jax.random.key(5), train=False)[0])
+    assert float(fixed(trained)) < float(fixed(initial)) - 0.15
+    # A model that always says the most frequent non-special train token scores exactly the unigram baseline.
+    counts = np.bincount(packed_split(config.data, "train")["input_ids"].ravel(), minlength=method.vocab_size)
+    counts[list(method.special.as_tuple())] = 0
+    bias = np.array(trained["head_bias"])
+    bias[int(np.argmax(counts))] = 1e4
+    always_top = dict(trained, head_bias=bias)
+    report = heldout_accuracy(method, config, always_top)
+    rows = report["rows"]
+    assert report["chosen"] > 100 and report["unigram_token"] == load_tokenizer(config.data).id_to_token(
+        int(np.argmax(counts))
+    )
+    for key in ("accuracy", "mask_accuracy"):
+        assert rows["mlm model"][key] == rows["unigram baseline"][key]
+    assert 0 < rows["unigram baseline"]["accuracy"] < 0.2
+
+
+def test_bad_mlm_fields_are_named(tokenizer_file):
+    with pytest.raises(ValueError, match="mlm.selection must be one of"):
+        build_method(tiny_config(tokenizer_file, selection="whole"))
+    config = tiny_config(tokenizer_file)
+    config.model.vocab_size = 100
+    vocab = load_tokenizer(config.data).get_vocab_size()
+    with pytest.raises(ValueError, match=f"model.vocab_size=100 is smaller than the tokenizer.s {vocab}"):
+        build_method(config)
+    config = tiny_config(tokenizer_file)
+    config.data.seq_len = 64
+    with pytest.raises(ValueError, match="data.seq_len=64 exceeds model.max_len=32"):
+        build_method(config)
+
+
+def test_experiment_files_resolve_to_valid_sections():
+    from experiments import mlm_bert_base, mlm_pydoc
+    from mmjax.config import dataclass_from_config
+    from mmjax.methods.mlm import MLMOptions, bert_config_from_section
+
+    base = mlm_bert_base.get_config("seq_len=512,rate=0.4")
+    cfg = bert_config_from_section(base.model, 30522)
+    assert (cfg.width, cfg.depth, cfg.heads, cfg.mlp_dim, cfg.max_len) == (768, 12, 12, 3072, 512)
+    options = dataclass_from_config(MLMOptions, base.mlm, "mlm")
+    assert options.rate == 0.4 and options.max_predictions >= round(0.4 * (512 - 2))
+    for selection in SELECTIONS:
+        small = mlm_pydoc.get_config(f"selection={selection},steps=5")
+        assert dataclass_from_config(MLMOptions, small.mlm, "mlm").selection == selection
+        assert small.data.seq_len <= bert_config_from_section(small.model, 4000).max_len
