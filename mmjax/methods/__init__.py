@@ -1,9 +1,24 @@
 """Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
 
-from mmjax.methods import mae, simmim
+from mmjax.methods import distill, jepa, mae, simmim
+from mmjax.methods.distill import Distill
+from mmjax.methods.jepa import JEPA
 from mmjax.methods.mae import MAE
 from mmjax.methods.protocol import Method
 from mmjax.methods.registry import available_methods, build_method, register_method
 from mmjax.methods.simmim import SimMIM
 
-__all__ = ["MAE", "Method", "SimMIM", "available_methods", "build_method", "mae", "register_method", "simmim"]
+__all__ = [
+    "JEPA",
+    "MAE",
+    "Distill",
+    "Method",
+    "SimMIM",
+    "available_methods",
+    "build_method",
+    "distill",
+    "jepa",
+    "mae",
+    "register_method",
+    "simmim",
+]
