@@ -9,9 +9,9 @@ from mmjax.methods.registry import available_methods, build_method, register_met
 from mmjax.methods.simmim import SimMIM
 
 __all__ = [
+    "Distill",
     "JEPA",
     "MAE",
-    "Distill",
     "Method",
     "SimMIM",
     "available_methods",
