@@ -12,15 +12,14 @@ probe on the flattened raw input), steps, wall_s (train + probe).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
 import tempfile
 import time
 
 import jax
-import ml_collections
 import numpy as np
 
+from mmjax.config import load_experiment
 from mmjax.data.kinds import data_kind
 from mmjax.evaluate.kind_probe import RAW_INPUT, encoder_probe_table
 from mmjax.train import train
@@ -36,16 +35,8 @@ PROBES = [
 ]
 
 
-def load_experiment(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
-    """`get_config(arg)` of `experiments/<name>.py`."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
-
 def probe_row(modality: str, experiment: str, task: str, quick: bool) -> dict:
-    config = load_experiment(experiment, "steps=20" if quick else None)
+    config = load_experiment(ROOT / "experiments" / f"{experiment}.py", "steps=20" if quick else None)
     config.train.update(tensorboard=False, async_checkpoints=False, checkpoint_every=10**9)
     if quick:
         config.data.update(num_train=200, num_test=100)

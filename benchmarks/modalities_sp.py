@@ -11,7 +11,6 @@ pretrained beats random on every probe, and series imputation beats linear inter
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
 import tempfile
 import time
@@ -19,16 +18,14 @@ from typing import Any
 
 import jax
 
+from mmjax.config import load_experiment
 from mmjax.train import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _experiment(name: str, arg: str | None) -> Any:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
+    config = load_experiment(ROOT / "experiments" / f"{name}.py", arg)
     config.train.update(tensorboard=False, async_checkpoints=False)
     return config
 

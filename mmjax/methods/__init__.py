@@ -1,8 +1,24 @@
 """Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
 
-from mmjax.methods import audiomae, beit, mae, maskgit, mlm, patchtst, pointmae, remasker, simmim, videomae, vq
+from mmjax.methods import (
+    audiomae,
+    beit,
+    distill,
+    jepa,
+    mae,
+    maskgit,
+    mlm,
+    patchtst,
+    pointmae,
+    remasker,
+    simmim,
+    videomae,
+    vq,
+)
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.beit import BEiT
+from mmjax.methods.distill import Distill
+from mmjax.methods.jepa import JEPA
 from mmjax.methods.mae import MAE
 from mmjax.methods.maskgit import MaskGIT
 from mmjax.methods.mlm import MLM
@@ -21,6 +37,8 @@ __all__ = [
     "BEiT",
     "MaskGIT",
     "MLM",
+    "Distill",
+    "JEPA",
     "Method",
     "PatchTST",
     "PointMAE",
@@ -32,6 +50,8 @@ __all__ = [
     "available_methods",
     "beit",
     "build_method",
+    "distill",
+    "jepa",
     "mae",
     "maskgit",
     "mlm",

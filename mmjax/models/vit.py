@@ -46,7 +46,11 @@ class ViTEncoder(nn.Module):
 
     @nn.compact
     def __call__(
-        self, images: jax.Array, ids_keep: jax.Array | None = None, hidden: jax.Array | None = None
+        self,
+        images: jax.Array,
+        ids_keep: jax.Array | None = None,
+        hidden: jax.Array | None = None,
+        key_lengths: jax.Array | None = None,
     ) -> jax.Array:
         """Encode images.
 
@@ -56,6 +60,8 @@ class ViTEncoder(nn.Module):
           hidden: bool `[B, N]`; when given, hidden patches are replaced by a learned
             `mask_token` before the position embedding is added (SimMIM). The parameter
             exists only in models initialised with `hidden`.
+          key_lengths: int `[B]`; when given, attention ignores keys at or past this
+            index of the `[cls, tokens]` sequence (padded `ids_keep`, as I-JEPA's contexts).
 
         Returns:
           `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after the final LayerNorm.
@@ -92,5 +98,5 @@ class ViTEncoder(nn.Module):
             cfg.remat,
             cfg.scan,
             name="blocks",
-        )(x)
+        )(x, key_lengths)
         return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 # Parameters whose path matches any of these get no weight decay (MAE's rule: biases,
@@ -39,6 +40,24 @@ def learning_rate_schedule(config: Any) -> optax.Schedule:
     )
 
 
+def weight_decay_schedule(config: Any) -> float | optax.Schedule:
+    """`train.weight_decay`, constant; or a cosine to `train.weight_decay_end` when that is set.
+
+    The cosine runs over `train.steps` (I-JEPA: 0.04 -> 0.4):
+    `end + (start - end) * (1 + cos(pi * step / steps)) / 2`.
+    """
+    end = config.get("weight_decay_end")
+    if end is None:
+        return config.weight_decay
+    start, steps = float(config.weight_decay), max(int(config.steps), 1)
+
+    def schedule(step):
+        progress = jnp.minimum(jnp.asarray(step, jnp.float32) / steps, 1.0)
+        return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+
+    return schedule
+
+
 def make_optimizer(
     config: Any, params: Any, trainable: Any | None = None
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -58,7 +77,7 @@ def make_optimizer(
             schedule,
             b1=config.b1,
             b2=config.b2,
-            weight_decay=config.weight_decay,
+            weight_decay=weight_decay_schedule(config),
             # A callable: under `trainable`, the frozen leaves arrive as empty `MaskedNode`s.
             mask=lambda p: decay_mask(p, no_decay),
         )

@@ -1,0 +1,240 @@
+"""I-JEPA (Assran et al. 2023): predict an EMA target encoder's features of hidden blocks from a context block.
+
+One step: multi-block masks (4 target blocks, 1 context block minus the targets); the
+context encoder sees only the context tokens; the target encoder (an EMA copy, never
+trained by gradients) sees the whole image and its tokens, LayerNorm-ed without affine,
+are the targets at the target-block positions; a narrow predictor fills mask tokens at
+those positions; smooth L1 on target tokens only (REFERENCE.md). After the optimizer,
+`after_step` moves the target encoder towards the context encoder with a momentum that
+rises linearly from 0.996 to 1.0 over `train.steps`.
+
+The encoders are mmjax's `ViTEncoder`, which keeps a cls row; I-JEPA has none, so the
+loss never reads it and `features` pools the mean of the patch tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from mmjax.config import dataclass_from_config
+from mmjax.masking.multiblock import MultiBlockMasks, multiblock_masks
+from mmjax.methods.common import pool_tokens
+from mmjax.methods.feature_targets import batch_feature_std, feature_loss, layer_norm_no_affine
+from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.registry import register_method
+from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
+from mmjax.models.jepa import JEPAModel, PredictorConfig
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config: I-JEPA ViT-H/14 at 224 px (REFERENCE.md)."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "jepa",
+            "model": vit_section(size="huge", image_size=224, patch_size=14),
+            "predictor": {"width": 384, "depth": 12, "heads": 16, "mlp_dim": 1536},
+            "jepa": {
+                "num_targets": 4,
+                "target_scale": (0.15, 0.2),
+                "target_aspect": (0.75, 1.5),
+                "context_scale": (0.85, 1.0),
+                "min_keep": 10,
+                "momentum_start": 0.996,
+                "momentum_end": 1.0,
+            },
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class JEPAOptions:
+    num_targets: int = 4
+    target_scale: tuple[float, float] = (0.15, 0.2)
+    target_aspect: tuple[float, float] = (0.75, 1.5)
+    context_scale: tuple[float, float] = (0.85, 1.0)
+    min_keep: int = 10
+    momentum_start: float = 0.996
+    momentum_end: float = 1.0
+
+    def __post_init__(self):
+        for name in ("target_scale", "target_aspect", "context_scale"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or not 0 < value[0] <= value[1]:
+                raise ValueError(f"jepa.{name} must be (lo, hi) with 0 < lo <= hi, got {getattr(self, name)}")
+            object.__setattr__(self, name, value)
+        if self.num_targets < 1:
+            raise ValueError(f"jepa.num_targets must be at least 1, got {self.num_targets}")
+        if not 0.0 <= self.momentum_start <= self.momentum_end <= 1.0:
+            raise ValueError(
+                f"jepa.momentum_start={self.momentum_start} and jepa.momentum_end={self.momentum_end} "
+                f"must satisfy 0 <= start <= end <= 1"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class JEPA:
+    """The I-JEPA method; batches are dicts with `image` `[B, H, W, C]` (normalized floats).
+
+    Params: `{"context_encoder", "target_encoder", "predictor", "momentum"}`; the target
+    encoder and `momentum` (the value the next EMA update uses, a scalar) are not trained.
+    """
+
+    model_config: ViTConfig
+    predictor_config: PredictorConfig
+    options: JEPAOptions
+    total_steps: int
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> JEPA:
+        options = dataclass_from_config(JEPAOptions, config.get("jepa", {}), "jepa")
+        model_config = vit_config_from_section(config.model)
+        if min(model_config.grid) < 2:
+            raise ValueError(f"jepa needs a token grid of at least 2 x 2, got {model_config.grid} (model.image_size)")
+        steps = int(config.train.steps) if "train" in config else 1
+        if steps < 1:
+            raise ValueError(f"train.steps must be positive for the EMA momentum schedule, got {steps}")
+        return cls(
+            model_config,
+            dataclass_from_config(PredictorConfig, config.get("predictor", {}), "predictor"),
+            options,
+            steps,
+        )
+
+    @property
+    def model(self) -> JEPAModel:
+        return JEPAModel(self.model_config, self.predictor_config)
+
+    def _images(self, batch: Batch) -> jax.Array:
+        if "image" not in batch:
+            raise KeyError(f"I-JEPA batches need an 'image' entry [B, H, W, C]; got keys {sorted(batch)}")
+        return batch["image"]
+
+    def make_masks(self, rng: jax.Array, batch_size: int) -> MultiBlockMasks:
+        """Multi-block masks over the token grid (`mmjax.masking.multiblock_masks`)."""
+        o = self.options
+        return multiblock_masks(
+            rng,
+            batch_size,
+            self.model_config.grid,
+            num_targets=o.num_targets,
+            target_scale=o.target_scale,
+            target_aspect=o.target_aspect,
+            context_scale=o.context_scale,
+            min_keep=o.min_keep,
+        )
+
+    def momentum(self, step: jax.Array) -> jax.Array:
+        """EMA momentum for the update after `step` earlier updates: linear start -> end over `train.steps`."""
+        o = self.options
+        progress = jnp.minimum(jnp.asarray(step, jnp.float32) / self.total_steps, 1.0)
+        return o.momentum_start + (o.momentum_end - o.momentum_start) * progress
+
+    @staticmethod
+    def _lengths(masks: MultiBlockMasks) -> tuple[jax.Array, jax.Array]:
+        """Real context length (shared by the batch) and real target-block length."""
+        return jnp.sum(masks.context_valid[0]).astype(jnp.int32), jnp.sum(masks.target_valid[0, 0]).astype(jnp.int32)
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        images = self._images(batch)
+        masks = self.make_masks(jax.random.key(0), images.shape[0])
+        context_len, target_len = self._lengths(masks)
+        params = nn.meta.unbox(
+            self.model.init(rng, images, masks.context_ids, context_len, masks.target_ids, target_len)["params"]
+        )
+        # The target encoder starts as an exact copy of the context encoder.
+        params = {**params, "target_encoder": jax.tree.map(jnp.array, params["context_encoder"])}
+        return {**params, "momentum": jnp.asarray(self.options.momentum_start, jnp.float32)}
+
+    def param_axes(self) -> Params:
+        shapes = jax.eval_shape(
+            lambda: self.model.init(
+                jax.random.key(0),
+                jnp.zeros((1, *self.model_config.image_size, self.model_config.channels)),
+                *self._init_masks(),
+            )
+        )
+        axes = nn.get_partition_spec(shapes)["params"]
+        return {**axes, "momentum": jax.sharding.PartitionSpec()}
+
+    def _init_masks(self):
+        masks = self.make_masks(jax.random.key(0), 1)
+        context_len, target_len = self._lengths(masks)
+        return masks.context_ids, context_len, masks.target_ids, target_len
+
+    def trainable(self, params: Params) -> Params:
+        """Everything but the EMA target encoder and the momentum scalar."""
+        frozen = ("target_encoder", "momentum")
+        return {name: jax.tree.map(lambda _, t=name not in frozen: t, value) for name, value in params.items()}
+
+    def predict(self, params: Params, images: jax.Array, masks: MultiBlockMasks) -> tuple[jax.Array, jax.Array]:
+        """Predictions `[B, M, T, D]` for the target positions, and the context features `[B, Nc, D]`."""
+        context_len, target_len = self._lengths(masks)
+        variables = {"params": params}
+        context = self.model.apply(variables, images, masks.context_ids, context_len, method=JEPAModel.encode_context)
+        pred = self.model.apply(
+            variables, context, masks.context_ids, context_len, masks.target_ids, target_len, method=JEPAModel.predict
+        )
+        return pred, context
+
+    def loss(
+        self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Smooth L1 between predictions and normalized target features on target-block tokens.
+
+        Metrics: the collapse monitor (per-dimension std across the batch of the mean
+        token of the target encoder and of the context encoder: `*_std_mean`, `*_std_min`),
+        the EMA `momentum` of this step's update, and the context and target sizes.
+        """
+        del train
+        images = self._images(batch)
+        masks = self.make_masks(rng, images.shape[0])
+        pred, context = self.predict(params, images, masks)
+        raw_targets = self.model.apply({"params": params}, images, method=JEPAModel.encode_target)
+        targets = jax.lax.stop_gradient(layer_norm_no_affine(raw_targets, self.model_config.layer_norm_eps))
+        picked = jax.vmap(lambda t, ids: t[ids])(targets, masks.target_ids)  # [B, M, T, D]
+        loss = feature_loss(pred, picked, masks.target_valid, "smooth_l1")
+        valid = masks.context_valid[..., None].astype(jnp.float32)
+        context_mean = jnp.sum(context * valid, axis=1) / jnp.maximum(jnp.sum(valid, axis=1), 1.0)
+        target_std = batch_feature_std(jax.lax.stop_gradient(jnp.mean(raw_targets, axis=1)))
+        context_std = batch_feature_std(jax.lax.stop_gradient(context_mean))
+        context_len, target_len = self._lengths(masks)
+        metrics = {
+            "loss": loss,
+            "target_std_mean": target_std["mean_std"],
+            "target_std_min": target_std["min_std"],
+            "context_std_mean": context_std["mean_std"],
+            "context_std_min": context_std["min_std"],
+            "momentum": params["momentum"],
+            "context_tokens": context_len.astype(jnp.float32),
+            "target_tokens": target_len.astype(jnp.float32) * masks.target_ids.shape[1],
+        }
+        return loss, metrics
+
+    def after_step(self, params: Params, state_inputs: None, step: jax.Array) -> Params:
+        """EMA: `target <- m * target + (1 - m) * context` with `m = momentum(step)`."""
+        del state_inputs
+        m = self.momentum(step)
+        target = jax.tree.map(lambda t, c: m * t + (1.0 - m) * c, params["target_encoder"], params["context_encoder"])
+        return {**params, "target_encoder": target, "momentum": self.momentum(step + 1)}
+
+    def features(self, params: Params, images: jax.Array, pool: str = "mean") -> jax.Array:
+        """Context-encoder features of whole images.
+
+        `mean` (and `cls`, since I-JEPA trains no cls token) -> `[B, D]` mean of the patch
+        tokens; `tokens` -> `[B, 1 + N, D]` with the (untrained) cls row first.
+        """
+        tokens = self.model.apply({"params": params}, images, method=JEPAModel.features)
+        return pool_tokens(tokens, "mean" if pool == "cls" else pool)
+
+
+@register_method("jepa")
+def build_jepa(config: ml_collections.ConfigDict) -> JEPA:
+    return JEPA.from_config(config)
+
+
+__all__ = ["JEPA", "JEPAOptions", "build_jepa", "default_config"]

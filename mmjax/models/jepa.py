@@ -1,0 +1,164 @@
+"""I-JEPA (Assran et al. 2023): a context encoder, an EMA target encoder and a narrow predictor."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmjax.models.config import ViTConfig, _check_heads
+from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
+from mmjax.models.transformer import TransformerStack, layer_norm
+from mmjax.models.vit import ViTEncoder
+from mmjax.ops.posemb import sincos_2d
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictorConfig:
+    """The narrow predictor (I-JEPA ViT-H/14: 384 wide, 12 blocks)."""
+
+    width: int = 384
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 1536
+
+    def __post_init__(self):
+        _check_heads("predictor", self.width, self.heads, "sincos2d")
+        if self.depth < 0 or self.mlp_dim <= 0:
+            raise ValueError(
+                f"predictor.depth and predictor.mlp_dim must be positive, got {self.depth}, {self.mlp_dim}"
+            )
+
+
+class JEPAPredictor(nn.Module):
+    """Predict the features of target blocks from the context tokens and the targets' positions.
+
+    Each target block is predicted separately (folded into the batch, as the reference
+    repeats the context per block): the sequence is `[context tokens, one mask token per
+    target position]`, each mask token carrying its position's sin-cos embedding. Padded
+    context and target entries are moved behind the real ones and ignored as keys.
+    """
+
+    grid: tuple[int, int]
+    config: PredictorConfig
+    out_dim: int
+    layer_norm_eps: float = 1e-6
+    dtype: str = "float32"
+    attention_impl: str = "xla"
+
+    @nn.compact
+    def __call__(
+        self,
+        context: jax.Array,
+        context_ids: jax.Array,
+        context_len: jax.Array,
+        target_ids: jax.Array,
+        target_len: jax.Array,
+    ) -> jax.Array:
+        """Predict every target position.
+
+        Args:
+          context: `[B, Nc, D_enc]` context-encoder output (no cls row); rows at or past
+            `context_len` are padding.
+          context_ids: int `[B, Nc]` the grid position of each context row.
+          context_len: int scalar, the number of real context rows (the same for the batch).
+          target_ids: int `[B, M, T]` grid positions of the M target blocks.
+          target_len: int scalar, the number of real positions per block (the first ones).
+
+        Returns:
+          float32 `[B, M, T, out_dim]`: one row per target position (rows at or past
+          `target_len` are padding).
+        """
+        cfg = self.config
+        dtype = jnp.dtype(self.dtype)
+        batch, num_context, _ = context.shape
+        _, num_targets, target_size = target_ids.shape
+        table = jnp.asarray(sincos_2d(self.grid, cfg.width))  # [N, Dp], fixed as in the reference
+        x = nn.Dense(
+            cfg.width,
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), (None, "embed")),
+            bias_init=with_axes(zeros, ("embed",)),
+            name="embed",
+        )(context).astype(jnp.float32)
+        x = x + table[context_ids]
+        token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
+        queries = token[None] + table[target_ids]  # [B, M, T, Dp]
+        x = jnp.repeat(x, num_targets, axis=0)  # [B * M, Nc, Dp], example-major like the queries
+        queries = queries.reshape(batch * num_targets, target_size, cfg.width)
+        seq = jnp.concatenate([x, queries], axis=1)
+        # Real context rows, then real target rows, then padding (ignored as keys).
+        j = jnp.arange(num_context + target_size)
+        source = jnp.where(
+            j < context_len, j, jnp.where(j < context_len + target_len, num_context + j - context_len, j)
+        )
+        seq = jnp.take(seq, source, axis=1)
+        lengths = jnp.full((batch * num_targets,), context_len + target_len, jnp.int32)
+        seq = TransformerStack(
+            cfg.depth,
+            cfg.heads,
+            cfg.mlp_dim,
+            self.layer_norm_eps,
+            True,
+            dtype,
+            self.attention_impl,
+            name="blocks",
+        )(seq, lengths)
+        seq = layer_norm(self.layer_norm_eps, dtype, "norm")(seq)
+        out = jnp.take(seq, context_len + jnp.arange(target_size), axis=1)  # the target rows only
+        out = nn.Dense(
+            self.out_dim,
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), ("embed", None)),
+            bias_init=with_axes(zeros, (None,)),
+            name="proj",
+        )(out)
+        return out.astype(jnp.float32).reshape(batch, num_targets, target_size, self.out_dim)
+
+
+class JEPAModel(nn.Module):
+    """`context_encoder` and `target_encoder` (same ViT) and the `predictor`."""
+
+    config: ViTConfig
+    predictor_config: PredictorConfig
+
+    def setup(self):
+        cfg = self.config
+        self.context_encoder = ViTEncoder(cfg)
+        self.target_encoder = ViTEncoder(cfg)
+        self.predictor = JEPAPredictor(
+            cfg.grid, self.predictor_config, cfg.width, cfg.layer_norm_eps, cfg.dtype, cfg.attention_impl
+        )
+
+    def encode_context(self, images: jax.Array, context_ids: jax.Array, context_len: jax.Array) -> jax.Array:
+        """`[B, H, W, C]`, padded context ids `[B, Nc]` -> `[B, Nc, D]` (cls dropped; padding rows meaningless)."""
+        lengths = jnp.full((images.shape[0],), 1 + context_len, jnp.int32)  # cls + real context
+        return self.context_encoder(images, ids_keep=context_ids, key_lengths=lengths)[:, 1:]
+
+    def encode_target(self, images: jax.Array) -> jax.Array:
+        """Whole images through the target encoder: `[B, H, W, C] -> [B, N, D]` (cls dropped)."""
+        return self.target_encoder(images)[:, 1:]
+
+    def predict(
+        self,
+        context: jax.Array,
+        context_ids: jax.Array,
+        context_len: jax.Array,
+        target_ids: jax.Array,
+        target_len: jax.Array,
+    ) -> jax.Array:
+        """`JEPAPredictor`: `[B, Nc, D]` context -> `[B, M, T, D]` target predictions."""
+        return self.predictor(context, context_ids, context_len, target_ids, target_len)
+
+    def features(self, images: jax.Array) -> jax.Array:
+        """The context encoder on whole images: `[B, H, W, C] -> [B, 1 + N, D]` (cls row first)."""
+        return self.context_encoder(images)
+
+    def __call__(self, images, context_ids, context_len, target_ids, target_len) -> tuple[jax.Array, jax.Array]:
+        """Every submodule once (for `init`): predictions `[B, M, T, D]` and targets `[B, N, D]`."""
+        context = self.encode_context(images, context_ids, context_len)
+        return self.predict(context, context_ids, context_len, target_ids, target_len), self.encode_target(images)
