@@ -104,6 +104,7 @@ def test_patch_size_that_does_not_tile_the_spectrogram_is_named():
         AudioMAE.from_config(config)
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_a_few_audiomae_steps_reduce_the_loss_and_count_steps(tmp_path):
     config = tiny_config("audiomae", steps=20)
     config.audiomae.curriculum_steps = 1000  # mostly random masks during these few steps

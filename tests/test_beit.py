@@ -114,6 +114,7 @@ def run_config(config, steps):
     return config
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_load_frozen_copies_a_tokenizer_run(tmp_path):
     from mmjax.train import train
 

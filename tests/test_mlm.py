@@ -102,6 +102,7 @@ def test_fill_mask_returns_the_models_argmax(tokenizer_file, batch):
         method.fill_mask(params, tokenizer, "no mask here")
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_training_reduces_the_loss_and_evaluation_compares_to_unigram(tokenizer_file, batch, tmp_path):
     config = tiny_config(tokenizer_file)
     result = train(config, str(tmp_path))

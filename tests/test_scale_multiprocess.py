@@ -113,6 +113,7 @@ def test_two_processes_match_one_process_and_restore_on_another_mesh(tmp_path):
         np.testing.assert_array_equal(np.asarray(x), saved[name], err_msg=name)
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_sigterm_to_one_process_stops_both_after_the_same_step_and_they_resume(tmp_path):
     steps = 16
     procs = launch(tmp_path / "out", tmp_path / "run", steps, checkpoint_every=1000)

@@ -85,6 +85,7 @@ def one_device_env():
     return env
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_killed_run_resumes_to_identical_parameters(tmp_path, one_device_env):
     overrides = [
         "--config.train.steps=1000",

@@ -70,6 +70,7 @@ def test_moving_digits_are_deterministic_and_labelled():
     assert (ink > 20).all() and (ink <= 2 * 14 * 14).all()
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_a_few_videomae_steps_reduce_the_loss(tmp_path):
     config = tiny_config("videomae", steps=20)
     config.videomae.norm_pix_loss = True
