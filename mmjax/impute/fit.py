@@ -3,6 +3,7 @@
 The whole table lives on the device; every step draws a minibatch of rows (a fresh
 permutation per epoch) and a fresh re-mask. All steps run in one `lax.scan`, so a fit is
 one compilation plus a device loop, seconds on CPU for tables of a few hundred rows.
+`fit_ensemble` trains K such models at once (vmapped) for `impute_ensemble` to average.
 """
 
 from __future__ import annotations
@@ -162,34 +163,31 @@ def _train_ensemble(method, options, params, table, observed, rows, keys):
 
 def impute_table(method: ReMasker, params: dict, values: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """float64 `[N, D]`: `values` (standardized, NaN = missing) with the missing cells predicted."""
-    observed = ~np.isnan(values)
-    out = []
-    for start in range(0, values.shape[0], batch_size):
-        part = slice(start, start + batch_size)
-        out.append(np.asarray(jax.device_get(_impute(method, params, np.nan_to_num(values[part]), observed[part]))))
-    filled = np.concatenate(out).astype(np.float64)
-    return np.where(observed, values, filled)
+    return _fill(_impute, method, params, values, batch_size)
 
 
 def impute_ensemble(method: ReMasker, params: dict, values: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """float64 `[N, D]`: `values` with the missing cells set to the mean prediction of `fit_ensemble`'s
     members (`params` with a leading `[K]` axis)."""
+    return _fill(_impute_ensemble, method, params, values, batch_size)
+
+
+def _fill(predict, method: ReMasker, params: dict, values: np.ndarray, batch_size: int) -> np.ndarray:
+    """`values` with its NaN cells set from `predict(method, params, values, observed)`, batch by batch."""
     observed = ~np.isnan(values)
     out = []
     for start in range(0, values.shape[0], batch_size):
         part = slice(start, start + batch_size)
-        pred = _impute_ensemble(method, params, np.nan_to_num(values[part]), observed[part])
-        out.append(np.asarray(jax.device_get(pred)))
+        out.append(np.asarray(jax.device_get(predict(method, params, np.nan_to_num(values[part]), observed[part]))))
     filled = np.concatenate(out).astype(np.float64)
     return np.where(observed, values, filled)
 
 
 @partial(jax.jit, static_argnums=0)
-def _impute_ensemble(method: ReMasker, params: dict, values: jax.Array, observed: jax.Array) -> jax.Array:
-    preds = jax.vmap(lambda p: method.impute(p, values, observed))(params)
-    return preds.mean(axis=0)
+def _impute(method: ReMasker, params: dict, values: jax.Array, observed: jax.Array) -> jax.Array:
+    return method.impute(params, values, observed)
 
 
 @partial(jax.jit, static_argnums=0)
-def _impute(method: ReMasker, params: dict, values: jax.Array, observed: jax.Array) -> jax.Array:
-    return method.impute(params, values, observed)
+def _impute_ensemble(method: ReMasker, params: dict, values: jax.Array, observed: jax.Array) -> jax.Array:
+    return jax.vmap(lambda member: method.impute(member, values, observed))(params).mean(axis=0)
