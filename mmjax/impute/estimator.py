@@ -37,6 +37,9 @@ class MaskedImputer:
     The defaults (a small model, re-mask 30%, visible-cell loss weight 1, 100 epochs at
     lr 3e-3) were tuned on wine and diabetes at 30% MCAR missing (benchmarks/imputation.py,
     seed 100): on tables of a few hundred rows, bigger models and longer runs overfit.
+    `ensemble=5` (what benchmarks/imputation.py runs) lowered the 30% MCAR RMSE there
+    (breast_cancer 0.558 -> 0.527, wine 0.773 -> 0.754, diabetes 0.793 -> 0.770, seeds 0-4)
+    for 5x the training compute.
 
     Example:
       >>> filled = MaskedImputer(epochs=50).fit_transform(X)  # doctest: +SKIP
