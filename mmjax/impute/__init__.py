@@ -1,7 +1,15 @@
 """Tabular imputation with ReMasker: `MaskedImputer(...).fit(X).transform(X)`."""
 
 from mmjax.impute.estimator import MaskedImputer
-from mmjax.impute.fit import FitOptions, fit_remasker, impute_table
+from mmjax.impute.fit import FitOptions, fit_ensemble, fit_remasker, impute_ensemble, impute_table
 from mmjax.impute.table import TableCodec
 
-__all__ = ["FitOptions", "MaskedImputer", "TableCodec", "fit_remasker", "impute_table"]
+__all__ = [
+    "FitOptions",
+    "MaskedImputer",
+    "TableCodec",
+    "fit_ensemble",
+    "fit_remasker",
+    "impute_ensemble",
+    "impute_table",
+]

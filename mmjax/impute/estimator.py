@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mmjax.impute.fit import FitOptions, fit_remasker, impute_table
+from mmjax.impute.fit import FitOptions, fit_ensemble, fit_remasker, impute_ensemble, impute_table
 from mmjax.impute.table import TableCodec
 from mmjax.methods.remasker import ReMasker, ReMaskerOptions
 
@@ -30,11 +30,16 @@ class MaskedImputer:
       remask_ratio: fraction of each row's observed cells re-masked per step.
       visible_loss_weight: weight of the visible cells' reconstruction in the loss.
       epochs, batch_size, lr, weight_decay, warmup_epochs: the training recipe.
+      ensemble: how many models to train (vmapped, one compilation) and average; 1 = plain
+        ReMasker. Averaging is an addition to ReMasker.
       seed: fixes everything random; the same seed gives the same output.
 
     The defaults (a small model, re-mask 30%, visible-cell loss weight 1, 100 epochs at
     lr 3e-3) were tuned on wine and diabetes at 30% MCAR missing (benchmarks/imputation.py,
     seed 100): on tables of a few hundred rows, bigger models and longer runs overfit.
+    `ensemble=5` (what benchmarks/imputation.py runs) lowered the 30% MCAR RMSE there
+    (breast_cancer 0.558 -> 0.527, wine 0.773 -> 0.754, diabetes 0.793 -> 0.770, seeds 0-4)
+    for 5x the training compute.
 
     Example:
       >>> filled = MaskedImputer(epochs=50).fit_transform(X)  # doctest: +SKIP
@@ -56,6 +61,7 @@ class MaskedImputer:
         lr: float = 3e-3,
         weight_decay: float = 0.05,
         warmup_epochs: int = 20,
+        ensemble: int = 1,
         seed: int = 0,
     ):
         self.categorical = categorical
@@ -71,6 +77,7 @@ class MaskedImputer:
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_epochs = warmup_epochs
+        self.ensemble = ensemble
         self.seed = seed
 
     # scikit-learn's parameter protocol (clone, grid search, pipelines).
@@ -128,10 +135,18 @@ class MaskedImputer:
             weight_decay=self.weight_decay,
             warmup_epochs=self.warmup_epochs,
         )
-        params, losses = fit_remasker(method, values, options, self.seed)
+        if self.ensemble < 1:
+            raise ValueError(f"MaskedImputer ensemble must be >= 1 (models to average), got {self.ensemble}")
+        if self.ensemble == 1:
+            params, losses = fit_remasker(method, values, options, self.seed)
+        else:
+            params, losses = fit_ensemble(method, values, options, self.seed, self.ensemble)
         if not np.isfinite(losses).all():
-            step = int(np.flatnonzero(~np.isfinite(losses))[0])
-            raise FloatingPointError(f"ReMasker training loss became {losses[step]} at step {step}; try a lower lr")
+            per_step = losses.reshape(-1, losses.shape[-1])  # [K, steps]
+            member, step = (int(i[0]) for i in np.nonzero(~np.isfinite(per_step)))
+            raise FloatingPointError(
+                f"ReMasker training loss became {per_step[member, step]} at step {step}; try a lower lr"
+            )
         self.codec_, self.method_, self.params_, self.losses_ = codec, method, params, losses
         self.n_features_in_ = len(codec.columns)
         return self
@@ -141,7 +156,8 @@ class MaskedImputer:
         if not hasattr(self, "params_"):
             raise RuntimeError("MaskedImputer.transform was called before fit; call fit(X) first")
         values = self.codec_.encode(X)
-        return self.codec_.decode(impute_table(self.method_, self.params_, values), X)
+        impute = impute_table if self.ensemble == 1 else impute_ensemble
+        return self.codec_.decode(impute(self.method_, self.params_, values), X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """`fit(X).transform(X)`."""

@@ -3,15 +3,18 @@
 The whole table lives on the device; every step draws a minibatch of rows (a fresh
 permutation per epoch) and a fresh re-mask. All steps run in one `lax.scan`, so a fit is
 one compilation plus a device loop, seconds on CPU for tables of a few hundred rows.
+`fit_ensemble` trains K such models at once (vmapped) for `impute_ensemble` to average.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -40,7 +43,7 @@ class FitOptions:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
-def minibatch_rows(num_rows: int, batch_size: int, epochs: int, seed: int) -> np.ndarray:
+def minibatch_rows(num_rows: int, batch_size: int, epochs: int, seed: int | Sequence[int]) -> np.ndarray:
     """int `[steps, B]` row indices: each epoch a fresh permutation cut into `ceil(N / B)` batches.
 
     `B = min(batch_size, num_rows)`; the last batch of an epoch is topped up from the
@@ -81,6 +84,43 @@ def fit_remasker(method: ReMasker, values: np.ndarray, options: FitOptions, seed
     return params, np.asarray(jax.device_get(losses))
 
 
+def fit_ensemble(
+    method: ReMasker, values: np.ndarray, options: FitOptions, seed: int = 0, members: int = 2
+) -> tuple[dict, np.ndarray]:
+    """Train `members` ReMasker models side by side (vmapped: one compilation, one device loop).
+
+    Member `k` has its own initialization, minibatch order and re-masks (numpy seed
+    `[seed, k]`, jax key `fold_in(key(seed), k)`); `impute_ensemble` averages their
+    predictions. This averaging is an addition to ReMasker, not part of the paper.
+
+    Args:
+      method: the ReMasker method (its `num_columns` = `D`).
+      values: float `[N, D]` standardized table, NaN = missing.
+      options: the training recipe, shared by all members.
+      seed: fixes every member.
+      members: `K >= 1`, how many models.
+
+    Returns:
+      `(params, losses)`: params with a leading `[K]` axis on every leaf and the float32
+      `[K, steps]` training losses.
+    """
+    if members < 1:
+        raise ValueError(f"members (ensemble size) must be >= 1, got {members}")
+    observed = ~np.isnan(values)
+    table = jax.device_put(np.where(observed, values, 0.0).astype(np.float32))
+    observed = jax.device_put(observed)
+    num_rows = values.shape[0]
+    rows = np.stack([minibatch_rows(num_rows, options.batch_size, options.epochs, [seed, k]) for k in range(members)])
+    size = rows.shape[2]
+    member_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(seed), jnp.arange(members))
+    split = jax.vmap(jax.random.split)(member_keys)  # [K, 2]: init and loop keys
+    init = partial(method.init, batch={"values": table[:size], "observed": observed[:size]})
+    params = jax.vmap(init)(split[:, 0])
+    keys = jax.vmap(lambda key: jax.random.split(key, rows.shape[1]))(split[:, 1])
+    params, losses = _train_ensemble(method, options, params, table, observed, jax.device_put(rows), keys)
+    return params, np.asarray(jax.device_get(losses))
+
+
 def _optimizer(options: FitOptions, steps: int) -> optax.GradientTransformation:
     per_epoch = steps // options.epochs
     config = ml_collections.ConfigDict(
@@ -115,13 +155,30 @@ def _train(method, options, params, table, observed, rows, keys):
     return params, losses
 
 
+@partial(jax.jit, static_argnums=(0, 1))
+def _train_ensemble(method, options, params, table, observed, rows, keys):
+    train = partial(_train.__wrapped__, method, options)
+    return jax.vmap(train, in_axes=(0, None, None, 0, 0))(params, table, observed, rows, keys)
+
+
 def impute_table(method: ReMasker, params: dict, values: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """float64 `[N, D]`: `values` (standardized, NaN = missing) with the missing cells predicted."""
+    return _fill(_impute, method, params, values, batch_size)
+
+
+def impute_ensemble(method: ReMasker, params: dict, values: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """float64 `[N, D]`: `values` with the missing cells set to the mean prediction of `fit_ensemble`'s
+    members (`params` with a leading `[K]` axis)."""
+    return _fill(_impute_ensemble, method, params, values, batch_size)
+
+
+def _fill(predict, method: ReMasker, params: dict, values: np.ndarray, batch_size: int) -> np.ndarray:
+    """`values` with its NaN cells set from `predict(method, params, values, observed)`, batch by batch."""
     observed = ~np.isnan(values)
     out = []
     for start in range(0, values.shape[0], batch_size):
         part = slice(start, start + batch_size)
-        out.append(np.asarray(jax.device_get(_impute(method, params, np.nan_to_num(values[part]), observed[part]))))
+        out.append(np.asarray(jax.device_get(predict(method, params, np.nan_to_num(values[part]), observed[part]))))
     filled = np.concatenate(out).astype(np.float64)
     return np.where(observed, values, filled)
 
@@ -129,3 +186,8 @@ def impute_table(method: ReMasker, params: dict, values: np.ndarray, batch_size:
 @partial(jax.jit, static_argnums=0)
 def _impute(method: ReMasker, params: dict, values: jax.Array, observed: jax.Array) -> jax.Array:
     return method.impute(params, values, observed)
+
+
+@partial(jax.jit, static_argnums=0)
+def _impute_ensemble(method: ReMasker, params: dict, values: jax.Array, observed: jax.Array) -> jax.Array:
+    return jax.vmap(lambda member: method.impute(member, values, observed))(params).mean(axis=0)
