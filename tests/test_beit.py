@@ -80,6 +80,7 @@ def test_loss_is_cross_entropy_on_hidden_patches_only():
     assert float(metrics["mask_ratio"]) == pytest.approx(hidden.mean())
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_a_few_steps_reduce_the_loss_and_leave_the_tokenizer_alone():
     method = tiny_beit(quantizer="fsq")
     batch = digits_batch(32)

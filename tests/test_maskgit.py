@@ -168,6 +168,7 @@ def test_mask_token_never_in_the_output_and_inpainting_keeps_given_codes(tiny_pa
     np.testing.assert_array_equal(out[keep], given[keep])
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_a_few_training_steps_reduce_the_masked_loss_on_random_code_maps(tiny_params):
     method = tiny_method(min_mask_rate=0.3, cond_dropout=0.0, label_smoothing=0.0)
     rng = np.random.default_rng(0)

@@ -64,6 +64,7 @@ def test_mini_pointnet_is_invariant_to_point_order_in_a_group():
     np.testing.assert_allclose(net.apply(params, moved)[1], out[1], atol=1e-6)
 
 
+@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_a_few_steps_reduce_the_chamfer_loss():
     config = tiny_config()
     method = build_method(config)
