@@ -14,6 +14,7 @@ layer scale, relative position bias and stochastic depth. Needs accelerators.
 import ml_collections
 
 from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import beit
 from mmjax.train.defaults import training_sections
 
@@ -33,19 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant["data"] not in ("imagefolder", "arrayrecord"):
         raise ValueError(f"data must be 'imagefolder' or 'arrayrecord', got {variant['data']!r}")
     # The tokenizer run's normalization (experiments/vq_vit_imagenet.py): BEiT checks they agree.
-    config.data = ml_collections.ConfigDict(
-        {
-            "source": variant["data"],
-            "path": variant["path"],
-            "image_size": (224, 224),
-            "channels": 3,
-            "mean": (0.485, 0.456, 0.406),
-            "std": (0.229, 0.224, 0.225),
-            "crop_scale": (0.08, 1.0),
-            "flip": True,
-            "num_threads": 16,
-        }
-    )
+    config.data = presets.imagenet(variant["data"], variant["path"], crop_scale=(0.08, 1.0))
     batch = 2048
     steps_per_epoch = IMAGENET_TRAIN_IMAGES // batch
     config.train.update(

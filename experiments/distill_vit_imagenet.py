@@ -22,6 +22,7 @@ implemented (one linear head on the last layer).
 import ml_collections
 
 from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import distill
 from mmjax.train.defaults import training_sections
 
@@ -47,19 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         masking="random" if align else "blockwise",
         target_norm="layernorm",
     )
-    config.data = ml_collections.ConfigDict(
-        {
-            "source": variant["data"],
-            "path": variant["path"],
-            "image_size": (224, 224),
-            "channels": 3,
-            "mean": (0.485, 0.456, 0.406),
-            "std": (0.229, 0.224, 0.225),
-            "crop_scale": (0.08, 1.0),
-            "flip": True,
-            "num_threads": 16,
-        }
-    )
+    config.data = presets.imagenet(variant["data"], variant["path"], crop_scale=(0.08, 1.0))
     batch = 2048
     steps_per_epoch = IMAGENET_TRAIN_IMAGES // batch
     config.train.update(

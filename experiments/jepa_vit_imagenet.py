@@ -17,6 +17,7 @@ predictor 384 wide and 12 deep with the encoder's head count, 4 target blocks of
 import ml_collections
 
 from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import jepa
 from mmjax.models.config import VIT_SIZES
 from mmjax.train.defaults import training_sections
@@ -39,19 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         num_targets=4, target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5), context_scale=(0.85, 1.0), min_keep=10
     )
     config.jepa.update(momentum_start=0.996, momentum_end=1.0)
-    config.data = ml_collections.ConfigDict(
-        {
-            "source": variant["data"],
-            "path": variant["path"],
-            "image_size": (224, 224),
-            "channels": 3,
-            "mean": (0.485, 0.456, 0.406),
-            "std": (0.229, 0.224, 0.225),
-            "crop_scale": (0.3, 1.0),
-            "flip": False,
-            "num_threads": 16,
-        }
-    )
+    config.data = presets.imagenet(variant["data"], variant["path"], crop_scale=(0.3, 1.0), flip=False)
     batch = 2048
     steps_per_epoch = IMAGENET_TRAIN_IMAGES // batch
     config.train.update(

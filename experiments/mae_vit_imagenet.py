@@ -15,6 +15,7 @@ same command on every host.
 import ml_collections
 
 from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import mae
 from mmjax.train.defaults import training_sections
 
@@ -32,19 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(size=variant["size"], image_size=224, patch_size=PATCH[variant["size"]], dtype="bfloat16")
     config.decoder.update(width=512, depth=8, heads=16, mlp_dim=2048)
     config.mae.update(mask_ratio=0.75, norm_pix_loss=True)
-    config.data = ml_collections.ConfigDict(
-        {
-            "source": variant["data"],
-            "path": variant["path"],
-            "image_size": (224, 224),
-            "channels": 3,
-            "mean": (0.485, 0.456, 0.406),
-            "std": (0.229, 0.224, 0.225),
-            "crop_scale": (0.2, 1.0),
-            "flip": True,
-            "num_threads": 16,
-        }
-    )
+    config.data = presets.imagenet(variant["data"], variant["path"], crop_scale=(0.2, 1.0))
     batch = 4096
     steps_per_epoch = IMAGENET_TRAIN_IMAGES // batch
     config.train.update(

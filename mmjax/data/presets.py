@@ -90,3 +90,31 @@ def synth_audio(num_train: int = 3000, num_test: int = 600) -> ml_collections.Co
             "num_threads": 0,
         }
     )
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet(
+    source: str, path: str, *, crop_scale: tuple[float, float] = (0.08, 1.0), flip: bool = True, image_size: int = 224
+) -> ml_collections.ConfigDict:
+    """ImageNet from `path` (`imagefolder` or `arrayrecord`): RGB, the usual mean / std, RandomResizedCrop.
+
+    `crop_scale` is each paper's crop range (MAE 0.2, BEiT 0.08, I-JEPA 0.3, ...).
+    """
+    if source not in ("imagefolder", "arrayrecord"):
+        raise ValueError(f"data.source must be 'imagefolder' or 'arrayrecord' for ImageNet, got {source!r}")
+    return ml_collections.ConfigDict(
+        {
+            "source": source,
+            "path": path,
+            "image_size": (image_size, image_size),
+            "channels": 3,
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+            "crop_scale": tuple(crop_scale),
+            "flip": flip,
+            "num_threads": 16,
+        }
+    )
