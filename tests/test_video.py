@@ -107,3 +107,20 @@ def test_npy_folder_reads_user_clips_with_stride_and_class_labels(tmp_path):
     np.testing.assert_array_equal(example["video"][:, 0, 0, 0], [20, 22, 24])  # frames 0, 2, 4
     with pytest.raises(ValueError, match="data.frames x data.frame_stride"):
         NpyVideoFolder(str(tmp_path), frames=4, image_size=(4, 4), frame_stride=2)[0]
+
+
+def test_a_grid_modality_missing_a_hook_fails_when_built():
+    from mmjax.methods.grid_mae import GridMAE
+
+    class NoMask(GridMAE):  # implements four of the five modality members
+        grid = (2, 2)
+        patch_dim = 4
+
+        def patches(self, inputs):
+            return inputs
+
+        def eval_batches(self, data_config, split, batch_size):
+            return []
+
+    with pytest.raises(TypeError, match="make_mask"):
+        NoMask(encoder=None, decoder=None)

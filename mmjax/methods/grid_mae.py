@@ -8,6 +8,7 @@ trainer's `after_step` hook counts updates (for masks that follow a curriculum).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Iterable
 from functools import partial
@@ -28,10 +29,12 @@ from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEM
 
 
 @dataclasses.dataclass(frozen=True)
-class GridMAE:
+class GridMAE(abc.ABC):
     """Base of the grid methods: `init`, `loss`, `features`, `evaluate` and the optional trainer hooks.
 
     Params are the `GridMAEModel` pytree (or `{"model", "steps_seen"}` with `counts_steps`).
+    A modality subclasses it and implements the five abstract members below; a subclass
+    that misses one cannot be instantiated.
     """
 
     encoder: GridEncoderConfig
@@ -44,23 +47,26 @@ class GridMAE:
 
     # --- what a modality provides -------------------------------------------------------
     @property
+    @abc.abstractmethod
     def grid(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The token grid, e.g. `(T', H', W')` for video or `(F', T')` for spectrograms."""
 
     @property
+    @abc.abstractmethod
     def patch_dim(self) -> int:
-        raise NotImplementedError
+        """Values per patch vector: the decoder's output width."""
 
+    @abc.abstractmethod
     def patches(self, inputs: jax.Array) -> jax.Array:
         """Model input -> patch vectors `[B, N, patch_dim]` in grid order."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def make_mask(self, rng: jax.Array, batch_size: int, step: jax.Array) -> Mask:
         """A fixed-count mask (`ids_keep`, `ids_restore`) over the grid's N tokens."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def eval_batches(self, data_config: Any, split: str, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
-        raise NotImplementedError
+        """Labelled host batches of `split` (raw input under the data kind's key, `label` `[B]`) for the probe."""
 
     # --- the method protocol -----------------------------------------------------------
     @property

@@ -15,45 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.initializers import normal, with_axes, xavier_uniform, xavier_uniform_fused, zeros
+from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import MLP, MultiHeadAttention, TransformerStack, layer_norm
-from mmjax.ops.attention import attention
-
-
-class CrossAttention(nn.Module):
-    """Queries from the token stream, keys and values from a conditioning sequence."""
-
-    heads: int
-    dtype: jnp.dtype = jnp.float32
-    impl: str = "xla"
-
-    @nn.compact
-    def __call__(self, x: jax.Array, context: jax.Array, context_lengths: jax.Array | None) -> jax.Array:
-        """`x` `[B, L, D]`, `context` `[B, M, C]`, `context_lengths` int `[B]` -> `[B, L, D]`.
-
-        A row whose context length is 0 sees no key and gets zeros (a dropped condition).
-        """
-        dim = x.shape[-1]
-        project = functools.partial(
-            nn.DenseGeneral,
-            features=(self.heads, dim // self.heads),
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            kernel_init=with_axes(xavier_uniform_fused(3), ("embed", "heads", "kv")),
-            bias_init=with_axes(zeros, ("heads", "kv")),
-        )
-        q = project(name="query")(x)
-        k, v = project(name="key")(context), project(name="value")(context)
-        out = attention(q, k, v, key_lengths=context_lengths, impl=self.impl)
-        return nn.DenseGeneral(
-            dim,
-            axis=(-2, -1),
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            kernel_init=with_axes(xavier_uniform(), ("heads", "kv", "embed")),
-            bias_init=with_axes(zeros, ("embed",)),
-            name="out",
-        )(out)
 
 
 class ConditionedBlock(nn.Module):
@@ -71,9 +34,8 @@ class ConditionedBlock(nn.Module):
         norm = functools.partial(layer_norm, self.layer_norm_eps, self.dtype)
         y = MultiHeadAttention(self.heads, True, self.dtype, self.attention_impl, name="attn")(norm("norm1")(x))
         x = x + y.astype(x.dtype)
-        y = CrossAttention(self.heads, self.dtype, self.attention_impl, name="cross")(
-            norm("norm_cross")(x), context, context_lengths
-        )
+        cross = MultiHeadAttention(self.heads, True, self.dtype, self.attention_impl, name="cross")
+        y = cross(norm("norm_cross")(x), context_lengths, context=context)
         x = x + y.astype(x.dtype)
         y = MLP(self.mlp_dim, self.dtype, name="mlp")(norm("norm2")(x))
         return x + y.astype(x.dtype)

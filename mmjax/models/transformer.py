@@ -25,7 +25,11 @@ def layer_norm(eps: float, dtype, name: str) -> nn.LayerNorm:
 
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention with separate q/k/v projections, routed through `mmjax.ops.attention`."""
+    """Attention with separate q/k/v projections, routed through `mmjax.ops.attention`.
+
+    Self-attention by default; given `context`, cross-attention: queries from `x`, keys and
+    values from `context` (Muse's conditioning in `mmjax.models.maskgit`).
+    """
 
     heads: int
     qkv_bias: bool = True
@@ -33,8 +37,14 @@ class MultiHeadAttention(nn.Module):
     impl: str = "xla"
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
-        """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys."""
+    def __call__(
+        self, x: jax.Array, key_lengths: jax.Array | None = None, context: jax.Array | None = None
+    ) -> jax.Array:
+        """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys.
+
+        `context` `[B, M, C]`: the keys and values come from it (`key_lengths` then counts
+        its rows); a row whose key length is 0 sees no key and gets zeros.
+        """
         dim = x.shape[-1]
         head_dim = dim // self.heads
         project = functools.partial(
@@ -46,7 +56,8 @@ class MultiHeadAttention(nn.Module):
             kernel_init=with_axes(xavier_uniform_fused(3), ("embed", "heads", "kv")),
             bias_init=with_axes(zeros, ("heads", "kv")),
         )
-        q, k, v = (project(name=name)(x) for name in ("query", "key", "value"))
+        source = x if context is None else context
+        q, k, v = project(name="query")(x), project(name="key")(source), project(name="value")(source)
         out = attention(q, k, v, key_lengths=key_lengths, impl=self.impl)
         return nn.DenseGeneral(
             dim,
