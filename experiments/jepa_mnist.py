@@ -1,12 +1,16 @@
 """I-JEPA on the bundled MNIST subset (2 CPU cores, a few minutes).
 
-Digits are resized to 32 x 32 so that 4 px tokens form an 8 x 8 grid. Two target blocks
-(scale 0.15-0.2: 9-12 tokens) instead of the paper's four: on this grid the context block
-is at most 7 x 7 and four targets leave it about 21 tokens, cut to about 12 (the shortest
-in a batch of 128); two leave about 31, cut to about 28 (measured over 20 batches). ViT width
-128, depth 4 (as MAE / SimMIM on MNIST); predictor width 64, depth 2. EMA momentum
-0.996 -> 1.0 and weight decay 0.04 -> 0.4 (cosine) over the run, as the paper. The run
-ends with a linear probe of the context encoder's mean token on the 1,000 held-out digits.
+The same input as `mae_mnist.py`: 28 x 28 digits, 4 px tokens, a 7 x 7 grid. Two target
+blocks (scale 0.15-0.2: 7-10 tokens) instead of the paper's four: on a grid this small
+four targets leave the context block only a dozen tokens. ViT width 128, depth 4 (as MAE
+on MNIST); predictor width 64, depth 2. EMA momentum 0.996 -> 1.0 and weight decay
+0.04 -> 0.4 (cosine) over the run, as the paper. The run ends with a linear probe of the
+context encoder's mean token on the 1,000 held-out digits.
+
+Measured here (`benchmarks/methods_probe.py` protocol, 300 steps): linear probe 77.7%
+against 74.5% for the same encoder at random initialization. At 32 x 32 input (an 8 x 8
+grid) the random encoder's probe is 86.2% and 300 steps of this recipe reach only 82.8%
+(83.9% with momentum 0.999 from the start and lr 5e-4).
 
 Variants (`--config experiments/jepa_mnist.py:steps=300`):
   steps     training steps
@@ -24,10 +28,10 @@ from mmjax.train.defaults import training_sections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variant = parse_arg(arg, steps=1500, runlocal=False)
     config = training_sections(jepa.default_config())
-    config.model.update(size=None, image_size=32, patch_size=4, channels=1, width=128, depth=4, heads=4, mlp_dim=512)
+    config.model.update(size=None, image_size=28, patch_size=4, channels=1, width=128, depth=4, heads=4, mlp_dim=512)
     config.predictor.update(width=64, depth=2, heads=4, mlp_dim=256)
     config.jepa.update(num_targets=2)
-    config.data = presets.mnist(image_size=(32, 32))
+    config.data = presets.mnist()
     config.train.update(
         steps=variant["steps"],
         batch_size=128,
