@@ -33,8 +33,8 @@ DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "diabetes": 
 
 # MaskedImputer's defaults are the recipe tuned on wine and diabetes, seed 100, 30% missing;
 # averaging 5 models (`ensemble=5`) lowered RMSE on held-out seeds 100-101 (wine 0.766 -> 0.750,
-# diabetes 0.812 -> 0.788) for 5x the compute. (ensemble=10 gave wine 0.741 vs 0.746 on seeds
-# 100-104 with an earlier recipe, for 2x the compute again; not adopted.)
+# diabetes 0.812 -> 0.788) for 5x the compute. (With today's recipe, ensemble=10 gave wine 0.735 vs
+# 0.739 on seeds 100-104 for 2x the compute again, about 70 s a fit; not adopted, not measured on 0-4.)
 MMJAX_DEFAULTS: dict = {"ensemble": 5}
 
 
