@@ -4,8 +4,20 @@ import pytest
 
 from mmjax.impute import MaskedImputer
 
-# One tiny recipe for every fit here: same shapes and options share one compilation.
-TINY = dict(width=16, depth=1, heads=2, decoder_width=16, decoder_depth=1, epochs=60, batch_size=64, lr=3e-3)
+# One tiny recipe for every fit here: same shapes and options share one compilation. The periodic
+# embedding is off to keep compilation short (tests/test_remasker.py covers it); test-time averaging is on.
+TINY = dict(
+    width=16,
+    depth=1,
+    heads=2,
+    decoder_width=16,
+    decoder_depth=1,
+    epochs=60,
+    min_steps=0,
+    batch_size=64,
+    lr=3e-3,
+    periodic_features=0,
+)
 
 
 def correlated_table(rows=160, cols=6, seed=0):
@@ -45,6 +57,15 @@ def test_transform_keeps_observed_cells_bitwise(fitted):
     other = correlated_table(seed=1)[1][:40]
     out = imputer.transform(other)
     np.testing.assert_array_equal(out[~np.isnan(other)], other[~np.isnan(other)])
+
+
+def test_min_steps_lengthens_short_fits(fitted):
+    imputer, _, _ = fitted
+    assert imputer.epochs_ == 60 and imputer.losses_.shape == (60 * 3,)  # min_steps=0: epochs as given
+    imputer = MaskedImputer(epochs=100, min_steps=600, batch_size=64)
+    assert imputer.fit_epochs(178) == 200  # 3 batches an epoch: raised to 600 steps
+    assert imputer.fit_epochs(442) == 100  # 7 batches an epoch: 700 steps already
+    assert imputer.fit_epochs(20) == 600  # one (short) batch an epoch
 
 
 def test_seed_fixes_the_output(fitted):

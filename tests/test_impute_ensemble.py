@@ -5,7 +5,7 @@ import pytest
 from mmjax.impute import MaskedImputer, impute_table
 from tests.test_impute import TINY, correlated_table
 
-RECIPE = {**TINY, "epochs": 30}
+RECIPE = {**TINY, "epochs": 30, "tta_passes": 1}  # members compared with plain impute_table
 
 
 @pytest.fixture(scope="module")

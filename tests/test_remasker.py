@@ -111,3 +111,34 @@ def test_registered_and_config_errors_name_the_field():
     method = ReMasker(ReMaskerOptions(num_columns=3, **TINY))
     with pytest.raises(ValueError, match=r"must be \[B, 3\]"):
         method.init(jax.random.key(0), {"values": jnp.zeros((2, 4))})
+
+
+def test_periodic_embedding_shapes_and_hidden_cells():
+    method = ReMasker(ReMaskerOptions(num_columns=5, periodic_features=3, **TINY))
+    values = jax.random.normal(jax.random.key(5), (4, 5))
+    params = method.init(jax.random.key(6), {"values": values})
+    assert params["periodic_frequencies"].shape == (5, 3)
+    assert params["periodic_kernel"].shape == (5, 6, 16) and params["periodic_bias"].shape == (5, 16)
+    hidden = jnp.asarray([[1, 0, 0, 1, 0]] * 4, bool)
+    _, state = method.model.apply(
+        {"params": params}, values, hidden, capture_intermediates=lambda _, name: name == "embed"
+    )
+    assert state["intermediates"]["embed"][0].shape == (4, 5, 16)
+    pred = method.predict(params, values, hidden)
+    assert pred.shape == (4, 5)
+    # The periodic path still never sees a hidden value.
+    np.testing.assert_array_equal(method.predict(params, jnp.where(hidden, 9.0, values), hidden), pred)
+
+
+def test_averaged_impute_keeps_observed_cells_and_one_pass_is_impute(tiny):
+    method, params, values = tiny
+    values = np.array(values, np.float32)
+    values[0, 1] = values[2, 3] = values[3, 0] = np.nan
+    observed = ~np.isnan(values)
+    plain = np.asarray(method.impute(params, values, observed))
+    key = jax.random.key(8)
+    np.testing.assert_array_equal(np.asarray(method.impute_averaged(params, values, observed, key, 1, 0.5)), plain)
+    out = np.asarray(method.impute_averaged(params, values, observed, key, 6, 0.5))
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out[observed], values[observed])
+    assert not np.allclose(out[~observed], plain[~observed])  # the extra views change the missing cells

@@ -1,8 +1,9 @@
 """ReMasker's model: a masked autoencoder over the cells of a table row.
 
 Each cell is a token: a per-column linear embedding of its (standardized) value plus a
-learned column embedding. The encoder sees only the visible cells; the decoder puts a
-mask token at every hidden cell and predicts every cell's value.
+learned column embedding (optionally plus a periodic embedding of the value: `embed`).
+The encoder sees only the visible cells; the decoder puts a mask token at every hidden
+cell and predicts every cell's value.
 
 Rows differ in how many cells they show (natural missingness varies per row), so the
 encoder does not use a fixed kept count (`TokenEncoder`'s `ids_keep`): it sorts each
@@ -57,14 +58,40 @@ class TableMAE(nn.Module):
     decoder_heads: int = 4
     decoder_mlp_dim: int = 128
     layer_norm_eps: float = 1e-6
+    periodic_features: int = 0
+    periodic_scale: float = 0.5
 
     def embed(self, values: jax.Array) -> jax.Array:
-        """`[B, D]` standardized values -> `[B, D, width]` tokens (value x column kernel + column embedding)."""
+        """`[B, D]` standardized values -> `[B, D, width]` tokens (value x column kernel + column embedding).
+
+        With `periodic_features = K > 0` each token also gets a periodic embedding of its
+        value (the idea of Gorishniy et al. 2022, "On Embeddings for Numerical Features in
+        Tabular Deep Learning"): `relu(W_j [cos(2 pi c_j x), sin(2 pi c_j x)] + b_j)`, with
+        K learned frequencies `c_j` per column (initialized N(0, periodic_scale^2)) and a
+        per-column `[2K, width]` projection `W_j`. It lets a column's token bend with the
+        value (thresholds, saturation) where the linear embedding can only scale one direction.
+        """
+        values = values.astype(jnp.float32)
         kernel = self.param("value_kernel", with_axes(normal(0.2), (None, "embed")), (self.num_columns, self.width))
         columns = self.param(
             "column_embedding", with_axes(normal(0.02), (None, "embed")), (self.num_columns, self.width)
         )
-        return values.astype(jnp.float32)[..., None] * kernel + columns
+        tokens = values[..., None] * kernel + columns
+        if self.periodic_features:
+            k = self.periodic_features
+            freqs = self.param(
+                "periodic_frequencies", with_axes(normal(self.periodic_scale), (None, None)), (self.num_columns, k)
+            )
+            angle = 2 * jnp.pi * values[..., None] * freqs  # [B, D, K]
+            feats = jnp.concatenate([jnp.cos(angle), jnp.sin(angle)], axis=-1)  # [B, D, 2K]
+            proj = self.param(
+                "periodic_kernel",
+                with_axes(normal((2 * k) ** -0.5), (None, None, "embed")),
+                (self.num_columns, 2 * k, self.width),
+            )
+            bias = self.param("periodic_bias", with_axes(zeros, (None, "embed")), (self.num_columns, self.width))
+            tokens = tokens + nn.relu(jnp.einsum("bdk,dkw->bdw", feats, proj) + bias)
+        return tokens
 
     @nn.compact
     def __call__(self, values: jax.Array, hidden: jax.Array) -> jax.Array:
