@@ -22,14 +22,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 
+from mmjax.data.tables import BUNDLED_TABLES, bundled_table, remove_cells
 from mmjax.impute import MaskedImputer
-
-DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "diabetes": load_diabetes}
 
 # MaskedImputer's defaults are the recipe tuned on wine and diabetes, seed 100, 30% missing;
 # averaging 5 models (`ensemble=5`) lowered RMSE on held-out seeds 100-101 (wine 0.766 -> 0.750,
@@ -52,23 +50,6 @@ def baselines(seed: int) -> dict[str, Callable[[], object]]:
     }
 
 
-def standardized_table(name: str) -> np.ndarray:
-    """float64 `[N, D]` complete table, each column with mean 0 and std 1."""
-    data = DATASETS[name]().data.astype(np.float64)
-    return (data - data.mean(0)) / data.std(0)
-
-
-def remove_cells(table: np.ndarray, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """MCAR: each cell removed with probability `rate`; a column keeps at least one cell."""
-    rng = np.random.default_rng(seed)
-    removed = rng.random(table.shape) < rate
-    for col in np.flatnonzero(removed.all(0)):
-        removed[rng.integers(table.shape[0]), col] = False
-    masked = table.copy()
-    masked[removed] = np.nan
-    return masked, removed
-
-
 def score(make: Callable[[], object], table: np.ndarray, rate: float, seed: int) -> tuple[float, float]:
     """(RMSE on the removed cells, wall seconds) of one imputer on one MCAR draw."""
     masked, removed = remove_cells(table, rate, seed)
@@ -88,7 +69,7 @@ def parse_overrides(text: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--datasets", default=",".join(BUNDLED_TABLES))
     parser.add_argument("--rates", default="0.1,0.3,0.5")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--methods", default="", help="comma list of method names (default: all)")
@@ -103,7 +84,7 @@ def main() -> None:
     for rate in rates:
         results: dict[str, dict[str, tuple[list, list]]] = {}
         for name in names:
-            table = standardized_table(name)
+            table, _ = bundled_table(name)
             for seed in seeds:
                 methods = {**baselines(seed), "mmjax ReMasker": lambda s=seed: MaskedImputer(seed=s, **recipe)}
                 for method, make in methods.items():

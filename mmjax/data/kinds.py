@@ -68,5 +68,6 @@ def _import_builtin_kinds() -> None:
     import mmjax.data.pipeline  # noqa: F401  (registers "images")
     import mmjax.data.series  # noqa: F401  (registers "series")
     import mmjax.data.shapes  # noqa: F401  (registers "points")
+    import mmjax.data.tables  # noqa: F401  (registers "tables")
     import mmjax.data.text  # noqa: F401  (registers "text")
     import mmjax.data.video  # noqa: F401  (registers "video")

@@ -238,6 +238,12 @@ class ReMasker:
             pred = (pred + extra.sum(axis=0)) / passes
         return jnp.where(observed, values, pred)
 
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict:
+        """Impute the `tables` data kind's table: RMSE on removed cells, the filled table in `workdir`."""
+        from mmjax.evaluate.tables import evaluate_tables
+
+        return evaluate_tables(config, self, params, workdir)
+
 
 @register_method("remasker")
 def build_remasker(config: ml_collections.ConfigDict) -> ReMasker:

@@ -1,0 +1,56 @@
+"""ReMasker on scikit-learn's wine table with 30% of its cells removed (2 CPU cores, under a minute).
+
+  python -m mmjax train --config experiments/remasker_wine.py --workdir /tmp/remasker_wine
+
+The run ends by imputing the table: RMSE on the removed cells against column means, and the
+filled table in `<workdir>/imputed.csv`. The model and recipe are `MaskedImputer`'s
+defaults for one model (width 32, 2 + 1 blocks, re-mask 30%, visible-cell loss weight 1,
+lr 3e-3 with 60 warmup steps, 600 steps of 64 rows) without its additions (periodic embedding, test-time
+averaging, ensembles); use `mmjax.impute.MaskedImputer` for those.
+
+Measured here (the command above, seed 0, 23 s of training on the 2-core CPU while other
+work ran): RMSE 0.799 on the 699 removed cells against 1.031 for column means.
+
+Variants (`--config experiments/remasker_wine.py:source=diabetes,rate=0.5`):
+  source    breast_cancer | wine | diabetes, or a .csv / .npy file with empty / NaN cells
+  rate      fraction of cells removed from a bundled table (ignored for files)
+  seed      which cells are removed
+  steps     training steps
+"""
+
+import ml_collections
+
+from mmjax.config import parse_arg
+from mmjax.data.tables import masked_table, tables_config
+from mmjax.methods import remasker
+from mmjax.train.defaults import training_sections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    variant = parse_arg(arg, source="wine", rate=0.3, seed=0, steps=600)
+    config = training_sections(remasker.default_config())
+    config.data = tables_config(variant["source"], variant["rate"], variant["seed"])
+    config.remasker.update(
+        num_columns=masked_table(config.data).values.shape[1],
+        width=32,
+        depth=2,
+        heads=4,
+        mlp_dim=64,
+        decoder_width=32,
+        decoder_depth=1,
+        decoder_heads=4,
+        decoder_mlp_dim=64,
+        remask_ratio=0.3,
+        visible_loss_weight=1.0,
+    )
+    config.train.update(
+        steps=variant["steps"],
+        batch_size=64,
+        lr=3e-3,
+        warmup_steps=60,
+        weight_decay=0.05,
+        log_every=100,
+        checkpoint_every=variant["steps"],
+        tensorboard=False,
+    )
+    return config
