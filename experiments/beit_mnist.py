@@ -8,8 +8,9 @@ Digits are resized to 32 x 32 and cut into 4 px patches: an 8 x 8 grid, the toke
 grid. BEiT's budget of 75 of 196 patches in blocks of at least 16 becomes 25 of 64 patches in
 blocks of at least 5. Variants: `tokenizer=DIR`, `steps=N`.
 
-Not yet measured to the end (the shared machine was too loaded): after 200 of 1500 steps the
-loss was 3.36 (ln 256 = 5.55 at chance) and 32% of hidden patches got their code right.
+Measured (`benchmarks/methods_probe.py --methods beit,simmim --steps 500`, tokenizer and
+BEiT 500 steps each): loss 2.71 (ln 256 = 5.55 at chance); linear probe of mean token
+features 89.9% against 84.9% for the same encoder at random initialization.
 """
 
 import ml_collections
