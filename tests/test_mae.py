@@ -81,6 +81,7 @@ def test_wrong_image_shape_names_the_config():
         method.init(jax.random.key(0), {"pixels": jnp.zeros((2, 16, 16, 3))})
 
 
+@pytest.mark.slow  # 20 s here; CI budget
 def test_loss_is_finite_when_nothing_is_masked():
     method = build_method(tiny_config(mask_ratio=0.0))
     params = method.init(jax.random.key(0), batch())

@@ -24,6 +24,7 @@ def tiny(steps=3, **mesh):
     return config
 
 
+@pytest.mark.slow  # 34 s here (CI budget); runs with `-m slow`
 def test_tensor2_matches_tensor1(tmp_path):
     one = train(tiny(data=8), str(tmp_path / "t1"))
     two = train(tiny(data=4, tensor=2), str(tmp_path / "t2"))
