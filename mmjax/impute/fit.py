@@ -217,8 +217,6 @@ def _fill(
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _impute(method: ReMasker, passes: int, ratio: float, params: dict, values, observed, key) -> jax.Array:
-    if passes == 1:
-        return method.impute(params, values, observed)
     return method.impute_averaged(params, values, observed, key, passes, ratio)
 
 

@@ -226,17 +226,17 @@ class ReMasker:
         """
         values = jnp.asarray(values, jnp.float32)
         observed = jnp.asarray(observed, bool)
+        full_view = self.impute(params, values, observed)  # pass 0; its missing cells are the predictions
+        if passes == 1:
+            return full_view
         clean = jnp.where(observed, values, 0.0)
         view = dataclasses.replace(self, options=dataclasses.replace(self.options, remask_ratio=ratio))
 
         def one_pass(key):
             return self.predict(params, clean, view.make_masks(key, observed).hidden)
 
-        pred = self.predict(params, clean, ~observed)
-        if passes > 1:
-            extra = jax.lax.map(one_pass, jax.random.split(rng, passes - 1))
-            pred = (pred + extra.sum(axis=0)) / passes
-        return jnp.where(observed, values, pred)
+        extra = jax.lax.map(one_pass, jax.random.split(rng, passes - 1))
+        return jnp.where(observed, values, (full_view + extra.sum(axis=0)) / passes)
 
     def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict:
         """Impute the `tables` data kind's table: RMSE on removed cells, the filled table in `workdir`."""
