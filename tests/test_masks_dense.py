@@ -64,6 +64,21 @@ def test_simmim_reference_config_hides_ceil_of_cells_in_whole_cells():
     check_indices(m)
 
 
+def test_simmim_cells_cut_by_the_grid_edge():
+    # 7x7 tokens (28 px, 4 px tokens), 2x2-token cells: a 4x4 cell grid cropped to 7x7.
+    m = simmim_mask(jax.random.key(1), 16, (7, 7), 2, 0.6)
+    assert m.ids_keep is None and m.ids_restore is None
+    hidden = np.asarray(m.mask).reshape(16, 7, 7)
+    padded = np.pad(hidden, ((0, 0), (0, 1), (0, 1)), mode="edge").reshape(16, 4, 2, 4, 2)
+    cells = padded[:, :, 0, :, 0]
+    np.testing.assert_array_equal(padded, np.broadcast_to(cells[:, :, None, :, None], padded.shape))
+    assert (cells.reshape(16, -1).sum(1) == math.ceil(16 * 0.6)).all()
+    # Whole cells cover 4 tokens, edge cells 2, the corner cell 1.
+    sizes = np.array([[4, 4, 4, 2]] * 3 + [[2, 2, 2, 1]])
+    np.testing.assert_array_equal(hidden.sum((1, 2)), (cells * sizes).sum((1, 2)))
+    assert len(set(hidden.sum((1, 2)).tolist())) > 1
+
+
 def test_simmim_cells_are_uniform():
     m = simmim_mask(jax.random.key(3), 4000, (4, 4), 2, 0.5)
     freq = np.asarray(m.mask).reshape(4000, 2, 2, 2, 2)[:, :, 0, :, 0].reshape(4000, 4).mean(0)
@@ -72,7 +87,7 @@ def test_simmim_cells_are_uniform():
 
 def test_simmim_key_properties_and_errors():
     check_key_properties(lambda k: simmim_mask(k, 4, (8, 8), 2, 0.6))
-    with pytest.raises(ValueError, match="divisible by mask_patch"):
-        simmim_mask(jax.random.key(0), 1, (10, 10), 4, 0.5)
+    with pytest.raises(ValueError, match="mask_patch must be a positive"):
+        simmim_mask(jax.random.key(0), 1, (8, 8), 0, 0.5)
     with pytest.raises(ValueError, match="mask_ratio must be in"):
         simmim_mask(jax.random.key(0), 1, (8, 8), 2, 1.2)

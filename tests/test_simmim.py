@@ -33,11 +33,14 @@ def test_mask_token_replaces_exactly_the_hidden_tokens():
     np.testing.assert_array_equal(np.asarray(out)[~np.asarray(hidden)], np.asarray(tokens)[~np.asarray(hidden)])
 
 
-def test_hidden_pixels_cannot_leak_into_the_prediction():
-    method = build_method(tiny_config())
+@pytest.mark.parametrize("head_depth", [0, 1])
+def test_hidden_pixels_cannot_leak_into_the_prediction(head_depth):
+    method = build_method(tiny_config(head_depth=head_depth))
     batch = digits_batch(4)
     params = method.init(jax.random.key(0), batch)
     assert params["encoder"]["mask_token"].shape == (1, 1, 32)
+    # The paper's linear head, or transformer blocks and a LayerNorm before it.
+    assert ("head_blocks" in params) == bool(head_depth) and ("head_norm" in params) == bool(head_depth)
     rng = jax.random.key(5)
     pred, mask = method.predict(params, batch, rng)
     hidden = np.asarray(mask.mask)
@@ -67,13 +70,31 @@ def test_loss_is_l1_on_hidden_patches_only():
     assert float(masked_l1(pred, jnp.asarray(target), jnp.zeros((4, 16), bool))) == 0.0
 
 
+def test_a_grid_the_mask_cells_do_not_tile_still_trains_on_hidden_patches_only():
+    # 6 px images of 2 px tokens: a 3x3 grid under 2x2-token cells (edge cells are cut).
+    config = tiny_config()
+    config.model.image_size = 6
+    method = build_method(config)
+    batch = {"image": digits_batch(4)["image"][:, 1:7, 1:7]}
+    params = method.init(jax.random.key(0), batch)
+    loss, _ = method.loss(params, batch, jax.random.key(2))
+    pred, mask = method.predict(params, batch, jax.random.key(2))
+    hidden = np.asarray(mask.mask)
+    assert hidden.shape == (4, 9) and hidden.any(1).all() and not hidden.all(1).any()
+    target = np.asarray(batch["image"]).reshape(4, 3, 2, 3, 2, 1).transpose(0, 1, 3, 2, 4, 5).reshape(4, 9, 4)
+    errors = np.abs(np.asarray(pred) - target).mean(-1)
+    np.testing.assert_allclose(float(loss), errors[hidden].mean(), rtol=1e-5)
+
+
 def test_config_errors_name_the_field():
     config = tiny_config()
-    config.simmim.mask_patch = 3
-    with pytest.raises(ValueError, match="simmim.mask_patch=3 must divide the token grid"):
+    config.simmim.mask_patch = 0
+    with pytest.raises(ValueError, match="simmim.mask_patch must be a positive number of tokens, got 0"):
         build_method(config)
     with pytest.raises(ValueError, match="simmim.mask_ratio"):
         build_method(tiny_config(mask_ratio=1.0))
+    with pytest.raises(ValueError, match="simmim.head_depth must be >= 0 transformer blocks, got -1"):
+        build_method(tiny_config(head_depth=-1))
 
 
 def test_a_few_steps_on_bundled_digits_reduce_the_loss():

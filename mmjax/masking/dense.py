@@ -86,29 +86,36 @@ def simmim_mask(
 
     The token grid is cut into `mask_patch x mask_patch` cells (e.g. 32 px mask patches
     over 4 px tokens: `mask_patch=8`); `ceil(cells * mask_ratio)` cells are hidden per
-    example, as in the reference `MaskGenerator`. Every example hides exactly
-    `ceil(cells * mask_ratio) * mask_patch**2` tokens, so the MAE indices are returned too.
+    example, as in the reference `MaskGenerator`. When `mask_patch` divides the grid,
+    every example hides exactly `ceil(cells * mask_ratio) * mask_patch**2` tokens and the
+    MAE indices are returned too. Otherwise the cells are laid from the top-left corner,
+    those on the bottom and right edges are cut by the grid's border, and the hidden
+    count varies between examples (no indices).
 
     Args:
       key: PRNG key.
       batch_size: B.
-      grid: token grid `(H, W)`, both divisible by `mask_patch`; N = H * W.
+      grid: token grid `(H, W)`; N = H * W.
       mask_patch: mask-patch side in tokens (1 = token-level random masking).
       mask_ratio: fraction of cells to hide, in [0, 1].
 
     Returns:
-      Mask with `mask` `[B, N]` (row-major over the grid), `ids_keep`, `ids_restore`.
+      Mask with `mask` `[B, N]` (row-major over the grid), and `ids_keep`, `ids_restore`
+      when the cells tile the grid.
     """
     height, width = grid
-    if mask_patch < 1 or height % mask_patch or width % mask_patch:
-        raise ValueError(f"grid {grid} must be divisible by mask_patch, got mask_patch={mask_patch}")
+    if mask_patch < 1:
+        raise ValueError(f"mask_patch must be a positive number of tokens, got {mask_patch}")
     if not 0.0 <= mask_ratio <= 1.0:
         raise ValueError(f"mask_ratio must be in [0, 1], got {mask_ratio}")
-    ch, cw = height // mask_patch, width // mask_patch
+    ch, cw = -(-height // mask_patch), -(-width // mask_patch)
     num_cells = ch * cw
     hidden_cells = math.ceil(num_cells * mask_ratio)
     cells = select_lowest(jax.random.uniform(key, (batch_size, num_cells)), None, hidden_cells)
     cells = cells.reshape(batch_size, ch, 1, cw, 1)
     hidden = jnp.broadcast_to(cells, (batch_size, ch, mask_patch, cw, mask_patch))
+    hidden = hidden.reshape(batch_size, ch * mask_patch, cw * mask_patch)[:, :height, :width]
     hidden = hidden.reshape(batch_size, height * width)
+    if height % mask_patch or width % mask_patch:
+        return Mask(mask=hidden)
     return with_indices(hidden, (num_cells - hidden_cells) * mask_patch**2)

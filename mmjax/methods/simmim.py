@@ -28,7 +28,8 @@ def default_config() -> ml_collections.ConfigDict:
             "method": "simmim",
             "model": vit_section(),
             # mask_patch is in tokens: 2 tokens of 16 px = the paper's 32 px mask patches.
-            "simmim": {"mask_ratio": 0.6, "mask_patch": 2},
+            # head_depth: transformer blocks before the linear pixel head (0 = the paper).
+            "simmim": {"mask_ratio": 0.6, "mask_patch": 2, "head_depth": 0},
         }
     )
 
@@ -37,12 +38,15 @@ def default_config() -> ml_collections.ConfigDict:
 class SimMIMOptions:
     mask_ratio: float = 0.6
     mask_patch: int = 2
+    head_depth: int = 0
 
     def __post_init__(self):
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"simmim.mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.mask_patch < 1:
             raise ValueError(f"simmim.mask_patch must be a positive number of tokens, got {self.mask_patch}")
+        if self.head_depth < 0:
+            raise ValueError(f"simmim.head_depth must be >= 0 transformer blocks, got {self.head_depth}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,22 +56,17 @@ class SimMIM:
     model_config: ViTConfig
     mask_ratio: float = 0.6
     mask_patch: int = 2
+    head_depth: int = 0
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> SimMIM:
         options = dataclass_from_config(SimMIMOptions, config.get("simmim", {}), "simmim")
         model_config = vit_config_from_section(config.model)
-        rows, cols = model_config.grid
-        if rows % options.mask_patch or cols % options.mask_patch:
-            raise ValueError(
-                f"simmim.mask_patch={options.mask_patch} must divide the token grid {model_config.grid} "
-                f"(model.image_size / model.patch_size)"
-            )
-        return cls(model_config, options.mask_ratio, options.mask_patch)
+        return cls(model_config, options.mask_ratio, options.mask_patch, options.head_depth)
 
     @property
     def model(self) -> SimMIMModel:
-        return SimMIMModel(self.model_config)
+        return SimMIMModel(self.model_config, self.head_depth)
 
     def _images(self, batch: Batch) -> jax.Array:
         if "image" not in batch:
@@ -75,7 +74,11 @@ class SimMIM:
         return batch["image"]
 
     def make_mask(self, rng: jax.Array, batch_size: int) -> Mask:
-        """Coarse random mask: `ceil(cells * ratio)` cells of `mask_patch x mask_patch` tokens."""
+        """Coarse random mask: `ceil(cells * ratio)` cells of `mask_patch x mask_patch` tokens.
+
+        A grid that `mask_patch` does not divide gets cells cut by its bottom and right
+        edges (e.g. a 7 x 7 grid of 4 px tokens at 28 px, 2 x 2-token cells).
+        """
         return simmim_mask(rng, batch_size, self.model_config.grid, self.mask_patch, self.mask_ratio)
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:

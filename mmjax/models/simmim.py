@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from mmjax.models.config import ViTConfig
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
+from mmjax.models.transformer import TransformerStack, layer_norm
 from mmjax.models.vit import ViTEncoder
 
 
@@ -17,13 +18,29 @@ class SimMIMModel(nn.Module):
 
     The head maps each token to its `p_h * p_w * C` pixels: the reference's 1x1
     convolution to `stride**2 * C` channels followed by a pixel shuffle, in MAE's
-    (row, column, channel) patch order.
+    (row, column, channel) patch order. `head_depth > 0` puts that many transformer
+    blocks (the encoder's width, heads and MLP size) and a LayerNorm before it: a heavier
+    head, as in the paper's prediction-head ablation (Table 3); 0 is the paper's recipe.
     """
 
     config: ViTConfig
+    head_depth: int = 0
 
     def setup(self):
-        self.encoder = ViTEncoder(self.config)
+        cfg = self.config
+        self.encoder = ViTEncoder(cfg)
+        if self.head_depth:
+            self.head_blocks = TransformerStack(
+                self.head_depth,
+                cfg.heads,
+                cfg.mlp_dim,
+                cfg.layer_norm_eps,
+                cfg.qkv_bias,
+                cfg.compute_dtype,
+                cfg.attention_impl,
+                cfg.remat,
+            )
+            self.head_norm = layer_norm(cfg.layer_norm_eps, cfg.compute_dtype, None)
         self.head = nn.Dense(
             self.config.patch_dim,
             dtype=self.config.compute_dtype,
@@ -35,6 +52,8 @@ class SimMIMModel(nn.Module):
     def __call__(self, images: jax.Array, hidden: jax.Array) -> jax.Array:
         """`[B, H, W, C]` images, bool `[B, N]` hidden patches -> float32 `[B, N, p_h * p_w * C]`."""
         tokens = self.encoder(images, hidden=hidden)
+        if self.head_depth:
+            tokens = self.head_norm(self.head_blocks(tokens))
         return self.head(tokens[:, 1:]).astype(jnp.float32)
 
     def encode(self, images: jax.Array) -> jax.Array:
