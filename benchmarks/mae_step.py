@@ -92,15 +92,12 @@ def mmjax_step_time(method, batch: int, repeats: int) -> tuple[float, float]:
     return timeit(run, repeats), flops
 
 
-def hf_step_time(method, batch: int, repeats: int, threads: int, device: str, dtype: str) -> float | None:
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        return None
-    torch.set_num_threads(threads)
+def hf_config(method):
+    """HF `ViTMAEConfig` with the same shapes as an mmjax MAE method."""
+    import transformers
+
     cfg, dec = method.model_config, method.decoder_config
-    config = transformers.ViTMAEConfig(
+    return transformers.ViTMAEConfig(
         image_size=cfg.image_size[0],
         patch_size=cfg.patch_size[0],
         num_channels=cfg.channels,
@@ -116,6 +113,17 @@ def hf_step_time(method, batch: int, repeats: int, threads: int, device: str, dt
         norm_pix_loss=method.norm_pix_loss,
         layer_norm_eps=cfg.layer_norm_eps,
     )
+
+
+def hf_step_time(method, batch: int, repeats: int, threads: int, device: str, dtype: str) -> float | None:
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    cfg = method.model_config
+    config = hf_config(method)
     model = transformers.ViTMAEForPreTraining(config).train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
     images = torch.randn(batch, cfg.channels, *cfg.image_size, device=device)

@@ -84,3 +84,45 @@ def test_mae_loss_and_gradients_are_the_same_with_pallas_as_with_xla():
     np.testing.assert_allclose(float(loss_p), float(loss_x), rtol=1e-5)
     for a, b in zip(jax.tree.leaves(grads_p), jax.tree.leaves(grads_x), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-4)
+
+
+def test_cudnn_path_pads_odd_lengths_and_masks_the_padding(monkeypatch):
+    """The cuDNN wrapper's padding logic, run on CPU with XLA standing in for cuDNN."""
+    import importlib
+
+    from mmjax.kernels import reference_attention
+    from mmjax.ops.attention import cudnn_padded_length
+
+    attention_module = importlib.import_module("mmjax.ops.attention")
+
+    assert [cudnn_padded_length(n) for n in (197, 50, 1, 256, 9)] == [200, 50, 8, 256, 16]
+    shapes = []
+    real = jax.nn.dot_product_attention
+
+    def stand_in(q, k, v, *, implementation, **kwargs):
+        assert implementation == "cudnn"
+        shapes.append((q.shape[1], k.shape[1]))
+        return real(q, k, v, implementation="xla", **kwargs)
+
+    monkeypatch.setattr(attention_module.jax.nn, "dot_product_attention", stand_in)
+    q, k, v = qkv(5, lq=197, lk=197, d=8)
+    rng = np.random.default_rng(0)
+    cases = [
+        {},
+        {"key_lengths": jnp.array([0, 120])},
+        {"mask": jnp.asarray(rng.random((2, 197, 197)) < 0.7)},
+    ]
+    for facts in cases:
+        ours, grads = jax.value_and_grad(
+            lambda q, k, v, facts=facts: attention_module._cudnn_attention(
+                q, k, v, facts.get("key_lengths"), None, None, facts.get("mask"), 8**-0.5
+            ).sum(),
+            argnums=(0, 1, 2),
+        )(q, k, v)
+        want, want_grads = jax.value_and_grad(
+            lambda q, k, v, facts=facts: reference_attention(q, k, v, **facts).sum(), argnums=(0, 1, 2)
+        )(q, k, v)
+        np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-4)
+        for a, b in zip(grads, want_grads, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert set(shapes) == {(200, 200)}

@@ -153,3 +153,28 @@ def test_errors_name_the_problem():
         flash_attention(q, k, v, q_segment_ids=jnp.zeros((B, LQ), jnp.int32))
     with pytest.raises(ValueError, match=r"q \[B, Lq, H, Dh\]"):
         flash_attention(q[0], k, v)
+
+
+@pytest.mark.parametrize("lowering", ["gpu", "tpu"])
+def test_backward_tiles_of_their_own_match_reference(lowering):
+    # Forward 32 x 16 tiles, backward 16 x 32: the padding covers both and each pass
+    # visits the schedule built for its own tiles.
+    facts = mask_kinds()["all"]
+    q, k, v = qkv(4)
+    tiles = BlockSizes(32, 16, backward=BlockSizes(16, 32))
+    ours = value_and_grads(functools.partial(flash_attention, lowering=lowering, block_sizes=tiles), q, k, v, **facts)
+    theirs = value_and_grads(reference_attention, q, k, v, **facts)
+    assert_close(ours[0], theirs[0], atol=2e-5)
+    assert_close(ours[1], theirs[1], atol=1e-4)
+
+
+def test_default_gpu_tiles_follow_dtype_and_head_dim():
+    tuned = BlockSizes.default("gpu", 128, jnp.bfloat16)
+    assert (tuned.block_q, tuned.block_k, tuned.num_warps) == (128, 64, 4)
+    assert (tuned.backward.block_q, tuned.backward.block_k, tuned.backward.num_warps) == (64, 64, 4)
+    assert BlockSizes.default("gpu", 128, jnp.float32) == BlockSizes(64, 64)
+    assert BlockSizes.default("gpu", 64, jnp.bfloat16) == BlockSizes(64, 64)
+    assert BlockSizes.default("tpu", 128, jnp.bfloat16) == BlockSizes(512, 512)
+    with pytest.raises(ValueError, match=r"block_sizes.backward.num_warps=3"):
+        q, k, v = qkv(0)
+        flash_attention(q, k, v, lowering="gpu", block_sizes=BlockSizes(16, 16, backward=BlockSizes(16, 16, 3)))

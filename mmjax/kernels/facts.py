@@ -21,6 +21,7 @@ class KernelConfig:
         largest schedule row when the schedule is known at trace time, else the
         number of blocks.
       num_warps, num_stages: Triton launch settings (GPU lowering only).
+      backward: the backward kernels' own settings, or None to use these.
     """
 
     block_q: int
@@ -31,6 +32,7 @@ class KernelConfig:
     steps_backward: int
     num_warps: int = 4
     num_stages: int = 2
+    backward: KernelConfig | None = None
 
 
 @jax.tree_util.register_dataclass
@@ -43,6 +45,8 @@ class MaskFacts:
       key_lengths: int32 `[B]` or None.
       q_segment_ids, kv_segment_ids: int32 `[B, Lq]`, `[B, Lk]` or None.
       mask: int8 `[Bm, Hm, Lq, Lk]` (nonzero = may attend) or None.
+      backward_schedule: the tiles the backward kernels visit when their tile sizes
+        differ from the forward's (`KernelConfig.backward`), else None.
     """
 
     schedule: BlockSchedule
@@ -50,3 +54,4 @@ class MaskFacts:
     q_segment_ids: jax.Array | None = None
     kv_segment_ids: jax.Array | None = None
     mask: jax.Array | None = None
+    backward_schedule: BlockSchedule | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -23,18 +24,32 @@ class BlockSizes:
 
     GPU tiles are powers of two of at least 16 (Triton); TPU key tiles should be
     multiples of 128 and query tiles multiples of 8 on real hardware (any size works
-    in interpret mode).
+    in interpret mode). `num_warps` and `num_stages` are Triton launch settings for the
+    GPU lowering; None picks them from the head dim (4 warps up to 64, else 8; 2 stages).
+    `backward` gives the backward kernels their own tiles and settings (None: the
+    forward's).
     """
 
     block_q: int
     block_k: int
+    num_warps: int | None = None
+    num_stages: int | None = None
+    backward: BlockSizes | None = None
 
     @classmethod
-    def default(cls, lowering: str) -> BlockSizes:
-        """GPU: 64 x 64 (fits forward and backward in registers at head dim 128);
-        TPU: 512 x 512 (splash's default tile)."""
+    def default(cls, lowering: str, head_dim: int | None = None, dtype=None) -> BlockSizes:
+        """TPU: 512 x 512 (splash's default tile).
+
+        GPU: 64 x 64, except bf16/fp16 with head dims above 64 (tuned on an H200, see
+        benchmarks/RESULTS.md): forward 128 x 64 with 4 warps, backward 64 x 64 with 4
+        warps, where the float32-sized 64 x 64 tiles with 8 warps ran 1.8x slower forward
+        and 2x slower forward+backward.
+        """
         if lowering == "tpu":
             return cls(512, 512)
+        half = dtype is not None and jnp.dtype(dtype).itemsize == 2
+        if half and head_dim is not None and head_dim > 64:
+            return cls(128, 64, 4, 2, backward=cls(64, 64, 4, 2))
         return cls(64, 64)
 
 
@@ -111,10 +126,18 @@ def flash_attention(
     batch, q_len, heads, head_dim = q.shape
     kv_len = k.shape[1]
     scale = head_dim**-0.5 if scale is None else float(scale)
-    sizes = block_sizes or BlockSizes.default(lowering)
+    sizes = block_sizes or BlockSizes.default(lowering, head_dim, q.dtype)
+    back = sizes.backward or sizes
+    for where, tiles in (("block_sizes", sizes), ("block_sizes.backward", back)):
+        if tiles.num_warps is not None and tiles.num_warps not in (1, 2, 4, 8, 16):
+            raise ValueError(f"{where}.num_warps={tiles.num_warps}: expected one of 1, 2, 4, 8, 16")
+        if tiles.num_stages is not None and tiles.num_stages < 1:
+            raise ValueError(f"{where}.num_stages={tiles.num_stages}: expected a positive count")
     bq = _tile(sizes.block_q, q_len, lowering, 8)
     bk = _tile(sizes.block_k, kv_len, lowering, 128)
-    lq, lk = _round_up(q_len, bq), _round_up(kv_len, bk)
+    bq_back = _tile(back.block_q, q_len, lowering, 8)
+    bk_back = _tile(back.block_k, kv_len, lowering, 128)
+    lq, lk = _round_up(q_len, math.lcm(bq, bq_back)), _round_up(kv_len, math.lcm(bk, bk_back))
     dp = max(16, _pow2_at_least(head_dim)) if lowering == "gpu" else head_dim
 
     # Padding: queries and keys to whole tiles, the head dim to what the lowering needs.
@@ -145,28 +168,36 @@ def flash_attention(
             )
         mask = jnp.pad(mask, ((0, 0), (0, 0), (0, lq - q_len), (0, lk - kv_len))).astype(jnp.int8)
 
-    states = block_states(
-        lq,
-        lk,
-        bq,
-        bk,
-        key_lengths=key_lengths,
-        q_segment_ids=q_segment_ids,
-        kv_segment_ids=kv_segment_ids,
-        mask=mask,
-    )
-    schedule = make_schedule(states)
-    facts = MaskFacts(schedule, key_lengths, q_segment_ids, kv_segment_ids, mask)
-    cfg = KernelConfig(
-        block_q=bq,
-        block_k=bk,
-        scale=scale,
-        interpret=bool(interpret),
-        steps_forward=max_steps(schedule.forward) or lk // bk,
-        steps_backward=max_steps(schedule.backward) or lq // bq,
-        num_warps=4 if dp <= 64 else 8,
-        num_stages=2,
-    )
+    def config_for(tiles: BlockSizes, block_q: int, block_k: int):
+        states = block_states(
+            lq,
+            lk,
+            block_q,
+            block_k,
+            key_lengths=key_lengths,
+            q_segment_ids=q_segment_ids,
+            kv_segment_ids=kv_segment_ids,
+            mask=mask,
+        )
+        schedule = make_schedule(states)
+        cfg = KernelConfig(
+            block_q=block_q,
+            block_k=block_k,
+            scale=scale,
+            interpret=bool(interpret),
+            steps_forward=max_steps(schedule.forward) or lk // block_k,
+            steps_backward=max_steps(schedule.backward) or lq // block_q,
+            num_warps=tiles.num_warps or (4 if dp <= 64 else 8),
+            num_stages=tiles.num_stages or 2,
+        )
+        return cfg, schedule
+
+    cfg, schedule = config_for(sizes, bq, bk)
+    backward_schedule = None
+    if sizes.backward is not None:
+        back_cfg, backward_schedule = config_for(back, bq_back, bk_back)
+        cfg = dataclasses.replace(cfg, backward=back_cfg)
+    facts = MaskFacts(schedule, key_lengths, q_segment_ids, kv_segment_ids, mask, backward_schedule)
     out = _flash(lowering, cfg, qp, kp, vp, facts)
     return out[:, :q_len, :, :head_dim]
 
@@ -184,6 +215,8 @@ def _flash_fwd(lowering, cfg, q, k, v, facts):
 
 def _flash_bwd(lowering, cfg, residuals, do):
     q, k, v, facts, out, lse = residuals
+    if cfg.backward is not None:
+        cfg, facts = cfg.backward, dataclasses.replace(facts, schedule=facts.backward_schedule)
     delta = jnp.einsum("bqhd,bqhd->bhq", out.astype(jnp.float32), do.astype(jnp.float32))
     dq, dk, dv = _MODULES[lowering].backward(cfg, q, k, v, facts, lse, do.astype(q.dtype), delta)
     return dq, dk, dv, jax.tree.map(lambda _: None, facts)

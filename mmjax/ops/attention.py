@@ -100,10 +100,28 @@ def _xla_attention(q, k, v, allowed, scale):
     return jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v)
 
 
+def cudnn_padded_length(length: int) -> int:
+    """The length cuDNN attention runs at: odd lengths go up to a multiple of 8.
+
+    JAX's cuDNN path refuses odd sequence lengths when it trains with a mask (MAE's
+    decoder runs at 197 = 196 patches + [CLS]); the padded keys are masked out through
+    `key_value_seq_lengths` and the padded query rows are dropped.
+    """
+    return -(-length // 8) * 8 if length % 2 else length
+
+
 def _cudnn_attention(q, k, v, key_lengths, q_segment_ids, kv_segment_ids, mask, scale):
     batch, q_len, _, _ = q.shape
     kv_len = k.shape[1]
+    lq, lk = cudnn_padded_length(q_len), cudnn_padded_length(kv_len)
+    if lk != kv_len and key_lengths is None:
+        key_lengths = jnp.full((batch,), kv_len, jnp.int32)
     dense = attention_mask(batch, q_len, kv_len, q_segment_ids=q_segment_ids, kv_segment_ids=kv_segment_ids, mask=mask)
+    if (lq, lk) != (q_len, kv_len):
+        q = jnp.pad(q, ((0, 0), (0, lq - q_len), (0, 0), (0, 0)))
+        k, v = (jnp.pad(x, ((0, 0), (0, lk - kv_len), (0, 0), (0, 0))) for x in (k, v))
+        if dense is not None:
+            dense = jnp.pad(dense, ((0, 0), (0, 0), (0, lq - q_len), (0, lk - kv_len)))
     seen = None  # [B, Lq, H or 1, 1]: does the row see any key?
     lengths = None
     if key_lengths is not None:
@@ -114,13 +132,14 @@ def _cudnn_attention(q, k, v, key_lengths, q_segment_ids, kv_segment_ids, mask, 
     if dense is not None:
         dense = jnp.broadcast_to(dense, (batch, *dense.shape[1:]))
         if key_lengths is not None:
-            dense = dense & (jnp.arange(kv_len) < key_lengths[:, None])[:, None, None, :]
+            dense = dense & (jnp.arange(lk) < key_lengths[:, None])[:, None, None, :]
         rows = jnp.swapaxes(jnp.any(dense, axis=-1), 1, 2)[..., None]
         seen = rows if seen is None else seen & rows
     out = jax.nn.dot_product_attention(
         q, k, v, mask=dense, key_value_seq_lengths=lengths, scale=scale, implementation="cudnn"
     )
-    return out if seen is None else jnp.where(seen, out, jnp.zeros((), out.dtype))
+    out = out if seen is None else jnp.where(seen, out, jnp.zeros((), out.dtype))
+    return out[:, :q_len]
 
 
 def attention(
