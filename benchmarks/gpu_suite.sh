@@ -23,7 +23,7 @@
 # not stop the next; results are written as they come.
 set -o pipefail
 OUT=${OUT:-/tmp/mmjax_gpu}
-DEADLINE_S=${DEADLINE_S:-575}
+DEADLINE_S=${DEADLINE_S:-580}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 JAX_PLATFORMS=${JAX_PLATFORMS:-cuda}
 status=0
@@ -54,22 +54,25 @@ else
 fi
 
 step "MAE throughput and MFU (jax)"
-XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 timeout "$(limit 140 420)" python3 benchmarks/mae_mfu.py jax "${mae[@]}" \
+XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 timeout "$(limit 170 400)" python3 benchmarks/mae_mfu.py jax "${mae[@]}" \
   --json "$OUT/mfu.jsonl" --trace-dir /tmp/mmjax_traces 2>&1 | tee "$OUT/mfu_jax.log" || status=1
 
 step "MAE throughput (HF torch)"
-JAX_PLATFORMS=cpu timeout "$(limit 120 300)" python3 benchmarks/mae_mfu.py torch "${mae[@]}" --compile "${mae[1]%%,*}" \
+JAX_PLATFORMS=cpu timeout "$(limit 120 280)" python3 benchmarks/mae_mfu.py torch "${mae[@]}" --compile "${mae[1]%%,*}" \
   --json "$OUT/mfu.jsonl" 2>&1 | tee "$OUT/mfu_torch.log" || status=1
 
 step attention
-budget=$(limit 100 200)
+budget=$(limit 90 190)
 timeout "$budget" python3 benchmarks/attention.py --tune --tune-head-dims 128 "${attn[@]}" --head-dims 128 64 \
   --masks dense ones pad50 halfblocks --only xla=dense cudnn=dense,halfblocks --reps 10 \
   --budget-s $((budget - 15)) --out "$OUT/attention.txt" --json "$OUT/attention.jsonl" > "$OUT/attention.log" 2>&1 \
   || status=1
 
 step "gpu tests"
-XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "$(limit 240 8)" python3 -m pytest -q -m gpu -n 4 \
+# The tests check values, not speed: no GEMM autotuning at compile time (it runs on the
+# one GPU the workers share; the tests ran out of time in the 2026-11-27 calls).
+XLA_FLAGS=--xla_gpu_autotune_level=0 XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "$(limit 240 8)" \
+  python3 -m pytest -q -m gpu -n 4 \
   -p no:cacheprovider -p no:benchmark tests/test_kernels_gpu.py tests/test_train_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" \
   || status=1
 
