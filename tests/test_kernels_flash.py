@@ -178,3 +178,22 @@ def test_default_gpu_tiles_follow_dtype_and_head_dim():
     with pytest.raises(ValueError, match=r"block_sizes.backward.num_warps=3"):
         q, k, v = qkv(0)
         flash_attention(q, k, v, lowering="gpu", block_sizes=BlockSizes(16, 16, backward=BlockSizes(16, 16, 3)))
+
+
+def test_tile_aligned_inputs_without_mask_facts_take_the_dense_loop(monkeypatch):
+    # 32 x 48 with 16-wide tiles needs no padding and so no key lengths: the GPU kernels
+    # loop over every tile by count instead of reading the schedule.
+    from mmjax.kernels import flash_gpu
+
+    seen = []
+    forward = flash_gpu.forward
+    monkeypatch.setattr(flash_gpu, "forward", lambda cfg, *a: seen.append(cfg.dense) or forward(cfg, *a))
+    q, k, v = qkv(5, lq=32, lk=48)
+    flash = functools.partial(flash_attention, lowering="gpu", block_sizes=TILES)
+    flash(q, k, v)
+    flash(q[:, :30], k, v, key_lengths=jnp.array([48, 40]))
+    assert seen == [True, False]
+    ours = value_and_grads(flash, q, k, v)
+    theirs = value_and_grads(reference_attention, q, k, v)
+    assert_close(ours[0], theirs[0], atol=2e-5)
+    assert_close(ours[1], theirs[1], atol=1e-4)

@@ -22,6 +22,9 @@ class KernelConfig:
         number of blocks.
       num_warps, num_stages: Triton launch settings (GPU lowering only).
       backward: the backward kernels' own settings, or None to use these.
+      dense: no mask facts at all, so every tile is full: the GPU kernels loop over the
+        tiles by count and address them by arithmetic instead of reading the schedule
+        (a loop Triton can software-pipeline).
     """
 
     block_q: int
@@ -33,6 +36,7 @@ class KernelConfig:
     num_warps: int = 4
     num_stages: int = 2
     backward: KernelConfig | None = None
+    dense: bool = False
 
 
 @jax.tree_util.register_dataclass

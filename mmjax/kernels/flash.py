@@ -189,6 +189,7 @@ def flash_attention(
             steps_backward=max_steps(schedule.backward) or lq // block_q,
             num_warps=tiles.num_warps or (4 if dp <= 64 else 8),
             num_stages=tiles.num_stages or 2,
+            dense=key_lengths is None and q_segment_ids is None and mask is None,
         )
         return cfg, schedule
 

@@ -3,7 +3,9 @@
 Forward and dQ: grid `(nq, B, H)`. Each program keeps its query tile in registers and
 loops over the key tiles its schedule row lists: first the fully visible ones with no
 mask work at all, then the partial ones with the element-wise mask. Empty tiles are
-never loaded. K and V of the `(b, h)` pair are addressed whole and sliced per tile.
+never loaded. Without any mask fact (`KernelConfig.dense`) the loop runs over every
+key tile by count, without reading the schedule. K and V of the `(b, h)` pair are
+addressed whole and sliced per tile.
 
 dK/dV: grid `(nk, B, H)`, the mirror image over the transposed schedule.
 
@@ -96,8 +98,13 @@ def _schedule_spec(rows: jax.Array) -> pl.BlockSpec:
     return pl.BlockSpec((None, None, None, width), lambda i, b, h: (_pick(sb, b), _pick(sh, h), i, 0))
 
 
-def _visit(sched_ref, body, carry):
-    """Run `body(block, masked, carry)` over a schedule row: full tiles, then partial ones."""
+def _visit(sched_ref, body, carry, cfg: KernelConfig, n_blocks: int):
+    """Run `body(block, masked, carry)` over a schedule row: full tiles, then partial ones.
+
+    With `cfg.dense` every one of the `n_blocks` tiles is full and the schedule is not read.
+    """
+    if cfg.dense:
+        return lax.fori_loop(0, n_blocks, lambda j, c: body(j, False, c), carry)
     n_full, n_total = sched_ref[0], sched_ref[1]
 
     def step(masked):
@@ -125,7 +132,7 @@ def _forward_kernel(*refs, names, cfg: KernelConfig, precision):
         jnp.zeros((bq, 1), jnp.float32),
         jnp.zeros((bq, q.shape[-1]), jnp.float32),
     )
-    out, lse = tiles.finish_forward(_visit(r["sched"], body, init))
+    out, lse = tiles.finish_forward(_visit(r["sched"], body, init, cfg, r["k"].shape[0] // bk))
     r["o"][...] = out.astype(r["o"].dtype)
     r["lse"][...] = lse[:, 0]
 
@@ -144,7 +151,7 @@ def _dq_kernel(*refs, names, cfg: KernelConfig, precision):
         allowed = _tile_allowed(r, q_start, k_start, bq, bk, False) if masked else None
         return dq + tiles.dq_tile(q, k, v, do, lse, delta, allowed, scale=cfg.scale, precision=precision)
 
-    dq = _visit(r["sched"], body, jnp.zeros(q.shape, jnp.float32))
+    dq = _visit(r["sched"], body, jnp.zeros(q.shape, jnp.float32), cfg, r["k"].shape[0] // bk)
     r["dq"][...] = dq.astype(r["dq"].dtype)
 
 
@@ -165,7 +172,7 @@ def _dkv_kernel(*refs, names, cfg: KernelConfig, precision):
         return carry[0] + dk, carry[1] + dv
 
     zeros = jnp.zeros(k.shape, jnp.float32)
-    dk, dv = _visit(r["sched"], body, (zeros, zeros))
+    dk, dv = _visit(r["sched"], body, (zeros, zeros), cfg, r["q"].shape[0] // bq)
     r["dk"][...] = dk.astype(r["dk"].dtype)
     r["dv"][...] = dv.astype(r["dv"].dtype)
 
