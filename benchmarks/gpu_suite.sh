@@ -47,9 +47,11 @@ print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__, '| tr
 # SMOKE=1: tiny shapes, to check the script itself on a machine without a GPU.
 if [ "${SMOKE:-0}" = 1 ]; then
   mae=(--sizes tiny --batch 2 --image-size 32 --steps 2 --peak-n 256 --memory-gib 2)
+  compiled_size=tiny
   attn=(--small --lengths 128 --tune-length 128)
 else
   mae=(--sizes base,large --batch 1024,512)
+  compiled_size=base
   attn=(--no-small --lengths 2048 4096 8192 256 1024 --tune-length 4096)
 fi
 
@@ -58,7 +60,7 @@ XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 timeout "$(limit 170 400)" python3 benchmark
   --json "$OUT/mfu.jsonl" --trace-dir /tmp/mmjax_traces 2>&1 | tee "$OUT/mfu_jax.log" || status=1
 
 step "MAE throughput (HF torch)"
-JAX_PLATFORMS=cpu timeout "$(limit 120 280)" python3 benchmarks/mae_mfu.py torch "${mae[@]}" --compile "${mae[1]%%,*}" \
+JAX_PLATFORMS=cpu timeout "$(limit 120 280)" python3 benchmarks/mae_mfu.py torch "${mae[@]}" --compile "$compiled_size" \
   --json "$OUT/mfu.jsonl" 2>&1 | tee "$OUT/mfu_torch.log" || status=1
 
 step attention

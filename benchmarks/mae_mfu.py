@@ -34,18 +34,6 @@ import time
 from pathlib import Path
 
 
-def time_steps(run, steps: int) -> float:
-    """Seconds per call of `run()`, `steps` calls queued back to back, after one warm-up."""
-    import jax
-
-    jax.block_until_ready(run())
-    start = time.perf_counter()
-    for _ in range(steps):
-        out = run()
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / steps
-
-
 def peak_matmul_tflops(n: int, steps: int) -> float:
     """Measured bf16 matrix rate: `[n, n] @ [n, n]` on random data."""
     import jax
@@ -53,7 +41,9 @@ def peak_matmul_tflops(n: int, steps: int) -> float:
 
     a, b = (jax.random.normal(jax.random.key(i), (n, n), jnp.bfloat16) for i in range(2))
     product = jax.jit(jnp.matmul)
-    return 2.0 * n**3 / time_steps(lambda: product(a, b), steps) / 1e12
+    from attention import time_call
+
+    return 2.0 * n**3 / time_call(product, (a, b), steps) / 1e12
 
 
 def analytic_flops(method) -> float:
@@ -160,13 +150,20 @@ def jax_size(args, size: str, batch: int, limit: int, peak: float) -> dict:
         tried.append({"batch": batch, "gib": total / 2**30, "compile_s": compile_s})
         gib = f"{total / 2**30:.1f} GiB of {limit / 2**30:.1f}"
         print(f"# {size}: batch {batch} needs {gib} ({compile_s:.0f}s compile)")
-        if total > limit and batch > 1:
+        if total > limit:
+            if grown:  # the doubled batch does not fit: keep the last one
+                break
+            if batch == 1:
+                raise SystemExit(f"{size}: even batch 1 needs {gib}")
             batch //= 2
             continue
+        fitted = batch, compiled, total, doubled
         if not grown and doubled <= limit:
             batch, grown = batch * 2, True
             continue
         break
+    batch, compiled, total, doubled = fitted
+    images = jax.ShapeDtypeStruct((batch, *cfg.image_size, cfg.channels), jnp.float32)
 
     data = images_for(batch)
     holder = [state]
@@ -175,7 +172,9 @@ def jax_size(args, size: str, batch: int, limit: int, peak: float) -> dict:
         holder[0], loss = compiled(holder[0], data)
         return loss
 
-    seconds = time_steps(run, args.steps)
+    from attention import time_call
+
+    seconds = time_call(run, (), args.steps, rounds=1)
     loss = float(run())
     flops, flops_source = step_flops(make_step(jax_method(size, args.image_size, "xla")), shapes, images)
     if flops is None:
@@ -194,7 +193,7 @@ def jax_size(args, size: str, batch: int, limit: int, peak: float) -> dict:
         "tflops": flops / seconds / 1e12,
         "peak_tflops": peak,
         "mfu": flops / seconds / 1e12 / peak,
-        "memory_gib": tried[-1]["gib"],
+        "memory_gib": total / 2**30,
         "device_gib": limit / 2**30,
         "doubled_gib_predicted": doubled / 2**30,
         "tried": tried,
@@ -223,51 +222,16 @@ def run_jax(args) -> None:
         emit(args, jax_size(args, size, batch, limit, peak))
 
 
-def torch_timing(config, batch: int, compiled: bool, steps: int, device: str) -> tuple[float, float, float, str]:
-    """`(seconds per step, warm-up seconds, last loss, attention impl)` of HF's MAE step."""
-    import torch
-    import transformers
-
-    model = transformers.ViTMAEForPreTraining(config).train().to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=device == "cuda")
-    forward = torch.compile(model) if compiled else model
-    images = torch.randn(batch, config.num_channels, config.image_size, config.image_size, device=device)
-
-    def run():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16):
-            loss = forward(pixel_values=images).loss
-        loss.backward()
-        opt.step()
-        return loss
-
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    start = time.perf_counter()
-    for _ in range(2):
-        run()
-    sync()
-    warmup_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = run()
-    sync()
-    seconds = (time.perf_counter() - start) / steps
-    return seconds, warmup_s, float(loss.detach()), getattr(model.config, "_attn_implementation", "?")
-
-
 def torch_size(args, size: str, batch: int, compiled: bool) -> dict:
     import torch
     import transformers
-    from mae_step import hf_config
+    from mae_step import hf_config, hf_step_timing
 
     config = hf_config(jax_method(size, args.image_size, "xla"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     while True:
         try:
-            seconds, warmup_s, loss, attention = torch_timing(config, batch, compiled, args.steps, device)
+            seconds, warmup_s, loss, attention = hf_step_timing(config, batch, args.steps, device, compiled=compiled)
             break
         except torch.OutOfMemoryError:
             torch.cuda.empty_cache()

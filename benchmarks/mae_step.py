@@ -115,41 +115,57 @@ def hf_config(method):
     )
 
 
-def hf_step_time(method, batch: int, repeats: int, threads: int, device: str, dtype: str) -> float | None:
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        return None
-    torch.set_num_threads(threads)
-    cfg = method.model_config
-    config = hf_config(method)
+def hf_step_timing(
+    config, batch: int, steps: int, device: str, bf16: bool = True, compiled: bool = False
+) -> tuple[float, float, float, str]:
+    """HF `ViTMAEForPreTraining` training step (AdamW; bf16 autocast when `bf16`).
+
+    Returns `(seconds per step, warm-up seconds, last loss, attention impl)`: two warm-up
+    steps (which compile under `torch.compile`), then `steps` steps queued and synchronized
+    once. AdamW is the fused CUDA kernel on a GPU.
+    """
+    import torch
+    import transformers
+
     model = transformers.ViTMAEForPreTraining(config).train().to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
-    images = torch.randn(batch, cfg.channels, *cfg.image_size, device=device)
-    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    cuda = device.startswith("cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=cuda)
+    forward = torch.compile(model) if compiled else model
+    images = torch.randn(batch, config.num_channels, config.image_size, config.image_size, device=device)
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
 
     def run():
         opt.zero_grad(set_to_none=True)
         with autocast:
-            loss = model(pixel_values=images).loss
+            loss = forward(pixel_values=images).loss
         loss.backward()
         opt.step()
+        return loss
 
     def sync():
-        if device.startswith("cuda"):
+        if cuda:
             torch.cuda.synchronize()
 
+    start = time.perf_counter()
     for _ in range(2):
         run()
     sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    warmup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = run()
+    sync()
+    seconds = (time.perf_counter() - start) / steps
+    return seconds, warmup_s, float(loss.detach()), getattr(model.config, "_attn_implementation", "?")
+
+
+def hf_step_time(method, batch: int, repeats: int, threads: int, device: str, dtype: str) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return hf_step_timing(hf_config(method), batch, repeats, device, bf16=dtype == "bfloat16")[0]
 
 
 def main() -> None:
