@@ -42,7 +42,7 @@ class BlockSizes:
 
         GPU: 64 x 64, except bf16/fp16 with head dims above 64 (tuned on an H200, see
         benchmarks/RESULTS.md): forward 128 x 64 with 4 warps, backward 64 x 64 with 4
-        warps, where the float32-sized 64 x 64 tiles with 8 warps ran 1.8x slower forward
+        warps, where the previous default (64 x 64 with 8 warps) ran 1.8x slower forward
         and 2x slower forward+backward.
         """
         if lowering == "tpu":
