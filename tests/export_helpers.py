@@ -31,3 +31,35 @@ def images_and_noise(batch_size: int = 3, seed: int = 1):
     images = rng.normal(size=(batch_size, IMAGE, IMAGE, 3)).astype(np.float32)
     noise = rng.uniform(size=(batch_size, (IMAGE // PATCH) ** 2)).astype(np.float32)
     return images, noise
+
+
+# An HF `ViTMAEConfig` of the same sizes as `tiny_mae()`.
+HF_VITMAE_TINY = dict(
+    image_size=IMAGE,
+    patch_size=PATCH,
+    num_channels=3,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    decoder_hidden_size=16,
+    decoder_num_hidden_layers=2,
+    decoder_num_attention_heads=2,
+    decoder_intermediate_size=40,
+)
+
+
+def randomize_torch(model, scale: float = 0.5, seed: int = 0):
+    """Every floating tensor of a torch model's state dict set to N(0, scale^2), in place; returns it in eval mode.
+
+    HF's init leaves position tables, cls and mask tokens at zero and LayerNorms at one, which
+    would hide a mixed-up key.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            if value.is_floating_point():
+                value.copy_(torch.randn(value.shape, generator=generator) * scale)
+    return model.eval()

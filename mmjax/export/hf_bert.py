@@ -3,12 +3,17 @@
 Every key is accounted for: missing, unexpected or mis-shaped keys raise
 `CheckpointMismatchError` listing all of them. The decoder of the MLM head is tied to the
 word embeddings (and its bias to `cls.predictions.bias`): on import those two keys may be
-absent and, when present, must equal what they are tied to; on export they are written.
+absent (transformers 5.x `save_pretrained` leaves them out) and, when present, must equal what
+they are tied to; on export they are written. Older files name LayerNorm parameters
+`gamma` / `beta` and carry the `position_ids` buffer; `BertForPreTraining` files (most hub
+checkpoints) add a pooler and a next-sentence head, dropped on import as HF's `BertForMaskedLM` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,6 +27,18 @@ _TIED = {
 }
 # Buffers some transformers versions keep in the state dict; they hold no parameters.
 _BUFFERS = ("bert.embeddings.position_ids", "bert.embeddings.token_type_ids")
+# Heads of `BertForPreTraining` that `BertMLM` lacks; dropped on import.
+HF_BERT_IGNORED = ("bert.pooler.", "cls.seq_relationship.")
+# Legacy (TF-converted) LayerNorm names, as in `bert-base-uncased`.
+_LEGACY_SUFFIXES = {".LayerNorm.gamma": ".LayerNorm.weight", ".LayerNorm.beta": ".LayerNorm.bias"}
+
+
+def normalize_bert_key(key: str) -> str:
+    """A `BertForMaskedLM` / `BertForPreTraining` key with legacy `gamma` / `beta` names as `weight` / `bias`."""
+    for old, new in _LEGACY_SUFFIXES.items():
+        if key.endswith(old):
+            return key.removesuffix(old) + new
+    return key
 
 
 def bert_config_from_hf(hf_config: Any) -> BertConfig:
@@ -91,14 +108,26 @@ def bert_plan(cfg: BertConfig) -> Plan:
     return b.plan
 
 
-def convert_hf_bert(state_dict: Mapping[str, Any], cfg: BertConfig) -> dict[str, Any]:
+def convert_hf_bert(
+    state_dict: Mapping[str, Any], cfg: BertConfig, ignore: Iterable[str] = HF_BERT_IGNORED
+) -> dict[str, Any]:
     """A `BertForMaskedLM` state dict (torch tensors or arrays) -> `BertMLM` params (numpy float32).
+
+    Args:
+      state_dict: key -> array; current or legacy (`LayerNorm.gamma` / `beta`) names.
+      cfg: the model's `BertConfig`.
+      ignore: key prefixes dropped before checking (the pooler and next-sentence head by default).
 
     Raises:
       CheckpointMismatchError: listing every missing, unexpected and mis-shaped key.
       ValueError: when a tied decoder key differs from what it is tied to.
     """
-    arrays = {k: to_numpy(v) for k, v in state_dict.items() if k not in _BUFFERS}
+    ignore = tuple(ignore)
+    arrays = {}
+    for key, value in state_dict.items():
+        key = normalize_bert_key(key)
+        if key not in _BUFFERS and not key.startswith(ignore):
+            arrays[key] = to_numpy(value)
     for tied, source in _TIED.items():
         if tied not in arrays and source in arrays:
             arrays[tied] = arrays[source]
@@ -113,6 +142,19 @@ def to_hf_bert(params: Mapping[str, Any], cfg: BertConfig) -> dict[str, np.ndarr
     return invert_plan(bert_plan(cfg), params)
 
 
-def load_hf_bert(model: Any) -> tuple[BertConfig, dict[str, Any]]:
-    """`(config, params)` from an in-memory transformers `BertForMaskedLM`."""
-    return bert_config_from_hf(model.config), convert_hf_bert(model.state_dict(), bert_config_from_hf(model.config))
+def load_hf_bert(source: Any) -> tuple[BertConfig, dict[str, Any]]:
+    """`(config, params)` from a transformers `BertForMaskedLM`: in memory, or a local directory.
+
+    A directory holds `config.json` + `model.safetensors`, as `save_pretrained` writes it; no network.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        from safetensors.numpy import load_file
+
+        with open(os.path.join(source, "config.json")) as f:
+            cfg = bert_config_from_hf(json.load(f))
+        weights = os.path.join(source, "model.safetensors")
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"{weights} not found; save the HF model with safe_serialization=True")
+        return cfg, convert_hf_bert(load_file(weights), cfg)
+    cfg = bert_config_from_hf(source.config)
+    return cfg, convert_hf_bert(source.state_dict(), cfg)

@@ -2,7 +2,8 @@
 
 HF ViT learns its position table, so the encoder gets `posemb="learned"`; HF's layer-norm
 eps (default 1e-12, not timm's 1e-6) is carried into the config. Both 4.x
-(`encoder.layer.{i}.attention.attention.query`) and 5.x (`layers.{i}.attention.q_proj`) names work.
+(`encoder.layer.{i}.attention.attention.query`, also what 5.x `save_pretrained` writes to disk)
+and 5.x in-memory (`layers.{i}.attention.q_proj`, what mmjax writes) names work.
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """HF transformers `ViTMAEForPreTraining` weights and config <-> mmjax MAE params and config.
 
-Accepts both key layouts: transformers 4.x (`vit.encoder.layer.{i}.attention.attention.query`,
-used by hub checkpoints) and 5.x (`vit.layers.{i}.attention.q_proj`). Every key is
-accounted for: missing, unexpected or mis-shaped keys raise `CheckpointMismatchError`
-listing all of them. Torch `Linear` weights are `(out, in)`; mmjax kernels are `(in, out)`.
+Accepts every key layout found in real files: transformers 4.x (`vit.encoder.layer.{i}.attention.attention.query`,
+`decoder.decoder_layers.{i}.attention.attention.query`, used by hub checkpoints), 5.x in memory
+(`vit.layers.{i}.attention.q_proj`, `decoder.decoder_layers.{i}.attention.q_proj`, what mmjax
+writes), and what 5.x `save_pretrained` writes to disk: 4.x names, except that the decoder
+blocks come out as `decoder.decoder_encoder.layer.{i}.` (transformers renames `layers.` <->
+`encoder.layer.` anywhere in a key, so saving turns `decoder_layers.` into `decoder_encoder.layer.`
+and its loader turns it back). Every key is accounted for: missing, unexpected or
+mis-shaped keys raise `CheckpointMismatchError` listing all of them. Torch `Linear` weights
+are `(out, in)`; mmjax kernels are `(in, out)`.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from mmjax.methods.mae import MAE, default_config
 from mmjax.models.config import ViTConfig
 from mmjax.ops.posemb import sincos_2d
 
-# 4.x name pieces -> 5.x; applied in order. `encoder.layer.{i}` is ViTMAE's `vit.` encoder or a bare HF ViT.
+# 4.x name pieces -> 5.x; applied in order. `encoder.layer.{i}` is ViTMAE's `vit.` encoder or a bare HF ViT;
+# `decoder_encoder.layer.{i}` is the ViTMAE decoder as transformers 5.x `save_pretrained` writes it.
 _V4_RENAMES = [
     (re.compile(r"(^|\.)encoder\.layer\.(\d+)\."), r"\1layers.\2."),
+    (re.compile(r"(^|\.)decoder_encoder\.layer\.(\d+)\."), r"\1decoder_layers.\2."),
     (re.compile(r"\.attention\.attention\.query\."), ".attention.q_proj."),
     (re.compile(r"\.attention\.attention\.key\."), ".attention.k_proj."),
     (re.compile(r"\.attention\.attention\.value\."), ".attention.v_proj."),
@@ -47,7 +54,7 @@ _SINCOS_ATOL = 1e-5
 
 
 def normalize_key(key: str) -> str:
-    """A 4.x or 5.x HF ViT / ViTMAE key in the 5.x layout."""
+    """An HF ViT / ViTMAE key (4.x, 5.x, or as 5.x `save_pretrained` writes it) in the 5.x in-memory layout."""
     for pattern, replacement in _V4_RENAMES:
         key = pattern.sub(replacement, key)
     return key
