@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -6,13 +8,21 @@ from mmjax.data import (
     ImageFolderSource,
     digits_source,
     eval_dataset,
+    make_source,
     random_resized_crop,
     resize_center_crop,
     train_dataset,
     write_array_record,
 )
 from mmjax.data.sources import split_indices
-from tests.helpers import load_experiment
+from tests.helpers import ROOT, load_experiment
+
+# Experiment files whose data section is an image preset (bundled digits, or ImageNet from files).
+IMAGE_EXPERIMENTS = sorted(
+    path.stem
+    for path in (ROOT / "experiments").glob("*.py")
+    if re.search(r"presets\.(mnist|digits|imagenet)\(", path.read_text())
+)
 
 
 def data_config():
@@ -21,6 +31,32 @@ def data_config():
 
 def take(iterator, n):
     return [next(iterator) for _ in range(n)]
+
+
+def write_image_tree(root, n=4, size=(9, 7)):
+    """`root/<class>/<i>.png` with n random grey images in two classes; returns the image paths."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)).save(folder / f"{i}.png")
+        paths.append(folder / f"{i}.png")
+    return paths
+
+
+def command_line_config(name, *overrides):
+    """The config `python -m mmjax train --config experiments/<name>.py ...overrides` gets (locked)."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    argv = ["mmjax", f"--config={ROOT / 'experiments' / name}.py", *overrides]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True, sys_argv=argv)
+    values(argv)
+    return values.config
 
 
 def test_bundled_digits_split_is_fixed_and_disjoint():
@@ -113,3 +149,61 @@ def test_eval_dataset_keeps_the_last_partial_batch():
     ds = eval_dataset(data_config(), "test", 100)
     sizes = [len(ds[i]["label"]) for i in range(len(ds))]
     assert sizes == [100, 100, 97]
+
+
+def test_image_experiments_list_is_not_empty():
+    assert {"mae_mnist", "mae_digits", "mae_vit_imagenet"} <= set(IMAGE_EXPERIMENTS)
+
+
+@pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")  # ml_collections' config file loader
+@pytest.mark.parametrize("name", IMAGE_EXPERIMENTS)
+def test_image_experiments_take_data_path_from_the_command_line(name, tmp_path):
+    write_image_tree(tmp_path / "train", n=4)
+    write_image_tree(tmp_path / "test", n=2)
+    config = command_line_config(name, f"--config.data.path={tmp_path / 'train'}")
+    assert config.data.path == str(tmp_path / "train")
+    if config.data.source in ("mnist", "digits"):
+        # A path with a bundled source is refused in one line naming both fields and the fix.
+        pattern = rf"data\.path='{re.escape(str(tmp_path / 'train'))}' is set but data\.source='{config.data.source}'"
+        with pytest.raises(ValueError, match=pattern + r".*--config\.data\.source=imagefolder") as err:
+            make_source(config.data, "train")
+        assert "\n" not in str(err.value)
+    config = command_line_config(
+        name,
+        "--config.data.source=imagefolder",
+        f"--config.data.path={tmp_path / 'train'}",
+        f"--config.data.test_path={tmp_path / 'test'}",
+    )
+    train, test = make_source(config.data, "train"), make_source(config.data, "test")
+    assert (len(train), len(test)) == (4, 2)
+    assert train[0]["image"].shape == (9, 7, config.data.channels)
+    config = command_line_config(name, "--config.data.source=imagefolder", f"--config.data.path={tmp_path / 'train'}")
+    assert len(make_source(config.data, "test")) == 4  # only `path`: both splits read that folder
+
+
+@pytest.mark.parametrize(("damage", "threads"), [("garbage", 0), ("truncated", 2)])
+def test_a_corrupt_image_is_named_through_the_pipeline(tmp_path, damage, threads):
+    paths = write_image_tree(tmp_path, n=8, size=(12, 12))
+    bad = paths[3]
+    data = bad.read_bytes()
+    bad.write_bytes(b"not an image" if damage == "garbage" else data[: len(data) // 2])
+    config = data_config()
+    config.update(source="imagefolder", path=str(tmp_path), num_threads=threads)
+    with pytest.raises(ValueError, match=rf"^data\.path: cannot decode image '{re.escape(str(bad))}': \S") as err:
+        next(iter(train_dataset(config, 8, seed=0)))  # one batch holds all 8 images
+    assert "\n" not in str(err.value)
+
+
+def test_a_corrupt_array_record_is_named(tmp_path):
+    import msgpack
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    write_array_record(tmp_path / "a.array_record", images, [0, 1])
+    writer = ArrayRecordWriter(str(tmp_path / "b.array_record"), "group_size:1")
+    writer.write(msgpack.packb({"image": b"junk", "label": 0}))
+    writer.close()
+    records = ArrayRecordImageSource(str(tmp_path / "*.array_record"))
+    expected = f"data.path: cannot decode the image of record 0 of '{tmp_path / 'b.array_record'}': cannot identify"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        records[2]

