@@ -21,30 +21,9 @@ import time
 import jax
 import numpy as np
 
-from mmjax.data.sources import make_source
-from mmjax.data.transforms import denormalize_images, normalize_images
-from mmjax.evaluate.generation import conditioning_accuracy, frechet_distance
+from mmjax.data.transforms import denormalize_images
+from mmjax.evaluate.generation import ACCURACY, FRECHET, PixelClassifier, reconstruct_images, split_images
 from mmjax.train import load_trained
-
-
-def split_arrays(data_config, split):
-    source = make_source(data_config, split)
-    records = [source[i] for i in range(len(source))]
-    return np.stack([r["image"] for r in records]), np.array([int(r["label"]) for r in records])
-
-
-def train_classifier(images, labels, seed):
-    from sklearn.neural_network import MLPClassifier
-
-    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=600, random_state=seed)
-    clf.fit(images.reshape(len(images), -1) / 255.0, labels)
-    return clf
-
-
-def hidden_features(clf, images):
-    """ReLU activations of the classifier's hidden layer, `[B, 64]`."""
-    x = images.reshape(len(images), -1) / 255.0
-    return np.maximum(0.0, x @ clf.coefs_[0] + clf.intercepts_[0])
 
 
 def main() -> None:
@@ -58,27 +37,23 @@ def main() -> None:
     args = parser.parse_args()
 
     config, method, params = load_trained(args.workdir)
+    params = jax.device_put(jax.device_get(params))
     data = config.data
-    train_images, train_labels = split_arrays(data, "train")
-    test_images, test_labels = split_arrays(data, "test")
-    clf = train_classifier(train_images, train_labels, args.seed)
-    real_features = hidden_features(clf, train_images)
+    test_images, test_labels = split_images(data, "test")
+    classifier = PixelClassifier.fit(*split_images(data, "train"), seed=args.seed)
 
     def row(name, images, requested, speed="-"):
-        acc = conditioning_accuracy(clf.predict(images.reshape(len(images), -1) / 255.0), requested)
-        fd = frechet_distance(real_features, hidden_features(clf, images))
-        return f"| {name} | {len(images)} | {100 * acc:.1f}% | {fd:.2f} | {speed} |"
+        scores = classifier.judge(images, requested)
+        return f"| {name} | {len(images)} | {100 * scores[ACCURACY]:.1f}% | {scores[FRECHET]:.2f} | {speed} |"
 
     rows = [row("real test digits", test_images, test_labels)]
-    tokens = jax.jit(method.tokenizer.tokenize)(params["tokenizer"], normalize_images(test_images, data.mean, data.std))
-    recon = denormalize_images(jax.jit(method.decode_images)(params, tokens), data.mean, data.std)
+    recon = reconstruct_images(method, params, test_images, data, len(test_images))
     rows.append(row("tokenizer reconstructions", recon, test_labels))
 
-    classes = method.options.num_classes
-    labels = np.repeat(np.arange(classes), args.per_class).astype(np.int32)
-    decode_images = jax.jit(method.decode_images)
+    labels = np.repeat(np.arange(method.options.num_classes), args.per_class).astype(np.int32)
     guidance = method.sample_options.guidance if args.guidance is None else args.guidance
     schedule = args.guidance_schedule or method.sample_options.guidance_schedule
+    decode_images = jax.jit(method.decode_images)
     for steps in (int(s) for s in args.steps.split(",")):
         sample = method.sampler(num_steps=steps, guidance=guidance, guidance_schedule=schedule)
         key = jax.random.key(args.seed + steps)
@@ -90,8 +65,7 @@ def main() -> None:
         rows.append(row(f"MaskGIT, {steps} steps", images, labels, f"{len(labels) / seconds:.0f}"))
 
     print(f"\nMaskGIT on {data.source}: {args.workdir} (guidance {guidance}, {schedule})")
-    test_accuracy = clf.score(test_images.reshape(len(test_images), -1) / 255.0, test_labels)
-    print(f"classifier: MLP(64) on raw pixels, real test accuracy {100 * test_accuracy:.1f}%")
+    print("classifier: MLP(64) on raw pixels of the real train split; its test accuracy is the first row")
     print("| samples | n | conditioning accuracy (chance 10%) | Frechet distance to real train | samples/s |")
     print("| --- | --- | --- | --- | --- |")
     print("\n".join(rows))

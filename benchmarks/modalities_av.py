@@ -55,6 +55,7 @@ def probe_row(modality: str, experiment: str, task: str, quick: bool) -> dict:
         lambda split: method.eval_batches(config.data, split, ev.batch_size),
         config.data,
         method.input_key,
+        batch_size=ev.batch_size,
         steps=ev.probe_steps,
         l2=ev.probe_l2,
     )

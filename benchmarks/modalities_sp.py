@@ -30,57 +30,57 @@ def _experiment(name: str, arg: str | None) -> Any:
     return config
 
 
-def _train_and_evaluate(name: str, steps: int | None) -> tuple[Any, dict[str, Any], int, float]:
+def _train_and_evaluate(name: str, steps: int | None) -> tuple[Any, dict[tuple[str, str], float], int, float]:
+    """Train the experiment `name`; its config, `{(protocol, name): value}` of its evaluation, steps, wall s."""
     config = _experiment(name, None if steps is None else f"steps={steps}")
     with tempfile.TemporaryDirectory() as workdir:
         start = time.perf_counter()
         result = train(config, workdir)
         wall = time.perf_counter() - start
-        report = result.method.evaluate(config, jax.device_get(result.state.params), workdir)
-    return config, report, config.train.steps, wall
+        results = result.method.evaluate(config, jax.device_get(result.state.params), workdir)
+    return config, {(r.protocol, r.name): r.value for r in results}, config.train.steps, wall
 
 
 def series_rows(steps: int | None = None) -> list[dict[str, Any]]:
-    _, report, steps, wall = _train_and_evaluate("patchtst_series", steps)
+    config, value, steps, wall = _train_and_evaluate("patchtst_series", steps)
     common = {"modality": "series", "steps": steps, "wall_s": round(wall, 1)}
+    trained = f"{config.method} encoder"
     rows = []
     for task, baseline in (("imputation", "linear interpolation"), ("forecast", "seasonal naive")):
-        r = report[task]
         rows.append(
             {
                 **common,
                 "task": f"{task} (held-out windows)",
                 "metric": "RMSE / window std (lower is better)",
-                "pretrained": r["pretrained"],
-                "random": r["random"],
-                "baseline": f"{baseline} {r[baseline]:.3f}; last value {r['last value']:.3f}",
-                "baseline_value": r[baseline],
+                "pretrained": value[task, trained],
+                "random": value[task, "random encoder"],
+                "baseline": f"{baseline} {value[task, baseline]:.3f}; last value {value[task, 'last value']:.3f}",
+                "baseline_value": value[task, baseline],
             }
         )
-    for task, r in report.items():
-        if task.startswith("probe"):
-            rows.append(
-                {
-                    **common,
-                    "task": f"{task} (UCR, linear)",
-                    "metric": "accuracy",
-                    "pretrained": r["pretrained"],
-                    "random": r["random"],
-                }
-            )
+    for name in config.data.probe_sets:
+        protocol = f"linear probe ({name})"
+        rows.append(
+            {
+                **common,
+                "task": f"probe {name} (UCR, linear)",
+                "metric": "accuracy",
+                "pretrained": value[protocol, trained],
+                "random": value[protocol, "random encoder"],
+            }
+        )
     return rows
 
 
 def points_rows(steps: int | None = None) -> list[dict[str, Any]]:
-    _, report, steps, wall = _train_and_evaluate("pointmae_shapes", steps)
-    r = report["probe shape class"]
+    config, value, steps, wall = _train_and_evaluate("pointmae_shapes", steps)
     return [
         {
             "modality": "points",
             "task": "probe shape class (8 trimesh primitives, linear)",
             "metric": "accuracy",
-            "pretrained": r["pretrained"],
-            "random": r["random"],
+            "pretrained": value["linear probe", f"{config.method} encoder"],
+            "random": value["linear probe", "random encoder"],
             "steps": steps,
             "wall_s": round(wall, 1),
         }

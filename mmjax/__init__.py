@@ -10,11 +10,34 @@ Subpackages:
   export   weight import (HF ViTMAE, HF ViT, timm) and export (HF, safetensors, StableHLO)
 """
 
-from mmjax import export, impute, losses, masking, methods, models, ops
-from mmjax.masking import Mask, random_mask, random_mask_from_noise
-from mmjax.methods import MAE, build_method
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Names of the public API and the module each comes from. They load on first use, so that
+# `python -m mmjax` can take charge of signals and errors before jax and flax import.
+_SUBPACKAGES = ("export", "impute", "losses", "masking", "methods", "models", "ops")
+_NAMES = {
+    "MAE": "mmjax.methods",
+    "build_method": "mmjax.methods",
+    "Mask": "mmjax.masking",
+    "random_mask": "mmjax.masking",
+    "random_mask_from_noise": "mmjax.masking",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"mmjax.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'mmjax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "MAE",

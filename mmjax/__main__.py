@@ -1,25 +1,43 @@
-"""Command line: `python -m mmjax train|eval|export|sample ...`.
+"""Command line: `python -m mmjax train|eval|export|sample|summarize ...`.
 
-  python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=value ...]
+  python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=v ...] [--reevaluate]
   python -m mmjax eval --workdir DIR [--step N]
   python -m mmjax export --workdir DIR --format hf|hf-vit|safetensors|stablehlo --out OUT [--step N] [--force]
   python -m mmjax sample --workdir DIR [--num N] [--class C] [--steps T] [--guidance S] [--out PNG]
+  python -m mmjax summarize DIR [DIR ...]
 
-`train` resumes when DIR already has checkpoints; at the end it runs the configured
-evaluation. `eval` reloads `DIR/config.json` and a checkpoint and reruns the evaluation.
-`export` writes a checkpoint for transformers, as safetensors, or as StableHLO (see
-`mmjax.export.export_workdir`); it refuses to replace an existing OUT without `--force`.
-`sample` decodes images from a MaskGIT workdir and writes a PNG grid (`mmjax.generate.sample_workdir`).
+`train` resumes when DIR already has checkpoints and ends with the configured evaluation
+(`eval.json` / `eval.md` in DIR); rerun on a finished DIR it shows the saved results
+(`--reevaluate` runs the evaluation again). `eval` restores a checkpoint with the config
+stored beside it and reruns the evaluation. `export` writes a checkpoint for transformers, as
+safetensors, or as StableHLO (`mmjax.export.export_workdir`); it refuses to replace an existing
+OUT without `--force`. `sample` decodes images from a MaskGIT workdir into a PNG grid.
+`summarize` prints one table over the `eval.json` of several runs.
+
+Errors a user can fix are one line on stderr (`error: ...`), exit status 2 before a run
+starts and 1 after; `--verbose` shows the traceback. SIGTERM, at any moment, ends a run
+with status 42 and its last checkpoint intact; rerun the same command to resume.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+# A SIGTERM that arrives while Python is still importing is remembered here, not fatal:
+# the run's watcher takes it over (`mmjax.train.preemption`) and exits 42 after start-up.
+_EARLY_SIGNALS: list[int] = []
+signal.signal(signal.SIGTERM, lambda signum, frame: _EARLY_SIGNALS.append(signum))
 
-COMMANDS = ("train", "eval", "export", "sample")
+import os  # noqa: E402
+import re  # noqa: E402
+import traceback  # noqa: E402
+import warnings  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+COMMANDS = ("train", "eval", "export", "sample", "summarize")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and figures")
 _STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval/export (default: latest)")
@@ -32,56 +50,193 @@ _CLASS = flags.DEFINE_integer("class", None, "sample: the class to generate (def
 _STEPS = flags.DEFINE_integer("steps", None, "sample: decoding steps (default: the config's sample.steps)")
 _GUIDANCE = flags.DEFINE_float("guidance", None, "sample: guidance scale (default: the config's sample.guidance)")
 _SEED = flags.DEFINE_integer("seed", 0, "sample: PRNG seed")
+_REEVALUATE = flags.DEFINE_bool(
+    "reevaluate", False, "train: evaluate a finished run again instead of showing its saved results"
+)
+_VERBOSE = flags.DEFINE_bool("verbose", False, "show tracebacks and library warnings")
+
+
+def fail(err: BaseException, verbose: bool) -> None:
+    """Print `err` as one line (plus the traceback with --verbose) and exit 2 (not started) or 1."""
+    from mmjax.errors import exit_status, one_line, user_message
+
+    if verbose:
+        traceback.print_exception(err)
+    message = user_message(err)
+    if message is None:
+        message = f"internal error {type(err).__name__}: {one_line(str(err))}"
+        if not verbose:
+            message += " (rerun with --verbose for the traceback, and please report it)"
+    step = getattr(err, "mmjax_failed_at_step", None)
+    print(f"error{'' if step is None else f' at step {step}'}: {message}", file=sys.stderr, flush=True)
+    sys.exit(exit_status(err))
+
+
+def _experiment_path(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1].split(":")[0]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":")[0]
+    return None
+
+
+def _missing_field(argv: list[str]) -> str | None:
+    """`--config.a.b: ...` for the first override naming a field the experiment's config does not have."""
+    import difflib
+
+    from mmjax.config import load_experiment
+
+    spec = next((a for a in argv if a.startswith("--config=")), None)
+    spec = spec.split("=", 1)[1] if spec else (argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None)
+    if spec is None:
+        return None
+    path, _, arg = spec.partition(":")
+    try:
+        config = load_experiment(path, arg or None)
+    except Exception:
+        return None
+    for flag in (a.split("=")[0] for a in argv if a.startswith("--config.")):
+        node, where = config, "the config"
+        for key in flag.removeprefix("--config.").split("."):
+            if not hasattr(node, "keys") or key not in node:
+                known = sorted(node.keys()) if hasattr(node, "keys") else []
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"it has {', '.join(known)}"
+                return f"{flag}: {where} has no field {key!r} ({hint})"
+            node, where = node[key], f"{where.replace('the config', 'config')}.{key}".removeprefix("config.")
+    return None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with one-line errors: a missing experiment file, a misspelt override, a bad value."""
+    path = _experiment_path(argv)
+    if path is not None and not os.path.isfile(path):
+        print(f"error: --config {path}: no such experiment file (they are in experiments/)", file=sys.stderr)
+        sys.exit(2)
+    try:
+        return flags.FLAGS(argv)
+    except Exception as err:  # absl, config_flags and the experiment file all raise here
+        from mmjax.errors import one_line
+
+        if "--verbose" in argv:
+            traceback.print_exception(err)
+        text = str(err)
+        if "Traceback (most recent call last)" in text:  # config_flags embeds the experiment file's traceback
+            last = [line for line in text.splitlines() if line.strip()][-1]
+            text = re.sub(r"^[\w.]+(Error|Exception): ", "", last.strip())
+        message = _missing_field(argv) or one_line(text)
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _quiet(verbose: bool) -> None:
+    """Library chatter off the console unless --verbose (orbax's shutdown noise included)."""
+    logging.set_verbosity(logging.WARNING if verbose else logging.ERROR)
+    if not verbose:
+        warnings.filterwarnings("ignore")
+        import logging as std_logging
+
+        for name in ("absl", "orbax", "jax", "asyncio", "grain"):
+            std_logging.getLogger(name).setLevel(std_logging.CRITICAL)
 
 
 def main(argv: list[str]) -> None:
-    logging.set_verbosity(logging.WARNING)
-    from mmjax.evaluate import evaluate_pretraining
-    from mmjax.train import load_trained, train
+    verbose = _VERBOSE.value
+    _quiet(verbose)
+    if len(argv) < 2 or argv[1] not in COMMANDS or (argv[1] != "summarize" and len(argv) != 2):
+        print(
+            f"error: usage: python -m mmjax {{{'|'.join(COMMANDS)}}} --workdir DIR ...; got {argv[1:]}", file=sys.stderr
+        )
+        sys.exit(2)
+    command = argv[1]
+    from mmjax.train.preemption import Preempted, PreemptionWatcher
 
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        sys.exit(f"usage: python -m mmjax {{{'|'.join(COMMANDS)}}} --workdir DIR [--config FILE]; got {argv[1:]}")
+    watcher = PreemptionWatcher()
+    try:
+        with watcher:
+            if _EARLY_SIGNALS:
+                watcher.received = True
+            run_command(command, argv[2:], watcher)
+    except Preempted as stop:
+        print(stop, flush=True)
+        raise
+    except SystemExit:
+        raise
+    except Exception as err:
+        fail(err, verbose)
+
+
+def run_command(command: str, args: list[str], watcher) -> None:
+    if command == "summarize":
+        if not args:
+            raise ValueError("summarize needs one or more workdirs: python -m mmjax summarize DIR [DIR ...]")
+        from mmjax.evaluate.report import summarize
+
+        print(summarize(args))
+        return
     if not _WORKDIR.value:
-        sys.exit("--workdir is required")
-    if argv[1] == "export":
+        raise ValueError(f"{command} needs --workdir DIR")
+    workdir = _WORKDIR.value
+    if command == "train":
+        train_and_evaluate(workdir, watcher)
+    elif command == "eval":
+        from mmjax.evaluate import evaluate_pretraining
+        from mmjax.train import restore_state
+
+        config, method, state = restore_state(workdir, _STEP.value)
+        step = int(state.step)
+        with watcher.immediate(step):
+            evaluate_pretraining(config, method, state.params, workdir, step=step)
+    elif command == "export":
         from mmjax.export import export_workdir
 
         if not _FORMAT.value or not _OUT.value:
-            sys.exit("export needs --format hf|hf-vit|safetensors|stablehlo and --out OUT")
-        try:
-            out = export_workdir(_WORKDIR.value, _FORMAT.value, _OUT.value, _STEP.value, _FORCE.value, _POOL.value)
-        except (FileExistsError, FileNotFoundError) as err:
-            sys.exit(f"error: {err}")
+            raise ValueError("export needs --format hf|hf-vit|safetensors|stablehlo and --out OUT")
+        out = export_workdir(workdir, _FORMAT.value, _OUT.value, _STEP.value, _FORCE.value, _POOL.value)
         print(f"exported {_FORMAT.value} to {out}")
-    elif argv[1] == "sample":
+    else:
         from mmjax.generate.sample import sample_workdir
 
-        try:
-            path = sample_workdir(
-                _WORKDIR.value,
-                _NUM.value,
-                _CLASS.value,
-                steps=_STEPS.value,
-                guidance=_GUIDANCE.value,
-                seed=_SEED.value,
-                out=_OUT.value,
-                step=_STEP.value,
-            )
-        except (ValueError, FileNotFoundError) as err:
-            sys.exit(f"error: {err}")
+        path = sample_workdir(
+            workdir,
+            _NUM.value,
+            _CLASS.value,
+            steps=_STEPS.value,
+            guidance=_GUIDANCE.value,
+            seed=_SEED.value,
+            out=_OUT.value,
+            step=_STEP.value,
+        )
         print(f"samples: {path}")
-    elif argv[1] == "train":
-        if _CONFIG.value is None:
-            sys.exit("train needs --config experiments/<file>.py[:variant]")
-        result = train(_CONFIG.value, _WORKDIR.value)
-        evaluate_pretraining(_CONFIG.value, result.method, result.state.params, _WORKDIR.value)
-    else:
-        config, method, params = load_trained(_WORKDIR.value, _STEP.value)
-        evaluate_pretraining(config, method, params, _WORKDIR.value)
+
+
+def train_and_evaluate(workdir: str, watcher) -> None:
+    """Train (or resume), then evaluate; a finished run shows its saved results instead."""
+    from mmjax.evaluate import evaluate_pretraining
+    from mmjax.evaluate.report import REPORT_MD, load_report
+    from mmjax.train import train
+
+    config = _CONFIG.value
+    if config is None:
+        raise ValueError("train needs --config experiments/<file>.py[:variant]")
+    result = train(config, workdir, watcher=watcher)
+    saved = load_report(workdir) if result.already_complete and not _REEVALUATE.value else None
+    if saved is not None and saved["step"] == result.step:
+        with open(os.path.join(workdir, REPORT_MD)) as f:
+            print(f"\nsaved results of step {result.step} ({os.path.join(workdir, REPORT_MD)}; --reevaluate to redo):")
+            print(f.read().split("\n\n", 1)[-1].rstrip())
+        return
+    with watcher.immediate(result.step):
+        try:
+            evaluate_pretraining(config, result.method, result.state.params, workdir, step=result.step)
+        except Exception as err:
+            err.mmjax_failed_at_step = result.step  # the run trained; its evaluation failed
+            raise
 
 
 def run() -> None:
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

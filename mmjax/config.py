@@ -11,6 +11,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class ConfigError(ValueError):
+    """A config field has a value that cannot work; the message names the field, the value and what was expected."""
+
+
 def to_dict(section: Any) -> dict[str, Any]:
     """A ConfigDict (or any mapping) as a plain dict."""
     if hasattr(section, "to_dict"):
@@ -29,7 +33,7 @@ def dataclass_from_config(cls: type[T], section: Any, where: str, **extra: Any) 
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown field(s) {', '.join(f'{where}.{k}' for k in unknown)}; expected some of {sorted(known)}"
         )
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
@@ -45,18 +49,22 @@ def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
     for item in filter(None, (arg or "").split(",")):
         key, sep, raw = item.partition("=")
         if key not in defaults:
-            raise ValueError(f"unknown experiment variant key {key!r}; known: {sorted(defaults)}")
+            raise ConfigError(f"unknown experiment variant key {key!r} in {arg!r}; known: {sorted(defaults)}")
         default = defaults[key]
         if not sep and isinstance(default, bool):
             values[key] = True
         elif isinstance(default, bool):
             if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"variant {key}={raw!r} must be true or false")
+                raise ConfigError(f"variant {key}={raw!r}: expected true or false")
             values[key] = raw.lower() in ("true", "1")
-        elif isinstance(default, int):
-            values[key] = int(raw)
-        elif isinstance(default, float):
-            values[key] = float(raw)
+        elif isinstance(default, int | float):
+            kind = type(default)
+            try:
+                values[key] = kind(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"variant {key}={raw!r}: expected {'an integer' if kind is int else 'a number'}"
+                ) from None
         else:
             values[key] = raw
     return values
@@ -71,5 +79,5 @@ def load_experiment(path: str | os.PathLike, arg: str | None = None) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise AttributeError(f"experiment file {path!r} has no get_config(arg) function")
+        raise ConfigError(f"experiment file {path!r} has no get_config(arg) function")
     return module.get_config(arg)

@@ -138,3 +138,24 @@ def test_wav_folder_reads_pads_and_checks_the_rate(tmp_path):
     np.testing.assert_array_equal(example["audio"][100:], 0.0)
     with pytest.raises(ValueError, match="data.sample_rate=16000"):
         WavFolder(str(tmp_path), 150, 16000)[0]
+
+
+def test_evaluate_returns_probe_rows_for_the_encoder_a_random_one_and_the_raw_input():
+    from mmjax.data.kinds import data_kind
+
+    config = tiny_config("audiomae")
+    method = AudioMAE.from_config(config)
+    example = data_kind(config.data).example_batch(config.data, 1)
+    # The random encoder's own parameters: the two encoder rows must agree exactly.
+    params = jax.device_get(jax.jit(method.init)(jax.random.key(config.seed + 12345), example))
+    rows = method.evaluate(config, params, "unused")
+    assert [(r.protocol, r.name, r.metric, r.baseline, r.split) for r in rows] == [
+        ("linear probe", "audiomae encoder", "accuracy", False, "test"),
+        ("linear probe", "random encoder", "accuracy", True, "test"),
+        ("linear probe", "raw input", "accuracy", True, "test"),
+    ]
+    assert rows[0].value == rows[1].value
+    assert all(0.0 <= r.value <= 1.0 for r in rows)
+    assert rows[2].value > 2 / len(CLASSES)  # the synthesized classes differ in their spectra: well above chance
+    config.eval.probe = False
+    assert method.evaluate(config, params, "unused") == []

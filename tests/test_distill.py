@@ -27,7 +27,7 @@ def teacher_dir(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("teacher"))
     init_state, *_ = create_state(config, build_method(config), make_mesh({"data": 1}, jax.devices()[:1]))
     checkpoint.write_config(workdir, config_as_dict(config))
-    manager = checkpoint.checkpoint_manager(workdir, 1, async_save=False)
+    manager = checkpoint.checkpoint_manager(workdir, async_save=False)
     checkpoint.save(manager, 7, init_state(), None, config_as_dict(config))
     manager.wait_until_finished()
     manager.close()

@@ -22,7 +22,6 @@ def section_text() -> str:
     return text[start : end if end >= 0 else None]
 
 
-@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_interop_doc_runs(tmp_path, monkeypatch):
     text = section_text()
     (tmp_path / "experiments").symlink_to(ROOT / "experiments")

@@ -2,14 +2,16 @@
 
 import importlib.util
 import pathlib
+import sys
 
 import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-from mmjax.evaluate.generation import conditioning_accuracy, frechet_distance
+from mmjax.evaluate.generation import PixelClassifier, conditioning_accuracy, frechet_distance
 from mmjax.generate.sample import sample_workdir
+from mmjax.methods import build_method
 from mmjax.train import load_trained, train
 
 EXPERIMENT = pathlib.Path(__file__).parents[1] / "experiments" / "maskgit_digits.py"
@@ -68,3 +70,43 @@ def test_frechet_distance_of_gaussians_matches_the_closed_form():
     assert conditioning_accuracy(np.array([1, 2, 3, 3]), np.array([1, 2, 0, 3])) == 0.75
     with pytest.raises(ValueError, match="same D"):
         frechet_distance(a, b[:, :1])
+
+
+def test_end_of_run_rows_score_samples_against_real_images_and_reconstructions(tmp_path):
+    exp = experiment()
+    config = exp.get_config()
+    config.model.update(width=16, depth=1, heads=2, mlp_dim=32)
+    config.tokenizer_config.model.update(width=16, depth=1, heads=2, mlp_dim=32)
+    config.tokenizer_config.tokenizer.update(decoder_depth=1)
+    config.sample.update(steps=2, per_class=2, metrics_per_class=3)
+    config.eval.batch_size = 16  # 30 samples and 297 test images: the last batch of each is padded
+    method = build_method(config)
+    params = jax.device_get(jax.jit(method.init)(jax.random.key(0), {"image": np.zeros((1, 8, 8, 1), np.float32)}))
+
+    results = method.evaluate(config, params, str(tmp_path))  # untrained: random transformer and tokenizer
+    rows = {(r.name, r.metric): r for r in results}
+    names = ("maskgit samples", "real test images", "tokenizer reconstructions")
+    assert set(rows) == {(n, m) for n in names for m in ("class accuracy", "Frechet distance")}
+    assert {r.protocol for r in results} == {"class-conditional samples"}
+    assert [rows[n, "class accuracy"].baseline for n in names] == [False, True, True]
+    for r in results:
+        assert np.isfinite(r.value) and r.value >= 0 and (r.metric != "class accuracy" or r.value <= 1)
+    # The classifier labels real digits well; random models' samples do not look like the class they were asked for.
+    assert rows["real test images", "class accuracy"].value > 0.9
+    assert rows["maskgit samples", "class accuracy"].value < 0.7
+    assert rows["maskgit samples", "Frechet distance"].value > rows["real test images", "Frechet distance"].value
+    # samples.png: a row per class of `sample.per_class` 8 px digits (2 px padding), scaled by 8, after a
+    # white margin on the left that names each row's class ("class N": dark text in every row).
+    grid = np.asarray(Image.open(tmp_path / "samples.png"))
+    height, images_width = 8 * (10 * (8 + 2) + 2), 8 * (2 * (8 + 2) + 2)
+    margin = grid.shape[1] - images_width
+    assert grid.shape[0] == height and grid.shape[2] == 3 and margin > 0
+    for row in range(10):
+        band = grid[16 + row * 80 : 16 + (row + 1) * 80 - 16, :margin]
+        assert (band < 128).any(), f"row {row} has no label"
+
+
+def test_the_sample_classifier_names_the_extra_when_scikit_learn_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.neural_network", None)  # `import` of it raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'mmjax\[data\]'"):
+        PixelClassifier.fit(np.zeros((4, 8, 8, 1), np.uint8), np.arange(4))

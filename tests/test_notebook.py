@@ -13,7 +13,6 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 
-@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
 def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     notebook = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
     # The kernel imports this checkout's mmjax, whatever is installed.

@@ -10,7 +10,14 @@ import pytest
 
 from mmjax.data.kinds import data_kind
 from mmjax.data.series import SEASONS, load_series, series_windows, split_series, ucr_dataset
-from mmjax.evaluate.series import last_value, linear_interpolation, seasonal_naive
+from mmjax.evaluate.series import (
+    evaluate_series,
+    forecast_rmse,
+    imputation_rmse,
+    last_value,
+    linear_interpolation,
+    seasonal_naive,
+)
 from mmjax.methods.registry import build_method
 from mmjax.ops.series import instance_stats, patch_series, unpatch_series
 from tests.helpers import load_experiment
@@ -132,3 +139,47 @@ def test_ucr_sets_load_locally_and_refuse_others():
     assert sorted(set(y.tolist())) == [0, 1]
     with pytest.raises(ValueError, match="not bundled"):
         ucr_dataset("Wafer", "train", 32)
+
+
+def test_evaluation_rows_name_the_model_and_the_baselines(tiny):
+    method, trained = tiny
+    config = tiny_config()
+    config.data.update(sources=("sunspots", "elnino"), probe_sets=("ItalyPowerDemand",))  # seasons 11, 12
+    config.eval.update(probe_steps=20, horizon_patches=1, stride=16)
+    results = evaluate_series(config, method, trained)
+    rows = {(r.protocol, r.name): r for r in results}
+    assert sorted(rows) == [
+        ("forecast", "last value"),
+        ("forecast", "patchtst encoder"),
+        ("forecast", "random encoder"),
+        ("forecast", "seasonal naive"),
+        ("imputation", "last value"),
+        ("imputation", "linear interpolation"),
+        ("imputation", "patchtst encoder"),
+        ("imputation", "random encoder"),
+        ("linear probe (ItalyPowerDemand)", "patchtst encoder"),
+        ("linear probe (ItalyPowerDemand)", "random encoder"),
+    ]
+    assert all(r.baseline == (r.name != "patchtst encoder") and r.split == "test" for r in results)
+    for r in results:
+        assert r.metric == ("accuracy" if r.protocol.startswith("linear probe") else "RMSE (window std units)"), r
+        assert 0 <= r.value <= 1 if r.metric == "accuracy" else r.value > 0, r
+    # Each model row scores its own parameters (the random encoder: seed + 12345).
+    windows, _ = series_windows(tuple(config.data.sources), 16, "test", stride=config.eval.stride)
+    random = jax.jit(method.init)(jax.random.key(config.seed + 12345), {"series": jnp.zeros((1, 16, 1))})
+    imputed = imputation_rmse(method, {"t": trained, "r": random}, windows, method.mask_ratio, seed=config.seed)
+    assert rows["imputation", "patchtst encoder"].value == imputed["t"]
+    assert rows["imputation", "random encoder"].value == imputed["r"] != imputed["t"]
+    # The forecast's last-value row by hand: the last patch hidden, filled with the last context step.
+    truth = windows[..., 0].astype(np.float64)
+    context, future = truth[:, :12], truth[:, 12:]
+    scale = context.std(axis=1, keepdims=True) + 1e-5
+    expected = np.sqrt(np.mean(((context[:, -1:] - future) / scale) ** 2))
+    np.testing.assert_allclose(rows["forecast", "last value"].value, expected, rtol=1e-9)
+
+
+def test_forecast_needs_a_whole_season_of_context(tiny):
+    method, params = tiny
+    windows, seasons = series_windows(("co2",), 16, "test")
+    with pytest.raises(ValueError, match=r"8 context steps .* shorter than the longest season \(52 steps\)"):
+        forecast_rmse(method, {}, windows, seasons, 2)

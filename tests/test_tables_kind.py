@@ -1,11 +1,15 @@
 """The `tables` data kind and ReMasker through the trainer (`experiments/remasker_wine.py`)."""
 
+import csv
+
+import jax
 import numpy as np
 import pytest
 
 from mmjax.config import load_experiment
+from mmjax.data.kinds import data_kind
 from mmjax.data.tables import masked_table, remove_cells, tables_config
-from mmjax.evaluate import evaluate_pretraining
+from mmjax.methods import build_method
 from mmjax.train import train
 from tests.helpers import ROOT
 
@@ -23,6 +27,7 @@ def test_a_user_csv_is_standardized_on_its_observed_cells(tmp_path):
     path.write_text("a,b\n1,10\n,20\n3,\n")
     table = masked_table(tables_config(str(path)))
     assert table.columns == ("a", "b") and table.truth is None
+    np.testing.assert_array_equal(table.raw, [[1, 10], [np.nan, 20], [3, np.nan]])
     np.testing.assert_array_equal(table.observed, [[True, True], [False, True], [True, False]])
     np.testing.assert_allclose(table.values[table.observed], [-1, -1, 1, 1], atol=1e-6)
     assert table.values[1, 0] == 0.0
@@ -41,11 +46,14 @@ def test_bad_tables_are_named(tmp_path):
         masked_table(tables_config("iris"))
 
 
-def test_kind_batches_feed_remasker_and_the_report_keeps_observed_cells(tmp_path):
-    import jax
+def read_imputed(path) -> tuple[list[str], np.ndarray]:
+    with open(path) as f:
+        header = next(csv.reader(f))
+    return header, np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
 
-    from mmjax.data.kinds import data_kind
-    from mmjax.methods import build_method
+
+def test_kind_batches_feed_remasker_and_the_report_keeps_observed_cells(tmp_path):
+    from sklearn.datasets import load_wine
 
     config = load_experiment(ROOT / "experiments" / "remasker_wine.py", "steps=10")
     kind = data_kind(config.data)
@@ -56,21 +64,56 @@ def test_kind_batches_feed_remasker_and_the_report_keeps_observed_cells(tmp_path
     method = build_method(config)
     params = method.init(jax.random.key(0), kind.example_batch(config.data, 8))
     assert np.isfinite(float(method.loss(params, batch, jax.random.key(1))[0]))
-    report = evaluate_pretraining(config, method, params, str(tmp_path))
-    assert report["missing"] == int((~masked_table(config.data).observed).sum()) and report["mean_rmse"] > 0.5
-    filled = np.loadtxt(tmp_path / "imputed.csv", delimiter=",", skiprows=1)
-    table = masked_table(config.data)
-    np.testing.assert_allclose(filled[table.observed], table.truth[table.observed], rtol=1e-6, atol=1e-6)
+    results = method.evaluate(config, params, str(tmp_path))
+    assert [(r.protocol, r.name, r.metric, r.baseline, r.split) for r in results] == [
+        ("imputation", "remasker", "RMSE (column std units)", False, "removed cells"),
+        ("imputation", "column means", "RMSE (column std units)", True, "removed cells"),
+    ]
+    # The column-means row by hand, in units of each complete column's std.
+    wine = load_wine()
+    truth = wine.data
+    masked, removed = remove_cells(truth, config.data.missing_rate, config.data.missing_seed)
+    err = (np.nanmean(masked, axis=0) - truth) / truth.std(axis=0)
+    np.testing.assert_allclose(results[1].value, np.sqrt(np.mean(err[removed] ** 2)), rtol=1e-12)
+    assert results[1].value > 0.5 and np.isfinite(results[0].value)
+    # imputed.csv is in scikit-learn's units: observed cells exactly as loaded, the rest filled.
+    header, filled = read_imputed(tmp_path / "imputed.csv")
+    assert header == list(wine.feature_names) and filled.shape == truth.shape
+    np.testing.assert_array_equal(filled[~removed], truth[~removed])
+    assert np.isfinite(filled).all()
+    scale = np.abs(filled[removed] - np.broadcast_to(truth.mean(0), truth.shape)[removed])
+    assert np.all(scale < 20 * np.broadcast_to(truth.std(0), truth.shape)[removed])  # not standardized units
+
+
+def test_a_user_table_comes_back_in_its_own_units(tmp_path):
+    rng = np.random.default_rng(0)
+    table = np.stack([rng.normal(5000, 100, 40), rng.normal(0.01, 0.002, 40), rng.integers(0, 9, 40)], axis=1)
+    gappy = np.where(rng.random(table.shape) < 0.2, np.nan, table)
+    path = tmp_path / "mine.csv"
+    np.savetxt(path, gappy, delimiter=",", header="price,rate,count", comments="", fmt="%.17g")
+    config = load_experiment(ROOT / "experiments" / "remasker_wine.py", f"source={path},steps=10")
+    method = build_method(config)
+    params = method.init(jax.random.key(0), data_kind(config.data).example_batch(config.data, 8))
+    assert method.evaluate(config, params, str(tmp_path)) == []  # no truth to score
+    header, filled = read_imputed(tmp_path / "imputed.csv")
+    observed = ~np.isnan(gappy)
+    assert header == ["price", "rate", "count"] and np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled[observed], gappy[observed])
+    mean, std = np.nanmean(gappy, axis=0), np.nanstd(gappy, axis=0)
+    z = (filled - mean) / std  # a standardized prediction left unscaled would sit near -50 for price
+    assert (~observed[:, 0]).any() and np.all(np.abs(z[~observed]) < 20)
 
 
 @pytest.mark.slow
 def test_remasker_wine_experiment_trains_and_beats_column_means(tmp_path):
+    from sklearn.datasets import load_wine
+
     config = load_experiment(ROOT / "experiments" / "remasker_wine.py", "steps=100")
     result = train(config, str(tmp_path))
-    report = evaluate_pretraining(config, result.method, result.state.params, str(tmp_path))
-    assert report["rmse"] < 0.9 * report["mean_rmse"], report
-    filled = np.loadtxt(tmp_path / "imputed.csv", delimiter=",", skiprows=1)
+    model, means = result.method.evaluate(config, jax.device_get(result.state.params), str(tmp_path))
+    assert (model.name, means.name) == ("remasker", "column means")
+    assert model.value < 0.9 * means.value, (model, means)
+    _, filled = read_imputed(tmp_path / "imputed.csv")
     table = masked_table(config.data)
-    observed = table.observed
-    np.testing.assert_allclose(filled[observed], table.truth[observed], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(filled[table.observed], load_wine().data[table.observed])
     assert np.isfinite(filled).all()

@@ -1,9 +1,7 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -54,7 +52,7 @@ def test_nan_in_a_batch_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_pa
                 images[0, 0, 0, 0] = np.nan
             yield {"image": images, "label": batch["label"]}
 
-    with pytest.raises(NonFiniteLossError, match="loss is nan at step 5.*last good checkpoint is step 3"):
+    with pytest.raises(NonFiniteLossError, match="step 5: loss=nan.*last good checkpoint is step 3"):
         train(config, str(tmp_path), data_iterator=batches(), devices=jax.devices()[:1])
     _, _, params = load_trained(str(tmp_path))
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
@@ -83,42 +81,6 @@ def one_device_env():
     env = dict(os.environ)
     env["XLA_FLAGS"] = ""
     return env
-
-
-@pytest.mark.slow  # long: kept out of CI's 15-minute budget; run with -m slow
-def test_killed_run_resumes_to_identical_parameters(tmp_path, one_device_env):
-    overrides = [
-        "--config.train.steps=1000",
-        "--config.train.checkpoint_every=20",
-        "--config.train.log_every=100",
-        "--config.eval.probe=False",
-        "--config.eval.figure=False",
-    ]
-    reference = run_cli(tmp_path / "reference", *overrides, env=one_device_env)
-    killed = run_cli(tmp_path / "killed", *overrides, env=one_device_env)
-    checkpoints = tmp_path / "killed" / "checkpoints"
-    deadline = time.time() + 240
-    while time.time() < deadline and killed.poll() is None:
-        done = [int(d) for d in os.listdir(checkpoints) if d.isdigit()] if checkpoints.exists() else []
-        if done and max(done) >= 40:
-            break
-        time.sleep(0.05)
-    assert killed.poll() is None, "the run finished before it could be killed"
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    interrupted_at = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
-    assert interrupted_at < 1000
-    resumed = run_cli(tmp_path / "killed", *overrides, env=one_device_env)
-    out, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, out
-    assert f"resumed from step {interrupted_at}" in out
-    ref_out, _ = reference.communicate(timeout=300)
-    assert reference.returncode == 0, ref_out
-    _, _, a = load_trained(str(tmp_path / "reference"))
-    _, _, b = load_trained(str(tmp_path / "killed"))
-    jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
-    saved = json.loads((tmp_path / "killed" / "config.json").read_text())
-    assert saved["train"]["steps"] == 1000 and saved["method"] == "mae"
 
 
 def test_bad_override_names_the_field(tmp_path, one_device_env):

@@ -1,3 +1,5 @@
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,13 +67,19 @@ def test_end_of_run_evaluation_writes_probe_table_and_figure(tmp_path, capsys):
     config.train.update(batch_size=16, tensorboard=False)
     config.eval.update(probe_steps=100)
     result = train(config, str(tmp_path), devices=jax.devices()[:1])
-    report = evaluate_pretraining(config, result.method, result.state.params, str(tmp_path))
-    assert set(report["probe"]) == {"mae encoder", "random encoder", "raw pixels"}
-    assert report["probe"]["raw pixels"] > 0.8  # digits are nearly linearly separable
+    results = evaluate_pretraining(config, result.method, result.state.params, str(tmp_path), step=4)
+    probe = {r.name: r for r in results if r.protocol == "linear probe"}
+    assert set(probe) == {"mae encoder", "random encoder", "raw pixels"}
+    assert probe["raw pixels"].value > 0.8 and probe["raw pixels"].baseline  # digits are nearly linearly separable
+    assert not probe["mae encoder"].baseline
     out = capsys.readouterr().out
-    assert "| raw pixels |" in out
-    figure = Image.open(report["figure"])
-    assert figure.size[0] > figure.size[1] > 0  # 8 columns, 4 rows
+    assert "| linear probe | test | raw pixels (baseline) | accuracy |" in out
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["step"] == 4 and saved["files"] == {"figure": "reconstructions.png"}
+    assert [r["value"] for r in saved["results"]] == [r.value for r in results]
+    assert (tmp_path / "eval.md").read_text().count("| linear probe |") == 3
+    figure = Image.open(tmp_path / "reconstructions.png")
+    assert figure.size[0] > figure.size[1] > 0  # 8 columns and a label column, 4 rows
     # `eval` reloads exactly the trained parameters from the checkpoint.
     _, _, params = load_trained(str(tmp_path))
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), params, result.state.params)

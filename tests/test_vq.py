@@ -1,11 +1,16 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
 from mmjax.data import train_dataset
+from mmjax.data.pipeline import eval_dataset
 from mmjax.data.transforms import normalize_images
+from mmjax.evaluate.tokenizers import PIXEL_MSE, tokenizer_results
 from mmjax.methods import build_method, vq
 from mmjax.methods.protocol import STATE_INPUTS
 from mmjax.models import quantizers as q
@@ -157,7 +162,10 @@ def test_a_few_steps_on_bundled_digits_reduce_the_loss(options):
     assert codes.shape == (32, 4, 4) and codes.dtype == jnp.int32
     assert int(codes.min()) >= 0 and int(codes.max()) < method.vocab_size
     recon = method.detokenize(params, codes)
-    np.testing.assert_allclose(recon, method.reconstruct(params, batch, jax.random.key(0))["prediction"], atol=1e-4)
+    out = method.reconstruct(params, batch, jax.random.key(0))
+    assert set(out) == {"reconstruction", "mask"}  # a tokenizer hides nothing: no masked / pasted images
+    np.testing.assert_allclose(recon, out["reconstruction"], atol=1e-4)
+    assert out["mask"].shape == (32, 16) and not np.asarray(out["mask"]).any()
     assert method.features(params, batch["image"], pool="mean").shape == (32, 32)
 
 
@@ -168,3 +176,67 @@ def test_config_errors_name_the_field():
         build_method(tiny_config(codebook="kmeans"))
     with pytest.raises(ValueError, match="tokenizer.levels"):
         build_method(tiny_config(levels=(8, 1)))
+
+
+def eval_config(batch_size=100):
+    """What `tokenizer_results` reads: the bundled digits (297 test images), a batch size, the method name."""
+    data = load_experiment("mae_digits").data
+    return ml_collections.ConfigDict({"method": "vq", "data": data, "eval": {"batch_size": batch_size}})
+
+
+def normalized_test_images(data):
+    batches = list(eval_dataset(data, "test", 1000))
+    return np.asarray(normalize_images(np.concatenate([b["image"] for b in batches]), data.mean, data.std))
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeTokenizer:
+    """Reconstructs `scale * x`; every image gets `ids(x)` as its one code."""
+
+    vocab_size: int
+    ids: object
+
+    def tokenize(self, params, images):
+        return self.ids(images)
+
+    def forward(self, params, images):
+        return params["scale"] * images, self.ids(images), None
+
+
+def test_tokenizer_results_of_one_code_everywhere_and_of_a_direct_computation():
+    config = eval_config(batch_size=100)  # 297 images: batches of 100, 100, 97 (padded)
+    x = normalized_test_images(config.data)
+    same = FakeTokenizer(16, lambda images: jnp.full((images.shape[0], 2, 2), 5, jnp.int32))
+    rows = {(r.name, r.metric): r for r in tokenizer_results(config, same, {"scale": np.float32(0.5)})}
+    assert {r.protocol for r in rows.values()} == {"tokenizer reconstruction"}
+    assert rows["vq tokenizer", "codebook usage"].value == pytest.approx(1 / 16)
+    assert rows["vq tokenizer", "code perplexity"].value == pytest.approx(1.0)
+    assert rows["vq tokenizer", PIXEL_MSE].value == pytest.approx(0.25 * np.mean(x**2), rel=1e-5)
+    baseline = rows["dataset mean", PIXEL_MSE]
+    assert baseline.baseline and baseline.value == pytest.approx(np.mean(x**2), rel=1e-5)
+    assert not rows["vq tokenizer", PIXEL_MSE].baseline
+
+    # The code of an image is the position of its brightest pixel: the counts must be those of
+    # the 297 images exactly (the padding of the last batch is not counted).
+    brightest = FakeTokenizer(64, lambda images: jnp.argmax(images.reshape(images.shape[0], -1), -1)[:, None, None])
+    results = tokenizer_results(config, brightest, {"scale": np.float32(1.0)})
+    rows = {r.metric: r.value for r in results if not r.baseline}
+    counts = np.bincount(np.argmax(x.reshape(len(x), -1), -1), minlength=64)
+    p = counts[counts > 0] / counts.sum()
+    assert rows["codebook usage"] == pytest.approx(np.mean(counts > 0))
+    assert rows["code perplexity"] == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-5)
+    assert 1.0 < rows["code perplexity"] < 64 and rows[PIXEL_MSE] == 0.0
+
+
+def test_tokenizer_results_of_a_vq_tokenizer_match_its_forward_pass():
+    method = build_method(tiny_config())
+    config = eval_config(batch_size=128)
+    x = normalized_test_images(config.data)
+    params = jax.device_get(method.init(jax.random.key(0), {"image": jnp.asarray(x[:1])}))
+    rows = {r.metric: r.value for r in tokenizer_results(config, method, params) if not r.baseline}
+    recon, ids, _ = jax.jit(method.forward)(params, jnp.asarray(x))
+    assert rows[PIXEL_MSE] == pytest.approx(float(np.mean((np.asarray(recon) - x) ** 2)), rel=1e-4)
+    counts = q.code_counts(ids, method.vocab_size)
+    assert rows["codebook usage"] == pytest.approx(float(q.codebook_usage(counts)))
+    assert rows["code perplexity"] == pytest.approx(float(q.code_perplexity(counts)), rel=1e-5)
+    assert 0 < rows["codebook usage"] <= 1 and 1 <= rows["code perplexity"] <= method.vocab_size

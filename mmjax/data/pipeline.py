@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import grain
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax.data.kinds import DataKind, register_data_kind
 from mmjax.data.sources import make_source
@@ -19,6 +21,20 @@ def per_process_batch_size(global_batch_size: int, count: int | None = None) -> 
     if global_batch_size % count:
         raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {count} processes")
     return global_batch_size // count
+
+
+def batched_stream(
+    ds: grain.MapDataset, global_batch_size: int, process_count: int, data_config: Any
+) -> grain.IterDataset:
+    """This process's endless example stream `ds`, read ahead by `data.num_threads` threads, in batches.
+
+    Batching comes after the read, so the iterator state (saved in checkpoints) is a position in
+    examples: a resumed run may change `train.batch_size` and goes on with the next example.
+    """
+    threads = data_config.get("num_threads", 0)
+    read = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads))
+    batch = per_process_batch_size(global_batch_size, process_count)
+    return ds.to_iter_dataset(read).batch(batch, drop_remainder=True)
 
 
 def train_dataset(
@@ -41,9 +57,7 @@ def train_dataset(
     ds = ds.shuffle(seed=seed)
     augment = TrainAugment(tuple(data_config.image_size), data_config.get("crop_scale"), data_config.get("flip"))
     ds = ds.random_map(augment, seed=seed + 1).repeat(None)
-    ds = ds.batch(per_process_batch_size(global_batch_size, count), drop_remainder=True)
-    threads = data_config.get("num_threads", 0)
-    return ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads)))
+    return batched_stream(ds, global_batch_size, count, data_config)
 
 
 def eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.MapDataset:
@@ -51,6 +65,13 @@ def eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.MapData
     source = make_source(data_config, split)
     ds = grain.MapDataset.source(source).map(EvalResize(tuple(data_config.image_size)))
     return ds.batch(batch_size, drop_remainder=False)
+
+
+def padded_batches(batches: Iterable[dict[str, np.ndarray]], size: int) -> Iterable[tuple[dict[str, np.ndarray], int]]:
+    """Each batch padded (by repeating its last row) to `size` rows, with its true row count: one compile."""
+    for batch in batches:
+        n = len(next(iter(batch.values())))
+        yield {k: np.concatenate([v, np.repeat(v[-1:], size - n, axis=0)]) for k, v in batch.items()}, n
 
 
 def image_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from mmjax.data.kinds import DataKind, register_data_kind
-from mmjax.data.pipeline import per_process_batch_size
+from mmjax.data.pipeline import batched_stream
 
 # Series name -> season length in samples (for the seasonal-naive forecast).
 SEASONS = {"sunspots": 11, "co2": 52, "elnino": 12}
@@ -132,8 +132,7 @@ def series_train_dataset(
     windows, _ = series_windows(tuple(data_config.sources), data_config.window, "train")
     records = [{"series": w} for w in windows]
     ds = grain.MapDataset.source(records)[process_index::process_count].shuffle(seed=seed).repeat(None)
-    batch = per_process_batch_size(global_batch_size, process_count)
-    return ds.batch(batch, drop_remainder=True).to_iter_dataset()
+    return batched_stream(ds, global_batch_size, process_count, data_config)
 
 
 def series_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from mmjax.data.kinds import DataKind, register_data_kind
-from mmjax.data.pipeline import per_process_batch_size
+from mmjax.data.pipeline import batched_stream
 
 SHAPE_CLASSES = ("sphere", "box", "cylinder", "cone", "torus", "capsule", "annulus", "icosahedron")
 _SPLITS = {"train": 0, "test": 1}
@@ -134,8 +134,7 @@ def points_train_dataset(
     clouds, _ = point_clouds(data_config, "train")
     records = [{"points": c} for c in clouds]
     ds = grain.MapDataset.source(records)[process_index::process_count].shuffle(seed=seed).repeat(None)
-    batch = per_process_batch_size(global_batch_size, process_count)
-    return ds.batch(batch, drop_remainder=True).to_iter_dataset()
+    return batched_stream(ds, global_batch_size, process_count, data_config)
 
 
 def points_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:

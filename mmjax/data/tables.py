@@ -1,10 +1,10 @@
 """Numeric tables with missing cells, for ReMasker through `python -m mmjax train`.
 
 A table comes from scikit-learn's bundled datasets (`breast_cancer`, `wine`, `diabetes`:
-complete, standardized with their complete-data statistics as `benchmarks/imputation.py`
-does; cells are removed completely at random and the removed truth scores the imputation)
-or from a user's `.csv` / `.npy` file whose empty / NaN cells are the missing ones. The
-model then sees each column standardized with its observed mean and std.
+complete, in scikit-learn's units; cells are removed completely at random and the removed
+truth scores the imputation) or from a user's `.csv` / `.npy` file whose empty / NaN cells
+are the missing ones. The model sees each column standardized with its observed mean and
+std; imputed tables go back to the source's units.
 
 Registers the data kind `tables`: host batches `{"values": float32 [b, D]` (0 at missing
 cells), `"observed": bool [b, D]}`.
@@ -23,20 +23,26 @@ import ml_collections
 import numpy as np
 
 from mmjax.data.kinds import DataKind, register_data_kind
-from mmjax.data.pipeline import per_process_batch_size
+from mmjax.data.pipeline import batched_stream, per_process_batch_size
 
 BUNDLED_TABLES = ("breast_cancer", "wine", "diabetes")
 
 
-def bundled_table(name: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """A complete scikit-learn table, float64 `[N, D]` with each column at mean 0 and std 1, and its column names."""
+def bundled_table(name: str, standardized: bool = True) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A complete scikit-learn table, float64 `[N, D]`, and its column names.
+
+    `standardized`: each column at mean 0 and std 1 (its complete-data statistics, the units of
+    `benchmarks/imputation.py`); False keeps scikit-learn's raw values.
+    """
     from sklearn import datasets
 
     if name not in BUNDLED_TABLES:
         raise ValueError(f"data.source={name!r} is not a bundled table; bundled: {BUNDLED_TABLES} or a .csv/.npy path")
     bunch = getattr(datasets, f"load_{name}")()
     data = bunch.data.astype(np.float64)
-    return (data - data.mean(0)) / data.std(0), tuple(str(c) for c in bunch.feature_names)
+    if standardized:
+        data = (data - data.mean(0)) / data.std(0)
+    return data, tuple(str(c) for c in bunch.feature_names)
 
 
 def remove_cells(table: np.ndarray, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +67,7 @@ def read_table_file(path: str) -> tuple[np.ndarray, tuple[str, ...]]:
     elif path.endswith(".csv"):
         import pandas as pd
 
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, float_precision="round_trip")  # each cell exactly as written
         bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         if bad:
             raise ValueError(f"{path}: columns {bad} are not numeric; the tables data kind reads numeric columns only")
@@ -78,14 +84,16 @@ def read_table_file(path: str) -> tuple[np.ndarray, tuple[str, ...]]:
 class MaskedTable:
     """A standardized table with its missing cells.
 
-    `values` float32 `[N, D]` standardized with the observed cells' `mean` and `std` `[D]`
-    (0 at missing cells), `observed` bool `[N, D]`; for bundled sources, whose cells were
-    removed on purpose, `truth` float64 `[N, D]` (the complete table in the source's units,
-    `values * std + mean` at observed cells) and `removed` bool `[N, D]`; else both None.
-    `columns` names the D columns.
+    `raw` float64 `[N, D]` is the table in the source's units (the user's file, or the
+    bundled table's scikit-learn values), NaN at missing cells; `values` float32 `[N, D]` is it
+    standardized with the observed cells' `mean` and `std` `[D]` (0 at missing cells),
+    `observed` bool `[N, D]`; for bundled sources, whose cells were removed on purpose, `truth`
+    float64 `[N, D]` (the complete table in the source's units, `raw` at observed cells) and
+    `removed` bool `[N, D]`; else both None. `columns` names the D columns.
     """
 
     columns: tuple[str, ...]
+    raw: np.ndarray
     values: np.ndarray
     observed: np.ndarray
     mean: np.ndarray
@@ -97,7 +105,7 @@ class MaskedTable:
 @functools.lru_cache(maxsize=8)
 def _masked_table(source: str, missing_rate: float, missing_seed: int) -> MaskedTable:
     if source in BUNDLED_TABLES:
-        truth, columns = bundled_table(source)
+        truth, columns = bundled_table(source, standardized=False)
         raw, removed = remove_cells(truth, missing_rate, missing_seed)
     else:
         (raw, columns), truth, removed = read_table_file(source), None, None
@@ -109,7 +117,7 @@ def _masked_table(source: str, missing_rate: float, missing_seed: int) -> Masked
     std = np.nanstd(raw, axis=0)
     std = np.where(std > 0, std, 1.0)
     values = np.where(observed, (raw - mean) / std, 0.0).astype(np.float32)
-    return MaskedTable(columns, values, observed, mean, std, truth, removed)
+    return MaskedTable(columns, raw, values, observed, mean, std, truth, removed)
 
 
 def masked_table(data_config: Any) -> MaskedTable:
@@ -135,7 +143,7 @@ def tables_train_dataset(
         raise ValueError(f"train.batch_size={global_batch_size} is larger than the table ({rows} rows)")
     records = [{"values": v, "observed": o} for v, o in zip(table.values, table.observed, strict=True)]
     ds = grain.MapDataset.source(records)[process_index::process_count].shuffle(seed=seed).repeat(None)
-    return ds.batch(batch, drop_remainder=True).to_iter_dataset()
+    return batched_stream(ds, global_batch_size, process_count, data_config)
 
 
 def tables_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:

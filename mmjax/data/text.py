@@ -28,7 +28,7 @@ import numpy as np
 
 from mmjax.data.corpus import corpus_fingerprint, load_documents
 from mmjax.data.kinds import DataKind, register_data_kind
-from mmjax.data.pipeline import per_process_batch_size
+from mmjax.data.pipeline import batched_stream, per_process_batch_size
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 FIELDS = ("input_ids", "segment_ids", "positions")
@@ -235,9 +235,7 @@ def text_train_dataset(
             f"train.batch_size={global_batch_size}: the train split of data.corpus={data_config.corpus!r} has only "
             f"{len(ds)} rows of data.seq_len={data_config.seq_len} per process"
         )
-    ds = ds.shuffle(seed=seed).repeat(None).batch(batch, drop_remainder=True)
-    threads = data_config.get("num_threads", 0)
-    return ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads)))
+    return batched_stream(ds.shuffle(seed=seed).repeat(None), global_batch_size, process_count, data_config)
 
 
 def text_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from mmjax.data.kinds import DataKind, register_data_kind
 from mmjax.data.moving_digits import MovingDigitsSource
-from mmjax.data.pipeline import per_process_batch_size
+from mmjax.data.pipeline import batched_stream
 from mmjax.data.transforms import normalize_images, resize_center_crop
 
 
@@ -78,10 +78,7 @@ def video_train_dataset(
 ) -> grain.IterDataset:
     """Endless shuffled batches `{"video": uint8 [b, T, H, W, C], "label": int32 [b]}` of this process's share."""
     ds = grain.MapDataset.source(make_video_source(data_config, "train"))[process_index::process_count]
-    ds = ds.shuffle(seed=seed).repeat(None)
-    ds = ds.batch(per_process_batch_size(global_batch_size, process_count), drop_remainder=True)
-    threads = data_config.get("num_threads", 0)
-    return ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads)))
+    return batched_stream(ds.shuffle(seed=seed).repeat(None), global_batch_size, process_count, data_config)
 
 
 def video_eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.MapDataset:

@@ -1,41 +1,57 @@
-"""Linear probes for encoders of any data kind: features of prepared batches, one accuracy per encoder."""
+"""Linear probes for encoders of any data kind (video, audio, ...): one accuracy per encoder.
+
+The feature function is compiled once: the encoder's params are an argument (so the trained
+and the random encoder share a compilation) and every batch has the same size (the last,
+partial one is padded and its padding cut from the features). Each split is read once; every
+encoder sees each batch while it is on the host.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import jax
 import numpy as np
 
 from mmjax.data.kinds import data_kind
+from mmjax.data.pipeline import padded_batches
 from mmjax.evaluate.linear_probe import linear_probe
+from mmjax.evaluate.report import announce
+from mmjax.methods.protocol import EvalResult
 
 RAW_INPUT = "raw input"
+SPLITS = ("train", "test")
 
 
 def kind_features(
-    feature_fn: Callable[[jax.Array], jax.Array],
+    calls: dict[str, tuple[Callable[[Any, Any], jax.Array], Any]],
     batches: Iterable[dict[str, np.ndarray]],
-    data_config: Any,
-    input_key: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`feature_fn` (model input `[b, ...]` -> `[b, D]`) over host batches prepared by `data.kind`.
+    batch_size: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float]]:
+    """Every encoder's features over one pass of `batches`.
 
-    Returns (features `[N, D]`, labels `[N]`).
+    Args:
+      calls: name -> `(fn, params)`, `fn` a jitted `(params, host batch without label) -> [b, D]`.
+      batches: host batches with a `label` entry, at most `batch_size` rows each.
+      batch_size: the one batch size the `fn`s see (shorter batches are padded, then cut).
+
+    Returns:
+      (name -> features `[N, D]`, labels `[N]`, name -> seconds spent in its features).
     """
-    prepare = data_kind(data_config).prepare
-
-    @jax.jit
-    def features(batch):
-        return feature_fn(prepare(batch, data_config)[input_key])
-
-    feats, labels = [], []
-    for batch in batches:
-        inputs = {k: v for k, v in batch.items() if k != "label"}
-        feats.append(np.asarray(jax.device_get(features(jax.device_put(inputs)))))
-        labels.append(np.asarray(batch["label"]))
-    return np.concatenate(feats), np.concatenate(labels)
+    feats: dict[str, list[np.ndarray]] = {name: [] for name in calls}
+    seconds = dict.fromkeys(calls, 0.0)
+    labels = []
+    for batch, n in padded_batches(batches, batch_size):
+        inputs = jax.device_put({k: v for k, v in batch.items() if k != "label"})
+        for name, (fn, params) in calls.items():
+            began = time.perf_counter()
+            feats[name].append(np.asarray(jax.device_get(fn(params, inputs)))[:n])
+            seconds[name] += time.perf_counter() - began
+        labels.append(np.asarray(batch["label"])[:n])
+    return {name: np.concatenate(f) for name, f in feats.items()}, np.concatenate(labels), seconds
 
 
 def encoder_probe_table(
@@ -45,6 +61,7 @@ def encoder_probe_table(
     data_config: Any,
     input_key: str,
     *,
+    batch_size: int,
     steps: int = 500,
     l2: float = 1e-4,
     raw_input: bool = True,
@@ -53,26 +70,69 @@ def encoder_probe_table(
 
     Args:
       features: `(params, inputs [b, ...]) -> [b, D]`, e.g. `partial(method.features, pool="mean")`.
-      encoders: name -> params (e.g. the trained and a random encoder).
-      eval_batches: split ("train" / "test") -> host batches with a `label` entry.
+      encoders: name -> params of the same structure (e.g. the trained and a random encoder).
+      eval_batches: split ("train" / "test") -> host batches of at most `batch_size` with a `label` entry.
       data_config: the `data` section; its kind's `prepare` makes the model input `input_key`.
+      batch_size: the fixed batch size the features are computed at.
       steps, l2: linear-probe training (`mmjax.evaluate.linear_probe`).
       raw_input: add a row `"raw input"` probing the flattened prepared input.
+
+    Returns:
+      name -> test accuracy in [0, 1], in the order of `encoders` (then `"raw input"`).
     """
-    fns = {name: (lambda x, p=params: features(p, x)) for name, params in encoders.items()}
+    prepare = data_kind(data_config).prepare
+
+    @jax.jit
+    def encoder_fn(params, batch):
+        return features(params, prepare(batch, data_config)[input_key])
+
+    @jax.jit
+    def raw_fn(_, batch):
+        x = prepare(batch, data_config)[input_key]
+        return x.reshape(x.shape[0], -1)
+
+    calls = {name: (encoder_fn, jax.device_put(params)) for name, params in encoders.items()}
     if raw_input:
-        fns[RAW_INPUT] = lambda x: x.reshape(x.shape[0], -1)
-    splits = {split: list(eval_batches(split)) for split in ("train", "test")}  # read (or synthesize) once
+        calls[RAW_INPUT] = (raw_fn, None)
+    announce(f"linear probe: extracting features of {len(calls)} encoders x {len(SPLITS)} splits")
+    extracted = {split: kind_features(calls, eval_batches(split), batch_size) for split in SPLITS}
+    (train, train_y, train_s), (test, test_y, test_s) = extracted["train"], extracted["test"]
     results = {}
-    for name, fn in fns.items():
-        train = kind_features(fn, splits["train"], data_config, input_key)
-        test = kind_features(fn, splits["test"], data_config, input_key)
-        results[name] = linear_probe(*train, *test, steps=steps, l2=l2)
+    for name in calls:
+        began = time.perf_counter()
+        results[name] = linear_probe(train[name], train_y, test[name], test_y, steps=steps, l2=l2)
+        fit = time.perf_counter() - began
+        announce(f"  {name}: features {train_s[name] + test_s[name]:.1f}s, probe fit {fit:.1f}s")
     return results
 
 
-def print_probe_table(title: str, results: dict[str, float]) -> None:
-    """Print `{features name: accuracy}` as a markdown table under `title`."""
-    print(f"\n{title}\n| features | accuracy |\n| --- | --- |")
-    for name, acc in results.items():
-        print(f"| {name} | {100 * acc:.1f}% |")
+def encoder_probe_results(config: Any, method: Any, params: Any) -> list[EvalResult]:
+    """Linear probe rows: `method`'s encoder (trained), a random encoder and the raw input (baselines).
+
+    `method` provides `name`, `init`, `features(params, inputs, pool)`, `input_key` and
+    `eval_batches(data_config, split, batch_size)` (labelled host batches), as `GridMAE` does.
+    The random encoder is `method.init` with seed `config.seed + 12345`. Settings:
+    `eval.probe_pool`, `eval.probe_steps`, `eval.probe_l2`, `eval.batch_size`.
+    """
+    ev = config.eval
+    example = data_kind(config.data).example_batch(config.data, 1)
+    random_params = jax.jit(method.init)(jax.random.key(config.seed + 12345), example)
+    trained = f"{method.name} encoder"
+    accuracies = encoder_probe_table(
+        partial(method.features, pool=ev.probe_pool),
+        {trained: params, "random encoder": random_params},
+        lambda split: method.eval_batches(config.data, split, ev.batch_size),
+        config.data,
+        method.input_key,
+        batch_size=ev.batch_size,
+        steps=ev.probe_steps,
+        l2=ev.probe_l2,
+        raw_input=ev.probe_raw_input,
+    )
+    return [
+        EvalResult("linear probe", name, "accuracy", accuracy, baseline=name != trained)
+        for name, accuracy in accuracies.items()
+    ]
+
+
+__all__ = ["RAW_INPUT", "encoder_probe_results", "encoder_probe_table", "kind_features"]

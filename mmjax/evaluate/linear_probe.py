@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,14 @@ def linear_probe(
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     x = jnp.asarray((train_x - mean) / std, jnp.float32)
     xt = jnp.asarray((test_x - mean) / std, jnp.float32)
-    y = jnp.asarray(train_y)
+    params = _fit(x, jnp.asarray(train_y, jnp.int32), num_classes, steps, l2, lr)
+    predictions = np.asarray(jnp.argmax(xt @ params["w"] + params["b"], axis=-1))
+    return float(np.mean(predictions == test_y))
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _fit(x: jax.Array, y: jax.Array, num_classes: int, steps: int, l2: float, lr: float) -> dict[str, jax.Array]:
+    """Full-batch Adam on softmax regression; one compile per (shape, classes, steps), data as arguments."""
     params = {"w": jnp.zeros((x.shape[1], num_classes)), "b": jnp.zeros((num_classes,))}
     opt = optax.adam(lr)
 
@@ -49,16 +57,9 @@ def linear_probe(
         logits = x @ p["w"] + p["b"]
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + l2 * jnp.sum(p["w"] ** 2)
 
-    @jax.jit
-    def fit(params):
-        def body(_, carry):
-            p, s = carry
-            grads = jax.grad(loss_fn)(p)
-            updates, s = opt.update(grads, s, p)
-            return optax.apply_updates(p, updates), s
+    def body(_, carry):
+        p, s = carry
+        updates, s = opt.update(jax.grad(loss_fn)(p), s, p)
+        return optax.apply_updates(p, updates), s
 
-        return jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))[0]
-
-    params = fit(params)
-    predictions = np.asarray(jnp.argmax(xt @ params["w"] + params["b"], axis=-1))
-    return float(np.mean(predictions == test_y))
+    return jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))[0]

@@ -1,4 +1,4 @@
-"""Point-cloud evaluation: a linear probe on the class of each cloud, pretrained vs random encoder."""
+"""Point-cloud evaluation: a linear probe on the class of each cloud, trained vs random encoder."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import numpy as np
 
 from mmjax.data.shapes import point_clouds
 from mmjax.evaluate.linear_probe import linear_probe
+from mmjax.evaluate.report import announce
+from mmjax.methods.protocol import EvalResult
 
 
 def cloud_probe(method: Any, params: dict[str, Any], data_config: Any, steps: int = 500, pool: str = "mean") -> dict:
-    """Test accuracy of a linear probe on each parameter set's pooled features (`params`: name -> params)."""
+    """`{name: test accuracy}` of a linear probe on each parameter set's pooled features (`params`: name -> params)."""
     train_x, train_y = point_clouds(data_config, "train")
     test_x, test_y = point_clouds(data_config, "test")
     fn = jax.jit(lambda p, x: method.features(p, x, pool=pool))
@@ -26,11 +28,13 @@ def cloud_probe(method: Any, params: dict[str, Any], data_config: Any, steps: in
     }
 
 
-def evaluate_points(config: Any, method: Any, params: Any) -> dict[str, Any]:
-    """Print and return `{"probe shape class": {"pretrained": acc, "random": acc}}`."""
+def evaluate_points(config: Any, method: Any, params: Any) -> list[EvalResult]:
+    """The end-of-run report of a Point-MAE run: `linear probe` `accuracy` on the shape class (test split)
+    for the trained encoder (`<config.method> encoder`) and the same encoder at a random initialization
+    (`random encoder`, a baseline)."""
     example = {"points": jnp.zeros((1, config.data.num_points, 3), jnp.float32)}
-    sets = {"pretrained": params, "random": method.init(jax.random.key(config.seed + 12345), example)}
+    trained = f"{config.method} encoder"
+    sets = {trained: params, "random encoder": jax.jit(method.init)(jax.random.key(config.seed + 12345), example)}
+    announce(f"linear probe on the shape class ({config.eval.probe_pool} features, {config.eval.probe_steps} steps)")
     row = cloud_probe(method, sets, config.data, config.eval.probe_steps, config.eval.probe_pool)
-    print("\n| task | metric | pretrained | random |\n| --- | --- | --- | --- |")
-    print(f"| probe shape class | accuracy | {row['pretrained']:.3f} | {row['random']:.3f} |")
-    return {"probe shape class": row}
+    return [EvalResult("linear probe", name, "accuracy", acc, baseline=name != trained) for name, acc in row.items()]

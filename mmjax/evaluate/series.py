@@ -14,6 +14,10 @@ import numpy as np
 
 from mmjax.data.series import series_windows, ucr_dataset
 from mmjax.evaluate.linear_probe import linear_probe
+from mmjax.evaluate.report import announce
+from mmjax.methods.protocol import EvalResult
+
+RMSE = "RMSE (window std units)"
 
 
 def linear_interpolation(series: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -42,8 +46,8 @@ def _scaled_rmse(pred: np.ndarray, truth: np.ndarray, hidden: np.ndarray, scale:
     return float(np.sqrt(err[hidden].mean()))
 
 
-def _reconstruct(method: Any, params: Any, windows: np.ndarray, hidden: np.ndarray, batch: int = 256) -> np.ndarray:
-    fn = jax.jit(method.reconstruct)
+def _reconstruct(fn: Any, params: Any, windows: np.ndarray, hidden: np.ndarray, batch: int = 256) -> np.ndarray:
+    """`fn` (a jitted `method.reconstruct`) over `windows` in batches; the first variate, `[N, L]`."""
     out = [
         np.asarray(fn(params, jnp.asarray(windows[i : i + batch]), jnp.asarray(hidden[i : i + batch])))
         for i in range(0, len(windows), batch)
@@ -60,7 +64,9 @@ def imputation_rmse(
 ) -> dict[str, float]:
     """Hide random patches of univariate windows `[N, L, 1]`; RMSE on hidden steps of each filler.
 
-    `params` maps a name (e.g. "pretrained", "random") to model parameters.
+    `params` maps a name (e.g. "patchtst encoder", "random encoder") to model parameters.
+    Returns `{name: RMSE}` for each of them and each baseline filler (`linear interpolation`,
+    `last value`), in window std units.
     """
     rng = np.random.default_rng(seed)
     n, p = len(windows), method.num_patches
@@ -76,9 +82,8 @@ def _fill_rmse(method, params, windows, hidden, baselines):
     steps = _hidden_steps(hidden, method.patch_len)
     observed = ~steps
     scale = np.array([s[o].std() + 1e-5 for s, o in zip(truth, observed, strict=True)])
-    out = {
-        name: _scaled_rmse(_reconstruct(method, p, windows, hidden), truth, steps, scale) for name, p in params.items()
-    }
+    fn = jax.jit(method.reconstruct)  # one compile for all parameter sets
+    out = {name: _scaled_rmse(_reconstruct(fn, p, windows, hidden), truth, steps, scale) for name, p in params.items()}
     for name, fill in {**baselines, "last value": last_value}.items():
         out[name] = _scaled_rmse(fill(truth, observed), truth, steps, scale)
     return out
@@ -87,11 +92,19 @@ def _fill_rmse(method, params, windows, hidden, baselines):
 def forecast_rmse(
     method: Any, params: dict[str, Any], windows: np.ndarray, seasons: np.ndarray, horizon_patches: int
 ) -> dict[str, float]:
-    """Hide the last `horizon_patches` patches of each window `[N, L, 1]`; RMSE of each forecaster."""
+    """Hide the last `horizon_patches` patches of each window `[N, L, 1]`; `{name: RMSE}` of each model
+    (`params`: name -> parameters) and of `seasonal naive` and `last value`, in window std units."""
     n, p = len(windows), method.num_patches
     hidden = np.zeros((n, p), bool)
     hidden[:, p - horizon_patches :] = True
     horizon = horizon_patches * method.patch_len
+    context = windows.shape[1] - horizon
+    if context < int(np.max(seasons, initial=0)):
+        raise ValueError(
+            f"forecast: {context} context steps (window {windows.shape[1]} - eval.horizon_patches={horizon_patches} "
+            f"x {method.patch_len}) are shorter than the longest season ({int(np.max(seasons))} steps) of "
+            "data.sources: the seasonal-naive baseline needs one whole season"
+        )
 
     def naive(truth, observed):
         out = truth.copy()
@@ -103,7 +116,8 @@ def forecast_rmse(
 
 
 def ucr_probe(method: Any, params: dict[str, Any], name: str, length: int, steps: int = 500) -> dict[str, float]:
-    """Linear-probe test accuracy on a bundled UCR set from each parameter set's mean-pooled features."""
+    """`{name: test accuracy}` of a linear probe on a bundled UCR set, from the mean-pooled features of
+    each parameter set (`params`: name -> parameters)."""
     train_x, train_y = ucr_dataset(name, "train", length)
     test_x, test_y = ucr_dataset(name, "test", length)
     fn = jax.jit(method.features)
@@ -114,24 +128,30 @@ def ucr_probe(method: Any, params: dict[str, Any], name: str, length: int, steps
     return out
 
 
-def evaluate_series(config: Any, method: Any, params: Any) -> dict[str, Any]:
-    """The full series report: imputation, forecasting and UCR probes, pretrained vs a random init.
+def evaluate_series(config: Any, method: Any, params: Any) -> list[EvalResult]:
+    """The end-of-run report of a PatchTST run on `config.data`'s test windows and UCR sets.
 
-    Prints a markdown table and returns `{task: {column: value}}`.
+    Rows, all on the test split: `imputation` and `forecast` with metric `RMSE (window std
+    units)` for the trained model (`<config.method> encoder`), the same model at a random
+    initialization (`random encoder`) and the baselines (`linear interpolation` or `seasonal
+    naive`, and `last value`); `linear probe (<UCR set>)` with metric `accuracy` for the trained
+    and the random encoder. Every row but the trained model's is a baseline.
     """
     data, ev = config.data, config.eval
     example = {"series": jnp.zeros((1, data.window, 1), jnp.float32)}
-    sets = {"pretrained": params, "random": method.init(jax.random.key(config.seed + 12345), example)}
+    trained = f"{config.method} encoder"
+    sets = {trained: params, "random encoder": jax.jit(method.init)(jax.random.key(config.seed + 12345), example)}
     windows, seasons = series_windows(tuple(data.sources), data.window, "test", stride=ev.get("stride", 4))
-    report = {
+    probes = ", ".join(data.probe_sets) or "none"
+    announce(f"series evaluation: imputation and forecasting on {len(windows)} test windows; linear probes: {probes}")
+    scores = {
         "imputation": imputation_rmse(method, sets, windows, method.mask_ratio, seed=config.seed),
         "forecast": forecast_rmse(method, sets, windows, seasons, ev.get("horizon_patches", 2)),
     }
     for name in data.probe_sets:
-        report[f"probe {name}"] = ucr_probe(method, sets, name, data.window, steps=ev.probe_steps)
-    print("\n| task | metric | pretrained | random | baselines |\n| --- | --- | --- | --- | --- |")
-    for task, row in report.items():
-        metric = "accuracy" if task.startswith("probe") else "RMSE (window std units)"
-        base = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in sets)
-        print(f"| {task} | {metric} | {row['pretrained']:.3f} | {row['random']:.3f} | {base} |")
-    return report
+        scores[f"linear probe ({name})"] = ucr_probe(method, sets, name, data.window, steps=ev.probe_steps)
+    results = []
+    for protocol, row in scores.items():
+        metric = "accuracy" if protocol.startswith("linear probe") else RMSE
+        results += [EvalResult(protocol, name, metric, value, baseline=name != trained) for name, value in row.items()]
+    return results

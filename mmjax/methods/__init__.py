@@ -24,7 +24,7 @@ from mmjax.methods.maskgit import MaskGIT
 from mmjax.methods.mlm import MLM
 from mmjax.methods.patchtst import PatchTST
 from mmjax.methods.pointmae import PointMAE
-from mmjax.methods.protocol import Method
+from mmjax.methods.protocol import EvalResult, Method
 from mmjax.methods.registry import available_methods, build_method, register_method
 from mmjax.methods.remasker import ReMasker
 from mmjax.methods.simmim import SimMIM
@@ -39,6 +39,7 @@ __all__ = [
     "MLM",
     "Distill",
     "JEPA",
+    "EvalResult",
     "Method",
     "PatchTST",
     "PointMAE",

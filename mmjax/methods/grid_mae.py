@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -20,11 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from mmjax.evaluate.kind_probe import encoder_probe_table, print_probe_table
 from mmjax.losses import masked_mse
 from mmjax.masking.mask import Mask
 from mmjax.methods.common import pool_tokens
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import Batch, EvalResult, Params
 from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
 
 
@@ -133,25 +131,11 @@ class GridMAE(abc.ABC):
         tokens = self.model.apply({"params": model_params}, self.patches(inputs), method=GridMAEModel.encode)
         return pool_tokens(tokens, pool)
 
-    def evaluate(self, config: Any, params: Params, workdir: str) -> dict[str, Any]:
-        """Linear probe on the test split: this encoder, a random one, and (`eval.probe_raw_input`) the raw input."""
+    def evaluate(self, config: Any, params: Params, workdir: str) -> list[EvalResult]:
+        """Linear probe on the test split: this encoder, a random one and the raw input (`eval.probe`)."""
         del workdir
-        if not config.eval.get("probe", True):
-            return {}
-        from mmjax.data.kinds import data_kind
+        if not config.eval.probe:
+            return []
+        from mmjax.evaluate.kind_probe import encoder_probe_results
 
-        example = data_kind(config.data).example_batch(config.data, 1)
-        random_params = self.init(jax.random.key(config.seed + 12345), example)
-        ev = config.eval
-        results = encoder_probe_table(
-            partial(self.features, pool=ev.probe_pool),
-            {f"{self.name} encoder": params, "random encoder": random_params},
-            lambda split: self.eval_batches(config.data, split, ev.batch_size),
-            config.data,
-            self.input_key,
-            steps=ev.probe_steps,
-            l2=ev.probe_l2,
-            raw_input=ev.get("probe_raw_input", True),
-        )
-        print_probe_table(f"linear probe on {config.data.source} test split ({ev.probe_pool} features)", results)
-        return {"probe": results}
+        return encoder_probe_results(config, self, params)

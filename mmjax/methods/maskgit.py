@@ -27,7 +27,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from mmjax.config import dataclass_from_config
@@ -35,7 +34,7 @@ from mmjax.generate.decode import decode
 from mmjax.generate.guidance import GUIDANCE_SCHEDULES, guided_tokens_to_logits
 from mmjax.losses import masked_mean
 from mmjax.masking.schedules import MASKGIT_SCHEDULES, ratio_mask, sample_mask_ratio
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import Batch, EvalResult, Params
 from mmjax.methods.registry import build_method, register_method
 from mmjax.models.maskgit import MaskGITTransformer
 
@@ -74,7 +73,11 @@ def default_config() -> ml_collections.ConfigDict:
                 "sample_temperature": 1.0,
                 "guidance": 1.0,  # 0: unconditional, 1: conditional, > 1: guided
                 "guidance_schedule": "constant",
-                "per_class": 8,
+                "per_class": 8,  # samples.png: a row of this many samples per class
+                # End-of-run class accuracy and Frechet distance on this many samples per class,
+                # judged by an MLP on raw pixels fit on the train split (a measure for small images
+                # such as digits); 0 = only samples.png.
+                "metrics_per_class": 50,
             },
             "tokenizer_config": None,  # the tokenizer run's experiment config (method, model, tokenizer ...)
         }
@@ -114,10 +117,16 @@ class SampleOptions:
     guidance: float = 1.0
     guidance_schedule: str = "constant"
     per_class: int = 8
+    metrics_per_class: int = 50
 
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"sample.steps must be >= 1, got {self.steps}")
+        if self.per_class < 0 or self.metrics_per_class < 0:
+            raise ValueError(
+                f"sample.per_class and sample.metrics_per_class must be >= 0, got "
+                f"{self.per_class}, {self.metrics_per_class}"
+            )
         if self.guidance_schedule not in GUIDANCE_SCHEDULES:
             raise ValueError(
                 f"sample.guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {self.guidance_schedule!r}"
@@ -383,24 +392,17 @@ class MaskGIT:
             raise ValueError("decode_images needs a tokenizer: set tokenizer_config and maskgit.tokenizer_workdir")
         return self.tokenizer.detokenize(params["tokenizer"], codes)
 
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict:
-        """Write `samples.png`: `sample.per_class` generated images per class (one row per class)."""
-        if self.tokenizer is None or not self.options.num_classes or jax.process_index() != 0:
-            return {}
-        import os
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
+        """`samples.png` and, with `sample.metrics_per_class`, class accuracy and Frechet distance rows.
 
-        from mmjax.data.transforms import denormalize_images
-        from mmjax.evaluate.figures import image_grid, save_png
+        See `mmjax.evaluate.generation.class_conditional_results`; nothing without a tokenizer
+        or classes.
+        """
+        if self.tokenizer is None or not self.options.num_classes:
+            return []
+        from mmjax.evaluate.generation import class_conditional_results
 
-        per_class = self.sample_options.per_class
-        labels = np.repeat(np.arange(self.options.num_classes), per_class)
-        codes = self.generate(params, jax.random.key(config.seed), labels)
-        images = denormalize_images(self.decode_images(params, codes), config.data.mean, config.data.std)
-        rows = np.asarray(images).reshape(self.options.num_classes, per_class, *images.shape[1:])
-        path = os.path.join(workdir, "samples.png")
-        save_png(path, image_grid(list(rows), scale=max(1, 64 // images.shape[1])))
-        print(f"samples: {path}")
-        return {"samples": path}
+        return class_conditional_results(config, self, params, workdir)
 
 
 @register_method("maskgit")

@@ -10,8 +10,6 @@ the output projection tied to the word embeddings. Batches are packed text rows 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Any
 
 import flax.linen as nn
@@ -26,7 +24,6 @@ from mmjax.data.text import (
     SpecialIds,
     continuation_table,
     load_tokenizer,
-    packed_split,
     special_ids,
     text_data,
     token_counts,
@@ -39,7 +36,7 @@ from mmjax.masking.text import (
     ngram_mask,
     span_mask,
 )
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import Batch, EvalResult, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
 
@@ -255,74 +252,11 @@ class MLM:
             for ps, is_ in zip(top_p, top_i, strict=True)
         ]
 
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict[str, Any]:
-        """Held-out masked-token accuracy vs the unigram baseline: prints a table, writes `mlm_eval.json`."""
-        report = heldout_accuracy(self, config, params)
-        print(f"\nmasked-token prediction on the held-out split of {config.data.corpus!r} ({report['chosen']} tokens)")
-        print("| predictor | accuracy | accuracy at [MASK] | cross-entropy (nats) |\n| --- | --- | --- | --- |")
-        for name, row in report["rows"].items():
-            print(f"| {name} | {100 * row['accuracy']:.1f}% | {100 * row['mask_accuracy']:.1f}% | {row['loss']:.3f} |")
-        if jax.process_index() == 0:
-            with open(os.path.join(workdir, "mlm_eval.json"), "w") as f:
-                json.dump(report, f, indent=1)
-        return report
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
+        """Held-out masked-token accuracy and cross-entropy against the unigram baseline (`mmjax.evaluate.text`)."""
+        from mmjax.evaluate.text import evaluate_mlm
 
-
-def heldout_accuracy(method: MLM, config: ml_collections.ConfigDict, params: Params) -> dict[str, Any]:
-    """Masked-token accuracy and cross entropy on `data`'s test split (corruption from `config.seed`).
-
-    Rows: the trained model, and the unigram baseline (always the most frequent non-special
-    train token; its cross entropy is the add-one-smoothed train unigram distribution's).
-    """
-    rows = packed_split(config.data, "test")
-    counts = token_counts(config.data, method.vocab_size).astype(np.float64)
-    counts[list(method.special.as_tuple())] = 0
-    top = int(np.argmax(counts))
-    log_unigram = np.log((counts + 1) / np.sum(counts + 1))
-
-    @jax.jit
-    def score(params, batch, rng):
-        corruption = method.corrupt(rng, batch["input_ids"], batch["segment_ids"])
-        logits, targets, weights = method.predict(params, batch, corruption)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-        (at_mask,) = method.at_predicted(corruption.mask, corruption.mask & (corruption.action == 1))
-        right = jnp.argmax(logits, axis=-1) == targets
-        return {
-            "chosen": jnp.sum(weights),
-            "at_mask": jnp.sum(at_mask),
-            "correct": jnp.sum(right & weights),
-            "correct_at_mask": jnp.sum(right & at_mask),
-            "loss": jnp.sum(jnp.where(weights, ce, 0.0)),
-            "unigram_correct": jnp.sum((targets == top) & weights),
-            "unigram_correct_at_mask": jnp.sum((targets == top) & at_mask),
-            "unigram_loss": -jnp.sum(jnp.where(weights, jnp.asarray(log_unigram, jnp.float32)[targets], 0.0)),
-        }
-
-    size = config.eval.get("batch_size", 256)
-    rng = jax.random.key(config.seed)
-    totals: dict[str, float] = {}
-    for start in range(0, len(rows["input_ids"]), size):
-        batch = {name: jnp.asarray(a[start : start + size]) for name, a in rows.items()}
-        part = jax.device_get(score(params, batch, jax.random.fold_in(rng, start)))
-        for k, v in part.items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-    n, n_mask = max(totals["chosen"], 1.0), max(totals["at_mask"], 1.0)
-    return {
-        "chosen": int(totals["chosen"]),
-        "unigram_token": load_tokenizer(config.data).id_to_token(top),
-        "rows": {
-            f"{config.method} model": {
-                "accuracy": totals["correct"] / n,
-                "mask_accuracy": totals["correct_at_mask"] / n_mask,
-                "loss": totals["loss"] / n,
-            },
-            "unigram baseline": {
-                "accuracy": totals["unigram_correct"] / n,
-                "mask_accuracy": totals["unigram_correct_at_mask"] / n_mask,
-                "loss": totals["unigram_loss"] / n,
-            },
-        },
-    }
+        return evaluate_mlm(config, self, params)
 
 
 @register_method("mlm")

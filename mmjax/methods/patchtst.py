@@ -9,7 +9,6 @@ loss is the MSE on hidden patches in normalized units.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -19,7 +18,7 @@ import ml_collections
 from mmjax.config import dataclass_from_config
 from mmjax.losses import masked_mse
 from mmjax.masking.signals import variate_patch_mask
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import Batch, EvalResult, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.patchtst import PatchTSTModel
 from mmjax.ops.series import denormalize_series, instance_stats, normalize_series, patch_series, unpatch_series
@@ -143,8 +142,8 @@ class PatchTST:
             return jnp.mean(tokens, axis=2).reshape(tokens.shape[0], -1)
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
 
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict[str, Any]:
-        """Imputation and forecasting against baselines, and UCR probes; prints the tables."""
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
+        """Imputation and forecasting against baselines, and UCR probes (`mmjax.evaluate.series`)."""
         from mmjax.evaluate.series import evaluate_series
 
         return evaluate_series(config, self, params)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -14,7 +13,7 @@ from mmjax.config import dataclass_from_config
 from mmjax.losses import masked_mean
 from mmjax.masking.mask import random_mask
 from mmjax.masking.points import PointPatches, group_points
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import Batch, EvalResult, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.pointmae import PointMAEModel
 from mmjax.ops.pointcloud import chamfer_distance
@@ -141,8 +140,8 @@ class PointMAE:
             return tokens
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
 
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict[str, Any]:
-        """Linear probe on the shape class, pretrained vs random encoder; prints the table."""
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
+        """Linear probe on the shape class, trained vs random encoder (`mmjax.evaluate.points`)."""
         from mmjax.evaluate.points import evaluate_points
 
         return evaluate_points(config, self, params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
 import jax
@@ -12,6 +13,30 @@ Batch = dict[str, jax.Array]
 # A `loss` metrics entry under this key is not logged: the trainer pops it and hands it
 # to `method.after_step` (batch statistics for an EMA codebook, for example).
 STATE_INPUTS = "state_inputs"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+    """One number of an end-of-run evaluation (a row of `eval.json`).
+
+    Attributes:
+      protocol: what was measured, e.g. `linear probe`, `kNN`, `masked-token prediction`,
+        `imputation`, `forecast`, `tokenizer reconstruction`, `class-conditional samples`.
+      name: whose number it is: the trained model (`mae encoder`, `mlm model`) or a baseline
+        (`random encoder`, `raw pixels`, `unigram`, `column means`, `linear interpolation`).
+      metric: `accuracy`, `RMSE`, `cross-entropy`, `Frechet distance`, ... Accuracies and other
+        shares are fractions in [0, 1]; tables print them as percentages.
+      value: the number.
+      baseline: True for a reference row (not the trained model).
+      split: the data it was measured on (`test`, `train`, ...).
+    """
+
+    protocol: str
+    name: str
+    metric: str
+    value: float
+    baseline: bool = False
+    split: str = "test"
 
 
 class Method(Protocol):
@@ -28,8 +53,10 @@ class Method(Protocol):
     - `load_frozen(params) -> params`: host-side, once, on a fresh run (not on resume):
       fill frozen parts from elsewhere, e.g. a teacher from another run's checkpoint. It must
       keep every shape and dtype; it is never traced (it may read files).
-    - `evaluate(config, params, workdir) -> dict`: the end-of-run evaluation, when the
-      image probe of `mmjax.evaluate.evaluate_pretraining` does not fit the method.
+    - `evaluate(config, params, workdir) -> list[EvalResult]`: the end-of-run evaluation, when
+      the image probe of `mmjax.evaluate.evaluate_pretraining` does not fit the method. It
+      prints nothing (the caller prints the table and writes `eval.json`), writes files only
+      on process 0, and gets host-local parameters (the same on every process).
     """
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:

@@ -19,7 +19,7 @@ import numpy as np
 from mmjax.config import dataclass_from_config
 from mmjax.losses import masked_mean
 from mmjax.masking.tables import RemaskerMasks, remasker_masks
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import Batch, EvalResult, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.table_mae import TableMAE
 
@@ -238,8 +238,9 @@ class ReMasker:
         extra = jax.lax.map(one_pass, jax.random.split(rng, passes - 1))
         return jnp.where(observed, values, (full_view + extra.sum(axis=0)) / passes)
 
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> dict:
-        """Impute the `tables` data kind's table: RMSE on removed cells, the filled table in `workdir`."""
+    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
+        """Impute the `tables` data kind's table: RMSE on removed cells, the filled table in `workdir`
+        (`mmjax.evaluate.tables`)."""
         from mmjax.evaluate.tables import evaluate_tables
 
         return evaluate_tables(config, self, params, workdir)

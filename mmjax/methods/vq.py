@@ -235,12 +235,12 @@ class VQTokenizer:
     # --- Evaluation -------------------------------------------------------------------
 
     def reconstruct(self, params: Params, batch: Batch, rng: jax.Array) -> dict[str, jax.Array]:
-        """`masked` (the input: nothing is hidden), `prediction` and `pasted` (the reconstruction) `[B, H, W, C]`."""
+        """`reconstruction` `[B, H, W, C]` (normalized, through the codes) and `mask` `[B, N]`, all False:
+        a tokenizer hides nothing."""
         del rng
         images = self._images(batch)
         recon = self.forward(params, images)[0]
-        hidden = jnp.zeros((images.shape[0], self.model_config.num_patches), bool)
-        return {"masked": images, "prediction": recon, "pasted": recon, "mask": hidden}
+        return {"reconstruction": recon, "mask": jnp.zeros((images.shape[0], self.model_config.num_patches), bool)}
 
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """Tokenizer encoder features: `cls` / `mean` `[B, D]` or `tokens` `[B, 1 + N, D]`."""

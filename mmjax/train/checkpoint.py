@@ -1,31 +1,57 @@
-"""Orbax checkpoints: train state, data-iterator state and the resolved config, saved together."""
+"""Orbax checkpoints: train state, data-iterator state and the resolved config, saved together.
+
+`workdir/checkpoints/<step>/` holds `state` (the `TrainState`), `data` (one grain iterator
+state per process, `process_<i>-of-<n>.json`) and `config` (the config the state was trained
+with). A save is atomic (written to a temporary folder, then renamed), so a kill mid-save
+leaves the earlier checkpoints whole. orbax never deletes a checkpoint here: what is kept is
+decided by `mmjax.train.retention`. A checkpoint that cannot be used is moved aside to
+`workdir/rejected_checkpoints/`, never deleted.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import grain
 import orbax.checkpoint as ocp
 from etils import epath
 
+from mmjax.config import ConfigError
+from mmjax.files import write_text_atomic
+from mmjax.train import distributed
 
-def checkpoint_manager(workdir: str, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
-    """A manager for `workdir/checkpoints` keeping the last `keep` steps.
+T = TypeVar("T")
+REJECTED_DIR = "rejected_checkpoints"
 
-    Saves run in the background (`async_save`); a save is atomic (written to a temporary
-    folder and renamed), so an interrupted save leaves the previous checkpoint intact.
+
+class CheckpointRestoreError(RuntimeError):
+    """No checkpoint of a workdir could be restored; none was moved."""
+
+
+def _root(workdir: str) -> epath.Path:
+    return epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
+
+
+def checkpoint_manager(workdir: str, async_save: bool = True, read_only: bool = False) -> ocp.CheckpointManager:
+    """A manager for `workdir/checkpoints` that keeps everything it saves (retention is ours).
+
+    Saves run in the background (`async_save`); leftover temporary folders of a killed save are
+    removed when a writing manager opens the directory.
     """
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep,
+        max_to_keep=None,
         enable_async_checkpointing=async_save,
-        create=True,
+        create=not read_only,
+        read_only=read_only,
+        cleanup_tmp_directories=not read_only,
     )
     return ocp.CheckpointManager(
-        epath.Path(workdir if "://" in workdir else os.path.abspath(workdir)) / "checkpoints",
-        options=options,
-        item_names=("state", "data", "config"),
+        _root(workdir) / "checkpoints", options=options, item_names=("state", "data", "config")
     )
 
 
@@ -38,29 +64,142 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, data_iterator: A
 
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any, data_iterator: Any = None) -> Any:
-    """Restore the state onto the shardings of `abstract_state` (and the iterator in place)."""
-    args = {"state": ocp.args.StandardRestore(abstract_state)}
+    """Restore the state onto the shardings of `abstract_state` (and the iterator in place).
+
+    A failure names the part that failed and its folder (`.../checkpoints/<step>/data: ...`).
+    """
+    folder = manager.directory / str(step)
+    parts = {"state": ocp.args.StandardRestore(abstract_state)}
     if data_iterator is not None:
-        args["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-    return manager.restore(step, args=ocp.args.Composite(**args))["state"]
+        parts["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+    restored = {}
+    for name, args in parts.items():
+        try:
+            restored[name] = manager.restore(step, args=ocp.args.Composite(**{name: args}))[name]
+        except Exception as err:
+            raise RuntimeError(f"{folder / name}: {describe_failure(err)}") from None
+    return restored["state"]
+
+
+def saved_config(manager: ocp.CheckpointManager, step: int) -> dict:
+    """The config stored with checkpoint `step` (what its state was trained with)."""
+    return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
+
+def data_process_count(workdir: str, step: int) -> int | None:
+    """How many processes wrote checkpoint `step`'s data-iterator state (None: no data state saved)."""
+    folder = _root(workdir) / "checkpoints" / str(step) / "data"
+    if not folder.exists():
+        return None
+    counts = {int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(r"process_\d+-of-(\d+)\.json", p.name))}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def describe_failure(err: BaseException) -> str:
+    """One line for a failed restore: the innermost cause, shortened."""
+    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
+        err = err.__cause__ or err.__context__
+    text = " ".join(str(err).split())
+    if isinstance(err, RuntimeError) and "/checkpoints/" in text:  # already described by `restore`
+        return text[:400]
+    return f"{type(err).__name__}: {text[:300]}"
+
+
+def move_aside(manager: ocp.CheckpointManager, workdir: str, step: int, reason: str) -> str:
+    """Move checkpoint `step` to `workdir/rejected_checkpoints/<step>.<reason>` (process 0; all processes wait)."""
+    manager.wait_until_finished()
+    target_root = _root(workdir) / REJECTED_DIR
+    target = target_root / f"{step}.{reason}"
+    if distributed.is_chief():
+        target_root.mkdir(parents=True, exist_ok=True)
+        suffix = 1
+        while target.exists():
+            target, suffix = target_root / f"{step}.{reason}.{suffix}", suffix + 1
+        (_root(workdir) / "checkpoints" / str(step)).rename(target)
+    distributed.barrier(f"mmjax_move_aside_{step}")
+    manager.reload()
+    return os.fspath(target)
+
+
+def restore_with_fallback(
+    manager: ocp.CheckpointManager,
+    workdir: str,
+    attempt: Callable[[int], T],
+    *,
+    move_failed: bool = True,
+    say: Callable[[str], None] = print,
+) -> tuple[int, T] | None:
+    """`(step, attempt(step))` for the newest checkpoint whose `attempt` succeeds on every process.
+
+    Newer checkpoints that failed are reported in one line each (step, cause, file) and, with
+    `move_failed`, moved aside; but only once an older one has restored: if every checkpoint
+    fails, nothing is moved and `CheckpointRestoreError` names the newest one's cause. A
+    `ConfigError` from `attempt` (a config that does not fit the checkpoint) is raised at once.
+    Returns None when the workdir has no checkpoint.
+    """
+    steps = sorted(manager.all_steps(), reverse=True)
+    newest = distributed.agree_on_int(steps[0] if steps else -1)
+    if newest < 0:
+        return None
+    steps = [s for s in steps if s <= newest]
+    failures: list[tuple[int, str]] = []
+    for step in steps:
+        try:
+            result, error = attempt(step), None
+        except ConfigError:
+            raise
+        except Exception as err:  # a damaged checkpoint: any failure to read it
+            result, error = None, describe_failure(err)
+            silence_abandoned_reads()
+        if distributed.all_true(error is None):
+            for failed, cause in failures:
+                kept = (
+                    f"moved to {move_aside(manager, workdir, failed, 'unreadable')}" if move_failed else "left in place"
+                )
+                say(f"checkpoint step {failed} could not be restored ({cause}); {kept}; using step {step}")
+            return step, result
+        failures.append((step, error or "failed on another process"))
+    step, cause = failures[0]
+    raise CheckpointRestoreError(f"no checkpoint of {workdir} could be restored; the newest, step {step}: {cause}")
+
+
+def _from_abandoned_read(unraisable: Any) -> bool:
+    """Whether an exception Python could not raise comes from the reads orbax left behind on a failure."""
+    source = getattr(unraisable.object, "__qualname__", "") or repr(unraisable.object)
+    code = getattr(unraisable.object, "cr_code", None)
+    module = code.co_filename if code is not None else ""
+    closed_loop = isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(
+        unraisable.exc_value
+    )
+    return "orbax" in module or "orbax" in source or closed_loop
+
+
+def silence_abandoned_reads() -> None:
+    """Drop the noise of a failed restore: orbax leaves array reads running, which end later in
+    hundreds of lines of `Exception ignored in: <coroutine ...>` / `RuntimeError: Event loop is
+    closed`. Only those are dropped (every other unraisable exception still reaches the previous
+    hook); the failure itself is reported by `restore_with_fallback` in one line.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "mmjax_filter", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if not _from_abandoned_read(unraisable):
+            previous(unraisable)
+
+    hook.mmjax_filter = True
+    sys.unraisablehook = hook
 
 
 def write_config(workdir: str, config: dict) -> None:
-    """The resolved config as `workdir/config.json` (readable, and what `eval` reloads).
-
-    `workdir` may be a bucket (`gs://...`): paths go through `etils.epath`, as orbax's do.
-    """
-    folder = epath.Path(workdir)
-    folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(config, indent=2, sort_keys=True)
-    if folder.as_posix().startswith("/"):  # local: write then rename, so readers never see half a file
-        tmp = folder / "config.json.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, folder / "config.json")
-    else:  # object stores write whole objects
-        (folder / "config.json").write_text(text)
+    """The resolved config as `workdir/config.json` (readable; what `eval` falls back to)."""
+    write_text_atomic(epath.Path(workdir) / "config.json", json.dumps(config, indent=2, sort_keys=True))
 
 
 def read_config(workdir: str) -> dict:
     """`workdir/config.json` as a dict (local path or bucket)."""
-    return json.loads((epath.Path(workdir) / "config.json").read_text())
+    path = epath.Path(workdir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{workdir} has no config.json: is it a training workdir?")
+    return json.loads(path.read_text())

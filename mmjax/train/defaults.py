@@ -33,7 +33,12 @@ def training_sections(config: ml_collections.ConfigDict) -> ml_collections.Confi
             "grad_clip": 0.0,  # 0 = no clipping
             "log_every": 50,
             "checkpoint_every": 500,
-            "keep_checkpoints": 3,
+            "keep_checkpoints": 3,  # the newest confirmed ones; an unconfirmed newer one is kept too
+            # A non-finite loss, gradient norm, parameter or Adam moment: "stop" the run, or "skip"
+            # the update (parameters and moments unchanged, counted in `skipped_updates`) and stop
+            # after `max_consecutive_skips` in a row.
+            "on_nonfinite": "stop",
+            "max_consecutive_skips": 10,
             "async_checkpoints": True,
             "tensorboard": True,
         }
@@ -51,6 +56,7 @@ def training_sections(config: ml_collections.ConfigDict) -> ml_collections.Confi
             "probe_pool": "mean",  # mean of final patch tokens, or "cls"
             "probe_steps": 500,
             "probe_l2": 1e-4,
+            "probe_raw_input": True,  # video, audio: also probe the flattened input (a baseline row)
             "batch_size": 250,
             "figure": True,
             "figure_examples": 8,

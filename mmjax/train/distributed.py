@@ -106,4 +106,27 @@ def agree_on_int(value: int) -> int:
     return int(multihost_utils.broadcast_one_to_all(np.asarray(value, np.int32)))
 
 
-__all__ = ["agree_on_int", "initialize", "is_initialized", "resolve"]
+def is_chief() -> bool:
+    """Process 0: the one that writes the workdir's shared files and the console."""
+    return jax.process_index() == 0
+
+
+def all_true(flag: bool) -> bool:
+    """Whether `flag` holds on every process (a collective with several processes)."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    flags = multihost_utils.process_allgather(np.asarray(int(bool(flag)), np.int32))
+    return bool(np.all(flags))
+
+
+def barrier(name: str) -> None:
+    """Wait until every process gets here (a no-op in a single process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+
+        multihost_utils.sync_global_devices(name)
+
+
+__all__ = ["agree_on_int", "all_true", "barrier", "initialize", "is_chief", "is_initialized", "resolve"]

@@ -1,16 +1,27 @@
-"""The training loop, top to bottom: config -> mesh -> input -> state -> step -> checkpoints -> loop.
+"""The training loop, top to bottom: config -> mesh -> input -> state -> step -> resume -> compile -> loop.
 
 The loop knows only the method protocol (`init`, `loss`, `param_axes`); it never names a
 method. It runs unchanged on one CPU, simulated CPU devices, GPUs and TPU pods.
+
+What a run guarantees (tests/test_faults.py):
+- every knob is checked before anything is compiled or written (`mmjax.train.validate`);
+- one trainer per workdir, and a rerun whose config does not fit the checkpoint is refused
+  before any file changes (`mmjax.train.workdir`);
+- every saved state is finite, and a checkpoint is kept as "good" only once a later step has
+  trained from it (`mmjax.train.finite`, `mmjax.train.retention`);
+- a damaged newest checkpoint is moved aside and the one before it resumed
+  (`checkpoint.restore_with_fallback`);
+- SIGTERM at any moment, start-up included, ends with exit status 42 and the last checkpoint
+  intact (`mmjax.train.preemption`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -18,28 +29,48 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from mmjax.config import ConfigError
 from mmjax.data.kinds import data_kind
 from mmjax.methods.protocol import STATE_INPUTS
 from mmjax.methods.registry import build_method
 from mmjax.train import checkpoint, distributed
+from mmjax.train.finite import (
+    NONFINITE_LEAF,
+    NonFiniteGuard,
+    NonFiniteLossError,
+    checked_leaf_names,
+    first_nonfinite_leaf,
+    keep_if,
+    step_is_good,
+)
 from mmjax.train.mesh import batch_sharding, global_batch, make_mesh, mesh_shape, param_shardings, replicated
-from mmjax.train.metrics import MetricWriter
+from mmjax.train.metrics import MetricWriter, Progress, duration
 from mmjax.train.optimizer import make_optimizer
 from mmjax.train.preemption import Preempted, PreemptionWatcher
+from mmjax.train.retention import Retention
 from mmjax.train.state import TrainState
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or Inf; nothing after the last good checkpoint was saved."""
+from mmjax.train.validate import check_batch_divides, check_runtime_config
+from mmjax.train.workdir import WorkdirLock, check_resumable, truncate_metrics
 
 
 @dataclasses.dataclass
 class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+      step: the step the state is at.
+      state: the final `TrainState` (sharded over `mesh`).
+      history: the logged metric rows of this call.
+      method, mesh: the built method and device mesh.
+      already_complete: the workdir's checkpoint had reached `train.steps`; nothing was trained.
+    """
+
     step: int
     state: TrainState
     history: list[dict[str, float]]
     method: Any
     mesh: Any
+    already_complete: bool = False
 
 
 def config_as_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -67,7 +98,13 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
         transform_non_params=lambda _: replicated(mesh),
         is_leaf=lambda x: isinstance(x, optax.MaskedNode),
     )
-    shardings = TrainState(step=replicated(mesh), params=p_shardings, opt_state=opt_shardings, rng=replicated(mesh))
+    shardings = TrainState(
+        step=replicated(mesh),
+        params=p_shardings,
+        opt_state=opt_shardings,
+        rng=replicated(mesh),
+        skipped=replicated(mesh),
+    )
     init_key, run_key = jax.random.split(jax.random.key(config.seed))
 
     def init() -> TrainState:
@@ -77,6 +114,7 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
             params=params,
             opt_state=optimizer.init(params),
             rng=jax.random.key_data(run_key),
+            skipped=jnp.zeros((), jnp.int32),
         )
 
     jitted_init = jax.jit(init, out_shardings=shardings)
@@ -107,11 +145,18 @@ def batch_spec(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, 
 
 
 def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
-    """One jitted update with donated state: grads, clip + AdamW, the method's `after_step`, metrics."""
+    """One jitted update with donated state: grads, clip + AdamW, the method's `after_step`, metrics.
+
+    The metrics carry the finite check (`mmjax.train.finite`): `NONFINITE_LEAF`, the first
+    parameter or optimizer leaf that is not finite after the update (-1: none). With
+    `train.on_nonfinite="skip"` a bad update is dropped inside the step (the state keeps the
+    parameters and moments it had) and counted in `state.skipped`.
+    """
     kind = data_kind(config.data)
     spec = kind.batch_spec(config.data, config.train.batch_size)
     batch_shardings = {name: batch_sharding(mesh, len(s.shape)) for name, s in spec.items()}
     after_step = getattr(method, "after_step", None)
+    skip = config.train.on_nonfinite == "skip"
 
     def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
         batch = kind.prepare(batch, config.data)
@@ -122,8 +167,24 @@ def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
         params = optax.apply_updates(state.params, updates)
         if after_step is not None:
             params = after_step(params, state_inputs, state.step)
-        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads), "lr": schedule(state.step)}
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        grad_norm = optax.tree.norm(grads)
+        bad_leaf = first_nonfinite_leaf((params, opt_state))
+        good = step_is_good(loss, grad_norm, bad_leaf)
+        skipped = state.skipped
+        if skip:
+            params, opt_state = keep_if(good, (params, opt_state), (state.params, state.opt_state))
+            skipped = skipped + (~good).astype(jnp.int32)
+        metrics = {
+            **metrics,
+            "loss": loss,
+            "grad_norm": grad_norm,
+            "lr": schedule(state.step),
+            NONFINITE_LEAF: bad_leaf,
+        }
+        if skip:
+            metrics["skipped_updates"] = skipped
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, skipped=skipped)
+        return new_state, metrics
 
     return jax.jit(
         step,
@@ -133,14 +194,31 @@ def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
     )
 
 
-def check_finite(step: int, metrics: dict[str, float], manager: Any) -> None:
-    loss = metrics["loss"]
-    if not math.isfinite(loss):
-        manager.wait_until_finished()
-        raise NonFiniteLossError(
-            f"loss is {loss} at step {step}; stopping. The last good checkpoint is step "
-            f"{manager.latest_step()} and nothing after it was saved."
-        )
+def _say(text: str) -> None:
+    if distributed.is_chief():
+        print(text, flush=True)
+
+
+def _resume(
+    manager: Any, workdir: str, run_config: dict, abstract: TrainState, iterator: Any
+) -> tuple[int, TrainState] | None:
+    """The newest checkpoint that restores and fits `run_config`: `(step, state)`, or None (fresh run)."""
+
+    def attempt(step: int) -> TrainState:
+        changes = check_resumable(checkpoint.saved_config(manager, step), run_config, workdir, step)
+        written_by = checkpoint.data_process_count(workdir, step) if iterator is not None else None
+        if written_by is not None and written_by != jax.process_count():
+            raise ConfigError(
+                f"checkpoint step {step} of {workdir} was written by {written_by} processes and this run has "
+                f"{jax.process_count()} (distributed.num_processes): each process's data position is saved; "
+                f"rerun with {written_by} processes, or pass another --workdir"
+            )
+        state = checkpoint.restore(manager, step, abstract, iterator)
+        if changes:
+            _say(f"changed on resume: {'; '.join(changes)}")
+        return state
+
+    return checkpoint.restore_with_fallback(manager, workdir, attempt, say=_say)
 
 
 def train(
@@ -149,6 +227,7 @@ def train(
     *,
     data_iterator: Iterator | None = None,
     devices: list[jax.Device] | None = None,
+    watcher: PreemptionWatcher | None = None,
 ) -> TrainResult:
     """Train `config.method` per `config.train`, resuming from `workdir` when it has checkpoints.
 
@@ -159,17 +238,33 @@ def train(
         checkpointed); yields host batches shaped like `batch_spec(config, b)`, for
         images `{"image": uint8 [b, H, W, C], "label": [b]}`.
       devices: the devices of the mesh (default: all).
-    """
-    tc = config.train
-    # --- Processes: one per host when `config.distributed` or MMJAX_* says so -----------
-    distributed.initialize(config.get("distributed"))
-    is_chief = jax.process_index() == 0
+      watcher: a `PreemptionWatcher` already installed by the caller (the command line installs
+        one before anything else, so a SIGTERM during start-up is caught); default: one of its own.
 
+    Raises:
+      ConfigError: a knob, or a config that does not fit the workdir's checkpoint (nothing written).
+      WorkdirBusyError: another run holds the workdir.
+      NonFiniteLossError: a NaN / Inf stopped the run (no non-finite state was saved).
+      Preempted: SIGTERM; the checkpoint of the step named is saved (exit status 42).
+    """
+    check_runtime_config(config)
+    started = distributed.initialize(config.get("distributed"))
+    with contextlib.ExitStack() as stack:
+        if watcher is None:
+            watcher = stack.enter_context(PreemptionWatcher())
+        elif started:
+            watcher.reinstall()
+        stack.enter_context(WorkdirLock(workdir, enabled=distributed.is_chief()))
+        return _train(config, workdir, data_iterator, devices, watcher)
+
+
+def _train(config, workdir, data_iterator, devices, watcher) -> TrainResult:
+    tc = config.train
     # --- Method and mesh --------------------------------------------------------------
     method = build_method(config)
     mesh = make_mesh(config.mesh.to_dict(), devices)
-    if is_chief:
-        checkpoint.write_config(workdir, config_as_dict(config))
+    check_batch_divides(tc.batch_size, mesh.shape["data"] * mesh.shape["fsdp"], jax.process_count())
+    run_config = config_as_dict(config)
 
     # --- Input: each process reads its own slice; the iterator state is checkpointed ----
     if data_iterator is None:
@@ -180,68 +275,156 @@ def train(
 
     # --- State and update step --------------------------------------------------------
     init_state, state_shardings, optimizer, schedule = create_state(config, method, mesh)
+    abstract = abstract_state(init_state, state_shardings)
     train_step = make_train_step(config, method, optimizer, schedule, state_shardings, mesh)
 
-    # --- Checkpoints: resume if the workdir has one ------------------------------------
-    manager = checkpoint.checkpoint_manager(workdir, tc.keep_checkpoints, tc.get("async_checkpoints", True))
-    latest = distributed.agree_on_int(-1 if manager.latest_step() is None else manager.latest_step())
-    latest = None if latest < 0 else latest  # every process resumes from process 0's step
-    if latest is not None:
-        state = checkpoint.restore(
-            manager, latest, abstract_state(init_state, state_shardings), data if data_iterator is None else None
+    # --- Resume: the newest checkpoint that restores and fits this config ----------------
+    manager = checkpoint.checkpoint_manager(workdir, tc.async_checkpoints)
+    try:
+        resumed = _resume(manager, workdir, run_config, abstract, data if data_iterator is None else None)
+        state = init_state() if resumed is None else resumed[1]
+        start = int(jax.device_get(state.step))
+        if distributed.is_chief():  # the run starts: only now is the workdir's config written
+            checkpoint.write_config(workdir, run_config)
+            truncate_metrics(workdir, start)
+        if resumed is not None:
+            _say(f"resumed from step {start} in {workdir}")
+        if start >= tc.steps:
+            _say(f"the run in {workdir} is complete (step {start}, train.steps={tc.steps}); nothing to train")
+            return TrainResult(start, state, [], method, mesh, already_complete=True)
+        run = _Run(
+            config=config,
+            workdir=workdir,
+            method=method,
+            mesh=mesh,
+            data=data,
+            saved_iterator=data if data_iterator is None else None,
+            manager=manager,
+            retention=Retention(manager, workdir, tc.keep_checkpoints, unconfirmed=() if resumed is None else (start,)),
+            watcher=watcher,
         )
-        if is_chief:
-            print(f"resumed from step {latest} in {workdir}", flush=True)
-    else:
-        state = init_state()
-    start = int(jax.device_get(state.step))
+        return _loop(run, train_step, state, start)
+    finally:
+        manager.wait_until_finished()
+        manager.close()
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the loop works with, set up by `_train`."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    method: Any
+    mesh: Any
+    data: Iterator
+    saved_iterator: Any  # the grain iterator whose state goes into checkpoints (None: not saved)
+    manager: Any
+    retention: Retention
+    watcher: PreemptionWatcher
+
+
+def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainResult:
+    config, mesh, data, retention, watcher = run.config, run.mesh, run.data, run.retention, run.watcher
+    tc = config.train
+    names = [f"params/{n}" for n in checked_leaf_names(state.params)]
+    names += [f"opt_state/{n}" for n in checked_leaf_names(state.opt_state)]
+    guard = NonFiniteGuard(tc.on_nonfinite, tc.max_consecutive_skips, names)
+
+    # --- Compile: announced, and timed ---------------------------------------------------
+    first = global_batch(next(data), mesh)
+    _say(f"compiling the train step ({config.method}, global batch {tc.batch_size}, mesh {dict(mesh.shape)}) ...")
+    began = time.perf_counter()
+    compiled = train_step.lower(state, first).compile()
+    _say(f"compiled in {duration(time.perf_counter() - began)}")
+    if watcher.agree_now():  # a SIGTERM during start-up: nothing new to save
+        _say(f"preempted during start-up: the workdir is as it was (step {start}); exiting with status 42")
+        raise Preempted(start)
 
     # --- Loop ---------------------------------------------------------------------------
-    writer = MetricWriter(workdir, tc.steps, tensorboard=tc.get("tensorboard", True))
+    writer = MetricWriter(run.workdir, tensorboard=tc.tensorboard)
+    progress = Progress(start, tc.steps)
     history: list[dict[str, float]] = []
     pending = None  # (step, device metrics) not yet checked on the host
     tick, ticked_step = time.perf_counter(), start
-    watcher = PreemptionWatcher()
+    row: dict[str, float] = {}
+    recorded: set[int] = set()  # bad steps already written to metrics.jsonl
+
+    def settle(step: int, device_metrics: Any) -> dict[str, Any]:
+        """Check `step` on the host: stop on a bad one, confirm the checkpoints a good one vouches for."""
+        values = jax.device_get(device_metrics)
+        good, stop = guard.check(step, values)
+        if not good:  # on record, whether it stops the run or is skipped (NaN / Inf as null)
+            bad = {k: float(v) for k, v in values.items() if k != NONFINITE_LEAF}
+            writer.write(step, bad)
+            history.append({"step": step, **bad})
+            recorded.add(step)
+        if stop is not None:
+            raise _stopped(stop, step, guard, retention)
+        if good:
+            retention.confirm_before(step)
+        return values
+
+    step = start
     try:
-        watcher.__enter__()
         for step in range(start + 1, tc.steps + 1):
-            host_batch = next(data)
-            batch = global_batch(host_batch, mesh)  # the step's one explicit host -> device copy
+            batch = first if step == start + 1 else global_batch(next(data), mesh)  # the one host -> device copy
             with jax.transfer_guard("disallow"):
-                state, metrics = train_step(state, batch)
+                state, metrics = compiled(state, batch)
             if pending is not None:  # check the previous step while this one runs
-                check_finite(pending[0], jax.device_get(pending[1]), manager)
+                row.update(settle(*pending))
+                progress.update(pending[0], row)
             pending = (step, metrics)
             preempted = watcher.should_stop()  # every process stops after the same step
             is_log = step % tc.log_every == 0 or step == tc.steps
             is_save = step % tc.checkpoint_every == 0 or step == tc.steps or preempted
             if is_log or is_save:
-                values = jax.device_get(metrics)
-                check_finite(step, values, manager)
+                values = settle(*pending)
                 pending = None
                 now = time.perf_counter()
                 seconds = (now - tick) / max(1, step - ticked_step)
-                row = {k: float(v) for k, v in values.items()}
+                row = {k: float(v) for k, v in values.items() if k != NONFINITE_LEAF}
                 row.update(step_time=seconds, examples_per_s=tc.batch_size / seconds)
                 tick, ticked_step = now, step
-                if is_log:
+                if is_log and step not in recorded:
                     writer.write(step, row)
                     history.append({"step": step, **row})
+                    progress.update(step, row, force=True)
                 if is_save:
-                    iterator_state = data if data_iterator is None else None
-                    checkpoint.save(manager, step, state, iterator_state, config_as_dict(config))
+                    checkpoint.save(run.manager, step, state, run.saved_iterator, config_as_dict(config))
+                    retention.saved(step)
             if preempted:
-                if is_chief:
-                    print(f"preempted after step {step}: checkpoint saved, exiting with status 42", flush=True)
+                _say(f"preempted after step {step}: checkpoint saved, exiting with status 42")
                 raise Preempted(step)
         if pending is not None:
-            check_finite(pending[0], jax.device_get(pending[1]), manager)
+            settle(*pending)
+        run.manager.wait_until_finished()
+        retention.confirm_before(tc.steps + 1)  # the last state is finite and nothing trains from it here
+    except (Preempted, NonFiniteLossError):
+        raise
+    except Exception as err:
+        err.mmjax_failed_at_step = step  # a failure after the run started (the command line exits 1)
+        raise
     finally:
-        watcher.__exit__()
-        manager.wait_until_finished()
-        manager.close()
         writer.close()
-    return TrainResult(step=int(jax.device_get(state.step)), state=state, history=history, method=method, mesh=mesh)
+    return TrainResult(int(jax.device_get(state.step)), state, history, run.method, mesh)
+
+
+def _stopped(reason: str, step: int, guard: NonFiniteGuard, retention: Retention) -> NonFiniteLossError:
+    """The error that ends a run on non-finite values, after moving aside the checkpoints it discredits."""
+    moved = retention.reject_from(guard.bad_run_start - 1)  # the state that step started from is suspect
+    parts = [f"{reason}; stopping"]
+    for bad, path in moved:
+        parts.append(f"checkpoint {bad} moved to {path} (the loss from its parameters is not finite)")
+    last = retention.last_kept()
+    if last is None:
+        parts.append("no checkpoint is kept, so a rerun starts from scratch")
+    else:
+        parts.append(
+            f"the last good checkpoint is step {last}; a rerun resumes from it (lower train.lr, or set "
+            "train.on_nonfinite=skip)"
+        )
+    return NonFiniteLossError(". ".join([parts[0]] + [p[0].upper() + p[1:] for p in parts[1:]]), step)
 
 
 def compile_train_step(config: ml_collections.ConfigDict, devices: list[jax.Device] | None = None) -> Any:
@@ -262,41 +445,53 @@ def restore_state(
     *,
     mesh: dict[str, int] | None = None,
     devices: list[jax.Device] | None = None,
+    say: Callable[[str], None] = _say,
 ) -> tuple[ml_collections.ConfigDict, Any, TrainState]:
     """`(config, method, state)` from a workdir, restored onto any mesh (resharding restore).
 
     Args:
-      workdir: a training workdir (`config.json` + `checkpoints/`).
-      step: the checkpoint step (default: latest).
+      workdir: a training workdir (`checkpoints/`).
+      step: the checkpoint step (default: the newest that restores; a damaged newer one is
+        reported and left in place).
       mesh: axis sizes `{"data": .., "fsdp": .., "tensor": ..}` to restore onto; default: the
         saved config's mesh, or `{"data": -1}` when that does not fit `devices`.
       devices: the devices of the mesh (default: all).
 
-    Every array is read straight onto its shard of the new mesh; the values are the saved ones.
+    The config is the one stored with the checkpoint (what its state was trained with), not
+    the workdir's `config.json`. Every array is read straight onto its shard of the new mesh.
     """
-    config = ml_collections.ConfigDict(checkpoint.read_config(workdir))
-    if mesh is None:
-        mesh = config.mesh.to_dict()
-        try:
-            mesh_shape(mesh, len(jax.devices() if devices is None else devices))
-        except ValueError:
-            mesh = {"data": -1}
-    method = build_method(config)
-    device_mesh = make_mesh(mesh, devices)
-    init_state, shardings, _, _ = create_state(config, method, device_mesh)
-    manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints, async_save=False)
-    step = manager.latest_step() if step is None else step
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
-    state = checkpoint.restore(manager, step, abstract_state(init_state, shardings))
-    manager.close()
-    return config, method, state
+    if mesh is not None:
+        mesh_shape(mesh, len(jax.devices() if devices is None else devices))  # a bad mesh is the caller's error
+    manager = checkpoint.checkpoint_manager(workdir, async_save=False, read_only=True)
+    try:
+        steps = manager.all_steps()
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: is it a training workdir?")
+        if step is not None and step not in steps:
+            raise FileNotFoundError(f"no checkpoint at step {step} in {workdir}; it has steps {sorted(steps)}")
+
+        def attempt(at: int) -> tuple[ml_collections.ConfigDict, Any, TrainState]:
+            config = ml_collections.ConfigDict(checkpoint.saved_config(manager, at))
+            sizes = config.mesh.to_dict() if mesh is None else mesh
+            try:
+                mesh_shape(sizes, len(jax.devices() if devices is None else devices))
+            except ValueError:
+                sizes = {"data": -1}  # the saved mesh does not fit these devices
+            method = build_method(config)
+            init_state, shardings, _, _ = create_state(config, method, make_mesh(sizes, devices))
+            return config, method, checkpoint.restore(manager, at, abstract_state(init_state, shardings))
+
+        if step is not None:
+            return attempt(step)
+        return checkpoint.restore_with_fallback(manager, workdir, attempt, move_failed=False, say=say)[1]
+    finally:
+        manager.close()
 
 
 def load_trained(
     workdir: str, step: int | None = None, **mesh_kwargs: Any
 ) -> tuple[ml_collections.ConfigDict, Any, Any]:
-    """`(config, method, params)` from a workdir's `config.json` and checkpoint (latest by default).
+    """`(config, method, params)` from a workdir's checkpoint (latest by default) and its stored config.
 
     `mesh=` and `devices=` are passed to `restore_state`.
     """

@@ -11,32 +11,40 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from mmjax.config import ConfigError
+
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
 
 
 def mesh_shape(sizes: dict[str, int], num_devices: int) -> tuple[int, ...]:
-    """Axis sizes for `MESH_AXES`; one axis may be -1 ("whatever is left")."""
+    """Axis sizes for `MESH_AXES`; one axis may be -1 ("whatever is left"). Raises `ConfigError`."""
     unknown = [k for k in sizes if k not in MESH_AXES]
     if unknown:
-        raise ValueError(f"unknown mesh axis {unknown}; expected some of {MESH_AXES}")
+        raise ConfigError(f"unknown mesh axis {unknown}; expected some of {MESH_AXES}")
     shape = [int(sizes.get(axis, 1)) for axis in MESH_AXES]
     if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-        raise ValueError(f"mesh={dict(zip(MESH_AXES, shape, strict=True))}: sizes must be positive, at most one -1")
+        raise ConfigError(f"mesh={dict(zip(MESH_AXES, shape, strict=True))}: sizes must be positive, at most one -1")
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if num_devices % known:
-            raise ValueError(f"mesh={sizes}: {num_devices} devices do not divide by {known}")
+            raise ConfigError(f"mesh={sizes}: {num_devices} devices do not divide by {known}")
         shape[shape.index(-1)] = num_devices // known
     if math.prod(shape) != num_devices:
-        raise ValueError(f"mesh={sizes} needs {math.prod(shape)} devices, found {num_devices}")
+        raise ConfigError(f"mesh={sizes} needs {math.prod(shape)} devices, found {num_devices}")
     return tuple(shape)
 
 
 def make_mesh(sizes: dict[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A `(data, fsdp, tensor)` mesh over `devices` (default: all of them)."""
     devices = list(jax.devices() if devices is None else devices)
-    shape = mesh_shape(dict(sizes), len(devices))
+    try:
+        shape = mesh_shape(dict(sizes), len(devices))
+    except ValueError as err:
+        if devices[0].platform != "cpu":
+            raise
+        hint = "on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=8 simulates 8 devices"
+        raise ConfigError(f"{err} ({hint})") from None
     auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
     return jax.make_mesh(shape, MESH_AXES, devices=devices, axis_types=auto)
 

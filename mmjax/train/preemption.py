@@ -11,8 +11,10 @@ in a single process). The run then raises `Preempted`, a `SystemExit` with statu
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 import jax
@@ -31,7 +33,8 @@ class Preempted(SystemExit):
         self.step = step
 
     def __str__(self) -> str:
-        return f"preempted: saved step {self.step}; rerun the same command to resume"
+        saved = f"the last checkpoint is step {self.step}" if self.step else "no checkpoint was written yet"
+        return f"preempted: {saved}; rerun the same command to resume"
 
 
 class PreemptionWatcher:
@@ -47,17 +50,39 @@ class PreemptionWatcher:
         self._previous: dict[int, object] = {}
         self._pending: jax.Array | None = None  # the agreement dispatched after the previous step
         self._reduce = None
+        self._raise_at: int | None = None  # set by `immediate`: a signal raises `Preempted` at once
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         del frame
         self.received = True
+        if self._raise_at is not None:
+            print(f"received signal {signum}: stopping now (step {self._raise_at} is saved)", flush=True)
+            raise Preempted(self._raise_at)
         print(f"received signal {signum}: stopping after this step", flush=True)
+
+    @contextlib.contextmanager
+    def immediate(self, saved_step: int) -> Iterator[None]:
+        """Inside, a signal stops the process at once with `Preempted(saved_step)` (for work after
+        the last save, such as evaluation, that can simply be redone)."""
+        if self.received:
+            raise Preempted(saved_step)
+        self._raise_at = saved_step
+        try:
+            yield
+        finally:
+            self._raise_at = None
 
     def __enter__(self) -> PreemptionWatcher:
         if threading.current_thread() is threading.main_thread():  # handlers only install there
             for sig in self.signals:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def reinstall(self) -> None:
+        """Take the signals back (`jax.distributed.initialize` installs a SIGTERM handler of its own)."""
+        if self._previous and threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                signal.signal(sig, self._handle)
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
@@ -72,6 +97,13 @@ class PreemptionWatcher:
             self._reduce = jax.jit(jnp.max, out_shardings=NamedSharding(mesh, PartitionSpec()))
         local = np.full((jax.local_device_count(),), int(self.received), np.int32)
         return self._reduce(jax.make_array_from_process_local_data(self._sharding, local))
+
+    def agree_now(self) -> bool:
+        """Whether any process has received the signal, waiting for all of them (a collective)."""
+        if jax.process_count() == 1:
+            return self.received
+        self._pending = None
+        return bool(np.asarray(self._dispatch().addressable_data(0)))
 
     def should_stop(self) -> bool:
         """Whether to stop after the current step; every process gets the same answer.

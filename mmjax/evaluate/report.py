@@ -1,0 +1,137 @@
+"""End-of-run results: one table on the console, `eval.json` + `eval.md` in the workdir, one table over runs.
+
+Every evaluation returns a list of `EvalResult` rows (protocol, name, metric, value, baseline,
+split). Shares (accuracy, codebook usage) are stored as fractions and printed as percentages,
+everything else with four significant digits, so every table reads the same way.
+
+`eval.json`:
+
+    {"step": 2000, "method": "mae", "data": "mnist", "results": [{"protocol": "linear probe",
+     "name": "mae encoder", "metric": "accuracy", "value": 0.93, "baseline": false,
+     "split": "test"}, ...], "files": {"figure": "reconstructions.png"}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jax
+from etils import epath
+
+from mmjax.files import write_text_atomic
+from mmjax.methods.protocol import EvalResult
+
+REPORT_JSON = "eval.json"
+REPORT_MD = "eval.md"
+SHARE_WORDS = ("accuracy", "usage")
+
+
+def is_share(metric: str) -> bool:
+    """Whether `metric` is a fraction shown as a percentage."""
+    return any(word in metric for word in SHARE_WORDS)
+
+
+def format_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" if is_share(metric) else f"{value:.4g}"
+
+
+def results_table(results: Sequence[EvalResult]) -> str:
+    """Markdown: `| protocol | split | features / model | metric | value |`, baselines marked."""
+    lines = ["| protocol | split | model | metric | value |", "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        name = f"{r.name} (baseline)" if r.baseline else r.name
+        lines.append(f"| {r.protocol} | {r.split} | {name} | {r.metric} | {format_value(r.metric, r.value)} |")
+    return "\n".join(lines)
+
+
+def announce(text: str) -> None:
+    """A progress line from process 0 (evaluations say what they do before long work)."""
+    if jax.process_index() == 0:
+        print(text, flush=True)
+
+
+def write_report(
+    workdir: str,
+    *,
+    step: int,
+    method: str,
+    data: str,
+    results: Sequence[EvalResult],
+    files: dict[str, str] | None = None,
+) -> str:
+    """Write `eval.json` and `eval.md` into `workdir` (each whole or not at all); returns the JSON path."""
+    files = {k: os.path.basename(v) for k, v in (files or {}).items()}
+    report = {
+        "step": int(step),
+        "method": method,
+        "data": data,
+        "results": [dataclasses.asdict(r) for r in results],
+        "files": files,
+    }
+    root = epath.Path(workdir)
+    title = f"# {method} on {data}, step {step}\n\n"
+    write_text_atomic(root / REPORT_MD, title + results_table(results) + "\n")
+    return write_text_atomic(root / REPORT_JSON, json.dumps(report, indent=1) + "\n")
+
+
+def load_report(workdir: str) -> dict[str, Any] | None:
+    """`workdir/eval.json` as a dict with `EvalResult` rows, or None when there is none."""
+    path = epath.Path(workdir) / REPORT_JSON
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    report["results"] = [EvalResult(**r) for r in report["results"]]
+    return report
+
+
+def summarize(workdirs: Iterable[str]) -> str:
+    """One markdown table over runs: a row per (run, protocol, split, metric), the trained values and baselines.
+
+    Raises:
+      FileNotFoundError: a workdir has no `eval.json` (its evaluation never ran or ended).
+    """
+    lines = [
+        "| run | method | step | protocol | split | metric | value | baselines |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for workdir in workdirs:
+        report = load_report(workdir)
+        if report is None:
+            raise FileNotFoundError(
+                f"{workdir} has no {REPORT_JSON}: run `python -m mmjax eval --workdir {workdir}` first"
+            )
+        groups: dict[tuple[str, str, str], list[EvalResult]] = {}
+        for r in report["results"]:
+            groups.setdefault((r.protocol, r.split, r.metric), []).append(r)
+        for (protocol, split, metric), rows in groups.items():
+            trained = ", ".join(
+                format_value(metric, r.value)
+                if len(rows) - sum(x.baseline for x in rows) == 1
+                else f"{r.name} {format_value(metric, r.value)}"
+                for r in rows
+                if not r.baseline
+            )
+            baselines = ", ".join(f"{r.name} {format_value(metric, r.value)}" for r in rows if r.baseline)
+            lines.append(
+                f"| {workdir} | {report['method']} | {report['step']} | {protocol} | {split} | {metric} | "
+                f"{trained or '-'} | {baselines or '-'} |"
+            )
+    return "\n".join(lines)
+
+
+__all__ = [
+    "REPORT_JSON",
+    "REPORT_MD",
+    "announce",
+    "format_value",
+    "load_report",
+    "results_table",
+    "summarize",
+    "write_report",
+]

@@ -1,0 +1,115 @@
+"""Every method's end-of-run evaluation writes `eval.json` / `eval.md`, and `summarize` reads them all.
+
+Each method's bundled experiment, shrunk (one block of width 16, small data, a 10-step probe),
+evaluated on freshly initialized parameters: the evaluation is what is under test, so no
+training is needed, except the two runs other methods load (a VQ tokenizer, an MAE teacher).
+"""
+
+import json
+import math
+
+import jax
+import pytest
+
+from mmjax.data.kinds import data_kind
+from mmjax.evaluate import evaluate_pretraining
+from mmjax.evaluate.report import load_report, summarize
+from mmjax.methods import available_methods, build_method
+from mmjax.train import train
+from tests.helpers import load_experiment
+
+SMALL = {"width": 16, "depth": 1, "heads": 2, "mlp_dim": 32}
+EXPERIMENTS = {
+    "mae": "mae_digits",
+    "simmim": "simmim_mnist",
+    "vq": "vq_mnist",
+    "beit": "beit_mnist",
+    "distill": "distill_mnist",
+    "jepa": "jepa_mnist",
+    "maskgit": "maskgit_digits",
+    "mlm": "mlm_pydoc",
+    "remasker": "remasker_wine",
+    "videomae": "videomae_moving_digits",
+    "audiomae": "audiomae_synth",
+    "patchtst": "patchtst_series",
+    "pointmae": "pointmae_shapes",
+}
+
+
+def shrink(config):
+    for section in ("model", "decoder", "predictor"):
+        if section in config and "width" in config[section]:
+            config[section].update({k: v for k, v in SMALL.items() if k in config[section]})
+    data = config.data
+    for key, value in (("num_train", 64), ("num_test", 32)):
+        if key in data:
+            data[key] = value
+    if data.get("source") == "mnist":
+        data.num_test = 100
+    config.eval.update(probe_steps=10)
+    if "sample" in config:
+        config.sample.update(per_class=2, metrics_per_class=4, steps=2)
+    config.train.update(steps=1, batch_size=16, warmup_steps=0, log_every=1, checkpoint_every=1, tensorboard=False)
+    return config
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """method -> the workdir its evaluation wrote (each method at tiny size, untrained)."""
+    root = tmp_path_factory.mktemp("eval_report")
+    needed = {}  # the runs other methods load: a tokenizer and a teacher, one step each
+    for name, experiment, arg in (("vq_mnist", "vq_mnist", None), ("digits_vq", "maskgit_digits", "stage=tokenizer")):
+        config = load_experiment(experiment, arg)  # full size: maskgit_digits names its tokenizer's shape
+        config.train.update(steps=1, batch_size=16, checkpoint_every=1, tensorboard=False)
+        config.eval.update(probe=False, figure=False)
+        train(config, str(root / name), devices=jax.devices()[:1])
+        needed[name] = str(root / name)
+    teacher = shrink(load_experiment("mae_mnist"))
+    teacher.eval.update(probe=False, figure=False)
+    train(teacher, str(root / "teacher"), devices=jax.devices()[:1])
+    workdirs = {}
+    for method, experiment in EXPERIMENTS.items():
+        config = shrink(load_experiment(experiment))
+        if method == "beit":
+            config.beit.tokenizer_workdir = needed["vq_mnist"]
+        if method == "distill":
+            config.distill.teacher_workdir = str(root / "teacher")
+        if method == "maskgit":
+            config.maskgit.tokenizer_workdir = needed["digits_vq"]
+        built = build_method(config)
+        example = data_kind(config.data).example_batch(config.data)
+        params = jax.jit(built.init)(jax.random.key(0), example)
+        if hasattr(built, "load_frozen"):
+            params = built.load_frozen(params)
+        workdirs[method] = root / method
+        workdirs[method].mkdir()
+        evaluate_pretraining(config, built, params, str(workdirs[method]), step=1)
+    return workdirs
+
+
+def test_every_registered_method_is_covered():
+    assert set(EXPERIMENTS) >= {m for m in available_methods() if not m.startswith(("test_", "fault_"))}
+
+
+@pytest.mark.parametrize("method", sorted(EXPERIMENTS))
+def test_every_method_writes_its_results(evaluated, method):
+    workdir = evaluated[method]
+    saved = json.loads((workdir / "eval.json").read_text())
+    assert saved["step"] == 1 and saved["method"] == method
+    rows = load_report(str(workdir))["results"]
+    assert rows, f"{method} reported nothing"
+    assert any(not r.baseline for r in rows) and any(r.baseline for r in rows)  # the model and what to beat
+    for r in rows:
+        assert r.protocol and r.name and r.metric and math.isfinite(r.value), r
+        if "accuracy" in r.metric or "usage" in r.metric:
+            assert 0.0 <= r.value <= 1.0, r
+    table = (workdir / "eval.md").read_text()
+    assert table.count("\n| ") == len(rows) + 2  # the header, its rule and a line per row
+
+
+def test_summarize_prints_one_table_over_every_run(evaluated):
+    table = summarize([str(evaluated[m]) for m in sorted(EXPERIMENTS)])
+    lines = table.splitlines()
+    assert lines[0].startswith("| run | method | step | protocol |")
+    for method, workdir in evaluated.items():
+        assert any(line.startswith(f"| {workdir} | {method} | 1 |") for line in lines), method
