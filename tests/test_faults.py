@@ -399,14 +399,14 @@ def test_sigterm_during_start_up_and_during_evaluation_exits_42(tmp_path):
 
 def test_kills_at_any_moment_then_resume_end_bitwise_equal_to_a_straight_run(tmp_path):
     # Checkpoints every step are written in the background, so a SIGKILL lands in the middle of a save
-    # most of the time (at two moments here); each rerun resumes from the newest whole checkpoint, and
-    # the end is the same to the bit.
+    # most of the time (three kills here, each a little later after its checkpoint); each rerun resumes
+    # from the newest whole checkpoint, and the end is the same to the bit.
     steps = 16
     knobs = [f"--config.train.steps={steps}", "--config.train.checkpoint_every=1", "--config.train.log_every=2"]
     knobs += ["--config.eval.probe=False", "--config.eval.figure=False", "--config.train.keep_checkpoints=2"]
     straight = cli(tmp_path / "straight", *knobs)
     killed_at = []
-    for target in (4, 10):
+    for target in (3, 7, 11):
         proc = cli(tmp_path / "killed", *knobs)
         deadline = time.time() + 180
         while time.time() < deadline and proc.poll() is None:

@@ -168,9 +168,7 @@ def _from_abandoned_read(unraisable: Any) -> bool:
     source = getattr(unraisable.object, "__qualname__", "") or repr(unraisable.object)
     code = getattr(unraisable.object, "cr_code", None)
     module = code.co_filename if code is not None else ""
-    closed_loop = isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(
-        unraisable.exc_value
-    )
+    closed_loop = isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value)
     return "orbax" in module or "orbax" in source or closed_loop
 
 
