@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import PartitionSpec as P
 
@@ -31,6 +32,7 @@ from mmjax.train import NonFiniteLossError, Preempted, load_trained, restore_sta
 from mmjax.train import checkpoint as checkpoint_lib
 from mmjax.train.checkpoint import CheckpointRestoreError
 from mmjax.train.defaults import training_sections
+from mmjax.train.workdir import config_changes
 from tests.helpers import ROOT, load_experiment
 
 # A model that compiles in well under a second, fed by a real grain pipeline (`batched_stream`, so its
@@ -251,6 +253,38 @@ def strict_rows(path):
         raise ValueError(f"{name} is not JSON")
 
     return [json.loads(line, parse_constant=no_constants) for line in path.read_text().splitlines()]
+
+
+def test_a_field_added_since_with_an_unset_default_is_not_a_change():
+    # A run saved before `data.path` existed resumes: "" (unset) is what the old config meant.
+    saved = {"data": {"source": "mnist"}, "model": {"width": 32}}
+    new = {"data": {"source": "mnist", "path": "", "test_path": None}, "model": {"width": 32}}
+    assert config_changes(saved, new) == ([], [])
+    refused, _ = config_changes(saved, {**new, "data": {"source": "mnist", "path": "/my/images"}})
+    assert refused == ["data.path '<absent>' -> '/my/images'"]
+    refused, _ = config_changes(saved, {**new, "model": {"width": 32, "depth": 2}})
+    assert refused == ["model.depth '<absent>' -> 2"]
+
+
+def test_a_checkpoint_of_the_previous_format_is_read_but_not_resumed(tmp_path):
+    # Checkpoints written before the finite check have no `skipped` counter and count the data
+    # position in batches: eval / export read them (skipped = 0); resuming one is refused in one line.
+    train(tiny(steps=3), str(tmp_path), devices=one_device())
+    _, _, state = restore_state(str(tmp_path), devices=one_device())
+    manager = checkpoint_lib.checkpoint_manager(str(tmp_path), async_save=False)
+    config = checkpoint_lib.saved_config(manager, 3)
+    shutil.rmtree(tmp_path / "checkpoints" / "3")
+    manager.reload()
+    old = {k: getattr(state, k) for k in checkpoint_lib.LEGACY_STATE_FIELDS}
+    manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(old), config=ocp.args.JsonSave(config)))
+    manager.wait_until_finished()
+    manager.close()
+    _, _, restored = restore_state(str(tmp_path), devices=one_device())
+    same(restored.params, state.params)
+    assert int(restored.skipped) == 0 and int(restored.step) == 3
+    with pytest.raises(ConfigError, match="checkpoint step 3 .* written by an older mmjax"):
+        train(tiny(steps=6), str(tmp_path), devices=one_device())
+    assert steps_in(tmp_path / "checkpoints") == [3]
 
 
 def test_metrics_are_cut_back_to_the_resumed_step(tmp_path):

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grain
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -69,7 +71,9 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any, data
     A failure names the part that failed and its folder (`.../checkpoints/<step>/data: ...`).
     """
     folder = manager.directory / str(step)
-    parts = {"state": ocp.args.StandardRestore(abstract_state)}
+    legacy = is_legacy(manager, step)
+    target = {k: getattr(abstract_state, k) for k in LEGACY_STATE_FIELDS} if legacy else abstract_state
+    parts = {"state": ocp.args.StandardRestore(target)}
     if data_iterator is not None:
         parts["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = {}
@@ -78,7 +82,24 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any, data
             restored[name] = manager.restore(step, args=ocp.args.Composite(**{name: args}))[name]
         except Exception as err:
             raise RuntimeError(f"{folder / name}: {describe_failure(err)}") from None
+    if legacy:  # no update was skipped by a trainer that could not skip
+        skipped = jax.device_put(np.zeros((), np.int32), abstract_state.skipped.sharding)
+        return abstract_state.replace(**restored["state"], skipped=skipped)
     return restored["state"]
+
+
+# The state fields of checkpoints written before the finite check (no `skipped` counter); their
+# data-iterator position counts batches, where today's counts examples.
+LEGACY_STATE_FIELDS = ("step", "params", "opt_state", "rng")
+
+
+def is_legacy(manager: ocp.CheckpointManager, step: int) -> bool:
+    """Whether checkpoint `step` was written by mmjax before the `skipped` counter (see `LEGACY_STATE_FIELDS`)."""
+    try:
+        fields = ocp.StandardCheckpointer().metadata(manager.directory / str(step) / "state").item_metadata
+    except Exception:  # unreadable metadata: the restore itself reports the damage
+        return False
+    return fields is not None and "skipped" not in fields and set(LEGACY_STATE_FIELDS) <= set(fields)
 
 
 def saved_config(manager: ocp.CheckpointManager, step: int) -> dict:

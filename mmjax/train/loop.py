@@ -206,6 +206,12 @@ def _resume(
 
     def attempt(step: int) -> TrainState:
         changes = check_resumable(checkpoint.saved_config(manager, step), run_config, workdir, step)
+        if iterator is not None and checkpoint.is_legacy(manager, step):
+            raise ConfigError(
+                f"checkpoint step {step} of {workdir} was written by an older mmjax, whose data position counts "
+                "batches (today's counts examples): resuming it would misplace the data. `eval` and `export` "
+                "still read it; to train on, pass another --workdir"
+            )
         written_by = checkpoint.data_process_count(workdir, step) if iterator is not None else None
         if written_by is not None and written_by != jax.process_count():
             raise ConfigError(

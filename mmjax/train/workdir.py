@@ -88,6 +88,9 @@ class WorkdirLock:
         self._file = None
 
 
+ABSENT = "<absent>"
+
+
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
     """Nested dict -> `{"model.width": 32, ...}` (lists kept whole)."""
     out: dict[str, Any] = {}
@@ -109,7 +112,9 @@ def config_changes(saved: dict, new: dict) -> tuple[list[str], list[str]]:
     a, b = flatten(saved), flatten(new)
     refused, allowed = [], []
     for key in sorted(set(a) | set(b)):
-        old, value = a.get(key, "<absent>"), b.get(key, "<absent>")
+        old, value = a.get(key, ABSENT), b.get(key, ABSENT)
+        if (old is ABSENT and value in ("", None)) or (value is ABSENT and old in ("", None)):
+            continue  # a field added since with an unset default ("", None): the old behaviour, no change
         if old != value:
             (allowed if resumable(key) else refused).append(f"{key} {old!r} -> {value!r}")
     return refused, allowed
