@@ -9,6 +9,7 @@ Variants (`--config experiments/distill_vit_imagenet.py:mode=maskalign,data=arra
   data    imagefolder | arrayrecord
   path    where the training data lives
   epochs  300
+  teacher  the teacher run's workdir (the same as --config.distill.teacher_workdir)
 
 Recipe after Peng et al. 2022 (MaskDistill): batch 2048, AdamW (0.9, 0.999), lr 1.5e-3,
 weight decay 0.05, 10 warmup epochs then cosine, block-wise masking of 40% of the

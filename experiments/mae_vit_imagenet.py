@@ -1,10 +1,11 @@
 """MAE pretraining on ImageNet-1K, the paper recipe (He et al. 2022; REFERENCE.md).
 
 Variants (`--config experiments/mae_vit_imagenet.py:size=large,data=arrayrecord`):
-  size  base (ViT-B/16) | large (ViT-L/16) | huge (ViT-H/14)
-  data  imagefolder (ImageNet's train/<wnid>/*.JPEG tree) | arrayrecord (files from
-        mmjax.data.write_array_record)
-  path  where the training data lives (a folder, or a glob of ArrayRecord files)
+  size    base (ViT-B/16) | large (ViT-L/16) | huge (ViT-H/14)
+  data    imagefolder (ImageNet's train/<wnid>/*.JPEG tree) | arrayrecord (files from
+          mmjax.data.write_array_record)
+  path    where the training data lives (a folder, or a glob of ArrayRecord files)
+  epochs  800 (the paper's schedule; 1600 for its best numbers)
 
 Recipe: batch 4096, AdamW (0.9, 0.95), weight decay 0.05, lr = 1.5e-4 * batch / 256,
 800 epochs with 40 warmup epochs of a per-step half-cycle cosine, mask 0.75,

@@ -20,7 +20,8 @@ Needs accelerators.
 
 import ml_collections
 
-from mmjax.config import parse_arg
+from mmjax.config import parse_arg, section_config
+from mmjax.data.presets import ImageData
 from mmjax.methods import maskgit, vq
 from mmjax.train.defaults import training_sections
 
@@ -28,18 +29,17 @@ IMAGENET_TRAIN_IMAGES = 1_281_167
 
 
 def imagenet_data(source: str, path: str) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(
-        {
-            "source": source,
-            "path": path,
-            "image_size": (256, 256),
-            "channels": 3,
-            "mean": (0.5, 0.5, 0.5),
-            "std": (0.5, 0.5, 0.5),
-            "crop_scale": (0.8, 1.0),
-            "flip": True,
-            "num_threads": 16,
-        }
+    return section_config(
+        ImageData,
+        source=source,
+        path=path,
+        image_size=(256, 256),
+        channels=3,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        crop_scale=(0.8, 1.0),
+        flip=True,
+        num_threads=16,
     )
 
 

@@ -5,6 +5,7 @@
   python -m mmjax export --workdir DIR --format hf|hf-vit|safetensors|stablehlo --out OUT [--step N] [--force]
   python -m mmjax sample --workdir DIR [--num N] [--class C] [--steps T] [--guidance S] [--out PNG]
   python -m mmjax summarize DIR [DIR ...]
+  python -m mmjax config --config experiments/mae_mnist.py[:variant] [--config.a.b=v ...]
 
 `train` resumes when DIR already has checkpoints and ends with the configured evaluation
 (`eval.json` / `eval.md` in DIR); rerun on a finished DIR it shows the saved results
@@ -12,7 +13,9 @@
 stored beside it and reruns the evaluation. `export` writes a checkpoint for transformers, as
 safetensors, or as StableHLO (`mmjax.export.export_workdir`); it refuses to replace an existing
 OUT without `--force`. `sample` decodes images from a MaskGIT workdir into a PNG grid.
-`summarize` prints one table over the `eval.json` of several runs.
+`summarize` prints one table over the `eval.json` of several runs. `config` checks a config the
+way `train` does before it compiles, then prints it with what the command line changed and
+what the experiment file sets away from the library's defaults; it trains nothing.
 
 Errors a user can fix are one line on stderr (`error: ...`), exit status 2 before a run
 starts and 1 after; `--verbose` shows the traceback. SIGTERM, at any moment, ends a run
@@ -37,7 +40,7 @@ import warnings  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-COMMANDS = ("train", "eval", "export", "sample", "summarize")
+COMMANDS = ("train", "eval", "export", "sample", "summarize", "config")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and figures")
 _STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval/export (default: latest)")
@@ -72,23 +75,21 @@ def fail(err: BaseException, verbose: bool) -> None:
     sys.exit(exit_status(err))
 
 
-def _experiment_path(argv: list[str]) -> str | None:
+def _config_spec(argv: list[str]) -> str | None:
+    """The `--config` value, `experiments/x.py[:variant]`, or None."""
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
-            return argv[i + 1].split(":")[0]
+            return argv[i + 1]
         if arg.startswith("--config="):
-            return arg.split("=", 1)[1].split(":")[0]
+            return arg.split("=", 1)[1]
     return None
 
 
 def _missing_field(argv: list[str]) -> str | None:
-    """`--config.a.b: ...` for the first override naming a field the experiment's config does not have."""
-    import difflib
+    """`--config.a.b: unknown field a.b (did you mean a.c?) ...` for the first override the config lacks."""
+    from mmjax.config import load_experiment, unknown_field_error
 
-    from mmjax.config import load_experiment
-
-    spec = next((a for a in argv if a.startswith("--config=")), None)
-    spec = spec.split("=", 1)[1] if spec else (argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None)
+    spec = _config_spec(argv)
     if spec is None:
         return None
     path, _, arg = spec.partition(":")
@@ -97,20 +98,18 @@ def _missing_field(argv: list[str]) -> str | None:
     except Exception:
         return None
     for flag in (a.split("=")[0] for a in argv if a.startswith("--config.")):
-        node, where = config, "the config"
+        node, where = config, ""
         for key in flag.removeprefix("--config.").split("."):
             if not hasattr(node, "keys") or key not in node:
                 known = sorted(node.keys()) if hasattr(node, "keys") else []
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"it has {', '.join(known)}"
-                return f"{flag}: {where} has no field {key!r} ({hint})"
-            node, where = node[key], f"{where.replace('the config', 'config')}.{key}".removeprefix("config.")
+                return f"{flag}: {unknown_field_error(where, [key], known)}"
+            node, where = node[key], f"{where}.{key}".removeprefix(".")
     return None
 
 
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with one-line errors: a missing experiment file, a misspelt override, a bad value."""
-    path = _experiment_path(argv)
+    path = (_config_spec(argv) or "").partition(":")[0] or None
     if path is not None and not os.path.isfile(path):
         print(f"error: --config {path}: no such experiment file (they are in experiments/)", file=sys.stderr)
         sys.exit(2)
@@ -175,6 +174,9 @@ def run_command(command: str, args: list[str], watcher) -> None:
 
         print(summarize(args))
         return
+    if command == "config":
+        show_config()
+        return
     if not _WORKDIR.value:
         raise ValueError(f"{command} needs --workdir DIR")
     workdir = _WORKDIR.value
@@ -196,7 +198,7 @@ def run_command(command: str, args: list[str], watcher) -> None:
         out = export_workdir(workdir, _FORMAT.value, _OUT.value, _STEP.value, _FORCE.value, _POOL.value)
         print(f"exported {_FORMAT.value} to {out}")
     else:
-        from mmjax.generate.sample import sample_workdir
+        from mmjax.evaluate.sampling import sample_workdir
 
         path = sample_workdir(
             workdir,
@@ -214,12 +216,14 @@ def run_command(command: str, args: list[str], watcher) -> None:
 def train_and_evaluate(workdir: str, watcher) -> None:
     """Train (or resume), then evaluate; a finished run shows its saved results instead."""
     from mmjax.evaluate import evaluate_pretraining
+    from mmjax.evaluate.protocols import check_protocols
     from mmjax.evaluate.report import REPORT_MD, load_report
     from mmjax.train import train
 
     config = _CONFIG.value
     if config is None:
         raise ValueError("train needs --config experiments/<file>.py[:variant]")
+    check_protocols(config.eval.protocols)  # an evaluation named wrong fails before training, not after
     result = train(config, workdir, watcher=watcher)
     saved = load_report(workdir) if result.already_complete and not _REEVALUATE.value else None
     if saved is not None and saved["step"] == result.step:
@@ -233,6 +237,36 @@ def train_and_evaluate(workdir: str, watcher) -> None:
         except Exception as err:
             err.mmjax_failed_at_step = result.step  # the run trained; its evaluation failed
             raise
+
+
+def show_config() -> None:
+    """`python -m mmjax config`: the config checked as `train` checks it, and how it departs from its sources."""
+    from mmjax.config import load_experiment
+    from mmjax.evaluate.protocols import check_protocols
+    from mmjax.train.validate import check_config, config_differences, config_fields, library_defaults
+
+    config = _CONFIG.value
+    if config is None:
+        raise ValueError("config needs --config experiments/<file>.py[:variant]")
+    check_config(config)
+    check_protocols(config.eval.protocols)
+    path, _, arg = (_config_spec(sys.argv) or "").partition(":")
+    for key, value in config_fields(config).items():
+        print(f"{key} = {value!r}")
+    from_file = load_experiment(path, arg or None)
+    for title, base, changed in (
+        ("set on the command line", from_file, config),
+        (
+            f"set by {path} (against the library defaults of {config.method})",
+            library_defaults(config.method),
+            from_file,
+        ),
+    ):
+        changes = config_differences(base, changed)
+        print(f"\n# {title}: {len(changes) or 'nothing'}")
+        for line in changes:
+            print(f"#   {line}")
+    print(f"\n# valid: the checks of `train` pass for {config.method}")
 
 
 def run() -> None:

@@ -1,9 +1,27 @@
-"""Masked reductions and reconstruction objectives, computed in float32."""
+"""Masked reductions and reconstruction objectives, computed in float32; losses by name (`LOSSES`).
+
+`LOSSES` registers each per-token loss once: a function `(pred, target, args) -> [...]`
+that reduces the last (feature) axis, what target values it fits (`real` vectors or
+discrete `codes`) and its argument declaration. `masked_loss` averages it over the tokens
+that count. A method's `loss` section (`loss.kind`, `loss.smooth_l1.beta`, ...) is
+generated from the registry (`mmjax.parts`).
+
+  mse            mean over D of (pred - target)^2            (MAE)
+  l1             mean over D of |pred - target|              (SimMIM)
+  smooth_l1      mean over D of torch's smooth_l1 (beta)     (MaskDistill, data2vec)
+  cosine         1 - cos(pred, target) over D                (feature targets)
+  cross_entropy  -log softmax(pred)[target], target int codes (BEiT, MLM)
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+
+from mmjax.config import knob
+from mmjax.parts import Chosen, Parts
 
 
 def masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
@@ -71,3 +89,83 @@ def masked_l1(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
         raise ValueError(f"pred {pred.shape}, target {target.shape} and mask {mask.shape} do not match")
     per_patch = jnp.mean(jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)), axis=-1)
     return masked_mean(per_patch, mask)
+
+
+def smooth_l1(pred: jax.Array, target: jax.Array, beta: float = 1.0) -> jax.Array:
+    """torch's `smooth_l1_loss` elementwise: `0.5 d^2 / beta` if `|d| < beta`, else `|d| - 0.5 beta`."""
+    diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
+    return jnp.where(diff < beta, 0.5 * diff**2 / beta, diff - 0.5 * beta)
+
+
+def cosine_distance(pred: jax.Array, target: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """`1 - cos(pred, target)` over the last axis: `[..., D] -> [...]`."""
+    pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
+    dot = jnp.sum(pred * target, axis=-1)
+    norms = jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(target, axis=-1)
+    return 1.0 - dot / jnp.maximum(norms, eps)
+
+
+LOSSES = Parts("loss", "loss kind")
+
+
+@LOSSES.register("mse", fits=("real",))
+def _mse(pred, target, args):
+    """Mean squared error over the feature axis."""
+    return jnp.mean(jnp.square(pred.astype(jnp.float32) - target.astype(jnp.float32)), axis=-1)
+
+
+@LOSSES.register("l1", fits=("real",))
+def _l1(pred, target, args):
+    """Mean absolute error over the feature axis."""
+    return jnp.mean(jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SmoothL1Args:
+    """`loss.smooth_l1`: the transition point between the quadratic and the linear part."""
+
+    beta: float = knob(1.0, "quadratic below |d| < beta", low=0, low_open=True)
+
+
+@LOSSES.register("smooth_l1", fits=("real",), args=SmoothL1Args)
+def _smooth_l1(pred, target, args):
+    """torch's smooth L1, averaged over the feature axis."""
+    return jnp.mean(smooth_l1(pred, target, args.beta), axis=-1)
+
+
+@LOSSES.register("cosine", fits=("real",))
+def _cosine(pred, target, args):
+    """`1 - cos` between prediction and target vectors."""
+    return cosine_distance(pred, target)
+
+
+@LOSSES.register("cross_entropy", fits=("codes",))
+def _cross_entropy(pred, target, args):
+    """Softmax cross-entropy of logits `[..., V]` against int codes `[...]`."""
+    logits = pred.astype(jnp.float32)
+    picked = jnp.take_along_axis(logits, target[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return jax.nn.logsumexp(logits, axis=-1) - picked
+
+
+def token_loss(chosen: Chosen, pred: jax.Array, target: jax.Array) -> jax.Array:
+    """The chosen loss per token: `[..., D]` (or int codes `[...]`) -> float32 `[...]`."""
+    return chosen.part.fn(pred, target, chosen.args)
+
+
+def masked_loss(chosen: Chosen, pred: jax.Array, target: jax.Array, weights: jax.Array) -> jax.Array:
+    """The chosen loss averaged over the tokens where `weights` (bool or float `[..., T]`) is set; 0 if none.
+
+    Args:
+      pred: `[..., T, D]` (logits `[..., T, V]` for `cross_entropy`).
+      target: `[..., T, D]` (int `[..., T]` for `cross_entropy`).
+      weights: `[..., T]`, e.g. `Mask.mask`.
+    """
+    real = chosen.part.fits != ("codes",)
+    if (real and pred.shape != target.shape) or pred.shape[:-1] != weights.shape:
+        raise ValueError(f"pred {pred.shape}, target {target.shape} and mask {weights.shape} do not match")
+    return masked_mean(token_loss(chosen, pred, target), weights)
+
+
+def loss_section(default: str, fits: str = "real", **arg_overrides: dict):
+    """The `loss` ConfigDict: `kind=default` plus each fitting kind's args."""
+    return LOSSES.section_config(default, fits, **arg_overrides)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mmjax.data.synth_audio import CLASSES, SynthAudioSource, synthesize
+from mmjax.evaluate.protocols import run_protocols
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.ops.audio import log_mel_spectrogram, power_spectrogram
 from mmjax.train import train
@@ -148,7 +149,7 @@ def test_evaluate_returns_probe_rows_for_the_encoder_a_random_one_and_the_raw_in
     example = data_kind(config.data).example_batch(config.data, 1)
     # The random encoder's own parameters: the two encoder rows must agree exactly.
     params = jax.device_get(jax.jit(method.init)(jax.random.key(config.seed + 12345), example))
-    rows = method.evaluate(config, params, "unused")
+    rows = run_protocols(config, method, params, "unused")[0]
     assert [(r.protocol, r.name, r.metric, r.baseline, r.split) for r in rows] == [
         ("linear probe", "audiomae encoder", "accuracy", False, "test"),
         ("linear probe", "random encoder", "accuracy", True, "test"),
@@ -158,4 +159,4 @@ def test_evaluate_returns_probe_rows_for_the_encoder_a_random_one_and_the_raw_in
     assert all(0.0 <= r.value <= 1.0 for r in rows)
     assert rows[2].value > 2 / len(CLASSES)  # the synthesized classes differ in their spectra: well above chance
     config.eval.probe = False
-    assert method.evaluate(config, params, "unused") == []
+    assert run_protocols(config, method, params, "unused")[0] == []

@@ -6,9 +6,10 @@ import optax
 import pytest
 
 from mmjax.data import presets
-from mmjax.methods import BEiT, beit, build_method
+from mmjax.methods import BEiT, beit
 from mmjax.models.transformer import TransformerStack
 from mmjax.ops.posemb import sincos_2d
+from mmjax.train import build_method, load_frozen
 from mmjax.train.defaults import training_sections
 from tests.test_vq import digits_batch
 from tests.test_vq import tiny_config as tokenizer_config
@@ -127,7 +128,7 @@ def test_load_frozen_copies_a_tokenizer_run(tmp_path):
     method = build_method(tiny_config(tok_dir))  # reads the run's config.json
     assert method.tokenizer.vocab_size == 16
     fresh = method.init(jax.random.key(0), {"image": jnp.zeros((1, 8, 8, 1))})
-    loaded = method.load_frozen(fresh)
+    loaded = load_frozen(method, fresh)
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(loaded["tokenizer"]), tok_params)
     jax.tree.map(np.testing.assert_array_equal, loaded["model"], fresh["model"])
 

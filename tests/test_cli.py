@@ -119,7 +119,7 @@ def mistakes(tmp_path, finished):
             ["train", "--config", d, "--workdir", tmp_path / "a", "--config.train.stepz=3"],
             {},
             2,
-            ["--config.train.stepz", "did you mean 'steps'"],
+            ["--config.train.stepz", "unknown field train.stepz (did you mean train.steps?)"],
         ),
         "missing experiment file": (
             ["train", "--config", "experiments/mae_mnits.py", "--workdir", tmp_path / "b"],

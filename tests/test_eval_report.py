@@ -14,8 +14,8 @@ import pytest
 from mmjax.data.kinds import data_kind
 from mmjax.evaluate import evaluate_pretraining
 from mmjax.evaluate.report import load_report, summarize
-from mmjax.methods import available_methods, build_method
-from mmjax.train import train
+from mmjax.methods import available_methods
+from mmjax.train import build_method, load_frozen, train
 from tests.helpers import load_experiment
 
 SMALL = {"width": 16, "depth": 1, "heads": 2, "mlp_dim": 32}
@@ -79,8 +79,7 @@ def evaluated(tmp_path_factory):
         built = build_method(config)
         example = data_kind(config.data).example_batch(config.data)
         params = jax.jit(built.init)(jax.random.key(0), example)
-        if hasattr(built, "load_frozen"):
-            params = built.load_frozen(params)
+        params = load_frozen(built, params)
         workdirs[method] = root / method
         workdirs[method].mkdir()
         evaluate_pretraining(config, built, params, str(workdirs[method]), step=1)

@@ -14,6 +14,8 @@ pytest.importorskip("sklearn")
 DOC = ROOT / "README.md"
 SECTION = "## Bring weights in, take them out"
 
+pytestmark = pytest.mark.promise
+
 
 def section_text() -> str:
     text = DOC.read_text()

@@ -366,6 +366,7 @@ def test_a_batch_that_does_not_divide_the_data_axes_is_named(tmp_path):
 # --- 4. SIGTERM at any moment (in-process: during a save) -------------------------------------------------------
 
 
+@pytest.mark.promise
 def test_sigterm_while_saving_stops_after_that_step_with_it_saved(tmp_path, monkeypatch):
     save = checkpoint_lib.save
 
@@ -402,6 +403,7 @@ def wait_for(proc, path, text, timeout=180):
     return False
 
 
+@pytest.mark.promise
 def test_sigterm_during_start_up_and_during_evaluation_exits_42(tmp_path):
     run, log = tmp_path / "run", tmp_path / "log.txt"
     quick = ["--config.train.steps=8", "--config.train.checkpoint_every=4", "--config.eval.probe_steps=20"]
@@ -431,6 +433,7 @@ def test_sigterm_during_start_up_and_during_evaluation_exits_42(tmp_path):
     assert "is complete (step 8" in done.stdout and (run / "eval.json").exists()
 
 
+@pytest.mark.promise
 def test_kills_at_any_moment_then_resume_end_bitwise_equal_to_a_straight_run(tmp_path):
     # Checkpoints every step are written in the background, so a SIGKILL lands in the middle of a save
     # most of the time (three kills here, each a little later after its checkpoint); each rerun resumes
@@ -490,6 +493,7 @@ def outputs(procs, timeout=300):
     return outs
 
 
+@pytest.mark.promise
 @pytest.mark.multiprocess
 def test_two_fsdp_processes_stop_together_on_sigterm_then_finish_with_the_default_evaluation(tmp_path):
     # A SIGTERM to one process stops both after the same step with its checkpoint; the rerun resumes,

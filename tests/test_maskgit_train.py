@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from mmjax.evaluate.generation import PixelClassifier, conditioning_accuracy, frechet_distance
-from mmjax.generate.sample import sample_workdir
+from mmjax.evaluate.protocols import run_protocols
+from mmjax.evaluate.sampling import sample_workdir
 from mmjax.methods import build_method
 from mmjax.train import load_trained, train
 
@@ -83,7 +84,7 @@ def test_end_of_run_rows_score_samples_against_real_images_and_reconstructions(t
     method = build_method(config)
     params = jax.device_get(jax.jit(method.init)(jax.random.key(0), {"image": np.zeros((1, 8, 8, 1), np.float32)}))
 
-    results = method.evaluate(config, params, str(tmp_path))  # untrained: random transformer and tokenizer
+    results = run_protocols(config, method, params, str(tmp_path))[0]  # untrained: random transformer and tokenizer
     rows = {(r.name, r.metric): r for r in results}
     names = ("maskgit samples", "real test images", "tokenizer reconstructions")
     assert set(rows) == {(n, m) for n in names for m in ("class accuracy", "Frechet distance")}

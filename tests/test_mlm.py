@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from mmjax.data.text import load_tokenizer, packed_split, text_data
+from mmjax.evaluate.protocols import run_protocols
 from mmjax.evaluate.text import heldout_accuracy, masked_token_totals
 from mmjax.methods import mlm
 from mmjax.methods.mlm import SELECTIONS
@@ -122,7 +123,7 @@ def test_heldout_evaluation_rows_and_the_unigram_baseline(tokenizer_file, batch,
     always_top, top = always_the_top_token(method, config, params)
     totals = masked_token_totals(method, config, always_top)
     assert totals["chosen"] > 100 and 0 < totals["at_mask"] < totals["chosen"] and totals["unigram_id"] == top
-    results = method.evaluate(config, always_top, str(tmp_path))
+    results = run_protocols(config, method, always_top, str(tmp_path))[0]
     assert [(r.protocol, r.name, r.metric, r.baseline, r.split) for r in results] == [
         ("masked-token prediction", name, metric, name == "unigram", "test")
         for name in ("mlm model", "unigram")

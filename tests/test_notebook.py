@@ -12,6 +12,8 @@ pytest.importorskip("ipykernel")
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
+pytestmark = pytest.mark.promise
+
 
 def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     notebook = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)

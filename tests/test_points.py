@@ -155,3 +155,23 @@ def test_evaluation_rows_compare_the_encoder_with_a_random_one():
     assert [r.value for r in results] == [expected["trained"], expected["random"]]
     # 8 test clouds (one per class): an accuracy is a whole number of them.
     assert all(0 <= r.value <= 1 and (8 * r.value) % 1 == 0 for r in results)
+
+
+def test_attention_impl_reaches_the_model_and_pallas_gives_the_xla_loss():
+    config = tiny_config()
+    xla = build_method(config)
+    config.model.attention_impl = "pallas"  # Pallas interpret mode on CPU
+    pallas = build_method(config)
+    assert (xla.model.attention_impl, pallas.model.attention_impl) == ("xla", "pallas")
+    clouds, _ = shape_clouds("train", 1, 64)
+    batch = {"points": jnp.asarray(clouds[:2])}
+    params = jax.jit(xla.init)(jax.random.key(0), batch)
+    rng = jax.random.key(1)
+    assert "pallas_call" in str(jax.make_jaxpr(pallas.loss)(params, batch, rng))
+    want = jax.jit(xla.loss)(params, batch, rng)[0]
+    got = jax.jit(pallas.loss)(params, batch, rng)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    config.model.attention_impl = "flash"
+    with pytest.raises(ValueError, match=r"model\.attention_impl='flash': expected one of") as err:
+        build_method(config)
+    assert "\n" not in str(err.value)

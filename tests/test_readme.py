@@ -3,7 +3,11 @@
 import pathlib
 import re
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+pytestmark = pytest.mark.promise
 
 
 def test_readme_api_example_runs():

@@ -3,10 +3,13 @@
 import re
 
 import numpy as np
+import pytest
 
 from tests.helpers import ROOT
 
 SECTION = "## Methods"
+
+pytestmark = pytest.mark.promise
 
 
 def section_text() -> str:

@@ -142,3 +142,24 @@ def test_averaged_impute_keeps_observed_cells_and_one_pass_is_impute(tiny):
     assert np.isfinite(out).all()
     np.testing.assert_array_equal(out[observed], values[observed])
     assert not np.allclose(out[~observed], plain[~observed])  # the extra views change the missing cells
+
+
+def test_attention_impl_reaches_the_model_and_pallas_gives_the_xla_loss():
+    xla = ReMasker(ReMaskerOptions(num_columns=5, **TINY))
+    config = default_config()
+    config.remasker.update(num_columns=5, attention_impl="pallas", **TINY)  # Pallas interpret mode on CPU
+    pallas = build_method(config)
+    assert (xla.model.attention_impl, pallas.model.attention_impl) == ("xla", "pallas")
+    values = np.array(jax.random.normal(jax.random.key(0), (4, 5)))
+    values[1, 2] = values[3, 0] = np.nan  # padded keys: rows see different numbers of cells
+    batch = {"values": jnp.asarray(values)}
+    params = jax.jit(xla.init)(jax.random.key(1), batch)
+    rng = jax.random.key(2)
+    assert "pallas_call" in str(jax.make_jaxpr(pallas.loss)(params, batch, rng))
+    want = jax.jit(xla.loss)(params, batch, rng)[0]
+    got = jax.jit(pallas.loss)(params, batch, rng)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    config.remasker.attention_impl = "flash"
+    with pytest.raises(ValueError, match=r"remasker\.attention_impl must be one of .* got 'flash'") as err:
+        build_method(config)
+    assert "\n" not in str(err.value)

@@ -69,6 +69,7 @@ def logged_steps(workdir):
     return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.promise
 def test_sigterm_saves_within_a_step_exits_42_and_the_rerun_resumes(tmp_path):
     run = cli(tmp_path, steps=120)
     deadline = time.time() + 180

@@ -183,3 +183,22 @@ def test_forecast_needs_a_whole_season_of_context(tiny):
     windows, seasons = series_windows(("co2",), 16, "test")
     with pytest.raises(ValueError, match=r"8 context steps .* shorter than the longest season \(52 steps\)"):
         forecast_rmse(method, {}, windows, seasons, 2)
+
+
+def test_attention_impl_reaches_the_model_and_pallas_gives_the_xla_loss():
+    config = tiny_config()
+    xla = build_method(config)
+    config.model.attention_impl = "pallas"  # Pallas interpret mode on CPU
+    pallas = build_method(config)
+    assert (xla.model.attention_impl, pallas.model.attention_impl) == ("xla", "pallas")
+    batch = {"series": jax.random.normal(jax.random.key(0), (2, 16, 2))}
+    params = jax.jit(xla.init)(jax.random.key(1), batch)
+    rng = jax.random.key(2)
+    assert "pallas_call" in str(jax.make_jaxpr(pallas.loss)(params, batch, rng))
+    want = jax.jit(xla.loss)(params, batch, rng)[0]
+    got = jax.jit(pallas.loss)(params, batch, rng)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    config.model.attention_impl = "flash"
+    with pytest.raises(ValueError, match=r"model\.attention_impl='flash': expected one of") as err:
+        build_method(config)
+    assert "\n" not in str(err.value)

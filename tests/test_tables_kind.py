@@ -9,6 +9,7 @@ import pytest
 from mmjax.config import load_experiment
 from mmjax.data.kinds import data_kind
 from mmjax.data.tables import masked_table, remove_cells, tables_config
+from mmjax.evaluate.protocols import run_protocols
 from mmjax.methods import build_method
 from mmjax.train import train
 from tests.helpers import ROOT
@@ -64,7 +65,7 @@ def test_kind_batches_feed_remasker_and_the_report_keeps_observed_cells(tmp_path
     method = build_method(config)
     params = method.init(jax.random.key(0), kind.example_batch(config.data, 8))
     assert np.isfinite(float(method.loss(params, batch, jax.random.key(1))[0]))
-    results = method.evaluate(config, params, str(tmp_path))
+    results = run_protocols(config, method, params, str(tmp_path))[0]
     assert [(r.protocol, r.name, r.metric, r.baseline, r.split) for r in results] == [
         ("imputation", "remasker", "RMSE (column std units)", False, "removed cells"),
         ("imputation", "column means", "RMSE (column std units)", True, "removed cells"),
@@ -94,7 +95,7 @@ def test_a_user_table_comes_back_in_its_own_units(tmp_path):
     config = load_experiment(ROOT / "experiments" / "remasker_wine.py", f"source={path},steps=10")
     method = build_method(config)
     params = method.init(jax.random.key(0), data_kind(config.data).example_batch(config.data, 8))
-    assert method.evaluate(config, params, str(tmp_path)) == []  # no truth to score
+    assert run_protocols(config, method, params, str(tmp_path))[0] == []  # no truth to score
     header, filled = read_imputed(tmp_path / "imputed.csv")
     observed = ~np.isnan(gappy)
     assert header == ["price", "rate", "count"] and np.isfinite(filled).all()
@@ -110,7 +111,7 @@ def test_remasker_wine_experiment_trains_and_beats_column_means(tmp_path):
 
     config = load_experiment(ROOT / "experiments" / "remasker_wine.py", "steps=100")
     result = train(config, str(tmp_path))
-    model, means = result.method.evaluate(config, jax.device_get(result.state.params), str(tmp_path))
+    model, means = run_protocols(config, result.method, jax.device_get(result.state.params), str(tmp_path))[0]
     assert (model.name, means.name) == ("remasker", "column means")
     assert model.value < 0.9 * means.value, (model, means)
     _, filled = read_imputed(tmp_path / "imputed.csv")

@@ -56,7 +56,7 @@ class Regression:
     def trainable(self, params):
         return {"w": True, "frozen": False, "ema": False, "seen": False}
 
-    def load_frozen(self, params):
+    def load_frozen(self, params, runs):  # declares no `frozen_runs`: `runs` is {}
         return {**params, "frozen": jnp.full_like(params["frozen"], 3.0)}
 
     def loss(self, params, batch, rng, train=True):

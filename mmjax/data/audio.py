@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.data.kinds import DataKind, register_data_kind
 from mmjax.data.pipeline import batched_stream
+from mmjax.data.presets import AudioData, complete_data
+from mmjax.data.registry import DataKind, register_data_kind
 from mmjax.data.synth_audio import SynthAudioSource
 from mmjax.ops.audio import log_mel_spectrogram, num_frames
 
@@ -64,6 +65,7 @@ class WavFolder:
 
 def make_audio_source(data_config: Any, split: str) -> Any:
     """The waveform source of `data.source` for `split` ("train" / "test")."""
+    data_config = complete_data(AudioData, data_config)
     name = data_config.source
     if name == "synth_audio":
         count = data_config.num_train if split == "train" else data_config.num_test
@@ -83,6 +85,7 @@ def audio_train_dataset(
     data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
 ) -> grain.IterDataset:
     """Endless shuffled batches `{"audio": float32 [b, L], "label": int32 [b]}` of this process's share."""
+    data_config = complete_data(AudioData, data_config)
     ds = grain.MapDataset.source(make_audio_source(data_config, "train"))[process_index::process_count]
     return batched_stream(ds.shuffle(seed=seed).repeat(None), global_batch_size, process_count, data_config)
 
@@ -94,6 +97,7 @@ def audio_eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.M
 
 def audio_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
     """Host batches: `audio` float32 `[B, num_samples]`, `label` int32 `[B]`."""
+    data_config = complete_data(AudioData, data_config)
     return {
         "audio": jax.ShapeDtypeStruct((batch_size, data_config.num_samples), jnp.float32),
         "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
@@ -102,17 +106,18 @@ def audio_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDt
 
 def prepare_audio(batch: dict[str, jax.Array], data_config: Any) -> dict[str, jax.Array]:
     """Waveforms `[B, L]` -> `spectrogram` float32 `[B, frames, num_mels]`, `(log-mel - spec_mean) / spec_std`."""
+    data_config = complete_data(AudioData, data_config)
     spec = log_mel_spectrogram(
         batch["audio"],
         data_config.sample_rate,
         data_config.n_fft,
         data_config.hop,
         data_config.num_mels,
-        data_config.get("f_min", 0.0),
-        data_config.get("f_max"),
+        data_config.f_min,
+        data_config.f_max,
     )
     rest = {k: v for k, v in batch.items() if k != "audio"}
     return {**rest, "spectrogram": (spec - data_config.spec_mean) / data_config.spec_std}
 
 
-AUDIO = register_data_kind(DataKind("audio", audio_train_dataset, audio_batch_spec, prepare_audio))
+AUDIO = register_data_kind(DataKind("audio", audio_train_dataset, audio_batch_spec, prepare_audio, audio_eval_dataset))

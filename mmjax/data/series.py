@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mmjax.data.kinds import DataKind, register_data_kind
+from mmjax.config import section_config
 from mmjax.data.pipeline import batched_stream
+from mmjax.data.presets import SeriesData, complete_data
+from mmjax.data.registry import DataKind, register_data_kind
 
 # Series name -> season length in samples (for the seasonal-naive forecast).
 SEASONS = {"sunspots": 11, "co2": 52, "elnino": 12}
@@ -120,15 +122,14 @@ def series_config(
     probe_sets: tuple[str, ...] = ("GunPoint", "ItalyPowerDemand", "ArrowHead"),
 ) -> ml_collections.ConfigDict:
     """The `data` section of the `series` kind."""
-    return ml_collections.ConfigDict(
-        {"kind": "series", "sources": tuple(sources), "window": window, "variates": 1, "probe_sets": tuple(probe_sets)}
-    )
+    return section_config(SeriesData, sources=tuple(sources), window=window, variates=1, probe_sets=tuple(probe_sets))
 
 
 def series_train_dataset(
     data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
 ) -> grain.IterDataset:
     """Endless shuffled batches `{"series": float32 [b, L, 1]}` of train-split windows."""
+    data_config = complete_data(SeriesData, data_config)
     windows, _ = series_windows(tuple(data_config.sources), data_config.window, "train")
     records = [{"series": w} for w in windows]
     ds = grain.MapDataset.source(records)[process_index::process_count].shuffle(seed=seed).repeat(None)
@@ -136,6 +137,7 @@ def series_train_dataset(
 
 
 def series_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    data_config = complete_data(SeriesData, data_config)
     return {"series": jax.ShapeDtypeStruct((batch_size, data_config.window, data_config.variates), jnp.float32)}
 
 

@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mmjax.data.kinds import DataKind, register_data_kind
+from mmjax.config import section_config
 from mmjax.data.pipeline import batched_stream
+from mmjax.data.presets import PointsData, complete_data
+from mmjax.data.registry import DataKind, register_data_kind
 
 SHAPE_CLASSES = ("sphere", "box", "cylinder", "cone", "torus", "capsule", "annulus", "icosahedron")
 _SPLITS = {"train": 0, "test": 1}
@@ -89,20 +91,19 @@ def shapes_config(
     num_points: int = 256, train_per_class: int = 64, test_per_class: int = 32
 ) -> ml_collections.ConfigDict:
     """The `data` section of the `points` kind over the bundled shapes."""
-    return ml_collections.ConfigDict(
-        {
-            "kind": "points",
-            "source": "shapes",
-            "num_points": num_points,
-            "train_per_class": train_per_class,
-            "test_per_class": test_per_class,
-            "scale_range": (0.5, 1.5),
-        }
+    return section_config(
+        PointsData,
+        source="shapes",
+        num_points=num_points,
+        train_per_class=train_per_class,
+        test_per_class=test_per_class,
+        scale_range=(0.5, 1.5),
     )
 
 
 def point_clouds(data_config: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
     """`(clouds [N, P, 3], labels [N])` of a split of `data_config.source`."""
+    data_config = complete_data(PointsData, data_config)
     if data_config.source == "shapes":
         per_class = data_config.train_per_class if split == "train" else data_config.test_per_class
         return shape_clouds(split, per_class, data_config.num_points, 0, tuple(data_config.scale_range))
@@ -131,6 +132,7 @@ def points_train_dataset(
     data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
 ) -> grain.IterDataset:
     """Endless shuffled batches `{"points": float32 [b, P, 3]}` of the train split (labels unused)."""
+    data_config = complete_data(PointsData, data_config)
     clouds, _ = point_clouds(data_config, "train")
     records = [{"points": c} for c in clouds]
     ds = grain.MapDataset.source(records)[process_index::process_count].shuffle(seed=seed).repeat(None)
@@ -138,6 +140,7 @@ def points_train_dataset(
 
 
 def points_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    data_config = complete_data(PointsData, data_config)
     return {"points": jax.ShapeDtypeStruct((batch_size, data_config.num_points, 3), jnp.float32)}
 
 

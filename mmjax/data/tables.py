@@ -22,8 +22,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mmjax.data.kinds import DataKind, register_data_kind
+from mmjax.config import section_config
 from mmjax.data.pipeline import batched_stream, per_process_batch_size
+from mmjax.data.presets import TablesData, complete_data
+from mmjax.data.registry import DataKind, register_data_kind
 
 BUNDLED_TABLES = ("breast_cancer", "wine", "diabetes")
 
@@ -122,20 +124,20 @@ def _masked_table(source: str, missing_rate: float, missing_seed: int) -> Masked
 
 def masked_table(data_config: Any) -> MaskedTable:
     """The table named by `data_config.source`, standardized, with its missing cells (cached)."""
+    data_config = complete_data(TablesData, data_config)
     return _masked_table(str(data_config.source), float(data_config.missing_rate), int(data_config.missing_seed))
 
 
 def tables_config(source: str = "wine", missing_rate: float = 0.3, missing_seed: int = 0) -> ml_collections.ConfigDict:
     """The `data` section of the `tables` kind; `missing_rate` / `missing_seed` apply to bundled tables."""
-    return ml_collections.ConfigDict(
-        {"kind": "tables", "source": source, "missing_rate": missing_rate, "missing_seed": missing_seed}
-    )
+    return section_config(TablesData, source=source, missing_rate=missing_rate, missing_seed=missing_seed)
 
 
 def tables_train_dataset(
     data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
 ) -> grain.IterDataset:
     """Endless shuffled batches of rows `{"values", "observed"}`."""
+    data_config = complete_data(TablesData, data_config)
     table = masked_table(data_config)
     batch = per_process_batch_size(global_batch_size, process_count)
     rows = table.values.shape[0]

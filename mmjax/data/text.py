@@ -26,9 +26,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from mmjax.config import section_config
 from mmjax.data.corpus import corpus_fingerprint, load_documents
-from mmjax.data.kinds import DataKind, register_data_kind
 from mmjax.data.pipeline import batched_stream, per_process_batch_size
+from mmjax.data.presets import TextData, complete_data
+from mmjax.data.registry import DataKind, register_data_kind
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 FIELDS = ("input_ids", "segment_ids", "positions")
@@ -43,19 +45,7 @@ def text_data(corpus: str = "pydoc", seq_len: int = 128, vocab_size: int = 4000)
     breaks ties differently from process to process). Empty: a file named after the
     corpus and settings in `$MMJAX_CACHE` (default `~/.cache/mmjax`) `/tokenizers/`.
     """
-    return ml_collections.ConfigDict(
-        {
-            "kind": "text",
-            "corpus": corpus,
-            "tokenizer": "",
-            "vocab_size": vocab_size,
-            "lowercase": True,
-            "seq_len": seq_len,
-            "test_every": 10,
-            "min_chars": 20,
-            "num_threads": 0,
-        }
-    )
+    return section_config(TextData, corpus=corpus, seq_len=seq_len, vocab_size=vocab_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,23 +88,25 @@ def special_ids(tokenizer: Any) -> SpecialIds:
 
 def _key(data_config: Any) -> tuple:
     """What the tokenizer and the packed rows depend on (hashable, for the caches)."""
+    data_config = complete_data(TextData, data_config)
     return (
         data_config.corpus,
         tokenizer_path(data_config),
         data_config.vocab_size,
-        data_config.get("lowercase", True),
-        data_config.get("test_every", 10),
-        data_config.get("min_chars", 20),
+        data_config.lowercase,
+        data_config.test_every,
+        data_config.min_chars,
     )
 
 
 def tokenizer_path(data_config: Any) -> str:
     """Where the tokenizer of `data_config` is read from or saved to (see `text_data`)."""
-    path = data_config.get("tokenizer", "")
+    data_config = complete_data(TextData, data_config)
+    path = data_config.tokenizer
     if path:
         return path
-    corpus, vocab_size, lowercase = data_config.corpus, data_config.vocab_size, data_config.get("lowercase", True)
-    test_every, min_chars = data_config.get("test_every", 10), data_config.get("min_chars", 20)
+    corpus, vocab_size, lowercase = data_config.corpus, data_config.vocab_size, data_config.lowercase
+    test_every, min_chars = data_config.test_every, data_config.min_chars
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.abspath(corpus) if os.path.exists(corpus) else corpus).strip("_")
     cache = os.environ.get("MMJAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mmjax"))
     settings = f"v{vocab_size}-{'lower' if lowercase else 'cased'}-test{test_every}-min{min_chars}"
@@ -226,6 +218,7 @@ def text_train_dataset(
     data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
 ) -> grain.IterDataset:
     """Endless shuffled batches of packed train rows (this process's slice), reshuffled every epoch."""
+    data_config = complete_data(TextData, data_config)
     rows = packed_split(data_config, "train")
     records = [{name: rows[name][i] for name in FIELDS} for i in range(len(rows["input_ids"]))]
     ds = grain.MapDataset.source(records)[process_index::process_count]
@@ -240,6 +233,7 @@ def text_train_dataset(
 
 def text_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
     """Host text batches: `input_ids`, `segment_ids`, `positions`, each int32 `[B, L]`."""
+    data_config = complete_data(TextData, data_config)
     return {name: jax.ShapeDtypeStruct((batch_size, data_config.seq_len), jnp.int32) for name in FIELDS}
 
 

@@ -19,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.data.kinds import DataKind, register_data_kind
 from mmjax.data.moving_digits import MovingDigitsSource
 from mmjax.data.pipeline import batched_stream
+from mmjax.data.presets import VideoData, complete_data
+from mmjax.data.registry import DataKind, register_data_kind
 from mmjax.data.transforms import normalize_images, resize_center_crop
 
 
@@ -60,6 +61,7 @@ class NpyVideoFolder:
 
 def make_video_source(data_config: Any, split: str) -> Any:
     """The clip source of `data.source` for `split` ("train" / "test")."""
+    data_config = complete_data(VideoData, data_config)
     name = data_config.source
     if name == "moving_digits":
         count = data_config.num_train if split == "train" else data_config.num_test
@@ -69,7 +71,7 @@ def make_video_source(data_config: Any, split: str) -> Any:
         return MovingDigitsSource(split, count, data_config.frames, size[0], data_config.digit_size, data_config.seed)
     if name == "npy_folder":
         root = os.path.join(data_config.root, split)
-        return NpyVideoFolder(root, data_config.frames, data_config.image_size, data_config.get("frame_stride", 1))
+        return NpyVideoFolder(root, data_config.frames, data_config.image_size, data_config.frame_stride)
     raise ValueError(f"data.source={name!r} is not a video source; expected 'moving_digits' or 'npy_folder'")
 
 
@@ -77,6 +79,7 @@ def video_train_dataset(
     data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
 ) -> grain.IterDataset:
     """Endless shuffled batches `{"video": uint8 [b, T, H, W, C], "label": int32 [b]}` of this process's share."""
+    data_config = complete_data(VideoData, data_config)
     ds = grain.MapDataset.source(make_video_source(data_config, "train"))[process_index::process_count]
     return batched_stream(ds.shuffle(seed=seed).repeat(None), global_batch_size, process_count, data_config)
 
@@ -88,6 +91,7 @@ def video_eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.M
 
 def video_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
     """Host batches: `video` uint8 `[B, T, H, W, C]`, `label` int32 `[B]`."""
+    data_config = complete_data(VideoData, data_config)
     h, w = data_config.image_size
     shape = (batch_size, data_config.frames, h, w, data_config.channels)
     return {
@@ -101,4 +105,4 @@ def prepare_video(batch: dict[str, jax.Array], data_config: Any) -> dict[str, ja
     return {**batch, "video": normalize_images(batch["video"], data_config.mean, data_config.std)}
 
 
-VIDEO = register_data_kind(DataKind("video", video_train_dataset, video_batch_spec, prepare_video))
+VIDEO = register_data_kind(DataKind("video", video_train_dataset, video_batch_spec, prepare_video, video_eval_dataset))

@@ -1,20 +1,36 @@
-"""Evaluation: linear probes, figures, end-of-pretraining reports."""
+"""Evaluation: named protocols (linear probe, kNN, figures, imputation, generation, ...), end-of-pretraining reports."""
 
 from mmjax.evaluate.figures import image_grid, save_png
 from mmjax.evaluate.generation import conditioning_accuracy, frechet_distance
+from mmjax.evaluate.images import knn_table, probe_table, reconstruction_figure
 from mmjax.evaluate.knn import knn_accuracy
 from mmjax.evaluate.linear_probe import extract_features, linear_probe
-from mmjax.evaluate.pretraining import evaluate_pretraining, probe_table, reconstruction_figure
+from mmjax.evaluate.pretraining import evaluate_pretraining
+from mmjax.evaluate.protocols import (
+    DEFAULT_PROTOCOLS,
+    available_protocols,
+    check_protocols,
+    protocols_for,
+    register_protocol,
+    run_protocols,
+)
 
 __all__ = [
+    "DEFAULT_PROTOCOLS",
+    "available_protocols",
+    "check_protocols",
     "conditioning_accuracy",
     "evaluate_pretraining",
     "extract_features",
     "frechet_distance",
     "image_grid",
     "knn_accuracy",
+    "knn_table",
     "linear_probe",
     "probe_table",
+    "protocols_for",
     "reconstruction_figure",
+    "register_protocol",
+    "run_protocols",
     "save_png",
 ]

@@ -109,19 +109,20 @@ def encoder_probe_table(
 def encoder_probe_results(config: Any, method: Any, params: Any) -> list[EvalResult]:
     """Linear probe rows: `method`'s encoder (trained), a random encoder and the raw input (baselines).
 
-    `method` provides `name`, `init`, `features(params, inputs, pool)`, `input_key` and
-    `eval_batches(data_config, split, batch_size)` (labelled host batches), as `GridMAE` does.
+    `method` provides `name`, `init`, `features(params, inputs, pool)` and `input_key`, as
+    `GridMAE` does; the labelled batches come from the data kind (`eval_batches`).
     The random encoder is `method.init` with seed `config.seed + 12345`. Settings:
     `eval.probe_pool`, `eval.probe_steps`, `eval.probe_l2`, `eval.batch_size`.
     """
     ev = config.eval
-    example = data_kind(config.data).example_batch(config.data, 1)
+    kind = data_kind(config.data)
+    example = kind.example_batch(config.data, 1)
     random_params = jax.jit(method.init)(jax.random.key(config.seed + 12345), example)
     trained = f"{method.name} encoder"
     accuracies = encoder_probe_table(
         partial(method.features, pool=ev.probe_pool),
         {trained: params, "random encoder": random_params},
-        lambda split: method.eval_batches(config.data, split, ev.batch_size),
+        lambda split: kind.eval_batches(config.data, split, ev.batch_size),
         config.data,
         method.input_key,
         batch_size=ev.batch_size,

@@ -141,12 +141,12 @@ def evaluate_series(config: Any, method: Any, params: Any) -> list[EvalResult]:
     example = {"series": jnp.zeros((1, data.window, 1), jnp.float32)}
     trained = f"{config.method} encoder"
     sets = {trained: params, "random encoder": jax.jit(method.init)(jax.random.key(config.seed + 12345), example)}
-    windows, seasons = series_windows(tuple(data.sources), data.window, "test", stride=ev.get("stride", 4))
+    windows, seasons = series_windows(tuple(data.sources), data.window, "test", stride=ev.stride)
     probes = ", ".join(data.probe_sets) or "none"
     announce(f"series evaluation: imputation and forecasting on {len(windows)} test windows; linear probes: {probes}")
     scores = {
         "imputation": imputation_rmse(method, sets, windows, method.mask_ratio, seed=config.seed),
-        "forecast": forecast_rmse(method, sets, windows, seasons, ev.get("horizon_patches", 2)),
+        "forecast": forecast_rmse(method, sets, windows, seasons, ev.horizon_patches),
     }
     for name in data.probe_sets:
         scores[f"linear probe ({name})"] = ucr_probe(method, sets, name, data.window, steps=ev.probe_steps)

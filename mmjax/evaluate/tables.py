@@ -27,6 +27,7 @@ from etils import epath
 from mmjax.data.tables import MaskedTable, masked_table
 from mmjax.evaluate.report import announce
 from mmjax.files import write_text_atomic
+from mmjax.impute.fit import impute_table
 from mmjax.methods.protocol import EvalResult
 
 IMPUTED_CSV = "imputed.csv"
@@ -62,8 +63,6 @@ def evaluate_tables(config: Any, method: Any, params: Any, workdir: str) -> list
     `RMSE (column std units)`, for the trained model (`<config.method>`) and the `column means`
     baseline.
     """
-    from mmjax.impute.fit import impute_table
-
     table = masked_table(config.data)
     missing = int((~table.observed).sum())
     rows, cols = table.values.shape

@@ -56,7 +56,7 @@ def masked_token_totals(method: Any, config: Any, params: Any) -> dict[str, floa
         }
 
     count = len(rows["input_ids"])
-    size = min(config.eval.get("batch_size", 256), count)
+    size = min(config.eval.batch_size, count)
     rng = jax.random.key(config.seed)
     totals: dict[str, float] = {"unigram_id": float(top)}
     for start in range(0, count, size):

@@ -11,6 +11,7 @@ from mmjax.export.hf_vit import save_hf_vit
 from mmjax.export.hf_vitmae import save_hf_vitmae
 from mmjax.export.stablehlo import save_stablehlo
 from mmjax.methods.mae import MAE
+from mmjax.train.loop import load_trained
 
 FORMATS = ("hf", "hf-vit", "safetensors", "stablehlo")
 
@@ -38,8 +39,6 @@ def export_workdir(
       ValueError: unknown format, or a method other than MAE.
       FileExistsError: `out` exists and `force` is False (checked before loading the checkpoint).
     """
-    from mmjax.train import load_trained
-
     if format not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {format!r}")
     if os.path.lexists(out) and not force:

@@ -12,6 +12,7 @@ import numpy as np
 from mmjax.impute.fit import FitOptions, fit_ensemble, fit_remasker, impute_ensemble, impute_table
 from mmjax.impute.table import TableCodec
 from mmjax.methods.remasker import ReMasker, ReMaskerOptions
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 class MaskedImputer:
@@ -43,6 +44,7 @@ class MaskedImputer:
         row, the first with every observed cell, the others also re-masking a random
         `tta_ratio` of them, and the predictions are averaged (test-time augmentation,
         `ReMasker.impute_averaged`; an addition to ReMasker). 1 = a single full view.
+      attention_impl: the `mmjax.ops.attention` implementation (`remasker.attention_impl`).
       seed: fixes everything random; the same seed gives the same output.
 
     The model-size defaults (a small model, re-mask 30%, visible-cell loss weight 1, 100
@@ -93,6 +95,7 @@ class MaskedImputer:
         periodic_scale: float = 0.2,
         tta_passes: int = 8,
         tta_ratio: float = 0.3,
+        attention_impl: str = DEFAULT_IMPLEMENTATION,
         seed: int = 0,
     ):
         self.categorical = categorical
@@ -114,6 +117,7 @@ class MaskedImputer:
         self.periodic_scale = periodic_scale
         self.tta_passes = tta_passes
         self.tta_ratio = tta_ratio
+        self.attention_impl = attention_impl
         self.seed = seed
 
     # scikit-learn's parameter protocol (clone, grid search, pipelines).
@@ -157,6 +161,7 @@ class MaskedImputer:
             groups=groups if len(set(groups)) < len(groups) else None,
             periodic_features=self.periodic_features,
             periodic_scale=self.periodic_scale,
+            attention_impl=self.attention_impl,
         )
         return ReMasker(options)
 

@@ -4,10 +4,14 @@ Every generator returns the `Mask` pytree (`mask` bool `[B, N]`, True = hidden; 
 `ids_keep` / `ids_restore` when the hidden count is fixed) or a small documented
 pytree where a method needs more (I-JEPA, MLM corruption, ReMasker, 4M).
 See docs/masks.md for a picture of each.
+
+`MASKS` (`mmjax.masking.registry`) names the generators a config's `mask.kind` chooses,
+with the token layouts each fits; `draw_mask` draws one, adapting variable counts to a
+fixed one for sparse encoders (`fixed_count_mask`).
 """
 
 from mmjax.masking.blockwise import blockwise_mask
-from mmjax.masking.dense import select_lowest, simmim_mask, with_indices
+from mmjax.masking.dense import fixed_count_mask, select_lowest, simmim_mask, with_indices
 from mmjax.masking.guided import (
     attention_guided_mask,
     hard_patch_mask,
@@ -32,6 +36,7 @@ from mmjax.masking.points import (
     knn_groups,
     region_mask,
 )
+from mmjax.masking.registry import MASKS, Layout, draw_mask
 from mmjax.masking.schedules import (
     MASKGIT_SCHEDULES,
     curriculum_mask,
@@ -66,7 +71,9 @@ from mmjax.masking.video import frame_mask, running_cell_mask, spacetime_mask, t
 
 __all__ = [
     "MASKGIT_SCHEDULES",
+    "MASKS",
     "FrequencyMask",
+    "Layout",
     "MLMCorruption",
     "Mask",
     "MultiBlockMasks",
@@ -80,7 +87,9 @@ __all__ = [
     "blockwise_mask",
     "curriculum_mask",
     "disjoint_view_masks",
+    "draw_mask",
     "farthest_point_sampling",
+    "fixed_count_mask",
     "frame_mask",
     "frequency_mask",
     "frequency_weighted_mask",

@@ -4,7 +4,8 @@ The helpers here turn scores into masks with a static shape:
 
 - `select_lowest` picks a per-example number of candidates (the count may be traced);
 - `mmjax.masking.mask_from_ranking` (in mask.py) keeps a fixed number of tokens with MAE's index pair;
-- `with_indices` adds `ids_keep` / `ids_restore` to a boolean mask with a fixed count.
+- `with_indices` adds `ids_keep` / `ids_restore` to a boolean mask with a fixed count;
+- `fixed_count_mask` tops up or trims a variable-count mask to a fixed count (sparse encoders).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from mmjax.masking.mask import Mask, inverse_permutation
+from mmjax.masking.mask import Mask, inverse_permutation, mask_from_ranking
 
 
 def select_lowest(scores: jax.Array, candidates: jax.Array | None, counts: jax.Array | int) -> jax.Array:
@@ -119,3 +120,28 @@ def simmim_mask(
     if height % mask_patch or width % mask_patch:
         return Mask(mask=hidden)
     return with_indices(hidden, (num_cells - hidden_cells) * mask_patch**2)
+
+
+def fixed_count_mask(key: jax.Array, hidden: jax.Array, num_visible: int) -> Mask:
+    """Adapt a variable-count mask to exactly `num_visible` visible tokens per example (for sparse encoders).
+
+    A sparse encoder (MAE) gathers a static `K` visible tokens, so masks whose count varies
+    (BEiT's block-wise mask, SimMIM cells cut at a grid edge, ...) are topped up or trimmed:
+    a row showing more than `K` tokens hides random extra visible ones; a row showing fewer
+    shows random hidden ones again. Every token the input mask shows stays visible when the
+    row has at most `K` of them, and every token it hides stays hidden when the row has at
+    least `K` visible. One `mask_from_ranking` over scores `noise` (visible tokens) and
+    `1 + noise` (hidden ones): the `K` lowest are all visible tokens first, in random order.
+
+    Args:
+      key: PRNG key for the random top-up / trim.
+      hidden: bool `[B, N]`, True = hidden (any count per row).
+      num_visible: K, a Python int in `[0, N]` (e.g. `num_visible_tokens(N, ratio)`).
+
+    Returns:
+      Mask with `mask` `[B, N]` (exactly `N - K` True per row), `ids_keep` `[B, K]`,
+      `ids_restore` `[B, N]` in the MAE convention (`ids_keep` from the lowest score up).
+    """
+    from_hidden = hidden.astype(jnp.float32)
+    noise = jax.random.uniform(key, hidden.shape)
+    return mask_from_ranking(noise + from_hidden, num_visible)

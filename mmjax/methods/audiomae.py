@@ -15,12 +15,12 @@ The loss is the MSE on hidden patches.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import ml_collections
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
+from mmjax.data.audio import spectrogram_shape
 from mmjax.masking.dense import select_lowest, with_indices
 from mmjax.masking.mask import Mask, random_mask
 from mmjax.masking.schedules import curriculum_mask
@@ -33,75 +33,47 @@ from mmjax.ops.patches import as_pair, grid_shape, patchify
 MASKINGS = ("random", "time_frequency", "curriculum")
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config, with Audio-MAE ViT-B defaults (16x16 patches, ratio 0.8)."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "audiomae",
-            "model": {
-                "width": 768,
-                "depth": 12,
-                "heads": 12,
-                "mlp_dim": 3072,
-                "dtype": "float32",
-                "attention_impl": "xla",
-                "remat": "none",
-            },
-            "decoder": {"width": 512, "depth": 8, "heads": 16, "mlp_dim": 2048},
-            "audiomae": {
-                "patch_size": (16, 16),
-                "masking": "random",
-                "mask_ratio": 0.8,
-                "time_ratio": 0.5,
-                "freq_ratio": 0.5,
-                "curriculum_steps": 10000,
-                "norm_pix_loss": False,
-            },
-        }
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class AudioMAEOptions:
-    patch_size: tuple[int, int] = (16, 16)
-    masking: str = "random"
-    mask_ratio: float = 0.8
-    time_ratio: float = 0.5
-    freq_ratio: float = 0.5
-    curriculum_steps: int = 10000
-    norm_pix_loss: bool = False
+    """`audiomae`: patches and masking, with Audio-MAE's defaults (16x16 patches, ratio 0.8)."""
+
+    patch_size: int | tuple[int, int] = knob((16, 16), "(time, frequency) bins per patch")
+    masking: str = knob("random", "random | time_frequency | curriculum (see the module docstring)", choices=MASKINGS)
+    mask_ratio: float = knob(0.8, "random masking: fraction of patches hidden", low=0, high=1, high_open=True)
+    time_ratio: float = knob(0.5, "time_frequency: fraction of time columns hidden", low=0, high=1, high_open=True)
+    freq_ratio: float = knob(0.5, "time_frequency: fraction of frequency rows hidden", low=0, high=1, high_open=True)
+    curriculum_steps: int = knob(10000, "curriculum: updates over which hard masks ramp from 0 to 1", low=1)
+    norm_pix_loss: bool = knob(False, "normalize each target patch (mean 0, std 1)")
 
     def __post_init__(self):
         object.__setattr__(self, "patch_size", as_pair(self.patch_size, "audiomae.patch_size"))
-        if self.masking not in MASKINGS:
-            raise ValueError(f"audiomae.masking must be one of {MASKINGS}, got {self.masking!r}")
-        for name in ("mask_ratio", "time_ratio", "freq_ratio"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"audiomae.{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.curriculum_steps <= 0:
-            raise ValueError(f"audiomae.curriculum_steps must be > 0, got {self.curriculum_steps}")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields, with Audio-MAE ViT-B defaults (decoder 512 wide, 8 blocks); from the declarations."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "audiomae",
+            "model": section_config(GridEncoderConfig),
+            "decoder": section_config(GridDecoderConfig, width=512, depth=8, heads=16, mlp_dim=2048),
+            "audiomae": section_config(AudioMAEOptions),
+        }
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class AudioMAE(GridMAE):
     """Audio-MAE over spectrograms of `spec_size` `(frames, mels)`."""
 
+    options: AudioMAEOptions = AudioMAEOptions()
     spec_size: tuple[int, int] = (1024, 128)
-    patch_size: tuple[int, int] = (16, 16)
-    masking: str = "random"
-    mask_ratio: float = 0.8
-    time_ratio: float = 0.5
-    freq_ratio: float = 0.5
-    curriculum_steps: int = 10000
 
     input_key = "spectrogram"
     name = "audiomae"
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> AudioMAE:
-        from mmjax.data.audio import spectrogram_shape
-
-        options = dataclass_from_config(AudioMAEOptions, config.get("audiomae", {}), "audiomae")
+        options = dataclass_from_config(AudioMAEOptions, config.audiomae, "audiomae")
         spec_size = spectrogram_shape(config.data)
         try:
             grid_shape(spec_size, options.patch_size)
@@ -110,13 +82,20 @@ class AudioMAE(GridMAE):
                 f"spectrogram (frames, mels)={spec_size} from data.num_samples/n_fft/hop/num_mels must be "
                 f"divisible by audiomae.patch_size={options.patch_size}"
             ) from err
-        fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
         return cls(
             encoder=dataclass_from_config(GridEncoderConfig, config.model, "model"),
             decoder=dataclass_from_config(GridDecoderConfig, config.decoder, "decoder"),
+            options=options,
             spec_size=spec_size,
-            **fields,
         )
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        return self.options.patch_size
+
+    @property
+    def masking(self) -> str:
+        return self.options.masking
 
     @property
     def counts_steps(self) -> bool:
@@ -135,22 +114,18 @@ class AudioMAE(GridMAE):
         return patchify(inputs[..., None], self.patch_size)
 
     def make_mask(self, rng: jax.Array, batch_size: int, step: jax.Array) -> Mask:
-        if self.masking == "random":
-            return random_mask(rng, batch_size, self.grid[0] * self.grid[1], self.mask_ratio)
+        o = self.options
+        if o.masking == "random":
+            return random_mask(rng, batch_size, self.grid[0] * self.grid[1], o.mask_ratio)
         k_easy, k_hard, k_pick = jax.random.split(rng, 3)
-        hard = time_frequency_mask(k_hard, batch_size, self.grid, self.time_ratio, self.freq_ratio)
+        hard = time_frequency_mask(k_hard, batch_size, self.grid, o.time_ratio, o.freq_ratio)
         if self.masking == "time_frequency":
             return hard
         # The easy mask hides exactly as many random patches as the hard one, so ids stay fixed-size.
         num_tokens, keep = hard.mask.shape[1], hard.ids_keep.shape[1]
         noise = jax.random.uniform(k_easy, (batch_size, num_tokens))
         easy = with_indices(select_lowest(noise, None, num_tokens - keep), keep)
-        return curriculum_mask(k_pick, step, self.curriculum_steps, easy, hard)
-
-    def eval_batches(self, data_config: Any, split: str, batch_size: int):
-        from mmjax.data.audio import audio_eval_dataset
-
-        return audio_eval_dataset(data_config, split, batch_size)
+        return curriculum_mask(k_pick, step, o.curriculum_steps, easy, hard)
 
 
 @register_method("audiomae")

@@ -3,8 +3,9 @@ every patch with the hidden ones as a mask token, and predict a frozen tokenizer
 the hidden patches with cross entropy.
 
 The tokenizer is a finished `vq` run (`beit.tokenizer_workdir`). Its parameters are copied into
-this method's params under `tokenizer` once, on a fresh run (`load_frozen`), and never train, so
-a BEiT checkpoint is self-contained.
+this method's params under `tokenizer` once, on a fresh run (the trainer loads the run this method
+declares in `frozen_runs`, `load_frozen` copies it), and never train, so a BEiT checkpoint is
+self-contained.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.losses import masked_mean
 from mmjax.masking.blockwise import blockwise_mask
 from mmjax.masking.mask import Mask
 from mmjax.methods.common import pool_tokens
-from mmjax.methods.protocol import Batch, Params
-from mmjax.methods.registry import build_method, register_method
+from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
+from mmjax.methods.registry import register_method
 from mmjax.models.beit import BEiTModel
 from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
 from mmjax.ops.patches import patchify, unpatchify
@@ -33,30 +34,15 @@ from mmjax.ops.patches import patchify, unpatchify
 REFERENCE_PATCHES = 196
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields: BEiT ViT-B/16, 75 of 196 patches hidden in blocks of >= 16."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "beit",
-            "model": vit_section(),
-            "beit": {
-                "tokenizer_workdir": "",  # a finished `vq` run whose token grid is this ViT's patch grid
-                "tokenizer_step": None,  # its checkpoint step (None: latest)
-                "mask_ratio": 75 / 196,  # the block-wise budget, a fraction of the patches
-                "min_block": None,  # smallest block area in patches (None: 16 / 196 of the patches)
-                "min_aspect": 0.3,
-            },
-        }
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class BEiTOptions:
-    tokenizer_workdir: str = ""
-    tokenizer_step: int | None = None
-    mask_ratio: float = 75 / 196
-    min_block: int | None = None
-    min_aspect: float = 0.3
+    """`beit`: the tokenizer run and the block-wise mask (BEiT: 75 of 196 patches hidden in blocks of >= 16)."""
+
+    tokenizer_workdir: str = knob("", "a finished `vq` run whose token grid is this ViT's patch grid")
+    tokenizer_step: int | None = knob(None, "its checkpoint step (None: latest)")
+    mask_ratio: float = knob(75 / 196, "the block-wise budget, a fraction of the patches")
+    min_block: int | None = knob(None, "smallest block area in patches (None: 16 / 196 of the patches)")
+    min_aspect: float = knob(0.3, "smallest block aspect ratio, in (0, 1]")
 
     def __post_init__(self):
         if not 0.0 < self.mask_ratio < 1.0:
@@ -67,23 +53,33 @@ class BEiTOptions:
             raise ValueError(f"beit.min_aspect must be in (0, 1], got {self.min_aspect}")
 
 
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields: BEiT ViT-B/16 and `BEiTOptions`; generated from the declarations."""
+    return ml_collections.ConfigDict({"method": "beit", "model": vit_section(), "beit": section_config(BEiTOptions)})
+
+
 def _data_fields(config: Any) -> dict[str, Any]:
     data = config.get("data") or {}
     return {k: tuple(data[k]) if isinstance(data[k], list | tuple) else data[k] for k in ("mean", "std") if k in data}
 
 
-def load_tokenizer_method(options: BEiTOptions, config: ml_collections.ConfigDict) -> Any:
-    """The tokenizer method of `beit.tokenizer_workdir`, checked against this run's model and data."""
-    from mmjax.train import checkpoint
-
+def tokenizer_part(options: BEiTOptions) -> RunPart:
+    """The tokenizer run `beit.tokenizer_workdir` names (its config builds the tokenizer, its params fill it)."""
     if not options.tokenizer_workdir:
         raise ValueError("beit.tokenizer_workdir is empty: it must name a finished tokenizer run (method 'vq')")
-    try:
-        tok_config = ml_collections.ConfigDict(checkpoint.read_config(options.tokenizer_workdir))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f"beit.tokenizer_workdir={options.tokenizer_workdir!r} has no config.json: train a tokenizer there first"
-        ) from err
+    return RunPart(
+        "beit.tokenizer_workdir", options.tokenizer_workdir, options.tokenizer_step, "train a tokenizer there first"
+    )
+
+
+def tokenizer_runs(config: ml_collections.ConfigDict) -> dict[str, RunPart]:
+    """What the builder reads: the tokenizer run's config (`register_method(..., reads=)`)."""
+    return {"tokenizer": tokenizer_part(dataclass_from_config(BEiTOptions, config.beit, "beit"))}
+
+
+def tokenizer_method(options: BEiTOptions, config: ml_collections.ConfigDict, run: BuiltRun) -> Any:
+    """The tokenizer method of the run `beit.tokenizer_workdir` (`run`), checked against this run."""
+    tok_config = ml_collections.ConfigDict(run.config)
     if tok_config.get("method") != "vq":
         raise ValueError(
             f"beit.tokenizer_workdir={options.tokenizer_workdir!r} holds a {tok_config.get('method')!r} run; "
@@ -95,7 +91,7 @@ def load_tokenizer_method(options: BEiTOptions, config: ml_collections.ConfigDic
             f"data normalization {ours} differs from the tokenizer run's {theirs} "
             f"(beit.tokenizer_workdir={options.tokenizer_workdir!r}); the tokenizer expects its own"
         )
-    return build_method(tok_config)
+    return run.method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +119,24 @@ class BEiT:
             )
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict, tokenizer: Any | None = None) -> BEiT:
-        """Build from an experiment config; `tokenizer` (a method) replaces `beit.tokenizer_workdir`'s."""
-        options = dataclass_from_config(BEiTOptions, config.get("beit", {}), "beit")
+    def from_config(
+        cls,
+        config: ml_collections.ConfigDict,
+        tokenizer: Any | None = None,
+        tokenizer_run: BuiltRun | None = None,
+    ) -> BEiT:
+        """Build from an experiment config and the tokenizer run (`tokenizer_run`, read and built by
+        `mmjax.train.build_method`), or a tokenizer method (`tokenizer`) in its place."""
+        options = dataclass_from_config(BEiTOptions, config.beit, "beit")
         model_config = vit_config_from_section(config.model)
         if tokenizer is None:
-            tokenizer = load_tokenizer_method(options, config)
+            part = tokenizer_part(options)
+            if tokenizer_run is None:
+                raise ValueError(
+                    f"BEiT needs the config of its tokenizer run ({part.field}={part.workdir!r}): build it with "
+                    f"mmjax.train.build_method, which reads it"
+                )
+            tokenizer = tokenizer_method(options, config, tokenizer_run)
         return cls(model_config, options, tokenizer)
 
     @property
@@ -187,11 +195,13 @@ class BEiT:
             "tokenizer": jax.tree.map(lambda _: False, params["tokenizer"]),
         }
 
-    def load_frozen(self, params: Params) -> Params:
-        """Copy the trained tokenizer of `beit.tokenizer_workdir` into `params["tokenizer"]`."""
-        from mmjax.train import load_trained
+    def frozen_runs(self) -> dict[str, RunPart]:
+        """The tokenizer run, whose parameters `load_frozen` copies (loaded by the trainer)."""
+        return {"tokenizer": tokenizer_part(self.options)}
 
-        _, _, tok_params = load_trained(self.options.tokenizer_workdir, self.options.tokenizer_step)
+    def load_frozen(self, params: Params, runs: dict[str, LoadedRun]) -> Params:
+        """Copy the trained tokenizer of `beit.tokenizer_workdir` (`runs["tokenizer"]`) into `params["tokenizer"]`."""
+        tok_params = runs["tokenizer"].params
         expected = jax.tree.map(lambda x: (x.shape, x.dtype), params["tokenizer"])
         loaded = jax.tree.map(lambda x: (x.shape, x.dtype), tok_params)
         if jax.tree.structure(expected) != jax.tree.structure(loaded) or expected != loaded:
@@ -255,6 +265,6 @@ class BEiT:
         return pool_tokens(self.model.apply({"params": params["model"]}, images, method=BEiTModel.encode), pool)
 
 
-@register_method("beit")
-def build_beit(config: ml_collections.ConfigDict) -> BEiT:
-    return BEiT.from_config(config)
+@register_method("beit", reads=tokenizer_runs)
+def build_beit(config: ml_collections.ConfigDict, runs: dict[str, BuiltRun]) -> BEiT:
+    return BEiT.from_config(config, tokenizer_run=runs["tokenizer"])

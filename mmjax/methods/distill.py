@@ -3,8 +3,9 @@
 The teacher is any finished mmjax run (a workdir with `config.json` and checkpoints):
 its method's `features(params, images, pool="tokens")` gives the target tokens. Its
 parameters live in the student's params under `teacher` (frozen: no gradient, no
-optimizer state), so a distillation checkpoint is self-contained; `load_frozen` fills
-them from the teacher's checkpoint once, at the start of a fresh run.
+optimizer state), so a distillation checkpoint is self-contained. The method declares the teacher run
+(`frozen_runs`); the trainer reads its config to build the method and loads its checkpoint
+once, at the start of a fresh run, for `load_frozen` to copy in.
 
 - `maskdistill`: the student ViT sees every patch, hidden ones as a mask token; a linear
   head predicts the teacher's normalized features at the hidden positions only.
@@ -26,14 +27,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.masking.blockwise import blockwise_mask
 from mmjax.masking.mask import Mask, random_mask
 from mmjax.masking.tokens import gather_tokens
 from mmjax.methods.common import pool_tokens
 from mmjax.methods.feature_targets import FEATURE_LOSSES, TARGET_NORMS, feature_loss, normalize_targets
-from mmjax.methods.protocol import Batch, Params
-from mmjax.methods.registry import build_method, register_method
+from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
+from mmjax.methods.registry import register_method
 from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.distill import FeatureStudent
 
@@ -41,36 +42,18 @@ MODES = ("maskdistill", "maskalign")
 MASKINGS = ("random", "blockwise")
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config: MaskDistill ViT-B/16, block-wise mask 40%, smooth L1."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "distill",
-            "model": vit_section(),
-            "distill": {
-                "teacher_workdir": "",  # a finished mmjax run (required)
-                "teacher_step": -1,  # -1 = the latest checkpoint
-                "mode": "maskdistill",  # maskdistill | maskalign
-                "loss": "smooth_l1",  # smooth_l1 | cosine
-                "smooth_l1_beta": 1.0,
-                "mask_ratio": 0.4,
-                "masking": "blockwise",  # blockwise | random (maskalign needs random)
-                "target_norm": "layernorm",  # layernorm (no affine) | none
-            },
-        }
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class DistillOptions:
-    teacher_workdir: str = ""
-    teacher_step: int = -1
-    mode: str = "maskdistill"
-    loss: str = "smooth_l1"
+    """`distill`: the teacher run and MaskDistill's recipe (block-wise mask 40%, smooth L1)."""
+
+    teacher_workdir: str = knob("", "a finished mmjax run (required)")
+    teacher_step: int = knob(-1, "the teacher's checkpoint step; -1 = the latest")
+    mode: str = knob("maskdistill", f"one of {MODES}")
+    loss: str = knob("smooth_l1", f"one of {FEATURE_LOSSES}")
     smooth_l1_beta: float = 1.0
     mask_ratio: float = 0.4
-    masking: str = "blockwise"
-    target_norm: str = "layernorm"
+    masking: str = knob("blockwise", f"one of {MASKINGS} (maskalign needs random)")
+    target_norm: str = knob("layernorm", f"layernorm (no affine) | none; one of {TARGET_NORMS}")
 
     def __post_init__(self):
         if not self.teacher_workdir:
@@ -92,6 +75,13 @@ class DistillOptions:
             )
         if self.smooth_l1_beta <= 0:
             raise ValueError(f"distill.smooth_l1_beta must be positive, got {self.smooth_l1_beta}")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config: MaskDistill ViT-B/16; generated from the declarations."""
+    return ml_collections.ConfigDict(
+        {"method": "distill", "model": vit_section(), "distill": section_config(DistillOptions)}
+    )
 
 
 def _input_map(student_data: Any, teacher_data: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -116,19 +106,11 @@ class Distill:
     input_shift: tuple[float, ...] = (0.0,)
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict) -> Distill:
-        from mmjax.train.checkpoint import read_config
-
-        options = dataclass_from_config(DistillOptions, config.get("distill", {}), "distill")
+    def from_config(cls, config: ml_collections.ConfigDict, teacher_run: BuiltRun) -> Distill:
+        """Build from an experiment config and the teacher run (read and built by `mmjax.train.build_method`)."""
+        options = dataclass_from_config(DistillOptions, config.distill, "distill")
         model_config = vit_config_from_section(config.model)
-        try:
-            teacher_config = ml_collections.ConfigDict(read_config(options.teacher_workdir))
-        except FileNotFoundError as err:
-            raise FileNotFoundError(
-                f"distill.teacher_workdir={options.teacher_workdir!r} has no config.json; expected a finished "
-                f"mmjax run (python -m mmjax train --workdir ...)"
-            ) from err
-        teacher = build_method(teacher_config)
+        teacher_config, teacher = ml_collections.ConfigDict(teacher_run.config), teacher_run.method
         if not hasattr(teacher, "features"):
             raise ValueError(f"the teacher method {teacher_config.method!r} has no `features`; it cannot be a teacher")
         images = jax.ShapeDtypeStruct((1, *model_config.image_size, model_config.channels), jnp.float32)
@@ -196,14 +178,13 @@ class Distill:
             "teacher": jax.tree.map(lambda _: False, params["teacher"]),
         }
 
-    def load_frozen(self, params: Params) -> Params:
-        """Host-side: put the teacher run's parameters under `teacher` (shapes and tree checked)."""
-        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(params)):
-            return params  # traced for shapes only (restoring a run): nothing to load
-        from mmjax.train.loop import load_trained
+    def frozen_runs(self) -> dict[str, RunPart]:
+        """The teacher run, whose parameters `load_frozen` puts under `teacher` (loaded by the trainer)."""
+        return {"teacher": teacher_part(self.options)}
 
-        step = None if self.options.teacher_step < 0 else self.options.teacher_step
-        _, _, teacher = load_trained(self.options.teacher_workdir, step)
+    def load_frozen(self, params: Params, runs: dict[str, LoadedRun]) -> Params:
+        """Host-side: put the teacher run's parameters (`runs["teacher"]`) under `teacher` (shapes and tree checked)."""
+        teacher = runs["teacher"].params
         expected = jax.tree.map(lambda x: (x.shape, x.dtype), params["teacher"])
         got = jax.tree.map(lambda x: (x.shape, x.dtype), teacher)
         if jax.tree.structure(expected) != jax.tree.structure(got) or expected != got:
@@ -249,9 +230,20 @@ class Distill:
         return pool_tokens(tokens, pool)
 
 
-@register_method("distill")
-def build_distill(config: ml_collections.ConfigDict) -> Distill:
-    return Distill.from_config(config)
+def teacher_part(options: DistillOptions) -> RunPart:
+    """The teacher run `distill.teacher_workdir` names (its config builds the teacher, its params fill it)."""
+    step = None if options.teacher_step < 0 else options.teacher_step
+    return RunPart("distill.teacher_workdir", options.teacher_workdir, step)
+
+
+def teacher_runs(config: ml_collections.ConfigDict) -> dict[str, RunPart]:
+    """What the builder reads: the teacher run's config (`register_method(..., reads=)`)."""
+    return {"teacher": teacher_part(dataclass_from_config(DistillOptions, config.distill, "distill"))}
+
+
+@register_method("distill", reads=teacher_runs)
+def build_distill(config: ml_collections.ConfigDict, runs: dict[str, BuiltRun]) -> Distill:
+    return Distill.from_config(config, runs["teacher"])
 
 
 __all__ = ["MODES", "Distill", "DistillOptions", "build_distill", "default_config"]

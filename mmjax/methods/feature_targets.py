@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mmjax.losses import masked_mean
+from mmjax.losses import cosine_distance, masked_mean, smooth_l1
 
 FEATURE_LOSSES = ("smooth_l1", "cosine")
 TARGET_NORMS = ("layernorm", "none")
@@ -30,20 +30,6 @@ def normalize_targets(x: jax.Array, kind: str) -> jax.Array:
     if kind == "none":
         return x.astype(jnp.float32)
     raise ValueError(f"target_norm must be one of {TARGET_NORMS}, got {kind!r}")
-
-
-def smooth_l1(pred: jax.Array, target: jax.Array, beta: float = 1.0) -> jax.Array:
-    """torch's `smooth_l1_loss` elementwise: `0.5 d^2 / beta` if `|d| < beta`, else `|d| - 0.5 beta`."""
-    diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
-    return jnp.where(diff < beta, 0.5 * diff**2 / beta, diff - 0.5 * beta)
-
-
-def cosine_distance(pred: jax.Array, target: jax.Array, eps: float = 1e-8) -> jax.Array:
-    """`1 - cos(pred, target)` over the last axis: `[..., D] -> [...]`."""
-    pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
-    dot = jnp.sum(pred * target, axis=-1)
-    norms = jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(target, axis=-1)
-    return 1.0 - dot / jnp.maximum(norms, eps)
 
 
 def feature_loss(

@@ -1,7 +1,8 @@
-"""What VideoMAE and Audio-MAE share: an MAE over patch vectors of a token grid, with a probe evaluation.
+"""What VideoMAE and Audio-MAE share: an MAE over patch vectors of a token grid.
 
-A subclass says how its input becomes patch vectors (`patches`), the grid, how a
-mask is drawn (`make_mask`) and where evaluation batches come from (`eval_batches`).
+A subclass says how its input becomes patch vectors (`patches`), the grid and how a
+mask is drawn (`make_mask`). Its evaluation (the `kind_probe` protocol of
+`mmjax.evaluate.protocols`) probes `features` on the data kind's evaluation batches.
 With `counts_steps`, params are `{"model": ..., "steps_seen": float32 []}` and the
 trainer's `after_step` hook counts updates (for masks that follow a curriculum).
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable
 from typing import Any
 
 import flax.linen as nn
@@ -22,13 +22,13 @@ from jax.sharding import PartitionSpec as P
 from mmjax.losses import masked_mse
 from mmjax.masking.mask import Mask
 from mmjax.methods.common import pool_tokens
-from mmjax.methods.protocol import Batch, EvalResult, Params
+from mmjax.methods.protocol import Batch, Params
 from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
 
 
 @dataclasses.dataclass(frozen=True)
 class GridMAE(abc.ABC):
-    """Base of the grid methods: `init`, `loss`, `features`, `evaluate` and the optional trainer hooks.
+    """Base of the grid methods: `init`, `loss`, `features` and the optional trainer hooks.
 
     Params are the `GridMAEModel` pytree (or `{"model", "steps_seen"}` with `counts_steps`).
     A modality subclasses it and implements the five abstract members below; a subclass
@@ -37,7 +37,6 @@ class GridMAE(abc.ABC):
 
     encoder: GridEncoderConfig
     decoder: GridDecoderConfig
-    norm_pix_loss: bool = True
 
     input_key = "inputs"  # the prepared batch entry the method reads
     name = "grid_mae"
@@ -62,9 +61,10 @@ class GridMAE(abc.ABC):
     def make_mask(self, rng: jax.Array, batch_size: int, step: jax.Array) -> Mask:
         """A fixed-count mask (`ids_keep`, `ids_restore`) over the grid's N tokens."""
 
-    @abc.abstractmethod
-    def eval_batches(self, data_config: Any, split: str, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
-        """Labelled host batches of `split` (raw input under the data kind's key, `label` `[B]`) for the probe."""
+    @property
+    def norm_pix_loss(self) -> bool:
+        """Per-patch normalized targets: the subclass's options (`videomae.norm_pix_loss`, ...)."""
+        return self.options.norm_pix_loss
 
     # --- the method protocol -----------------------------------------------------------
     @property
@@ -130,12 +130,3 @@ class GridMAE(abc.ABC):
         model_params, _ = self._split(params)
         tokens = self.model.apply({"params": model_params}, self.patches(inputs), method=GridMAEModel.encode)
         return pool_tokens(tokens, pool)
-
-    def evaluate(self, config: Any, params: Params, workdir: str) -> list[EvalResult]:
-        """Linear probe on the test split: this encoder, a random one and the raw input (`eval.probe`)."""
-        del workdir
-        if not config.eval.probe:
-            return []
-        from mmjax.evaluate.kind_probe import encoder_probe_results
-
-        return encoder_probe_results(config, self, params)

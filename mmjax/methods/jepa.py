@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.masking.multiblock import MultiBlockMasks, multiblock_masks
 from mmjax.methods.common import pool_tokens
 from mmjax.methods.feature_targets import batch_feature_std, feature_loss, layer_norm_no_affine
@@ -31,35 +31,17 @@ from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.jepa import JEPAModel, PredictorConfig
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config: I-JEPA ViT-H/14 at 224 px (REFERENCE.md)."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "jepa",
-            "model": vit_section(size="huge", image_size=224, patch_size=14),
-            "predictor": {"width": 384, "depth": 12, "heads": 16, "mlp_dim": 1536},
-            "jepa": {
-                "num_targets": 4,
-                "target_scale": (0.15, 0.2),
-                "target_aspect": (0.75, 1.5),
-                "context_scale": (0.85, 1.0),
-                "min_keep": 10,
-                "momentum_start": 0.996,
-                "momentum_end": 1.0,
-            },
-        }
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class JEPAOptions:
-    num_targets: int = 4
-    target_scale: tuple[float, float] = (0.15, 0.2)
-    target_aspect: tuple[float, float] = (0.75, 1.5)
-    context_scale: tuple[float, float] = (0.85, 1.0)
-    min_keep: int = 10
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
+    """`jepa`: I-JEPA's own knobs (masks and EMA), with the paper's defaults."""
+
+    num_targets: int = knob(4, "target blocks per image", low=1)
+    target_scale: tuple[float, float] = knob((0.15, 0.2), "(lo, hi) share of the grid per target block")
+    target_aspect: tuple[float, float] = knob((0.75, 1.5), "(lo, hi) aspect ratio of a target block")
+    context_scale: tuple[float, float] = knob((0.85, 1.0), "(lo, hi) share of the grid of the context block")
+    min_keep: int = knob(10, "fewest tokens a block keeps", low=1)
+    momentum_start: float = knob(0.996, "EMA momentum of the first update", low=0, high=1)
+    momentum_end: float = knob(1.0, "EMA momentum at train.steps (linear in between)", low=0, high=1)
 
     def __post_init__(self):
         for name in ("target_scale", "target_aspect", "context_scale"):
@@ -67,13 +49,23 @@ class JEPAOptions:
             if len(value) != 2 or not 0 < value[0] <= value[1]:
                 raise ValueError(f"jepa.{name} must be (lo, hi) with 0 < lo <= hi, got {getattr(self, name)}")
             object.__setattr__(self, name, value)
-        if self.num_targets < 1:
-            raise ValueError(f"jepa.num_targets must be at least 1, got {self.num_targets}")
         if not 0.0 <= self.momentum_start <= self.momentum_end <= 1.0:
             raise ValueError(
                 f"jepa.momentum_start={self.momentum_start} and jepa.momentum_end={self.momentum_end} "
                 f"must satisfy 0 <= start <= end <= 1"
             )
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config: I-JEPA ViT-H/14 at 224 px, generated from the declarations."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "jepa",
+            "model": vit_section(size="huge", image_size=224, patch_size=14),
+            "predictor": section_config(PredictorConfig),
+            "jepa": section_config(JEPAOptions),
+        }
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +83,7 @@ class JEPA:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> JEPA:
-        options = dataclass_from_config(JEPAOptions, config.get("jepa", {}), "jepa")
+        options = dataclass_from_config(JEPAOptions, config.jepa, "jepa")
         model_config = vit_config_from_section(config.model)
         if min(model_config.grid) < 2:
             raise ValueError(f"jepa needs a token grid of at least 2 x 2, got {model_config.grid} (model.image_size)")
@@ -100,7 +92,7 @@ class JEPA:
             raise ValueError(f"train.steps must be positive for the EMA momentum schedule, got {steps}")
         return cls(
             model_config,
-            dataclass_from_config(PredictorConfig, config.get("predictor", {}), "predictor"),
+            dataclass_from_config(PredictorConfig, config.predictor, "predictor"),
             options,
             steps,
         )

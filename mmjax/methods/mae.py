@@ -1,4 +1,15 @@
-"""MAE (He et al. 2022): mask 75% of patches, encode the rest, reconstruct the hidden pixels."""
+"""MAE (He et al. 2022): mask 75% of patches, encode the rest, reconstruct the hidden pixels.
+
+Assembled from named parts (DESIGN.md principle 3), each chosen in the config:
+
+  mask.kind    `random` (the paper); any kind that fits a patch grid (`mmjax.masking.registry`),
+               e.g. `blockwise` (BEiT's). Kinds whose hidden count varies are topped up /
+               trimmed to MAE's fixed `int(N * (1 - mae.mask_ratio))` visible patches.
+  target.kind  None = the paper's: `norm_pixels` when `mae.norm_pix_loss` (HF ViTMAE's knob),
+               else `pixels`; or `hog`, `fourier` (`mmjax.targets`). The decoder's output
+               width follows the target.
+  loss.kind    `mse` (the paper); `l1`, `smooth_l1`, `cosine` (`mmjax.losses.LOSSES`).
+"""
 
 from __future__ import annotations
 
@@ -9,70 +20,118 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config
-from mmjax.losses import masked_mse
-from mmjax.masking.mask import Mask, random_mask, random_mask_from_noise
+from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
+from mmjax.losses import LOSSES, loss_section, masked_loss
+from mmjax.masking.mask import Mask, random_mask_from_noise
+from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.common import pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.mae import MAEModel
-from mmjax.ops.patches import patchify
+from mmjax.parts import Chosen
+from mmjax.targets import TARGETS, make_target, target_dim, target_section
 
-
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config, with MAE ViT-B/16 defaults."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "mae",
-            "model": vit_section(),
-            "decoder": {
-                "width": 512,
-                "depth": 8,
-                "heads": 16,
-                "mlp_dim": 2048,
-                "posemb": "sincos2d",
-            },
-            "mae": {"mask_ratio": 0.75, "norm_pix_loss": True},
-        }
-    )
+# The paper's parts; `target` follows `mae.norm_pix_loss` (see `MAE.paper_target`).
+LAYOUT = "grid"
+PAPER_MASK = "random"
+PAPER_LOSS = "mse"
 
 
 @dataclasses.dataclass(frozen=True)
 class MAEOptions:
-    mask_ratio: float = 0.75
-    norm_pix_loss: bool = True
+    """`mae`: MAE's own knobs, with the paper's defaults."""
 
-    def __post_init__(self):
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mae.mask_ratio must be in [0, 1), got {self.mask_ratio}")
+    mask_ratio: float = knob(
+        0.75, "fraction of patches hidden; fixes the encoder's visible count", low=0, high=1, high_open=True
+    )
+    norm_pix_loss: bool = knob(
+        True, "the paper's target (when target.kind is unset): per-patch normalized pixels (HF's norm_pix_loss)"
+    )
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config, with MAE ViT-B/16 defaults; generated from the declarations."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "mae",
+            "model": vit_section(),
+            "decoder": section_config(DecoderConfig),
+            "mae": section_config(MAEOptions),
+            "mask": mask_section(LAYOUT, PAPER_MASK),
+            "target": target_section(None),
+            "loss": loss_section(PAPER_LOSS),
+        }
+    )
+
+
+def paper_target(options: MAEOptions) -> Chosen:
+    """MAE's own target: normalized pixels with `norm_pix_loss`, else raw pixels."""
+    return TARGETS.choose("norm_pixels" if options.norm_pix_loss else "pixels")
+
+
+def check_target_fits(target: Chosen, model_config: ViTConfig) -> int:
+    """The target's width per patch; a target that cannot cut these patches is a `ConfigError`."""
+    try:
+        return target_dim(target, model_config.patch_size, model_config.channels)
+    except ValueError as err:
+        raise ConfigError(f"target.{target.name} with model.patch_size={model_config.patch_size}: {err}") from None
 
 
 @dataclasses.dataclass(frozen=True)
 class MAE:
     """The MAE method: `init`, `loss`, `reconstruct`, `features` over a params pytree.
 
-    Batches are dicts with `image` `[B, H, W, C]` (float, already normalised).
+    Batches are dicts with `image` `[B, H, W, C]` (float, already normalised). `mask_part`,
+    `target_part`, `loss_part` are the chosen parts (None: the paper's).
     """
 
     model_config: ViTConfig
     decoder_config: DecoderConfig
-    mask_ratio: float = 0.75
-    norm_pix_loss: bool = True
+    options: MAEOptions = MAEOptions()
+    mask_part: Chosen | None = None
+    target_part: Chosen | None = None
+    loss_part: Chosen | None = None
+
+    def __post_init__(self):
+        if self.mask_part is None:
+            object.__setattr__(self, "mask_part", MASKS.choose(PAPER_MASK))
+        if self.target_part is None:
+            object.__setattr__(self, "target_part", paper_target(self.options))
+        if self.loss_part is None:
+            object.__setattr__(self, "loss_part", LOSSES.choose(PAPER_LOSS))
+        check_target_fits(self.target_part, self.model_config)
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MAE:
         options = dataclass_from_config(MAEOptions, config.get("mae", {}), "mae")
+        # target.kind unset (None, or an older config without the section): the paper's target.
+        target = TARGETS.resolve(config.get("target"), "image", paper_target(options).name)
         return cls(
             model_config=vit_config_from_section(config.model),
             decoder_config=dataclass_from_config(DecoderConfig, config.decoder, "decoder"),
-            mask_ratio=options.mask_ratio,
-            norm_pix_loss=options.norm_pix_loss,
+            options=options,
+            mask_part=resolve_mask(config.get("mask"), LAYOUT, PAPER_MASK),
+            target_part=target,
+            loss_part=LOSSES.resolve(config.get("loss"), target.part.fact("values"), PAPER_LOSS),
         )
 
     @property
+    def mask_ratio(self) -> float:
+        return self.options.mask_ratio
+
+    @property
+    def norm_pix_loss(self) -> bool:
+        """Whether the target is MAE's per-patch normalized pixels (HF ViTMAE's `norm_pix_loss`)."""
+        return self.target_part.name == "norm_pixels"
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(LAYOUT, self.model_config.grid)
+
+    @property
     def model(self) -> MAEModel:
-        return MAEModel(self.model_config, self.decoder_config)
+        return MAEModel(self.model_config, self.decoder_config, check_target_fits(self.target_part, self.model_config))
 
     def _images(self, batch: Batch) -> jax.Array:
         if "image" not in batch:
@@ -80,10 +139,15 @@ class MAE:
         return batch["image"]
 
     def make_mask(self, rng: jax.Array, batch_size: int, noise: jax.Array | None = None) -> Mask:
-        """Random mask over the patch grid; `noise` `[B, N]` reproduces a given masking."""
+        """The `mask.kind` mask over the patch grid, with a fixed visible count.
+
+        `noise` `[B, N]` reproduces a random mask (`random_mask_from_noise`).
+        """
         if noise is not None:
+            if self.mask_part.name != "random":
+                raise ValueError(f"noise reproduces a random mask; this MAE has mask.kind={self.mask_part.name!r}")
             return random_mask_from_noise(noise, self.mask_ratio)
-        return random_mask(rng, batch_size, self.model_config.num_patches, self.mask_ratio)
+        return draw_mask(self.mask_part, rng, batch_size, self.layout, self.mask_ratio, fixed_count=True)
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
@@ -100,7 +164,7 @@ class MAE:
     def predict(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
     ) -> tuple[jax.Array, Mask]:
-        """Patch predictions `[B, N, p*p*C]` (in normalised-patch units with norm_pix) and the mask."""
+        """Patch predictions `[B, N, D]` of the target (normalised-patch units with norm_pix) and the mask."""
         images = self._images(batch)
         mask = self.make_mask(rng, images.shape[0], noise)
         return self.model.apply({"params": params}, images, mask), mask
@@ -113,22 +177,27 @@ class MAE:
         train: bool = True,
         noise: jax.Array | None = None,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Masked MSE on hidden patches; `rng` draws the mask, `noise` overrides it."""
+        """`loss.kind` (MSE) between prediction and target on hidden patches.
+
+        `rng` draws the mask, `noise` overrides it.
+        """
         del train  # MAE pretraining uses no dropout.
         pred, mask = self.predict(params, batch, rng, noise)
-        target = patchify(self._images(batch), self.model_config.patch_size)
-        loss = masked_mse(pred, target, mask.mask, norm_pix=self.norm_pix_loss)
+        target = make_target(self.target_part, self._images(batch), self.model_config.patch_size)
+        loss = masked_loss(self.loss_part, pred, target, mask.mask)
         return loss, {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
 
     def reconstruct(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
     ) -> dict[str, jax.Array]:
-        """Images rebuilt from a masked view.
+        """Images rebuilt from a masked view (pixel targets only).
 
         Returns a dict with `prediction` `[B, H, W, C]` (every patch predicted, norm_pix
         undone with each true patch's mean and std), `pasted` (true visible patches,
         predicted hidden ones), `masked` (hidden patches zeroed) and `mask` `[B, N]`.
         """
+        if not self.target_part.part.fact("pixels"):
+            raise ValueError(f"reconstruct needs a pixel target; target.kind={self.target_part.name!r}")
         pred, mask = self.predict(params, batch, rng, noise)
         return reconstruction_images(
             pred, self._images(batch), mask.mask, self.model_config, norm_pix=self.norm_pix_loss
@@ -151,4 +220,4 @@ def build_mae(config: ml_collections.ConfigDict) -> MAE:
     return MAE.from_config(config)
 
 
-__all__ = ["MAE", "build_mae", "default_config"]
+__all__ = ["MAE", "MAEOptions", "build_mae", "default_config"]

@@ -11,10 +11,11 @@ classifier-free guidance needs.
 Generation: `mmjax.generate.decode`, guided, jitted, from an all-masked or a partial map,
 then the tokenizer's decoder turns codes into images.
 
-The tokenizer is a frozen part of the params (`params["tokenizer"]`): `load_frozen` reads
-it once from `maskgit.tokenizer_workdir`, `trainable` keeps it out of the optimizer. So a
-MaskGIT workdir holds everything `sample` needs, and training streams plain images (the
-tokenizer encoder runs inside the step, cheap next to the transformer). Batches may also
+The tokenizer is a frozen part of the params (`params["tokenizer"]`): the method declares the
+run `maskgit.tokenizer_workdir` (`frozen_runs`), the trainer loads it once, `load_frozen` copies
+it, `trainable` keeps it out of the optimizer. So a MaskGIT workdir holds everything `sample`
+needs, and training streams plain images (the tokenizer encoder runs inside the step, cheap next
+to the transformer). Batches may also
 carry pre-tokenized `codes` (then the tokenizer is not run).
 """
 
@@ -29,72 +30,30 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.generate.decode import decode
 from mmjax.generate.guidance import GUIDANCE_SCHEDULES, guided_tokens_to_logits
 from mmjax.losses import masked_mean
 from mmjax.masking.schedules import MASKGIT_SCHEDULES, ratio_mask, sample_mask_ratio
-from mmjax.methods.protocol import Batch, EvalResult, Params
+from mmjax.methods.protocol import Batch, LoadedRun, Params, RunPart
 from mmjax.methods.registry import build_method, register_method
 from mmjax.models.maskgit import MaskGITTransformer
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config, with MaskGIT's ImageNet 256 defaults."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "maskgit",
-            "model": {
-                "width": 768,
-                "depth": 24,
-                "heads": 16,
-                "mlp_dim": 3072,
-                "context_dim": 0,  # > 0: Muse-style cross-attention to batch["context"] [B, M, C]
-                "layer_norm_eps": 1e-12,
-                "dtype": "float32",
-                "attention_impl": "xla",
-                "remat": "none",
-                "scan": False,
-            },
-            "maskgit": {
-                "vocab_size": 1024,  # overridden by the tokenizer's when `tokenizer_config` is set
-                "token_grid": (16, 16),
-                "num_classes": 1000,
-                "schedule": "cosine",
-                "min_mask_rate": 0.0,
-                "label_smoothing": 0.1,
-                "cond_dropout": 0.1,
-                "tokenizer_workdir": "",
-                "tokenizer_step": -1,  # -1: latest
-            },
-            "sample": {
-                "steps": 8,
-                "choice_temperature": 4.5,
-                "sample_temperature": 1.0,
-                "guidance": 1.0,  # 0: unconditional, 1: conditional, > 1: guided
-                "guidance_schedule": "constant",
-                "per_class": 8,  # samples.png: a row of this many samples per class
-                # End-of-run class accuracy and Frechet distance on this many samples per class,
-                # judged by an MLP on raw pixels fit on the train split (a measure for small images
-                # such as digits); 0 = only samples.png.
-                "metrics_per_class": 50,
-            },
-            "tokenizer_config": None,  # the tokenizer run's experiment config (method, model, tokenizer ...)
-        }
-    )
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 
 
 @dataclasses.dataclass(frozen=True)
 class MaskGITOptions:
-    vocab_size: int = 1024
-    token_grid: tuple[int, int] = (16, 16)
+    """`maskgit`: the token vocabulary, the mask schedule and the classes (MaskGIT's ImageNet 256 defaults)."""
+
+    vocab_size: int = knob(1024, "codes; overridden by the tokenizer's when `tokenizer_config` is set")
+    token_grid: tuple[int, int] = knob((16, 16), "(h, w) of the code grid; the tokenizer's when it is set")
     num_classes: int = 1000
     schedule: str = "cosine"
     min_mask_rate: float = 0.0
     label_smoothing: float = 0.1
     cond_dropout: float = 0.1
     tokenizer_workdir: str = ""
-    tokenizer_step: int = -1
+    tokenizer_step: int = knob(-1, "the tokenizer run's checkpoint step; -1 = the latest")
 
     def __post_init__(self):
         if self.schedule not in MASKGIT_SCHEDULES:
@@ -111,13 +70,17 @@ class MaskGITOptions:
 
 @dataclasses.dataclass(frozen=True)
 class SampleOptions:
+    """`sample`: iterative decoding and the end-of-run samples."""
+
     steps: int = 8
     choice_temperature: float = 4.5
     sample_temperature: float = 1.0
-    guidance: float = 1.0
+    guidance: float = knob(1.0, "0: unconditional, 1: conditional, > 1: guided")
     guidance_schedule: str = "constant"
-    per_class: int = 8
-    metrics_per_class: int = 50
+    per_class: int = knob(8, "samples.png: a row of this many samples per class")
+    # End-of-run class accuracy and Frechet distance on this many samples per class, judged by
+    # an MLP on raw pixels fit on the train split (a measure for small images such as digits).
+    metrics_per_class: int = knob(50, "samples per class of the end-of-run metrics; 0 = only samples.png")
 
     def __post_init__(self):
         if self.steps < 1:
@@ -135,20 +98,35 @@ class SampleOptions:
 
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
+    """`model`: the bidirectional transformer over codes (MaskGIT: 768 wide, 24 blocks)."""
+
     width: int = 768
     depth: int = 24
     heads: int = 16
     mlp_dim: int = 3072
-    context_dim: int = 0
+    context_dim: int = knob(0, "> 0: Muse-style cross-attention to batch['context'] [B, M, C]", low=0)
     layer_norm_eps: float = 1e-12
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation", choices=IMPLEMENTATIONS)
     remat: str = "none"
     scan: bool = False
 
     def __post_init__(self):
         if self.width % self.heads:
             raise ValueError(f"model.width={self.width} must be a multiple of model.heads={self.heads}")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config, with MaskGIT's ImageNet 256 defaults; from the declarations."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "maskgit",
+            "model": section_config(ModelOptions),
+            "maskgit": section_config(MaskGITOptions),
+            "sample": section_config(SampleOptions),
+            "tokenizer_config": None,  # the tokenizer run's experiment config (method, model, tokenizer ...)
+        }
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,9 +145,9 @@ class MaskGIT:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MaskGIT:
-        section = dict(config.get("maskgit", {}))
+        section = dict(config.maskgit)
         tokenizer = None
-        if config.get("tokenizer_config") is not None:
+        if config.tokenizer_config is not None:
             tokenizer = build_method(config.tokenizer_config)
             for name in ("tokenize", "detokenize", "vocab_size", "token_grid"):
                 if not hasattr(tokenizer, name):
@@ -178,7 +156,7 @@ class MaskGIT:
         return cls(
             model_options=dataclass_from_config(ModelOptions, config.model, "model"),
             options=dataclass_from_config(MaskGITOptions, section, "maskgit"),
-            sample_options=dataclass_from_config(SampleOptions, config.get("sample", {}), "sample"),
+            sample_options=dataclass_from_config(SampleOptions, config.sample, "sample"),
             tokenizer=tokenizer,
         )
 
@@ -245,17 +223,22 @@ class MaskGIT:
         """The transformer trains; the tokenizer is frozen."""
         return {name: jax.tree.map(lambda _, t=name == "transformer": t, tree) for name, tree in params.items()}
 
-    def load_frozen(self, params: Params) -> Params:
-        """Fill `params["tokenizer"]` from `maskgit.tokenizer_workdir` (a fresh run only)."""
+    def frozen_runs(self) -> dict[str, RunPart]:
+        """The tokenizer run `maskgit.tokenizer_workdir` (loaded by the trainer); {} without a tokenizer."""
         if self.tokenizer is None:
-            return params
+            return {}
         workdir = self.options.tokenizer_workdir
         if not workdir:
             raise ValueError("tokenizer_config is set but maskgit.tokenizer_workdir is empty; expected a tokenizer run")
-        from mmjax.train.loop import load_trained
-
         step = None if self.options.tokenizer_step < 0 else self.options.tokenizer_step
-        config, tokenizer, loaded = load_trained(workdir, step)
+        return {"tokenizer": RunPart("maskgit.tokenizer_workdir", workdir, step)}
+
+    def load_frozen(self, params: Params, runs: dict[str, LoadedRun]) -> Params:
+        """Fill `params["tokenizer"]` from the tokenizer run (`runs["tokenizer"]`, a fresh run only)."""
+        if self.tokenizer is None:
+            return params
+        workdir = self.options.tokenizer_workdir
+        _, tokenizer, loaded = runs["tokenizer"]
         if (tokenizer.vocab_size, tuple(tokenizer.token_grid)) != (self.options.vocab_size, self.options.token_grid):
             raise ValueError(
                 f"maskgit.tokenizer_workdir={workdir!r} has vocab {tokenizer.vocab_size}, grid {tokenizer.token_grid}; "
@@ -391,18 +374,6 @@ class MaskGIT:
         if self.tokenizer is None:
             raise ValueError("decode_images needs a tokenizer: set tokenizer_config and maskgit.tokenizer_workdir")
         return self.tokenizer.detokenize(params["tokenizer"], codes)
-
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
-        """`samples.png` and, with `sample.metrics_per_class`, class accuracy and Frechet distance rows.
-
-        See `mmjax.evaluate.generation.class_conditional_results`; nothing without a tokenizer
-        or classes.
-        """
-        if self.tokenizer is None or not self.options.num_classes:
-            return []
-        from mmjax.evaluate.generation import class_conditional_results
-
-        return class_conditional_results(config, self, params, workdir)
 
 
 @register_method("maskgit")

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, section_config
 from mmjax.data.text import (
     SpecialIds,
     continuation_table,
@@ -36,7 +36,7 @@ from mmjax.masking.text import (
     ngram_mask,
     span_mask,
 )
-from mmjax.methods.protocol import Batch, EvalResult, Params
+from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
 
@@ -59,7 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
         {
             "method": "mlm",
             "model": bert_section(),
-            "mlm": dataclasses.asdict(MLMOptions()),
+            "mlm": section_config(MLMOptions),
             "data": text_data(),
         }
     )
@@ -137,7 +137,7 @@ class MLM:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MLM:
-        options = dataclass_from_config(MLMOptions, config.get("mlm", {}), "mlm")
+        options = dataclass_from_config(MLMOptions, config.mlm, "mlm")
         tokenizer = load_tokenizer(config.data)
         vocab = tokenizer.get_vocab_size()
         model_config = bert_config_from_section(config.model, vocab)
@@ -251,12 +251,6 @@ class MLM:
             [(tokenizer.id_to_token(int(i)), float(p)) for p, i in zip(ps, is_, strict=True)]
             for ps, is_ in zip(top_p, top_i, strict=True)
         ]
-
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
-        """Held-out masked-token accuracy and cross-entropy against the unigram baseline (`mmjax.evaluate.text`)."""
-        from mmjax.evaluate.text import evaluate_mlm
-
-        return evaluate_mlm(config, self, params)
 
 
 @register_method("mlm")

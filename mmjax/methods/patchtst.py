@@ -15,44 +15,44 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.losses import masked_mse
 from mmjax.masking.signals import variate_patch_mask
-from mmjax.methods.protocol import Batch, EvalResult, Params
+from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.patchtst import PatchTSTModel
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.series import denormalize_series, instance_stats, normalize_series, patch_series, unpatch_series
 
 POOLS = ("mean", "tokens")
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config (PatchTST self-supervised defaults, smaller model)."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "patchtst",
-            "model": {"width": 128, "depth": 3, "heads": 16, "mlp_dim": 256},
-            "patchtst": {"patch_len": 8, "mask_ratio": 0.4},
-        }
+@dataclasses.dataclass(frozen=True)
+class PatchTSTOptions:
+    """`patchtst`: patching and masking (PatchTST's self-supervised defaults)."""
+
+    patch_len: int = knob(8, "time steps per patch; data.window must be a multiple", low=1)
+    mask_ratio: float = knob(
+        0.4, "fraction of each variate's patches hidden", low=0, high=1, low_open=True, high_open=True
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class PatchTSTOptions:
-    patch_len: int = 8
-    mask_ratio: float = 0.4
-
-    def __post_init__(self):
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"patchtst.mask_ratio must be in (0, 1), got {self.mask_ratio}")
-
-
-@dataclasses.dataclass(frozen=True)
 class ModelOptions:
-    width: int = 128
-    depth: int = 3
-    heads: int = 16
-    mlp_dim: int = 256
+    """`model`: the channel-independent transformer (smaller than the paper's)."""
+
+    width: int = knob(128, "token width", low=1)
+    depth: int = knob(3, "transformer blocks", low=0)
+    heads: int = knob(16, "attention heads", low=1)
+    mlp_dim: int = knob(256, "hidden size of the MLPs", low=1)
+    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation", choices=IMPLEMENTATIONS)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields (PatchTST self-supervised defaults, a smaller model), from the declarations."""
+    return ml_collections.ConfigDict(
+        {"method": "patchtst", "model": section_config(ModelOptions), "patchtst": section_config(PatchTSTOptions)}
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,19 +60,24 @@ class PatchTST:
     """The PatchTST method over batches `{"series": float32 [B, L, V]}`."""
 
     window: int
-    patch_len: int
-    mask_ratio: float
+    options: PatchTSTOptions
     model_options: ModelOptions
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> PatchTST:
-        options = dataclass_from_config(PatchTSTOptions, config.get("patchtst", {}), "patchtst")
+        options = dataclass_from_config(PatchTSTOptions, config.patchtst, "patchtst")
         window = int(config.data.window)
         if window % options.patch_len:
             raise ValueError(f"data.window={window} must be a multiple of patchtst.patch_len={options.patch_len}")
-        return cls(
-            window, options.patch_len, options.mask_ratio, dataclass_from_config(ModelOptions, config.model, "model")
-        )
+        return cls(window, options, dataclass_from_config(ModelOptions, config.model, "model"))
+
+    @property
+    def patch_len(self) -> int:
+        return self.options.patch_len
+
+    @property
+    def mask_ratio(self) -> float:
+        return self.options.mask_ratio
 
     @property
     def num_patches(self) -> int:
@@ -81,7 +86,7 @@ class PatchTST:
     @property
     def model(self) -> PatchTSTModel:
         m = self.model_options
-        return PatchTSTModel(self.num_patches, self.patch_len, m.width, m.depth, m.heads, m.mlp_dim)
+        return PatchTSTModel(self.num_patches, self.patch_len, m.width, m.depth, m.heads, m.mlp_dim, m.attention_impl)
 
     def _series(self, batch: Batch) -> jax.Array:
         if "series" not in batch:
@@ -141,12 +146,6 @@ class PatchTST:
         if pool == "mean":
             return jnp.mean(tokens, axis=2).reshape(tokens.shape[0], -1)
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
-        """Imputation and forecasting against baselines, and UCR probes (`mmjax.evaluate.series`)."""
-        from mmjax.evaluate.series import evaluate_series
-
-        return evaluate_series(config, self, params)
 
 
 @register_method("patchtst")

@@ -9,48 +9,64 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.losses import masked_mean
 from mmjax.masking.mask import random_mask
 from mmjax.masking.points import PointPatches, group_points
-from mmjax.methods.protocol import Batch, EvalResult, Params
+from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.pointmae import PointMAEModel
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.pointcloud import chamfer_distance
 
 POOLS = ("mean", "max", "mean_max", "tokens")
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config, with Point-MAE's ShapeNet defaults."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "pointmae",
-            "model": {"width": 384, "depth": 12, "heads": 6, "mlp_dim": 1536},
-            "decoder": {"width": 384, "depth": 4, "heads": 6, "mlp_dim": 1536},
-            "pointmae": {"num_groups": 64, "group_size": 32, "mask_ratio": 0.6, "pointnet_hidden": (128, 256)},
-        }
+@dataclasses.dataclass(frozen=True)
+class PointMAEOptions:
+    """`pointmae`: grouping and masking, with Point-MAE's ShapeNet defaults."""
+
+    num_groups: int = knob(64, "FPS centers (groups) per cloud", low=1)
+    group_size: int = knob(32, "points per group (the kNN of each center)", low=1)
+    mask_ratio: float = knob(0.6, "fraction of groups hidden", low=0, high=1, low_open=True, high_open=True)
+    pointnet_hidden: tuple[int, int] = knob(
+        (128, 256), "the mini-PointNet's first MLP (the second is 2 * last -> width)"
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class PointMAEOptions:
-    num_groups: int = 64
-    group_size: int = 32
-    mask_ratio: float = 0.6
-    pointnet_hidden: tuple[int, int] = (128, 256)  # mini-PointNet's first MLP (the second is 2 * last -> width)
+class EncoderSection:
+    """`model`: the encoder transformer (Point-MAE: 384 wide, 12 blocks, 6 heads)."""
 
-    def __post_init__(self):
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"pointmae.mask_ratio must be in (0, 1), got {self.mask_ratio}")
+    width: int = knob(384, "token width", low=1)
+    depth: int = knob(12, "transformer blocks", low=0)
+    heads: int = knob(6, "attention heads", low=1)
+    mlp_dim: int = knob(1536, "hidden size of the MLPs", low=1)
+    attention_impl: str = knob(
+        DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation (encoder and decoder)", choices=IMPLEMENTATIONS
+    )
 
 
 @dataclasses.dataclass(frozen=True)
-class Size:
-    width: int
-    depth: int
-    heads: int
-    mlp_dim: int
+class DecoderSection:
+    """`decoder`: the decoder transformer (Point-MAE: 384 wide, 4 blocks, 6 heads)."""
+
+    width: int = knob(384, "token width", low=1)
+    depth: int = knob(4, "transformer blocks", low=0)
+    heads: int = knob(6, "attention heads", low=1)
+    mlp_dim: int = knob(1536, "hidden size of the MLPs", low=1)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config (Point-MAE's ShapeNet defaults), from the declarations."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "pointmae",
+            "model": section_config(EncoderSection),
+            "decoder": section_config(DecoderSection),
+            "pointmae": section_config(PointMAEOptions),
+        }
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,21 +74,22 @@ class PointMAE:
     """The Point-MAE method over batches `{"points": float32 [B, P, 3]}`."""
 
     options: PointMAEOptions
-    encoder: Size
-    decoder: Size
+    encoder: EncoderSection
+    decoder: DecoderSection
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> PointMAE:
-        options = dataclass_from_config(PointMAEOptions, config.get("pointmae", {}), "pointmae")
-        num_points = config.data.get("num_points") if "data" in config else None
+        options = dataclass_from_config(PointMAEOptions, config.pointmae, "pointmae")
+        data = config.data if "data" in config else {}
+        num_points = data["num_points"] if "num_points" in data else None  # checked when the data section has it
         if num_points is not None and options.num_groups > num_points:
             raise ValueError(f"pointmae.num_groups={options.num_groups} exceeds data.num_points={num_points}")
         if num_points is not None and options.group_size > num_points:
             raise ValueError(f"pointmae.group_size={options.group_size} exceeds data.num_points={num_points}")
         return cls(
             options,
-            dataclass_from_config(Size, config.model, "model"),
-            dataclass_from_config(Size, config.decoder, "decoder"),
+            dataclass_from_config(EncoderSection, config.model, "model"),
+            dataclass_from_config(DecoderSection, config.decoder, "decoder"),
         )
 
     @property
@@ -80,7 +97,17 @@ class PointMAE:
         e, d = self.encoder, self.decoder
         o = self.options
         return PointMAEModel(
-            o.group_size, e.width, e.depth, e.heads, e.mlp_dim, d.width, d.depth, d.heads, d.mlp_dim, o.pointnet_hidden
+            o.group_size,
+            e.width,
+            e.depth,
+            e.heads,
+            e.mlp_dim,
+            d.width,
+            d.depth,
+            d.heads,
+            d.mlp_dim,
+            o.pointnet_hidden,
+            attention_impl=e.attention_impl,
         )
 
     def _points(self, batch: Batch) -> jax.Array:
@@ -139,12 +166,6 @@ class PointMAE:
         if pool == "tokens":
             return tokens
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
-        """Linear probe on the shape class, trained vs random encoder (`mmjax.evaluate.points`)."""
-        from mmjax.evaluate.points import evaluate_points
-
-        return evaluate_points(config, self, params)
 
 
 @register_method("pointmae")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jax
 
@@ -39,6 +39,38 @@ class EvalResult:
     split: str = "test"
 
 
+@dataclasses.dataclass(frozen=True)
+class RunPart:
+    """Another finished run a method takes a part from; the trainer reads it, never the method.
+
+    Attributes:
+      field: the config field that names the run, for messages (`beit.tokenizer_workdir`).
+      workdir: the run's workdir.
+      step: its checkpoint step (None: the latest).
+      hint: what to say when `workdir` holds no run (no `config.json`).
+    """
+
+    field: str
+    workdir: str
+    step: int | None = None
+    hint: str = "expected a finished mmjax run (python -m mmjax train --workdir ...)"
+
+
+class BuiltRun(NamedTuple):
+    """A run whose config a method's builder reads: its stored config and the method it builds."""
+
+    config: Any
+    method: Any
+
+
+class LoadedRun(NamedTuple):
+    """A run the trainer loaded for a method: its stored config, its method and its parameters (host)."""
+
+    config: Any
+    method: Any
+    params: Any
+
+
 class Method(Protocol):
     """A masked-modeling method: a small bundle of pure functions over a params pytree.
 
@@ -50,13 +82,21 @@ class Method(Protocol):
       jitted step, after the optimizer (EMA targets, codebook statistics, dead-code restarts).
       `state_inputs` is what `loss` returned under `metrics[STATE_INPUTS]` (or None);
       `step` is the number of updates applied before this one.
-    - `load_frozen(params) -> params`: host-side, once, on a fresh run (not on resume):
-      fill frozen parts from elsewhere, e.g. a teacher from another run's checkpoint. It must
-      keep every shape and dtype; it is never traced (it may read files).
-    - `evaluate(config, params, workdir) -> list[EvalResult]`: the end-of-run evaluation, when
-      the image probe of `mmjax.evaluate.evaluate_pretraining` does not fit the method. It
-      prints nothing (the caller prints the table and writes `eval.json`), writes files only
-      on process 0, and gets host-local parameters (the same on every process).
+    - `frozen_runs() -> {part: RunPart}`: the other finished runs (a teacher, a tokenizer) whose
+      parameters this method takes. The method only declares them: the trainer
+      (`mmjax.train.load_frozen`) loads each run with `load_trained`, once, on a fresh run
+      (not on resume), and hands them to `load_frozen`. A method never imports the trainer.
+    - `load_frozen(params, runs) -> params`: host-side, pure: copy the frozen parts out of
+      `runs` (`{part: LoadedRun}`, the runs `frozen_runs` declared) into `params`. It must keep
+      every shape and dtype; it is never traced.
+
+    A method whose *builder* needs another run's config (to build a teacher or tokenizer of the
+    right shape) declares it at registration, `register_method(name, reads=...)`
+    (`mmjax.methods.registry`); `mmjax.train.build_method` reads those configs.
+
+    Evaluation is not a method hook: `mmjax.evaluate.protocols` names the end-of-run
+    evaluations (`eval.protocols`, default per method) and runs them against the method's
+    public functions (`features`, `reconstruct`, `tokenize`, `impute`, ...).
     """
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:

@@ -16,59 +16,41 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.losses import masked_mean
 from mmjax.masking.tables import RemaskerMasks, remasker_masks
-from mmjax.methods.protocol import Batch, EvalResult, Params
+from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.table_mae import TableMAE
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config (`remasker.num_columns` must be set)."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "remasker",
-            "remasker": {
-                "num_columns": 0,
-                "width": 64,
-                "depth": 4,
-                "heads": 4,
-                "mlp_dim": 128,
-                "decoder_width": 64,
-                "decoder_depth": 2,
-                "decoder_heads": 4,
-                "decoder_mlp_dim": 128,
-                "remask_ratio": 0.5,
-                "visible_loss_weight": 0.0,
-            },
-        }
-    )
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 
 
 @dataclasses.dataclass(frozen=True)
 class ReMaskerOptions:
-    """Model size and masking of ReMasker.
+    """`remasker`: model size and masking of ReMasker.
 
     `groups` (one entry per column, optional) ties columns that are masked together:
     the one-hot columns of one categorical variable share a group id, so the random
     re-mask hides or shows them all at once (a half-shown one-hot would give the answer).
     """
 
-    num_columns: int = 0
-    width: int = 64
-    depth: int = 4
-    heads: int = 4
-    mlp_dim: int = 128
-    decoder_width: int = 64
-    decoder_depth: int = 2
-    decoder_heads: int = 4
-    decoder_mlp_dim: int = 128
-    remask_ratio: float = 0.5
-    visible_loss_weight: float = 0.0
-    groups: tuple[int, ...] | None = None
-    periodic_features: int = 0
-    periodic_scale: float = 0.5
+    # num_columns, remask_ratio, visible_loss_weight, the widths and attention_impl are checked in __post_init__
+    # (ReMaskerOptions is also built directly, by `mmjax.impute.MaskedImputer`).
+    num_columns: int = knob(0, "cells per row (must be set, >= 1)")
+    width: int = knob(64, "encoder width", low=1)
+    depth: int = knob(4, "encoder blocks", low=0)
+    heads: int = knob(4, "encoder attention heads (width must be a multiple)", low=1)
+    mlp_dim: int = knob(128, "encoder MLP hidden size", low=1)
+    decoder_width: int = knob(64, "decoder width", low=1)
+    decoder_depth: int = knob(2, "decoder blocks", low=0)
+    decoder_heads: int = knob(4, "decoder attention heads (decoder_width must be a multiple)", low=1)
+    decoder_mlp_dim: int = knob(128, "decoder MLP hidden size", low=1)
+    remask_ratio: float = knob(0.5, "fraction of each row's observed cells re-masked per step, in (0, 1)")
+    visible_loss_weight: float = knob(0.0, "weight of the visible cells' reconstruction in the loss, >= 0")
+    groups: tuple[int, ...] | None = knob(None, "a group id per column: columns masked together (one-hot variables)")
+    periodic_features: int = knob(0, "learned frequencies per column of a periodic value embedding; 0 = none", low=0)
+    periodic_scale: float = knob(0.5, "std of the periodic frequencies' initialization", low=0)
+    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, f"mmjax.ops.attention implementation, one of {IMPLEMENTATIONS}")
 
     def __post_init__(self):
         if self.num_columns < 1:
@@ -77,6 +59,8 @@ class ReMaskerOptions:
             raise ValueError(f"remasker.remask_ratio must be in (0, 1), got {self.remask_ratio}")
         if self.visible_loss_weight < 0:
             raise ValueError(f"remasker.visible_loss_weight must be >= 0, got {self.visible_loss_weight}")
+        if self.attention_impl not in IMPLEMENTATIONS:
+            raise ValueError(f"remasker.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
         for name in ("width", "decoder_width"):
             heads = self.heads if name == "width" else self.decoder_heads
             if getattr(self, name) % heads:
@@ -88,6 +72,11 @@ class ReMaskerOptions:
                     f"remasker.groups must give each of the {self.num_columns} columns a group id in 0..G-1 "
                     f"with every id used; got {self.groups}"
                 )
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields of an experiment config (`remasker.num_columns` must be set), from the declarations."""
+    return ml_collections.ConfigDict({"method": "remasker", "remasker": section_config(ReMaskerOptions)})
 
 
 def remasker_loss(pred: jax.Array, target: jax.Array, masks: RemaskerMasks, visible_weight: float = 0.0) -> jax.Array:
@@ -121,7 +110,7 @@ class ReMasker:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> ReMasker:
-        return cls(dataclass_from_config(ReMaskerOptions, config.get("remasker", {}), "remasker"))
+        return cls(dataclass_from_config(ReMaskerOptions, config.remasker, "remasker"))
 
     @property
     def model(self) -> TableMAE:
@@ -138,6 +127,7 @@ class ReMasker:
             o.decoder_mlp_dim,
             periodic_features=o.periodic_features,
             periodic_scale=o.periodic_scale,
+            attention_impl=o.attention_impl,
         )
 
     def _table(self, batch: Batch) -> tuple[jax.Array, jax.Array]:
@@ -237,13 +227,6 @@ class ReMasker:
 
         extra = jax.lax.map(one_pass, jax.random.split(rng, passes - 1))
         return jnp.where(observed, values, (full_view + extra.sum(axis=0)) / passes)
-
-    def evaluate(self, config: ml_collections.ConfigDict, params: Params, workdir: str) -> list[EvalResult]:
-        """Impute the `tables` data kind's table: RMSE on removed cells, the filled table in `workdir`
-        (`mmjax.evaluate.tables`)."""
-        from mmjax.evaluate.tables import evaluate_tables
-
-        return evaluate_tables(config, self, params, workdir)
 
 
 @register_method("remasker")

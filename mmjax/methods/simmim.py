@@ -1,4 +1,14 @@
-"""SimMIM (Xie et al. 2022): mask coarse patches, encode everything with mask tokens, regress raw pixels with L1."""
+"""SimMIM (Xie et al. 2022): mask coarse patches, encode everything with mask tokens, regress raw pixels with L1.
+
+Assembled from named parts (DESIGN.md principle 3), each chosen in the config:
+
+  mask.kind    `cells` (the paper's coarse mask; its cell side is `simmim.mask_patch`); or any
+               kind that fits a patch grid (`random`, `blockwise`, ...). The encoder is dense,
+               so variable counts need no adapter.
+  target.kind  `pixels` (the paper); `norm_pixels`, `hog` (MaskFeat), `fourier`. The linear
+               head's width follows the target.
+  loss.kind    `l1` (the paper); `mse`, `smooth_l1`, `cosine`.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +19,38 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config
-from mmjax.losses import masked_l1
-from mmjax.masking.dense import simmim_mask
+from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
+from mmjax.losses import LOSSES, loss_section, masked_loss
 from mmjax.masking.mask import Mask
+from mmjax.masking.registry import MASKS, CellsArgs, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.common import pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.simmim import SimMIMModel
-from mmjax.ops.patches import patchify
+from mmjax.parts import Chosen
+from mmjax.targets import TARGETS, make_target, target_dim, target_section
+
+LAYOUT = "grid"
+PAPER_MASK = "cells"  # its argument (the cell side) is `simmim.mask_patch`
+PAPER_TARGET = "pixels"
+PAPER_LOSS = "l1"
+
+
+@dataclasses.dataclass(frozen=True)
+class SimMIMOptions:
+    """`simmim`: SimMIM's own knobs, with the paper's defaults."""
+
+    mask_ratio: float = knob(0.6, "fraction of mask cells hidden", low=0, high=1, low_open=True, high_open=True)
+    # In tokens: 2 tokens of 16 px = the paper's 32 px mask patches (the `cells` kind's declared default).
+    mask_patch: int = knob(CellsArgs().mask_patch, "side of the `cells` mask (SimMIM's mask patch) in tokens")
+    head_depth: int = knob(0, "transformer blocks before the linear head (0 = the paper)")
+
+    def __post_init__(self):
+        if self.mask_patch < 1:
+            raise ConfigError(f"simmim.mask_patch must be a positive number of tokens, got {self.mask_patch}")
+        if self.head_depth < 0:
+            raise ConfigError(f"simmim.head_depth must be >= 0 transformer blocks, got {self.head_depth}")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -27,46 +59,73 @@ def default_config() -> ml_collections.ConfigDict:
         {
             "method": "simmim",
             "model": vit_section(),
-            # mask_patch is in tokens: 2 tokens of 16 px = the paper's 32 px mask patches.
-            # head_depth: transformer blocks before the linear pixel head (0 = the paper).
-            "simmim": {"mask_ratio": 0.6, "mask_patch": 2, "head_depth": 0},
+            "simmim": section_config(SimMIMOptions),
+            "mask": mask_section(LAYOUT, PAPER_MASK, owned=("cells",)),
+            "target": target_section(PAPER_TARGET),
+            "loss": loss_section(PAPER_LOSS),
         }
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class SimMIMOptions:
-    mask_ratio: float = 0.6
-    mask_patch: int = 2
-    head_depth: int = 0
-
-    def __post_init__(self):
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"simmim.mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.mask_patch < 1:
-            raise ValueError(f"simmim.mask_patch must be a positive number of tokens, got {self.mask_patch}")
-        if self.head_depth < 0:
-            raise ValueError(f"simmim.head_depth must be >= 0 transformer blocks, got {self.head_depth}")
-
-
-@dataclasses.dataclass(frozen=True)
 class SimMIM:
-    """The SimMIM method over a params pytree; batches are dicts with `image` `[B, H, W, C]`."""
+    """The SimMIM method over a params pytree; batches are dicts with `image` `[B, H, W, C]`.
+
+    `mask_part`, `target_part`, `loss_part` are the chosen parts (None: the paper's).
+    """
 
     model_config: ViTConfig
-    mask_ratio: float = 0.6
-    mask_patch: int = 2
-    head_depth: int = 0
+    options: SimMIMOptions = SimMIMOptions()
+    mask_part: Chosen | None = None
+    target_part: Chosen | None = None
+    loss_part: Chosen | None = None
+
+    def __post_init__(self):
+        if self.mask_part is None:
+            object.__setattr__(self, "mask_part", MASKS.choose(PAPER_MASK, mask_patch=self.options.mask_patch))
+        if self.target_part is None:
+            object.__setattr__(self, "target_part", TARGETS.choose(PAPER_TARGET))
+        if self.loss_part is None:
+            object.__setattr__(self, "loss_part", LOSSES.choose(PAPER_LOSS))
+        self.out_dim  # noqa: B018 - checks that the target fits the patches
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> SimMIM:
         options = dataclass_from_config(SimMIMOptions, config.get("simmim", {}), "simmim")
-        model_config = vit_config_from_section(config.model)
-        return cls(model_config, options.mask_ratio, options.mask_patch, options.head_depth)
+        owned = {"cells": CellsArgs(mask_patch=options.mask_patch)}
+        target = TARGETS.resolve(config.get("target"), "image", PAPER_TARGET)
+        return cls(
+            vit_config_from_section(config.model),
+            options,
+            mask_part=resolve_mask(config.get("mask"), LAYOUT, PAPER_MASK, owned),
+            target_part=target,
+            loss_part=LOSSES.resolve(config.get("loss"), target.part.fact("values"), PAPER_LOSS),
+        )
+
+    @property
+    def mask_ratio(self) -> float:
+        return self.options.mask_ratio
+
+    @property
+    def mask_patch(self) -> int:
+        return self.options.mask_patch
+
+    @property
+    def head_depth(self) -> int:
+        return self.options.head_depth
+
+    @property
+    def out_dim(self) -> int:
+        """The target's width per token (the head's output width)."""
+        cfg = self.model_config
+        try:
+            return target_dim(self.target_part, cfg.patch_size, cfg.channels)
+        except ValueError as err:
+            raise ConfigError(f"target.{self.target_part.name} with model.patch_size={cfg.patch_size}: {err}") from None
 
     @property
     def model(self) -> SimMIMModel:
-        return SimMIMModel(self.model_config, self.head_depth)
+        return SimMIMModel(self.model_config, self.head_depth, self.out_dim)
 
     def _images(self, batch: Batch) -> jax.Array:
         if "image" not in batch:
@@ -74,12 +133,13 @@ class SimMIM:
         return batch["image"]
 
     def make_mask(self, rng: jax.Array, batch_size: int) -> Mask:
-        """Coarse random mask: `ceil(cells * ratio)` cells of `mask_patch x mask_patch` tokens.
+        """The `mask.kind` mask; by default SimMIM's: `ceil(cells * ratio)` cells of `mask_patch`^2 tokens.
 
         A grid that `mask_patch` does not divide gets cells cut by its bottom and right
         edges (e.g. a 7 x 7 grid of 4 px tokens at 28 px, 2 x 2-token cells).
         """
-        return simmim_mask(rng, batch_size, self.model_config.grid, self.mask_patch, self.mask_ratio)
+        layout = Layout(LAYOUT, self.model_config.grid)
+        return draw_mask(self.mask_part, rng, batch_size, layout, self.mask_ratio)
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
@@ -94,7 +154,7 @@ class SimMIM:
         return nn.get_partition_spec(shapes)["params"]
 
     def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Mask]:
-        """Pixel predictions `[B, N, p*p*C]` for every patch, and the mask used."""
+        """Target predictions `[B, N, D]` for every patch (pixels: `p*p*C`), and the mask used."""
         images = self._images(batch)
         mask = self.make_mask(rng, images.shape[0])
         return self.model.apply({"params": params}, images, mask.mask), mask
@@ -102,17 +162,20 @@ class SimMIM:
     def loss(
         self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """L1 between predicted and true pixels of hidden patches."""
+        """`loss.kind` (L1) between predicted and true targets (pixels) of hidden patches."""
         del train
         pred, mask = self.predict(params, batch, rng)
-        target = patchify(self._images(batch), self.model_config.patch_size)
-        loss = masked_l1(pred, target, mask.mask)
+        target = make_target(self.target_part, self._images(batch), self.model_config.patch_size)
+        loss = masked_loss(self.loss_part, pred, target, mask.mask)
         return loss, {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
 
     def reconstruct(self, params: Params, batch: Batch, rng: jax.Array) -> dict[str, jax.Array]:
-        """`prediction`, `pasted`, `masked` images `[B, H, W, C]` and `mask` `[B, N]`."""
+        """`prediction`, `pasted`, `masked` images `[B, H, W, C]` and `mask` `[B, N]` (pixel targets only)."""
+        if not self.target_part.part.fact("pixels"):
+            raise ValueError(f"reconstruct needs a pixel target; target.kind={self.target_part.name!r}")
         pred, mask = self.predict(params, batch, rng)
-        return reconstruction_images(pred, self._images(batch), mask.mask, self.model_config)
+        norm_pix = bool(self.target_part.part.fact("normalized"))
+        return reconstruction_images(pred, self._images(batch), mask.mask, self.model_config, norm_pix=norm_pix)
 
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """Unmasked encoder features: `cls` / `mean` `[B, D]` or `tokens` `[B, 1 + N, D]`."""
@@ -122,3 +185,6 @@ class SimMIM:
 @register_method("simmim")
 def build_simmim(config: ml_collections.ConfigDict) -> SimMIM:
     return SimMIM.from_config(config)
+
+
+__all__ = ["SimMIM", "SimMIMOptions", "build_simmim", "default_config"]

@@ -10,12 +10,11 @@ pixels and channels; VideoMAE normalizes per channel, the same for one channel).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import ml_collections
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.masking.mask import Mask
 from mmjax.masking.video import tube_mask
 from mmjax.methods.grid_mae import GridMAE
@@ -24,65 +23,62 @@ from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig
 from mmjax.ops.tubelets import as_triple, tubelet_grid, tubeletify
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields of an experiment config, with VideoMAE ViT-B defaults (tubelet 2x16x16)."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "videomae",
-            "model": {
-                "width": 768,
-                "depth": 12,
-                "heads": 12,
-                "mlp_dim": 3072,
-                "dtype": "float32",
-                "attention_impl": "xla",
-                "remat": "none",
-            },
-            "decoder": {"width": 384, "depth": 4, "heads": 6, "mlp_dim": 1536},
-            "videomae": {"tubelet_size": (2, 16, 16), "mask_ratio": 0.9, "norm_pix_loss": True},
-        }
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class VideoMAEOptions:
-    tubelet_size: tuple[int, int, int] = (2, 16, 16)
-    mask_ratio: float = 0.9
-    norm_pix_loss: bool = True
+    """`videomae`: tubelets and masking, with VideoMAE's defaults."""
+
+    tubelet_size: tuple[int, int, int] = knob((2, 16, 16), "(t, h, w) frames and pixels per tubelet token")
+    mask_ratio: float = knob(0.9, "fraction of tubes hidden (tube masking)", low=0, high=1, high_open=True)
+    norm_pix_loss: bool = knob(True, "normalize each target tubelet vector (mean 0, std 1)")
 
     def __post_init__(self):
         object.__setattr__(self, "tubelet_size", as_triple(self.tubelet_size, "videomae.tubelet_size"))
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"videomae.mask_ratio must be in [0, 1), got {self.mask_ratio}")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields, with VideoMAE ViT-B defaults (tubelet 2x16x16); generated from the declarations."""
+    return ml_collections.ConfigDict(
+        {
+            "method": "videomae",
+            "model": section_config(GridEncoderConfig),
+            "decoder": section_config(GridDecoderConfig),
+            "videomae": section_config(VideoMAEOptions),
+        }
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoMAE(GridMAE):
     """VideoMAE over clips of `video_size` `(T, H, W)` with `channels` channels."""
 
+    options: VideoMAEOptions = VideoMAEOptions()
     video_size: tuple[int, int, int] = (16, 224, 224)
     channels: int = 3
-    tubelet_size: tuple[int, int, int] = (2, 16, 16)
-    mask_ratio: float = 0.9
 
     input_key = "video"
     name = "videomae"
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> VideoMAE:
-        options = dataclass_from_config(VideoMAEOptions, config.get("videomae", {}), "videomae")
+        options = dataclass_from_config(VideoMAEOptions, config.videomae, "videomae")
         data = config.data
         video_size = (data.frames, *data.image_size)
         tubelet_grid(video_size, options.tubelet_size)  # fails early naming both sizes
         return cls(
             encoder=dataclass_from_config(GridEncoderConfig, config.model, "model"),
             decoder=dataclass_from_config(GridDecoderConfig, config.decoder, "decoder"),
-            norm_pix_loss=options.norm_pix_loss,
+            options=options,
             video_size=video_size,
             channels=data.channels,
-            tubelet_size=options.tubelet_size,
-            mask_ratio=options.mask_ratio,
         )
+
+    @property
+    def tubelet_size(self) -> tuple[int, int, int]:
+        return self.options.tubelet_size
+
+    @property
+    def mask_ratio(self) -> float:
+        return self.options.mask_ratio
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -100,11 +96,6 @@ class VideoMAE(GridMAE):
     def make_mask(self, rng: jax.Array, batch_size: int, step: jax.Array) -> Mask:
         del step
         return tube_mask(rng, batch_size, self.grid, self.mask_ratio)
-
-    def eval_batches(self, data_config: Any, split: str, batch_size: int):
-        from mmjax.data.video import video_eval_dataset
-
-        return video_eval_dataset(data_config, split, batch_size)
 
 
 @register_method("videomae")

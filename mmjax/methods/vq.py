@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import PartitionSpec as P
 
-from mmjax.config import dataclass_from_config
+from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.methods.common import pool_tokens
 from mmjax.methods.protocol import STATE_INPUTS, Batch, Params
 from mmjax.methods.registry import register_method
@@ -27,40 +27,21 @@ QUANTIZERS = ("vq", "fsq")
 CODEBOOK_UPDATES = ("ema", "straight_through")
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The method's fields: a ViT-B/16 tokenizer with BEiT v2's 8192 x 32 cosine codebook."""
-    return ml_collections.ConfigDict(
-        {
-            "method": "vq",
-            "model": vit_section(),
-            "tokenizer": {
-                "quantizer": "vq",  # vq | fsq
-                "codebook": "ema",  # ema | straight_through (vq only)
-                "vocab_size": 8192,  # vq only; fsq has prod(levels) codes
-                "code_dim": 32,  # vq only; fsq codes have len(levels) channels
-                "levels": (8, 5, 5, 5),  # fsq only
-                "decoder_depth": 3,
-                "ema_decay": 0.99,  # codebook EMA (codebook=ema)
-                "commitment": 0.25,  # weight of the commitment loss (vq)
-                "usage_decay": 0.95,  # EMA of each code's share of the batch, relative to uniform
-                "dead_threshold": 0.05,  # restart a code whose usage EMA falls below this; 0 = never
-            },
-        }
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class TokenizerOptions:
-    quantizer: str = "vq"
-    codebook: str = "ema"
-    vocab_size: int = 8192
-    code_dim: int = 32
-    levels: tuple[int, ...] = (8, 5, 5, 5)
-    decoder_depth: int = 3
-    ema_decay: float = 0.99
-    commitment: float = 0.25
-    usage_decay: float = 0.95
-    dead_threshold: float = 0.05
+    """`tokenizer`: the quantizer and its codebook, with BEiT v2's 8192 x 32 cosine codebook."""
+
+    # quantizer and codebook are checked in __post_init__ (their messages say "must be one of").
+    quantizer: str = knob("vq", f"one of {QUANTIZERS}")
+    codebook: str = knob("ema", f"vq only: how the codebook learns, one of {CODEBOOK_UPDATES}")
+    vocab_size: int = knob(8192, "vq only; fsq has prod(levels) codes")
+    code_dim: int = knob(32, "vq only; fsq codes have len(levels) channels")
+    levels: tuple[int, ...] = knob((8, 5, 5, 5), "fsq only: levels per code channel, each >= 2")
+    decoder_depth: int = knob(3, "transformer blocks of the pixel decoder")
+    ema_decay: float = knob(0.99, "codebook EMA (codebook=ema), in [0, 1)")
+    commitment: float = knob(0.25, "weight of the commitment loss (vq)", low=0)
+    usage_decay: float = knob(0.95, "EMA of each code's share of the batch, relative to uniform; in [0, 1)")
+    dead_threshold: float = knob(0.05, "restart a code whose usage EMA falls below this; 0 = never")
 
     def __post_init__(self):
         if self.quantizer not in QUANTIZERS:
@@ -84,6 +65,13 @@ class TokenizerOptions:
             )
 
 
+def default_config() -> ml_collections.ConfigDict:
+    """The method's fields: a ViT-B/16 tokenizer (`TokenizerOptions`); generated from the declarations."""
+    return ml_collections.ConfigDict(
+        {"method": "vq", "model": vit_section(), "tokenizer": section_config(TokenizerOptions)}
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class VQTokenizer:
     """The tokenizer method. Params: `{"model": ..., "quantizer": {"codebook", "usage", "restarts"}}`
@@ -94,7 +82,7 @@ class VQTokenizer:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> VQTokenizer:
-        options = dataclass_from_config(TokenizerOptions, config.get("tokenizer", {}), "tokenizer")
+        options = dataclass_from_config(TokenizerOptions, config.tokenizer, "tokenizer")
         return cls(vit_config_from_section(config.model), options)
 
     # --- Shapes -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from mmjax.models.config import DTYPES
 from mmjax.models.initializers import normal, with_axes, zeros
 from mmjax.models.transformer import layer_norm
-from mmjax.ops.attention import IMPLEMENTATIONS, attention
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS, attention
 
 # name -> (width, depth, heads); the MLP is 4x wide (Devlin et al., Turc et al.).
 BERT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -47,7 +47,7 @@ class BertConfig:
     dropout: float = 0.1
     init_std: float = 0.02
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def __post_init__(self):
         if self.width <= 0 or self.heads <= 0 or self.width % self.heads:

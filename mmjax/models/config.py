@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
+import ml_collections
 
-from mmjax.ops.attention import IMPLEMENTATIONS
+from mmjax.config import dataclass_from_config, section_config, to_dict
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.patches import as_pair, grid_shape
 
 # name -> (width, depth, heads); the MLP is 4x wide.
@@ -42,8 +44,8 @@ class ViTConfig:
     (memory options, see `TransformerStack`) apply to every transformer stack of the model.
     """
 
-    image_size: tuple[int, int] = (224, 224)
-    patch_size: tuple[int, int] = (16, 16)
+    image_size: int | tuple[int, int] = (224, 224)
+    patch_size: int | tuple[int, int] = (16, 16)
     channels: int = 3
     width: int = 768
     depth: int = 12
@@ -53,7 +55,7 @@ class ViTConfig:
     qkv_bias: bool = True
     posemb: str = "sincos2d"
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
     scan: bool = False
 
@@ -122,31 +124,19 @@ def vit_size(size: str) -> dict[str, int]:
 
 def vit_config_from_section(section) -> ViTConfig:
     """A `model` config section -> `ViTConfig`; `size` fills width/depth/heads/mlp_dim left at None."""
-    from mmjax.config import dataclass_from_config, to_dict
-
     model = to_dict(section)
     size = model.pop("size", None)
     sized = {**(vit_size(size) if size else {}), **{k: v for k, v in model.items() if v is not None}}
     return dataclass_from_config(ViTConfig, sized, "model")
 
 
-def vit_section(size: str = "base", image_size: int = 224, patch_size: int = 16) -> dict:
-    """The `model` section of an experiment config for a ViT, every knob with its default."""
-    return {
-        "size": size,
-        "image_size": image_size,
-        "patch_size": patch_size,
-        "channels": 3,
-        # None = take it from `size`.
-        "width": None,
-        "depth": None,
-        "heads": None,
-        "mlp_dim": None,
-        "layer_norm_eps": 1e-6,
-        "qkv_bias": True,
-        "posemb": "sincos2d",
-        "dtype": "float32",
-        "attention_impl": "xla",
-        "remat": "none",  # none | full | dots | dots_no_batch: recompute activations to save memory
-        "scan": False,  # scan over layers: one compiled block; params get a leading [depth] axis
-    }
+def vit_section(size: str | None = "base", image_size: int = 224, patch_size: int = 16) -> ml_collections.ConfigDict:
+    """The `model` section of an experiment config for a ViT: `ViTConfig`'s fields and `size`.
+
+    With a `size` (`tiny` ... `huge`), width, depth, heads and mlp_dim are None: taken from the
+    size table unless set. Every other field has `ViTConfig`'s default.
+    """
+    shape = dict.fromkeys(("width", "depth", "heads", "mlp_dim")) if size else {}
+    section = section_config(ViTConfig, image_size=image_size, patch_size=patch_size, **shape)
+    section.size = ml_collections.FieldReference(size, field_type=str)
+    return section

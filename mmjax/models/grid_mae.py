@@ -17,7 +17,7 @@ from mmjax.masking.mask import Mask
 from mmjax.models.config import DTYPES, REMAT_NAMES
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
-from mmjax.ops.attention import IMPLEMENTATIONS
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.posemb import sincos_2d
 from mmjax.ops.tubelets import sincos_3d
 
@@ -31,7 +31,7 @@ class GridEncoderConfig:
     heads: int = 12
     mlp_dim: int = 3072
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
 
     def __post_init__(self):

@@ -8,21 +8,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.config import knob
 from mmjax.models.config import ViTConfig, _check_heads
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
 from mmjax.models.vit import ViTEncoder
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 from mmjax.ops.posemb import sincos_2d
 
 
 @dataclasses.dataclass(frozen=True)
 class PredictorConfig:
-    """The narrow predictor (I-JEPA ViT-H/14: 384 wide, 12 blocks)."""
+    """`predictor`: the narrow predictor (I-JEPA ViT-H/14: 384 wide, 12 blocks, 16 heads)."""
 
-    width: int = 384
-    depth: int = 12
-    heads: int = 12
-    mlp_dim: int = 1536
+    width: int = knob(384, "predictor width (its own embedding size)", low=1)
+    depth: int = knob(12, "predictor transformer blocks", low=0)
+    heads: int = knob(16, "attention heads; width must be a multiple", low=1)
+    mlp_dim: int = knob(1536, "hidden size of the predictor's MLPs", low=1)
 
     def __post_init__(self):
         _check_heads("predictor", self.width, self.heads, "sincos2d")
@@ -46,7 +48,7 @@ class JEPAPredictor(nn.Module):
     out_dim: int
     layer_norm_eps: float = 1e-6
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     @nn.compact
     def __call__(

@@ -15,10 +15,14 @@ from mmjax.models.vit import ViTEncoder, position_embedding
 
 
 class MAEDecoder(nn.Module):
-    """Linear to decoder width, mask tokens, unshuffle, position embedding, blocks, predict pixels."""
+    """Linear to decoder width, mask tokens, unshuffle, position embedding, blocks, predict each patch's target.
+
+    `out_dim` is the target's width per patch (None: the pixels, `p_h * p_w * C`).
+    """
 
     config: ViTConfig
     decoder_config: DecoderConfig
+    out_dim: int | None = None
 
     @nn.compact
     def __call__(self, latent: jax.Array, ids_restore: jax.Array) -> jax.Array:
@@ -29,7 +33,7 @@ class MAEDecoder(nn.Module):
           ids_restore: int `[B, N]`.
 
         Returns:
-          float32 `[B, N, p_h * p_w * C]` patch predictions (cls dropped).
+          float32 `[B, N, out_dim]` patch predictions (cls dropped; `out_dim` defaults to `p_h * p_w * C`).
         """
         cfg, dec = self.config, self.decoder_config
         dtype = cfg.compute_dtype
@@ -58,7 +62,7 @@ class MAEDecoder(nn.Module):
         )(x)
         x = layer_norm(cfg.layer_norm_eps, dtype, "norm")(x)
         pred = nn.Dense(
-            cfg.patch_dim,
+            self.out_dim or cfg.patch_dim,
             dtype=dtype,
             param_dtype=jnp.float32,
             kernel_init=with_axes(xavier_uniform(), ("embed", None)),
@@ -69,17 +73,18 @@ class MAEDecoder(nn.Module):
 
 
 class MAEModel(nn.Module):
-    """Encoder (visible patches only) and decoder; `__call__` returns patch predictions."""
+    """Encoder (visible patches only) and decoder; `__call__` returns patch predictions `[B, N, out_dim]`."""
 
     config: ViTConfig
     decoder_config: DecoderConfig
+    out_dim: int | None = None
 
     def setup(self):
         self.encoder = ViTEncoder(self.config)
-        self.decoder = MAEDecoder(self.config, self.decoder_config)
+        self.decoder = MAEDecoder(self.config, self.decoder_config, self.out_dim)
 
     def __call__(self, images: jax.Array, mask: Mask) -> jax.Array:
-        """`[B, H, W, C]` images and a fixed-count `Mask` -> `[B, N, p_h * p_w * C]` predictions."""
+        """`[B, H, W, C]` images and a fixed-count `Mask` -> `[B, N, out_dim]` predictions."""
         if mask.ids_keep is None or mask.ids_restore is None:
             raise ValueError("MAE needs a fixed-count Mask with ids_keep and ids_restore")
         return self.decoder(self.encoder(images, mask.ids_keep), mask.ids_restore)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import MLP, MultiHeadAttention, TransformerStack, layer_norm
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 class ConditionedBlock(nn.Module):
@@ -26,7 +27,7 @@ class ConditionedBlock(nn.Module):
     mlp_dim: int
     layer_norm_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     @nn.compact
     def __call__(self, x: jax.Array, context: jax.Array, context_lengths: jax.Array | None) -> jax.Array:
@@ -63,7 +64,7 @@ class MaskGITTransformer(nn.Module):
     context_dim: int = 0
     layer_norm_eps: float = 1e-6
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
     scan: bool = False
 

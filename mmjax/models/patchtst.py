@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenEncoder
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 class PatchTSTModel(nn.Module):
@@ -22,6 +23,7 @@ class PatchTSTModel(nn.Module):
       num_patches: P, patches per variate.
       patch_len: p, time steps per patch.
       width, depth, heads, mlp_dim: transformer size.
+      attention_impl: `mmjax.ops.attention` implementation of every block.
     """
 
     num_patches: int
@@ -30,6 +32,7 @@ class PatchTSTModel(nn.Module):
     depth: int
     heads: int
     mlp_dim: int
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def setup(self):
         self.embed = nn.Dense(
@@ -40,7 +43,9 @@ class PatchTSTModel(nn.Module):
         self.positions = self.param(
             "pos_embedding", with_axes(normal(0.02), (None, "embed")), (self.num_patches, self.width)
         )
-        self.encoder = TokenEncoder(self.width, self.depth, self.heads, self.mlp_dim, cls_token=False)
+        self.encoder = TokenEncoder(
+            self.width, self.depth, self.heads, self.mlp_dim, cls_token=False, attention_impl=self.attention_impl
+        )
         self.head = nn.Dense(
             self.patch_len,
             kernel_init=with_axes(xavier_uniform(), ("embed", None)),

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 def _dense(features: int, name: str, axes=(None, "embed")) -> nn.Dense:
@@ -72,6 +73,7 @@ class PointMAEModel(nn.Module):
       width, depth, heads, mlp_dim: encoder size.
       decoder_width, decoder_depth, decoder_heads, decoder_mlp_dim: decoder size.
       pointnet_hidden: the mini-PointNet's first MLP sizes.
+      attention_impl: `mmjax.ops.attention` implementation of every block (encoder and decoder).
     """
 
     group_size: int
@@ -84,11 +86,14 @@ class PointMAEModel(nn.Module):
     decoder_heads: int
     decoder_mlp_dim: int
     pointnet_hidden: tuple[int, int] = (128, 256)
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def setup(self):
         self.group_embed = MiniPointNet(self.width, tuple(self.pointnet_hidden))
         self.encoder_pos = CenterEmbedding(self.width)
-        self.encoder = TokenEncoder(self.width, self.depth, self.heads, self.mlp_dim, cls_token=False)
+        self.encoder = TokenEncoder(
+            self.width, self.depth, self.heads, self.mlp_dim, cls_token=False, attention_impl=self.attention_impl
+        )
         self.decoder_pos = CenterEmbedding(self.decoder_width)
         self.decoder = TokenDecoder(
             self.decoder_width,
@@ -97,6 +102,7 @@ class PointMAEModel(nn.Module):
             self.decoder_mlp_dim,
             out_dim=3 * self.group_size,
             cls_token=False,
+            attention_impl=self.attention_impl,
         )
 
     def encode(self, groups: jax.Array, centers: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:

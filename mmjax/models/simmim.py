@@ -21,10 +21,13 @@ class SimMIMModel(nn.Module):
     (row, column, channel) patch order. `head_depth > 0` puts that many transformer
     blocks (the encoder's width, heads and MLP size) and a LayerNorm before it: a heavier
     head, as in the paper's prediction-head ablation (Table 3); 0 is the paper's recipe.
+    `out_dim` is the target's width per token (None: the pixels, `p_h * p_w * C`; e.g. a
+    HOG target's width).
     """
 
     config: ViTConfig
     head_depth: int = 0
+    out_dim: int | None = None
 
     def setup(self):
         cfg = self.config
@@ -42,7 +45,7 @@ class SimMIMModel(nn.Module):
             )
             self.head_norm = layer_norm(cfg.layer_norm_eps, cfg.compute_dtype, None)
         self.head = nn.Dense(
-            self.config.patch_dim,
+            self.out_dim or self.config.patch_dim,
             dtype=self.config.compute_dtype,
             param_dtype=jnp.float32,
             kernel_init=with_axes(xavier_uniform(), ("embed", None)),
@@ -50,7 +53,7 @@ class SimMIMModel(nn.Module):
         )
 
     def __call__(self, images: jax.Array, hidden: jax.Array) -> jax.Array:
-        """`[B, H, W, C]` images, bool `[B, N]` hidden patches -> float32 `[B, N, p_h * p_w * C]`."""
+        """`[B, H, W, C]` images, bool `[B, N]` hidden patches -> float32 `[B, N, out_dim]`."""
         tokens = self.encoder(images, hidden=hidden)
         if self.head_depth:
             tokens = self.head_norm(self.head_blocks(tokens))

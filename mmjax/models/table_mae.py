@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from mmjax.masking.tokens import gather_tokens, replace_with_mask_token
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 def visible_first(hidden: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -46,6 +47,7 @@ class TableMAE(nn.Module):
       num_columns: `D`, cells per row.
       width, depth, heads, mlp_dim: encoder size.
       decoder_width, decoder_depth, decoder_heads, decoder_mlp_dim: decoder size.
+      attention_impl: `mmjax.ops.attention` implementation of every block (encoder and decoder).
     """
 
     num_columns: int
@@ -60,6 +62,7 @@ class TableMAE(nn.Module):
     layer_norm_eps: float = 1e-6
     periodic_features: int = 0
     periodic_scale: float = 0.5
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def embed(self, values: jax.Array) -> jax.Array:
         """`[B, D]` standardized values -> `[B, D, width]` tokens (value x column kernel + column embedding).
@@ -116,9 +119,14 @@ class TableMAE(nn.Module):
         # Encoder: cls + the row's visible cells first, padded keys masked.
         cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, self.width))
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)), gather_tokens(tokens, order)], axis=1)
-        x = TransformerStack(self.depth, self.heads, self.mlp_dim, self.layer_norm_eps, name="encoder")(
-            x, 1 + num_visible
-        )
+        x = TransformerStack(
+            self.depth,
+            self.heads,
+            self.mlp_dim,
+            self.layer_norm_eps,
+            attention_impl=self.attention_impl,
+            name="encoder",
+        )(x, 1 + num_visible)
         x = layer_norm(self.layer_norm_eps, jnp.float32, "encoder_norm")(x)
 
         # Decoder: back to column order, mask tokens at hidden cells, decoder column embeddings.
@@ -138,7 +146,12 @@ class TableMAE(nn.Module):
         )
         y = jnp.concatenate([x[:, :1], cells + positions], axis=1)
         y = TransformerStack(
-            self.decoder_depth, self.decoder_heads, self.decoder_mlp_dim, self.layer_norm_eps, name="decoder"
+            self.decoder_depth,
+            self.decoder_heads,
+            self.decoder_mlp_dim,
+            self.layer_norm_eps,
+            attention_impl=self.attention_impl,
+            name="decoder",
         )(y)
         y = layer_norm(self.layer_norm_eps, jnp.float32, "decoder_norm")(y)
         pred = nn.Dense(

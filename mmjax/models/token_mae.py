@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from mmjax.masking.tokens import gather_tokens, restore_with_mask_tokens
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 class TokenEncoder(nn.Module):
@@ -33,7 +34,7 @@ class TokenEncoder(nn.Module):
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
     scan: bool = False
 
@@ -80,7 +81,7 @@ class TokenDecoder(nn.Module):
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     dtype: str = "float32"
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     @nn.compact
     def __call__(self, latent: jax.Array, ids_restore: jax.Array, positions: jax.Array) -> jax.Array:

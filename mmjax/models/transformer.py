@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.models.initializers import ones, with_axes, xavier_uniform, xavier_uniform_fused, zeros
-from mmjax.ops.attention import attention
+from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, attention
 
 
 def layer_norm(eps: float, dtype, name: str) -> nn.LayerNorm:
@@ -34,7 +34,7 @@ class MultiHeadAttention(nn.Module):
     heads: int
     qkv_bias: bool = True
     dtype: jnp.dtype = jnp.float32
-    impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     @nn.compact
     def __call__(
@@ -58,7 +58,7 @@ class MultiHeadAttention(nn.Module):
         )
         source = x if context is None else context
         q, k, v = project(name="query")(x), project(name="key")(source), project(name="value")(source)
-        out = attention(q, k, v, key_lengths=key_lengths, impl=self.impl)
+        out = attention(q, k, v, key_lengths=key_lengths, impl=self.attention_impl)
         return nn.DenseGeneral(
             dim,
             axis=(-2, -1),
@@ -103,7 +103,7 @@ class EncoderBlock(nn.Module):
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     dtype: jnp.dtype = jnp.float32
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     @nn.compact
     def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
@@ -149,7 +149,7 @@ class TransformerStack(nn.Module):
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     dtype: jnp.dtype = jnp.float32
-    attention_impl: str = "xla"
+    attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
     scan: bool = False
 

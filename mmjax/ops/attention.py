@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 
 IMPLEMENTATIONS = ("xla", "cudnn", "pallas", "auto")
+# The one default of every `attention_impl` field (model configs, modules, method sections).
+DEFAULT_IMPLEMENTATION = "xla"
 
 # jax.nn.dot_product_attention(implementation='cudnn') takes fp16/bf16 and these head dims.
 _CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
@@ -152,7 +154,7 @@ def attention(
     kv_segment_ids: jax.Array | None = None,
     mask: jax.Array | None = None,
     scale: float | None = None,
-    impl: str = "xla",
+    impl: str = DEFAULT_IMPLEMENTATION,
 ) -> jax.Array:
     """Scaled dot-product attention; softmax in float32.
 

@@ -1,65 +1,140 @@
-"""Default `seed`, `train`, `mesh`, `sharding` and `eval` sections shared by experiment files."""
+"""The runtime sections of an experiment config (`seed`, `train`, `mesh`, `sharding`, `distributed`, `eval`).
+
+Each section is declared once, as a frozen dataclass whose fields are `knob`s: the default,
+the meaning and the allowed values live here and nowhere else. `training_sections` builds
+the `ConfigDict` sections from these declarations; `check_runtime_config`
+(`mmjax/train/validate.py`) checks a resolved config against them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import ml_collections
+
+from mmjax.config import ConfigError, knob, section_config
+from mmjax.methods import registry
 
 # Logical parameter axes -> mesh axes. FSDP shards the embedding dimension of every
 # weight; tensor parallelism splits heads and the MLP hidden dimension.
-DEFAULT_RULES = [
-    ["batch", ["data", "fsdp"]],
-    ["embed", "fsdp"],
-    ["mlp", "tensor"],
-    ["heads", "tensor"],
-    ["kv", None],
-    ["vocab", "tensor"],
-    ["layers", None],  # the stacked-layer axis of `model.scan=True`
-]
+DEFAULT_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv", None),
+    ("vocab", "tensor"),
+    ("layers", None),  # the stacked-layer axis of `model.scan=True`
+)
+
+# Parameters whose path matches any of these get no weight decay (MAE's rule: biases,
+# norms, cls / mask tokens and position embeddings).
+NO_DECAY_DEFAULT = (r".*/bias$", r".*norm.*/scale$", r".*cls_token$", r".*mask_token$", r".*pos_embedding$")
+
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSection:
+    """`train`: the optimizer, the schedule, logging and checkpoints."""
+
+    steps: int = knob(1000, "optimizer updates", low=1)
+    batch_size: int = knob(256, "global batch (all processes)", low=1)
+    lr: float = knob(1.5e-4, "peak learning rate, after the linear warmup", low=0, low_open=True)
+    min_lr: float = knob(0.0, "learning rate at the end of the half-cycle cosine", low=0)
+    warmup_steps: int = knob(100, "linear warmup from 0 to lr", low=0)
+    weight_decay: float = knob(0.05, "AdamW decoupled weight decay (the start when weight_decay_end is set)", low=0)
+    weight_decay_end: float | None = knob(None, "set: cosine weight decay from weight_decay to this (I-JEPA)", low=0)
+    no_decay: tuple[str, ...] = knob(NO_DECAY_DEFAULT, "regexes of parameter paths without weight decay")
+    b1: float = knob(0.9, "Adam beta1", low=0, high=1, high_open=True)
+    b2: float = knob(0.95, "Adam beta2", low=0, high=1, high_open=True)
+    grad_clip: float = knob(0.0, "clip by global norm; 0 = no clipping", low=0)
+    log_every: int = knob(50, "steps between metric rows", low=1)
+    checkpoint_every: int = knob(500, "steps between checkpoints", low=1)
+    keep_checkpoints: int = knob(3, "the newest confirmed ones; an unconfirmed newer one is kept too", low=1)
+    # A non-finite loss, gradient norm, parameter or Adam moment: "stop" the run, or "skip"
+    # the update (parameters and moments unchanged, counted in `skipped_updates`) and stop
+    # after `max_consecutive_skips` in a row.
+    on_nonfinite: str = knob("stop", "what a non-finite step does", choices=NONFINITE_POLICIES)
+    max_consecutive_skips: int = knob(10, "skipped updates in a row before the run stops", low=1)
+    async_checkpoints: bool = knob(True, "write checkpoints in the background")
+    tensorboard: bool = knob(True, "also write TensorBoard event files")
+
+    def __post_init__(self):
+        if self.min_lr > self.lr:
+            raise ConfigError(f"train.min_lr={self.min_lr!r}: expected at most train.lr={self.lr!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshSection:
+    """`mesh`: device counts per axis; -1 = every device left over."""
+
+    data: int = knob(-1, "data-parallel axis", low=-1)
+    fsdp: int = knob(1, "fully sharded data-parallel axis (shards the `embed` parameter axis)", low=-1)
+    tensor: int = knob(1, "tensor-parallel axis (heads, MLP, vocabulary)", low=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardingSection:
+    """`sharding`: logical parameter axis -> mesh axis (or axes, or None = replicated)."""
+
+    rules: tuple = knob(DEFAULT_RULES, "pairs (logical axis, mesh axis | (mesh axes) | None)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedSection:
+    """`distributed`: multi-process runs (`mmjax/train/distributed.py`); MMJAX_* environment variables override.
+
+    `enabled=True` alone lets JAX auto-detect TPU pods and SLURM; 0 / -1 / "" mean unset.
+    """
+
+    enabled: bool = knob(False, "call jax.distributed.initialize")
+    coordinator: str = knob("", "host:port of process 0")
+    num_processes: int = knob(0, "processes in the run", low=0)
+    process_id: int = knob(-1, "this process's index", low=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSection:
+    """`eval`: the end-of-run evaluation (`mmjax.evaluate.evaluate_pretraining`)."""
+
+    protocols: tuple[str, ...] = knob((), "evaluation protocols by name; () = the method's default ones")
+    probe: bool = knob(True, "linear probe of the encoder against a random encoder and the raw input")
+    probe_pool: str = knob("mean", "features probed: mean of final patch tokens, cls, mean_max (points)")
+    probe_steps: int = knob(500, "full-batch optimizer steps of the linear probe", low=1)
+    probe_l2: float = knob(1e-4, "L2 penalty of the linear probe", low=0)
+    probe_raw_input: bool = knob(True, "video, audio: also probe the flattened input (a baseline row)")
+    batch_size: int = knob(250, "examples per evaluation batch", low=1)
+    figure: bool = knob(True, "save a labelled reconstruction figure")
+    figure_examples: int = knob(8, "images in the figure", low=1)
+    stride: int = knob(4, "series: step between evaluation windows", low=1)
+    horizon_patches: int = knob(2, "series: patches forecast", low=1)
+
+
+# Section name -> declaration, for every runtime section (the method's own are declared by the method).
+RUNTIME_SECTIONS: dict[str, type] = {
+    "train": TrainSection,
+    "mesh": MeshSection,
+    "sharding": ShardingSection,
+    "distributed": DistributedSection,
+    "eval": EvalSection,
+}
 
 
 def training_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Add the runtime sections to a method config, every knob with a default."""
+    """Add the runtime sections to a method config, every knob with its declared default."""
     config.seed = 0
-    config.train = ml_collections.ConfigDict(
-        {
-            "steps": 1000,
-            "batch_size": 256,
-            "lr": 1.5e-4,
-            "min_lr": 0.0,
-            "warmup_steps": 100,
-            "weight_decay": 0.05,
-            "b1": 0.9,
-            "b2": 0.95,
-            "grad_clip": 0.0,  # 0 = no clipping
-            "log_every": 50,
-            "checkpoint_every": 500,
-            "keep_checkpoints": 3,  # the newest confirmed ones; an unconfirmed newer one is kept too
-            # A non-finite loss, gradient norm, parameter or Adam moment: "stop" the run, or "skip"
-            # the update (parameters and moments unchanged, counted in `skipped_updates`) and stop
-            # after `max_consecutive_skips` in a row.
-            "on_nonfinite": "stop",
-            "max_consecutive_skips": 10,
-            "async_checkpoints": True,
-            "tensorboard": True,
-        }
-    )
-    config.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
-    config.sharding = ml_collections.ConfigDict({"rules": DEFAULT_RULES})
-    # Multi-process runs (mmjax/train/distributed.py); MMJAX_* environment variables override.
-    # enabled=True alone lets JAX auto-detect TPU pods and SLURM; 0 / -1 / "" mean unset.
-    config.distributed = ml_collections.ConfigDict(
-        {"enabled": False, "coordinator": "", "num_processes": 0, "process_id": -1}
-    )
-    config.eval = ml_collections.ConfigDict(
-        {
-            "probe": True,
-            "probe_pool": "mean",  # mean of final patch tokens, or "cls"
-            "probe_steps": 500,
-            "probe_l2": 1e-4,
-            "probe_raw_input": True,  # video, audio: also probe the flattened input (a baseline row)
-            "batch_size": 250,
-            "figure": True,
-            "figure_examples": 8,
-        }
-    )
+    for name, declaration in RUNTIME_SECTIONS.items():
+        config[name] = section_config(declaration)
     return config
+
+
+def runtime_defaults() -> dict[str, Any]:
+    """The runtime sections' defaults as plain dicts (what `python -m mmjax config` compares to)."""
+    return {"seed": 0, **{name: section_config(cls).to_dict() for name, cls in RUNTIME_SECTIONS.items()}}
+
+
+def library_defaults(method: str) -> ml_collections.ConfigDict:
+    """The config a method starts from: its module's `default_config()` plus the runtime sections."""
+    return training_sections(registry.method_module(method).default_config())

@@ -31,8 +31,7 @@ import optax
 
 from mmjax.config import ConfigError
 from mmjax.data.kinds import data_kind
-from mmjax.methods.protocol import STATE_INPUTS
-from mmjax.methods.registry import build_method
+from mmjax.methods.protocol import STATE_INPUTS, LoadedRun
 from mmjax.train import checkpoint, distributed
 from mmjax.train.finite import (
     NONFINITE_LEAF,
@@ -45,9 +44,10 @@ from mmjax.train.finite import (
 )
 from mmjax.train.mesh import batch_sharding, global_batch, make_mesh, mesh_shape, param_shardings, replicated
 from mmjax.train.metrics import MetricWriter, Progress, duration
-from mmjax.train.optimizer import make_optimizer
+from mmjax.train.optimizer import decay_mask, make_optimizer, weight_decay_schedule
 from mmjax.train.preemption import Preempted, PreemptionWatcher
 from mmjax.train.retention import Retention
+from mmjax.train.runs import build_method
 from mmjax.train.state import TrainState
 from mmjax.train.validate import check_batch_divides, check_runtime_config
 from mmjax.train.workdir import WorkdirLock, check_resumable, truncate_metrics
@@ -82,7 +82,8 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
     """Abstract-first state creation: every array is born on its shard.
 
     Returns `(init_fn, state_shardings, optimizer, schedule)`; `init_fn()` makes a fresh
-    state (with the method's `load_frozen` applied, when it has one).
+    state (with the runs the method declares in `frozen_runs` loaded into it by its
+    `load_frozen`, when it has one).
     """
     example = data_kind(config.data).example_batch(config.data)
     abstract_params = jax.eval_shape(method.init, jax.random.key(0), example)
@@ -123,9 +124,9 @@ def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):
 
     def init_with_frozen() -> TrainState:
         state = jitted_init()
-        return state.replace(params=jax.device_put(method.load_frozen(state.params), p_shardings))
+        return state.replace(params=jax.device_put(load_frozen(method, state.params), p_shardings))
 
-    # `load_frozen` keeps shapes and may read files: shapes come from the plain init, untraced.
+    # Loading the declared runs reads files and keeps shapes: shapes come from the plain init, untraced.
     init_with_frozen.without_frozen = jitted_init
     return init_with_frozen, shardings, optimizer, schedule
 
@@ -157,6 +158,7 @@ def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
     batch_shardings = {name: batch_sharding(mesh, len(s.shape)) for name, s in spec.items()}
     after_step = getattr(method, "after_step", None)
     skip = config.train.on_nonfinite == "skip"
+    weight_decay = weight_decay_schedule(config.train)  # logged when it is a schedule
 
     def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
         batch = kind.prepare(batch, config.data)
@@ -183,6 +185,8 @@ def make_train_step(config, method, optimizer, schedule, state_shardings, mesh):
         }
         if skip:
             metrics["skipped_updates"] = skipped
+        if callable(weight_decay):
+            metrics["weight_decay"] = weight_decay(state.step)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, skipped=skipped)
         return new_state, metrics
 
@@ -336,6 +340,9 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
     names = [f"params/{n}" for n in checked_leaf_names(state.params)]
     names += [f"opt_state/{n}" for n in checked_leaf_names(state.opt_state)]
     guard = NonFiniteGuard(tc.on_nonfinite, tc.max_consecutive_skips, names)
+
+    decayed = jax.tree.leaves(decay_mask(state.params, tc.no_decay))
+    _say(f"weight decay on {sum(decayed)} of {len(decayed)} parameter arrays (the others match train.no_decay)")
 
     # --- Compile: announced, and timed ---------------------------------------------------
     first = global_batch(next(data), mesh)
@@ -505,11 +512,26 @@ def load_trained(
     return config, method, state.params
 
 
+def load_frozen(method: Any, params: Any) -> Any:
+    """`params` with the frozen parts the method takes from other runs filled in (host-side, untraced).
+
+    Loads each run of `method.frozen_runs()` (`{part: RunPart}`) with `load_trained` and hands
+    them, `{part: LoadedRun}`, to the method's pure `load_frozen(params, runs)`. A method without
+    `load_frozen` gets `params` back.
+    """
+    if not hasattr(method, "load_frozen"):
+        return params
+    parts = method.frozen_runs() if hasattr(method, "frozen_runs") else {}
+    runs = {name: LoadedRun(*load_trained(part.workdir, part.step)) for name, part in parts.items()}
+    return method.load_frozen(params, runs)
+
+
 __all__ = [
     "NonFiniteLossError",
     "Preempted",
     "TrainResult",
     "compile_train_step",
+    "load_frozen",
     "load_trained",
     "restore_state",
     "train",

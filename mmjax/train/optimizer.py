@@ -10,9 +10,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-# Parameters whose path matches any of these get no weight decay (MAE's rule: biases,
-# norms, cls / mask tokens and position embeddings).
-NO_DECAY_DEFAULT = (r".*/bias$", r".*norm.*/scale$", r".*cls_token$", r".*mask_token$", r".*pos_embedding$")
+from mmjax.config import dataclass_from_config
+from mmjax.train.defaults import NO_DECAY_DEFAULT, TrainSection
+
+
+def train_section(config: Any) -> TrainSection:
+    """A `train` section (ConfigDict, mapping or `TrainSection`) checked, the fields it lacks at their defaults."""
+    return config if isinstance(config, TrainSection) else dataclass_from_config(TrainSection, config, "train")
 
 
 def path_name(path: tuple) -> str:
@@ -30,13 +34,14 @@ def decay_mask(params: Any, no_decay: Sequence[str] = NO_DECAY_DEFAULT) -> Any:
 
 def learning_rate_schedule(config: Any) -> optax.Schedule:
     """Linear warmup to `train.lr`, then half-cycle cosine to `train.min_lr` at `train.steps`."""
+    config = train_section(config)
     warmup = min(config.warmup_steps, config.steps)
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=config.lr,
         warmup_steps=warmup,
         decay_steps=max(config.steps, warmup + 1),
-        end_value=config.get("min_lr", 0.0),
+        end_value=config.min_lr,
     )
 
 
@@ -46,7 +51,8 @@ def weight_decay_schedule(config: Any) -> float | optax.Schedule:
     The cosine runs over `train.steps` (I-JEPA: 0.04 -> 0.4):
     `end + (start - end) * (1 + cos(pi * step / steps)) / 2`.
     """
-    end = config.get("weight_decay_end")
+    config = train_section(config)
+    end = config.weight_decay_end
     if end is None:
         return config.weight_decay
     start, steps = float(config.weight_decay), max(int(config.steps), 1)
@@ -67,10 +73,11 @@ def make_optimizer(
     zero, no Adam moments are kept for them, and their gradients do not count in the clip.
     """
     del params  # the decay mask is computed from the tree optax passes in
+    config = train_section(config)
     schedule = learning_rate_schedule(config)
-    no_decay = config.get("no_decay", NO_DECAY_DEFAULT)
+    no_decay = config.no_decay
     parts = []
-    if config.get("grad_clip"):
+    if config.grad_clip:
         parts.append(optax.clip_by_global_norm(config.grad_clip))
     parts.append(
         optax.adamw(

@@ -6,78 +6,72 @@ compile, a workdir or a checkpoint. The method's own sections are checked by the
 
 from __future__ import annotations
 
-import math
+import json
 from typing import Any
 
-from mmjax.config import ConfigError
-
-NONFINITE_POLICIES = ("stop", "skip")
-
-
-def _number(section: Any, where: str, name: str, *, integer: bool) -> float:
-    value = section.get(name)
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
-        raise ConfigError(f"{where}.{name}={value!r}: expected {kind}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{where}.{name}={value!r}: expected a finite number")
-    return value
+from mmjax.config import ConfigError, check_field, complete_section, dataclass_from_config
+from mmjax.data.kinds import data_kind
+from mmjax.train.defaults import NONFINITE_POLICIES, RUNTIME_SECTIONS, EvalSection, TrainSection, library_defaults
+from mmjax.train.runs import build_method
+from mmjax.train.workdir import ABSENT, flatten
 
 
-def _at_least(section: Any, where: str, name: str, low: float, *, integer: bool = True) -> None:
-    value = _number(section, where, name, integer=integer)
-    if value < low:
-        raise ConfigError(f"{where}.{name}={value!r}: expected {'an integer' if integer else 'a number'} >= {low}")
+def check_train_section(train: Any) -> TrainSection:
+    """Every `train` knob has a sensible value; raises `ConfigError` naming the first that does not."""
+    return dataclass_from_config(TrainSection, train, "train")
 
 
-def _positive(section: Any, where: str, name: str) -> None:
-    value = _number(section, where, name, integer=False)
-    if value <= 0:
-        raise ConfigError(f"{where}.{name}={value!r}: expected a number > 0")
-
-
-def _unit_interval(section: Any, where: str, name: str) -> None:
-    value = _number(section, where, name, integer=False)
-    if not 0 <= value < 1:
-        raise ConfigError(f"{where}.{name}={value!r}: expected a number in [0, 1)")
-
-
-def check_train_section(train: Any) -> None:
-    """Every numeric `train` knob has a sensible value; raises `ConfigError` naming the first that does not."""
-    for name in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
-        _at_least(train, "train", name, 1)
-    _at_least(train, "train", "warmup_steps", 0)
-    _positive(train, "train", "lr")
-    _at_least(train, "train", "min_lr", 0, integer=False)
-    if train.min_lr > train.lr:
-        raise ConfigError(f"train.min_lr={train.min_lr!r}: expected at most train.lr={train.lr!r}")
-    _at_least(train, "train", "weight_decay", 0, integer=False)
-    if train.get("weight_decay_end") is not None:
-        _at_least(train, "train", "weight_decay_end", 0, integer=False)
-    _unit_interval(train, "train", "b1")
-    _unit_interval(train, "train", "b2")
-    _at_least(train, "train", "grad_clip", 0, integer=False)
-    if train.on_nonfinite not in NONFINITE_POLICIES:
-        raise ConfigError(f"train.on_nonfinite={train.on_nonfinite!r}: expected one of {NONFINITE_POLICIES}")
-    _at_least(train, "train", "max_consecutive_skips", 1)
-
-
-def check_eval_section(evaluation: Any) -> None:
-    """The numeric `eval` knobs the end-of-run evaluation reads."""
-    for name in ("batch_size", "probe_steps", "figure_examples"):
-        if name in evaluation:
-            _at_least(evaluation, "eval", name, 1)
-    if "probe_l2" in evaluation:
-        _at_least(evaluation, "eval", "probe_l2", 0, integer=False)
+def check_eval_section(evaluation: Any) -> EvalSection:
+    """The `eval` knobs the end-of-run evaluation reads."""
+    return dataclass_from_config(EvalSection, evaluation, "eval")
 
 
 def check_runtime_config(config: Any) -> None:
-    """`train` and `eval` of a resolved experiment config; raises `ConfigError` (a `ValueError`)."""
+    """`seed` and the runtime sections of a resolved experiment config; raises `ConfigError` (a `ValueError`).
+
+    A runtime section that lacks a declared field (an experiment file or a saved config from
+    before the field existed) gets it with its default first, in place.
+    """
     if "train" not in config:
         raise ConfigError("the config has no train section; build it with mmjax.train.defaults.training_sections")
-    check_train_section(config.train)
-    if "eval" in config:
-        check_eval_section(config.eval)
+    if "seed" not in config:
+        raise ConfigError("the config has no seed; build it with mmjax.train.defaults.training_sections")
+    check_field("seed", config.seed, int)
+    for name, declaration in RUNTIME_SECTIONS.items():
+        if name in config:
+            complete_section(declaration, config[name], name)
+            dataclass_from_config(declaration, config[name], name)
+
+
+def check_config(config: Any) -> Any:
+    """Everything `train` checks before it compiles: the runtime sections, the method's, the data's.
+
+    Returns the built method. Raises `ConfigError` (or the `ValueError` of the part that
+    refused) naming the first bad field.
+    """
+    check_runtime_config(config)
+    method = build_method(config)
+    data_kind(config.data).batch_spec(config.data, config.train.batch_size)
+    return method
+
+
+def config_differences(base: Any, config: Any) -> list[str]:
+    """`"key: old -> new"` for each flattened field of `config` that differs from (or is absent in) `base`."""
+    a, b = flatten(_plain(base)), flatten(_plain(config))
+    return [
+        f"{k}: {a.get(k, ABSENT)!r} -> {b.get(k, ABSENT)!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, ABSENT) != b.get(k, ABSENT)
+    ]
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    """`{"model.width": 32, ...}`: every field of a config, flattened, in key order (JSON values)."""
+    return dict(sorted(flatten(_plain(config)).items()))
+
+
+def _plain(config: Any) -> dict:
+    return json.loads(json.dumps(config.to_dict() if hasattr(config, "to_dict") else dict(config), default=str))
 
 
 def check_batch_divides(batch_size: int, batch_devices: int, processes: int) -> None:
@@ -90,4 +84,11 @@ def check_batch_divides(batch_size: int, batch_devices: int, processes: int) -> 
         )
 
 
-__all__ = ["NONFINITE_POLICIES", "check_batch_divides", "check_runtime_config", "check_train_section"]
+__all__ = [
+    "NONFINITE_POLICIES",
+    "check_batch_divides",
+    "check_eval_section",
+    "check_runtime_config",
+    "check_train_section",
+    "library_defaults",
+]

@@ -22,7 +22,10 @@ from typing import Any
 from etils import epath
 
 from mmjax.config import ConfigError
+from mmjax.data.presets import data_defaults
 from mmjax.files import write_text_atomic
+from mmjax.methods import registry
+from mmjax.train.defaults import library_defaults, runtime_defaults
 
 # Config keys a resumed run may change: how long and how it trains, logs, checkpoints and
 # evaluates, and how it is laid out on devices. Prefixes end in "."; others are exact keys.
@@ -110,11 +113,20 @@ def resumable(key: str) -> bool:
 def config_changes(saved: dict, new: dict) -> tuple[list[str], list[str]]:
     """`(refused, allowed)`: `"key old -> new"` for each differing key of two resolved configs."""
     a, b = flatten(saved), flatten(new)
+    defaults = flatten(json.loads(json.dumps(runtime_defaults())))
+    # A field of the saved run's method declared since (a `mask` or `target` section), at its default.
+    if saved.get("method") in registry.available_methods():
+        defaults.update(flatten(json.loads(json.dumps(library_defaults(saved["method"]).to_dict(), default=str))))
+    # A `data` field of the saved run's kind declared since (`mmjax.data.presets`), at its default: what it read.
+    declared = data_defaults(saved["data"]) if isinstance(saved.get("data"), dict) else {}
+    defaults.update(flatten(json.loads(json.dumps({"data": declared}))))
     refused, allowed = [], []
     for key in sorted(set(a) | set(b)):
         old, value = a.get(key, ABSENT), b.get(key, ABSENT)
         if (old is ABSENT and value in ("", None)) or (value is ABSENT and old in ("", None)):
             continue  # a field added since with an unset default ("", None): the old behaviour, no change
+        if old is ABSENT and key in defaults and value == defaults[key]:
+            continue  # a knob declared since, at its default: what the old run did
         if old != value:
             (allowed if resumable(key) else refused).append(f"{key} {old!r} -> {value!r}")
     return refused, allowed

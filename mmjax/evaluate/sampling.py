@@ -1,4 +1,8 @@
-"""`python -m mmjax sample`: generate images from a trained MaskGIT workdir and write a PNG grid."""
+"""`python -m mmjax sample`: generate images from a trained MaskGIT workdir and write a PNG grid.
+
+Run-level (it loads a workdir through `mmjax.train`), so it lives here, above the methods; the
+pure decoding that methods use is `mmjax.generate`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 
 from mmjax.data.transforms import denormalize_images
 from mmjax.evaluate.figures import image_grid, save_png
+from mmjax.train.loop import load_trained
 
 
 def sample_workdir(
@@ -37,8 +42,6 @@ def sample_workdir(
     Returns:
       The PNG path.
     """
-    from mmjax.train import load_trained
-
     config, method, params = load_trained(workdir, step)
     if not hasattr(method, "sampler") or not hasattr(method, "decode_images"):
         raise ValueError(f"{workdir} holds a {config.method!r} run, which does not generate; expected maskgit")

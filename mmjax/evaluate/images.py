@@ -1,0 +1,143 @@
+"""Evaluations of image encoders: a linear probe and a kNN table (the trained encoder against a random
+one and raw pixels), and a labelled reconstruction figure.
+
+Batches come from the data kind (`eval_batches`, the `images` kind's `eval_dataset`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from mmjax.data.kinds import data_kind
+from mmjax.data.pipeline import padded_batches
+from mmjax.data.sources import make_source
+from mmjax.data.transforms import EvalResize, denormalize_images, normalize_images
+from mmjax.evaluate.figures import image_grid, save_png
+from mmjax.evaluate.knn import knn_accuracy
+from mmjax.evaluate.linear_probe import linear_probe
+from mmjax.evaluate.report import announce
+from mmjax.methods.protocol import EvalResult
+
+# Rows of the reconstruction figure: the keys of `method.reconstruct`'s output, in this order.
+FIGURE_ROWS = {
+    "masked": "masked input",
+    "prediction": "prediction",
+    "pasted": "prediction, visible pasted",
+    "reconstruction": "reconstruction",
+}
+
+# The random encoder every probe compares against: `method.init` with this offset to `config.seed`.
+RANDOM_SEED_OFFSET = 12345
+
+
+def image_features(
+    config: Any, calls: dict[str, tuple[Callable[[Any, np.ndarray], Any], Any]], split: str
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """`({name: features [N, D]}, labels [N])` of a split, read once, each `fn(params, uint8 images)` compiled once.
+
+    `calls`: name -> `(fn, params)`; every batch goes through all of them before the next is read.
+    """
+    size = config.eval.batch_size
+    feats: dict[str, list[np.ndarray]] = {name: [] for name in calls}
+    labels = []
+    batches = data_kind(config.data).eval_batches(config.data, split, size)
+    for batch, n in padded_batches(batches, size):
+        for name, (fn, p) in calls.items():
+            feats[name].append(np.asarray(fn(p, batch["image"]))[:n])
+        labels.append(np.asarray(batch["label"])[:n])
+    return {name: np.concatenate(f) for name, f in feats.items()}, np.concatenate(labels)
+
+
+def random_image_params(config: Any, method: Any) -> Any:
+    """`method.init` at seed `config.seed + RANDOM_SEED_OFFSET`: the random-encoder baseline."""
+    images = np.zeros((1, *config.data.image_size, config.data.channels), np.float32)
+    return jax.jit(method.init)(jax.random.key(config.seed + RANDOM_SEED_OFFSET), {"image": images})
+
+
+def _feature_calls(config: Any, method: Any, params: Any, random_params: Any) -> tuple[str, dict]:
+    data, ev = config.data, config.eval
+
+    @jax.jit
+    def encoder(p, images):
+        return method.features(p, normalize_images(images, data.mean, data.std), pool=ev.probe_pool)
+
+    @jax.jit
+    def pixels(_, images):
+        return normalize_images(images, data.mean, data.std).reshape(images.shape[0], -1)
+
+    trained = f"{config.method} encoder"
+    return trained, {
+        trained: (encoder, params),
+        "random encoder": (encoder, random_params),
+        "raw pixels": (pixels, None),
+    }
+
+
+def _score_table(
+    config: Any, method: Any, params: Any, random_params: Any, protocol: str, detail: str, score: Callable
+) -> list[EvalResult]:
+    trained, calls = _feature_calls(config, method, params, random_params)
+    announce(
+        f"{protocol} on {config.data.source} ({config.eval.probe_pool} features, {detail}): features of "
+        f"{len(calls)} rows x 2 splits"
+    )
+    began = time.perf_counter()
+    (train, train_y), (test, test_y) = image_features(config, calls, "train"), image_features(config, calls, "test")
+    announce(f"  features: {time.perf_counter() - began:.1f}s")
+    results = []
+    for i, name in enumerate(calls, 1):
+        began = time.perf_counter()
+        accuracy = score(train[name], train_y, test[name], test_y)
+        announce(f"  [{i}/{len(calls)}] {name}: {100 * accuracy:.1f}% ({time.perf_counter() - began:.1f}s)")
+        results.append(EvalResult(protocol, name, "accuracy", accuracy, name != trained))
+    return results
+
+
+def probe_table(config: Any, method: Any, params: Any, random_params: Any) -> list[EvalResult]:
+    """Linear-probe accuracy (fit on train, scored on test) of the trained encoder, a random one, and raw pixels."""
+    ev = config.eval
+
+    def score(train_x, train_y, test_x, test_y):
+        return linear_probe(train_x, train_y, test_x, test_y, steps=ev.probe_steps, l2=ev.probe_l2)
+
+    return _score_table(config, method, params, random_params, "linear probe", f"{ev.probe_steps} steps", score)
+
+
+def knn_table(config: Any, method: Any, params: Any, random_params: Any, k: int = 20) -> list[EvalResult]:
+    """Weighted kNN accuracy (`k` neighbours, temperature 0.07) of the trained encoder, a random one, and raw pixels."""
+
+    def score(train_x, train_y, test_x, test_y):
+        return knn_accuracy(train_x, train_y, test_x, test_y, k=min(k, len(train_x)))
+
+    return _score_table(config, method, params, random_params, "kNN", f"k={k}", score)
+
+
+def reconstruction_figure(config: Any, method: Any, params: Any, path: str) -> str:
+    """PNG with labelled rows: the originals, then each image `method.reconstruct` returns (`FIGURE_ROWS`)."""
+    data, n = config.data, config.eval.figure_examples
+    source = make_source(data, "test")
+    picks = [source[int(i)] for i in np.linspace(0, len(source) - 1, n)]  # spread over the split
+    batch = {"image": np.stack([EvalResize(tuple(data.image_size))(p)["image"] for p in picks])}
+    images = normalize_images(batch["image"], data.mean, data.std)
+    out = jax.jit(method.reconstruct)(params, {"image": images}, jax.random.key(config.seed))
+    keys = [k for k in FIGURE_ROWS if k in out]
+    rows = [np.asarray(batch["image"])] + [denormalize_images(out[k], data.mean, data.std) for k in keys]
+    labels = ["original"] + [FIGURE_ROWS[k] for k in keys]
+    save_png(path, image_grid(rows, scale=max(1, 96 // rows[0].shape[1]), labels=labels))
+    return path
+
+
+__all__ = [
+    "FIGURE_ROWS",
+    "RANDOM_SEED_OFFSET",
+    "image_features",
+    "knn_table",
+    "probe_table",
+    "random_image_params",
+    "reconstruction_figure",
+]

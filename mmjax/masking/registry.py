@@ -1,0 +1,257 @@
+"""Mask generators by name: `mask.kind` in a method's config picks one that fits the method's token layout.
+
+Each kind is registered once (`MASKS`), with the token layouts it fits, its argument
+declaration (a frozen dataclass of `knob`s) and a function
+`(key, batch_size, layout, ratio, args) -> Mask`. The ratio is the method's own knob
+(`mae.mask_ratio`, `simmim.mask_ratio`, ...: the paper's default); the kind chooses the
+shape. Layouts (`Layout.kind`, with `Layout.shape`):
+
+  grid      `(H, W)` patch grid: images, spectrograms (row-major tokens)
+  video     `(T, H, W)` tubelet grid
+  sequence  `(N,)` tokens of a sequence
+  series    `(V, P)` variates x patches of a multivariate series
+  points    `(G,)` point-cloud groups
+
+`draw_mask` draws a chosen kind; with `fixed_count=True` (a sparse encoder, MAE) a kind
+whose hidden count varies is adapted to exactly `int(N * (1 - ratio))` visible tokens by
+`fixed_count_mask`. `UTILITIES` lists what `mmjax.masking` exports that is not a mask
+generator, each with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from mmjax.config import ConfigError, knob
+from mmjax.masking.blockwise import blockwise_mask
+from mmjax.masking.dense import fixed_count_mask, simmim_mask
+from mmjax.masking.mask import Mask, num_visible_tokens, random_mask
+from mmjax.masking.signals import spec_band_mask, time_frequency_mask, variate_patch_mask
+from mmjax.masking.video import frame_mask, running_cell_mask, spacetime_mask, tube_mask
+from mmjax.parts import Chosen, Parts
+
+LAYOUTS = ("grid", "video", "sequence", "series", "points")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The token layout facts a mask generator needs: `kind` (one of `LAYOUTS`) and `shape`."""
+
+    kind: str
+    shape: tuple[int, ...]
+
+    def __post_init__(self):
+        if self.kind not in LAYOUTS:
+            raise ValueError(f"layout kind must be one of {LAYOUTS}, got {self.kind!r}")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+
+    @property
+    def num_tokens(self) -> int:
+        return math.prod(self.shape)
+
+
+MASKS = Parts("mask", "mask kind")
+
+
+def hidden_count(num_tokens: int, ratio: float) -> int:
+    """Tokens hidden at `ratio`: `N - int(N * (1 - ratio))`, MAE's count (the complement of `num_visible_tokens`)."""
+    return num_tokens - num_visible_tokens(num_tokens, ratio)
+
+
+@MASKS.register("random", fits=LAYOUTS, doc="MAE: hide N - int(N (1 - ratio)) tokens uniformly at random")
+def _random(key, batch_size, layout, ratio, args):
+    return random_mask(key, batch_size, layout.num_tokens, ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockwiseArgs:
+    """`mask.blockwise`: BEiT's block-wise mask; the patch budget is the method's hidden count at its ratio."""
+
+    min_block: int = knob(16, "smallest block area in patches (BEiT: 16 at a 14 x 14 grid)", low=1)
+    max_block: int | None = knob(None, "largest block area; None = the budget", low=1)
+    min_aspect: float = knob(0.3, "smallest block aspect ratio", low=0, low_open=True)
+    max_aspect: float | None = knob(None, "largest aspect ratio; None = 1 / min_aspect", low=0, low_open=True)
+    max_tries: int = knob(10, "rectangles drawn per block before giving up", low=1)
+
+
+@MASKS.register("blockwise", fits=("grid",), args=BlockwiseArgs, doc="BEiT: random rectangles up to the budget")
+def _blockwise(key, batch_size, layout, ratio, args):
+    budget = hidden_count(layout.num_tokens, ratio)
+    if budget == 0:
+        return Mask(mask=jnp.zeros((batch_size, layout.num_tokens), bool))
+    return blockwise_mask(key, batch_size, layout.shape, budget, **dataclasses.asdict(args))
+
+
+@dataclasses.dataclass(frozen=True)
+class CellsArgs:
+    """`mask.cells`: SimMIM's coarse mask; SimMIM itself takes the cell side from `simmim.mask_patch`."""
+
+    mask_patch: int = knob(2, "cell side in tokens (2 tokens of 16 px = SimMIM's 32 px mask patches)", low=1)
+
+
+@MASKS.register("cells", fits=("grid",), args=CellsArgs, doc="SimMIM: ceil(cells * ratio) random cells of tokens")
+def _cells(key, batch_size, layout, ratio, args):
+    return simmim_mask(key, batch_size, layout.shape, args.mask_patch, ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeFrequencyArgs:
+    """`mask.time_frequency`: Audio-MAE's whole rows (time) and columns (frequency); the amount is set here."""
+
+    time_ratio: float = knob(0.2, "fraction of grid rows hidden", low=0, high=1)
+    freq_ratio: float = knob(0.2, "fraction of grid columns hidden", low=0, high=1)
+
+
+@MASKS.register("time_frequency", fits=("grid",), args=TimeFrequencyArgs, doc="Audio-MAE: whole rows and columns")
+def _time_frequency(key, batch_size, layout, ratio, args):
+    del ratio  # its own ratios set the amount; a sparse encoder adapts the count to its ratio
+    return time_frequency_mask(key, batch_size, layout.shape, args.time_ratio, args.freq_ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecBandArgs:
+    """`mask.spec_band`: SpecAugment bands of random width along rows (time) and columns (frequency)."""
+
+    num_time_bands: int = knob(2, "row bands", low=0)
+    max_time_width: int = knob(4, "widest row band", low=0)
+    num_freq_bands: int = knob(2, "column bands", low=0)
+    max_freq_width: int = knob(2, "widest column band", low=0)
+
+
+@MASKS.register("spec_band", fits=("grid",), args=SpecBandArgs, doc="SpecAugment: bands of rows and columns")
+def _spec_band(key, batch_size, layout, ratio, args):
+    del ratio  # its own widths set the amount
+    return spec_band_mask(key, batch_size, layout.shape, **dataclasses.asdict(args))
+
+
+@MASKS.register("tube", fits=("video",), doc="VideoMAE: one random spatial mask shared by every frame")
+def _tube(key, batch_size, layout, ratio, args):
+    return tube_mask(key, batch_size, layout.shape, ratio)
+
+
+@MASKS.register("frame", fits=("video",), doc="whole frames hidden")
+def _frame(key, batch_size, layout, ratio, args):
+    return frame_mask(key, batch_size, layout.shape, ratio)
+
+
+@MASKS.register("spacetime", fits=("video",), doc="ST-MAE: random over all spacetime tokens")
+def _spacetime(key, batch_size, layout, ratio, args):
+    return spacetime_mask(key, batch_size, layout.shape, ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningCellArgs:
+    """`mask.running_cell`: VideoMAE V2's running cell."""
+
+    cell: tuple[int, int] = knob((2, 2), "cell (rows, cols) whose hidden pattern shifts each frame")
+
+
+@MASKS.register("running_cell", fits=("video",), args=RunningCellArgs, doc="VideoMAE V2: shifting cell pattern")
+def _running_cell(key, batch_size, layout, ratio, args):
+    return running_cell_mask(key, batch_size, layout.shape, args.cell, ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class VariatePatchArgs:
+    """`mask.variate_patch`: PatchTST's per-variate patch mask."""
+
+    shared: bool = knob(False, "the same patches hidden in every variate")
+
+
+@MASKS.register("variate_patch", fits=("series",), args=VariatePatchArgs, doc="PatchTST: patches per variate")
+def _variate_patch(key, batch_size, layout, ratio, args):
+    return variate_patch_mask(key, batch_size, *layout.shape, ratio, shared=args.shared)
+
+
+def mask_section(layout_kind: str, default: str, owned: tuple[str, ...] = (), **arg_overrides: dict):
+    """The `mask` ConfigDict of a method whose tokens have `layout_kind`: `kind=default` plus each fitting kind's args.
+
+    `owned` kinds take their arguments from the method's own knobs (no subsection).
+    """
+    return MASKS.section_config(default, layout_kind, owned, **arg_overrides)
+
+
+def resolve_mask(section, layout_kind: str, default: str, owned: dict | None = None) -> Chosen:
+    """The kind a `mask` section chooses (checked against `MASKS`); None (an older config) = `default`."""
+    return MASKS.resolve(section, layout_kind, default, owned)
+
+
+def draw_mask(
+    chosen: Chosen, key: jax.Array, batch_size: int, layout: Layout, ratio: float, *, fixed_count: bool = False
+) -> Mask:
+    """Draw the chosen kind; `fixed_count` adapts a variable count to `int(N * (1 - ratio))` visible tokens.
+
+    A kind that already returns that count with `ids_keep` (e.g. `random`) is returned as
+    drawn, so its masks are exactly the generator's for the same key. The top-up / trim uses
+    `fold_in(key, 1)`.
+    """
+    if layout.kind not in chosen.part.fits:
+        raise ConfigError(f"mask.kind={chosen.name!r} does not fit a {layout.kind} layout; it fits {chosen.part.fits}")
+    mask = chosen.part.fn(key, batch_size, layout, ratio, chosen.args)
+    if not fixed_count:
+        return mask
+    visible = num_visible_tokens(layout.num_tokens, ratio)
+    if mask.ids_keep is not None and mask.ids_keep.shape[1] == visible:
+        return mask
+    return fixed_count_mask(jax.random.fold_in(key, 1), mask.mask, visible)
+
+
+# What `mmjax.masking` exports that is not a mask generator a config could choose, and why.
+UTILITIES: dict[str, str] = {
+    "apply_frequency_mask": "applies a FrequencyMask to images; the mask itself is frequency_mask",
+    "farthest_point_sampling": "point-cloud grouping (Point-MAE's centers), not a mask",
+    "gather_tokens": "token bookkeeping: gathers tokens by index, not a mask",
+    "group_points": "point-cloud grouping into patches, not a mask",
+    "image_from_spectrum": "Fourier transform helper for frequency masks",
+    "image_spectrum": "Fourier transform helper for frequency masks",
+    "inverse_permutation": "index bookkeeping for ids_restore",
+    "knn_groups": "point-cloud grouping (k nearest neighbours), not a mask",
+    "mask_from_ranking": "building block: scores -> fixed-count Mask (random, guided and the adapter use it)",
+    "maskgit_schedule": "MaskGIT's ratio schedule gamma(t), a number, not a mask",
+    "mlm_candidates": "which text tokens may be masked (special tokens excluded), input to text masks",
+    "num_visible_tokens": "the count int(N * (1 - ratio)), arithmetic",
+    "observed_cells": "which table cells are observed, input to ReMasker's masks",
+    "plot_masks": "a picture of masks",
+    "ramp": "a schedule value over training steps (for curricula), a number",
+    "random_mask_from_noise": "the `random` kind from given noise (HF parity, reproducing a mask)",
+    "replace_with_mask_token": "token bookkeeping: puts the mask token where tokens are hidden",
+    "restore_with_mask_tokens": "token bookkeeping: MAE's decoder unshuffle with mask tokens",
+    "sample_mask_ratio": "draws per-example ratios (MaskGIT), input to ratio_mask",
+    "select_lowest": "building block: per-example lowest-score selection",
+    "truncated_geometric_logits": "span-length distribution for span_mask, numbers",
+    "with_indices": "building block: adds ids_keep / ids_restore to a fixed-count boolean mask",
+    "fixed_count_mask": "the sparse-encoder adapter draw_mask applies to variable-count kinds",
+    "draw_mask": "the registry's entry point: draws a chosen kind",
+}
+
+# Exported generator -> the registered kind that calls it.
+GENERATOR_KINDS: dict[str, str] = {
+    "random_mask": "random",
+    "blockwise_mask": "blockwise",
+    "simmim_mask": "cells",
+    "time_frequency_mask": "time_frequency",
+    "spec_band_mask": "spec_band",
+    "tube_mask": "tube",
+    "frame_mask": "frame",
+    "spacetime_mask": "spacetime",
+    "running_cell_mask": "running_cell",
+    "variate_patch_mask": "variate_patch",
+}
+
+__all__ = [
+    "GENERATOR_KINDS",
+    "LAYOUTS",
+    "MASKS",
+    "UTILITIES",
+    "BlockwiseArgs",
+    "CellsArgs",
+    "Layout",
+    "draw_mask",
+    "hidden_count",
+    "mask_section",
+    "resolve_mask",
+]
