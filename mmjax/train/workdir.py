@@ -115,8 +115,9 @@ def config_changes(saved: dict, new: dict) -> tuple[list[str], list[str]]:
     a, b = flatten(saved), flatten(new)
     defaults = flatten(json.loads(json.dumps(runtime_defaults())))
     # A field of the saved run's method declared since (a `mask` or `target` section), at its default.
-    if saved.get("method") in registry.available_methods():
-        defaults.update(flatten(json.loads(json.dumps(library_defaults(saved["method"]).to_dict(), default=str))))
+    method = saved.get("method")
+    if method in registry.available_methods() and hasattr(registry.method_module(method), "default_config"):
+        defaults.update(flatten(json.loads(json.dumps(library_defaults(method).to_dict(), default=str))))
     # A `data` field of the saved run's kind declared since (`mmjax.data.presets`), at its default: what it read.
     declared = data_defaults(saved["data"]) if isinstance(saved.get("data"), dict) else {}
     defaults.update(flatten(json.loads(json.dumps({"data": declared}))))
