@@ -104,7 +104,7 @@ class MAE:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MAE:
-        options = dataclass_from_config(MAEOptions, config.get("mae", {}), "mae")
+        options = dataclass_from_config(MAEOptions, config.mae, "mae")
         # target.kind unset (None, or an older config without the section): the paper's target.
         target = TARGETS.resolve(config.get("target"), "image", paper_target(options).name)
         return cls(

@@ -91,7 +91,7 @@ class SimMIM:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> SimMIM:
-        options = dataclass_from_config(SimMIMOptions, config.get("simmim", {}), "simmim")
+        options = dataclass_from_config(SimMIMOptions, config.simmim, "simmim")
         owned = {"cells": CellsArgs(mask_patch=options.mask_patch)}
         target = TARGETS.resolve(config.get("target"), "image", PAPER_TARGET)
         return cls(
