@@ -1,8 +1,10 @@
 import os
 import tempfile
 
-# Tests see 8 CPU devices so sharding code paths run here too.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+from tests.xla_flags import xla_flags
+
+# Tests see 8 CPU devices so sharding code paths run here too, and compile cheaply (tests/xla_flags.py).
+os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 # One XLA compilation cache for the session: the pytest workers and the `python -m mmjax`

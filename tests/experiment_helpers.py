@@ -164,6 +164,35 @@ def variant_cases(path: pathlib.Path) -> list[Case]:
     return cases
 
 
+# What a method reads from another run: the config field naming its workdir. Which run that is, per
+# experiment file: `(upstream experiment file, its variant)`, shrunk (`H.write_finished_run`).
+UPSTREAM_FIELD = {
+    "beit": "beit.tokenizer_workdir",
+    "distill": "distill.teacher_workdir",
+    "maskgit": "maskgit.tokenizer_workdir",
+}
+UPSTREAM_RUN = {
+    "beit_mnist": ("vq_mnist", None),
+    "beit_vit_imagenet": ("vq_vit_imagenet", None),
+    "distill_mnist": ("mae_mnist", "runlocal"),
+    "distill_vit_imagenet": ("mae_vit_imagenet", None),
+    "maskgit_digits": ("maskgit_digits", "stage=tokenizer"),
+    "maskgit_imagenet": ("maskgit_imagenet", "stage=tokenizer"),
+}
+
+
+def attach_upstream(config: ml_collections.ConfigDict, stem: str, workdir_of: Any) -> None:
+    """Point the method's upstream field at `workdir_of(*UPSTREAM_RUN[stem])`, a run of the upstream experiment."""
+    field = UPSTREAM_FIELD.get(config.method)
+    if field is None:
+        return
+    assert stem in UPSTREAM_RUN, f"{stem}.py (method {config.method}) needs an entry in UPSTREAM_RUN"
+    workdir = workdir_of(*UPSTREAM_RUN[stem])
+    section, name = field.split(".")
+    with config.unlocked():
+        config[section][name] = workdir
+
+
 # --- The shrink ---------------------------------------------------------------------------
 
 TINY_WIDTH, TINY_HEADS, TINY_MLP = 16, 2, 32

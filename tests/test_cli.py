@@ -10,13 +10,14 @@ import time
 import pytest
 
 from tests.helpers import ROOT
+from tests.xla_flags import xla_flags
 
 QUICK = ["--config.train.batch_size=16", "--config.eval.probe_steps=20", "--config.train.log_every=4"]
 
 
 def mmjax(*args, env=None):
     """Start `python -m mmjax ARGS` on one CPU device; returns the Popen (stdout and stderr apart)."""
-    env = {**os.environ, "XLA_FLAGS": "", **(env or {})}
+    env = {**os.environ, "XLA_FLAGS": xla_flags(), **(env or {})}
     cmd = [sys.executable, "-m", "mmjax", *map(str, args)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -25,6 +25,7 @@ from mmjax.data.sources import make_source
 from mmjax.masking.registry import MASKS, Layout, draw_mask
 from mmjax.train import build_method, restore_state
 from mmjax.train.distributed import resolve
+from tests.xla_flags import xla_flags
 
 pytestmark = pytest.mark.promise
 
@@ -35,7 +36,7 @@ def train_cli(workdir, experiment: str, *overrides: str, devices: int = 1) -> su
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "XLA_FLAGS": xla_flags(devices),
     }
     args = [sys.executable, "-m", "mmjax", "train", "--config", experiment, "--workdir", str(workdir), *overrides]
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -140,11 +141,17 @@ def test_model_sharding_seed_data_and_parts_reach_their_consumers(mae_run):
     assert (method.mask_part.name, method.target_part.name, method.loss_part.name) == ("blockwise", "pixels", "l1")
 
 
+POINT_MASK = ("--config.mask.kind=region", "--config.mask.region.num_regions=2")
+
+
 @pytest.mark.parametrize(
-    ("experiment", "knob"),
-    [("experiments/pointmae_shapes.py:steps=1", "model"), ("experiments/remasker_wine.py:steps=1", "remasker")],
+    ("experiment", "knob", "extra"),
+    [
+        ("experiments/pointmae_shapes.py:steps=1", "model", POINT_MASK),
+        ("experiments/remasker_wine.py:steps=1", "remasker", ()),
+    ],
 )
-def test_the_attention_implementation_reaches_point_mae_and_remasker(tmp_path, experiment, knob):
+def test_the_attention_implementation_reaches_point_mae_and_remasker(tmp_path, experiment, knob, extra):
     workdir = tmp_path / "run"
     train_cli(
         workdir,
@@ -153,11 +160,15 @@ def test_the_attention_implementation_reaches_point_mae_and_remasker(tmp_path, e
         "--config.train.batch_size=8",
         "--config.train.checkpoint_every=1",
         "--config.eval.protocols=('reconstruction_figure',)",
+        *extra,
     )
     saved = saved_config(workdir)
     assert saved[knob]["attention_impl"] == "pallas"
     config = ml_collections.ConfigDict(saved)
     method = build_method(config)
+    if extra:  # Point-MAE's group mask, chosen on the command line: the rebuilt method draws it
+        assert saved["mask"] == {"kind": "region", "region": {"num_regions": 2}}
+        assert (method.mask_part.name, method.mask_part.args.num_regions) == ("region", 2)
     batch = data_kind(config.data).example_batch(config.data, 2)
     params = method.init(jax.random.key(0), batch)
     jaxpr = str(jax.make_jaxpr(lambda p: method.loss(p, batch, jax.random.key(1), True)[0])(params))

@@ -38,22 +38,6 @@ pytestmark = pytest.mark.promise  # every experiment file builds: the README pro
 FILES = H.experiment_files()
 CASES = [case for path in FILES for case in H.variant_cases(path)]
 
-# What a method reads from another run: the config field naming its workdir. Which run that is, per
-# experiment file: `(upstream experiment file, its variant)`, shrunk (`H.write_finished_run`).
-UPSTREAM_FIELD = {
-    "beit": "beit.tokenizer_workdir",
-    "distill": "distill.teacher_workdir",
-    "maskgit": "maskgit.tokenizer_workdir",
-}
-UPSTREAM_RUN = {
-    "beit_mnist": ("vq_mnist", None),
-    "beit_vit_imagenet": ("vq_vit_imagenet", None),
-    "distill_mnist": ("mae_mnist", "runlocal"),
-    "distill_vit_imagenet": ("mae_vit_imagenet", None),
-    "maskgit_digits": ("maskgit_digits", "stage=tokenizer"),
-    "maskgit_imagenet": ("maskgit_imagenet", "stage=tokenizer"),
-}
-
 
 def _build_cases() -> list[H.Case]:
     """Which cases build and take a gradient: every file's defaults, and a variant wherever it makes a
@@ -126,22 +110,10 @@ def upstream_workdir(tmp_path_factory):
     return make
 
 
-def attach_upstream(config, case: H.Case, upstream_workdir) -> None:
-    """Point the method's upstream field at a tiny finished run of the upstream experiment."""
-    field = UPSTREAM_FIELD.get(config.method)
-    if field is None:
-        return
-    assert case.path.stem in UPSTREAM_RUN, f"{case.path.name} (method {config.method}) needs an entry in UPSTREAM_RUN"
-    workdir = upstream_workdir(*UPSTREAM_RUN[case.path.stem])
-    section, name = field.split(".")
-    with config.unlocked():
-        config[section][name] = workdir
-
-
 @pytest.mark.parametrize("case", BUILD_CASES, ids=[c.id for c in BUILD_CASES])
 def test_builds_and_computes_a_gradient(case: H.Case, upstream_workdir):
     config = H.shrunk(case.path, case.arg)
-    attach_upstream(config, case, upstream_workdir)
+    H.attach_upstream(config, case.path.stem, upstream_workdir)
     method = H.trainer_checks(config)
     batch = H.example_batch(config, 2)
     init_key, step_key = jax.random.split(jax.random.key(0))

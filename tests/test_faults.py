@@ -34,6 +34,7 @@ from mmjax.train.checkpoint import CheckpointRestoreError
 from mmjax.train.defaults import training_sections
 from mmjax.train.workdir import config_changes
 from tests.helpers import ROOT, load_experiment
+from tests.xla_flags import xla_flags
 
 # A model that compiles in well under a second, fed by a real grain pipeline (`batched_stream`, so its
 # iterator state is a position in examples): the loop's fault handling does not depend on the model.
@@ -388,7 +389,7 @@ def test_sigterm_while_saving_stops_after_that_step_with_it_saved(tmp_path, monk
 
 
 def cli(workdir, *overrides, env_update=None, config="experiments/mae_digits.py"):
-    env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(ROOT), **(env_update or {})}
+    env = {**os.environ, "XLA_FLAGS": xla_flags(), "PYTHONPATH": str(ROOT), **(env_update or {})}
     cmd = [sys.executable, "-m", "mmjax", "train", "--config", config, "--workdir", str(workdir), *overrides]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -412,7 +413,7 @@ def test_sigterm_during_start_up_and_during_evaluation_exits_42(tmp_path):
             [sys.executable, "-m", "mmjax", "train", "--config", "experiments/mae_digits.py", "--workdir", str(run)]
             + quick,
             cwd=ROOT,
-            env=dict(os.environ, XLA_FLAGS="", PYTHONPATH=str(ROOT)),
+            env=dict(os.environ, XLA_FLAGS=xla_flags(), PYTHONPATH=str(ROOT)),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -422,13 +423,14 @@ def test_sigterm_during_start_up_and_during_evaluation_exits_42(tmp_path):
     assert steps_in(run / "checkpoints") == []
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            proc.args, cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), stdout=out, stderr=subprocess.STDOUT
+            proc.args, cwd=ROOT, env=dict(os.environ, XLA_FLAGS=xla_flags()), stdout=out, stderr=subprocess.STDOUT
         )
         assert wait_for(proc, log, "linear probe on")
         proc.send_signal(signal.SIGTERM)  # during the end-of-run evaluation
         assert proc.wait(timeout=120) == 42, log.read_text()
     assert steps_in(run / "checkpoints") == [4, 8] and not (run / "eval.json").exists()
-    done = subprocess.run(proc.args, cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), capture_output=True, text=True)
+    env = dict(os.environ, XLA_FLAGS=xla_flags())
+    done = subprocess.run(proc.args, cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "is complete (step 8" in done.stdout and (run / "eval.json").exists()
 
@@ -476,7 +478,7 @@ def two_processes(workdir, *knobs):
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "MMJAX_COORDINATOR": f"localhost:{port}"}
+    env = {"XLA_FLAGS": xla_flags(2), "MMJAX_COORDINATOR": f"localhost:{port}"}
     env["MMJAX_NUM_PROCESSES"] = "2"
     return [cli(workdir, *knobs, env_update={**env, "MMJAX_PROCESS_ID": str(pid)}) for pid in range(2)]
 

@@ -14,6 +14,7 @@ import pytest
 
 from mmjax.train import PREEMPTED_EXIT_CODE, distributed, restore_state, train
 from tests.helpers import ROOT, load_experiment
+from tests.xla_flags import xla_flags
 
 
 def tiny(steps=3, **mesh):
@@ -49,7 +50,7 @@ def test_checkpoint_restores_onto_other_meshes_with_identical_values(tmp_path):
 
 
 def cli(workdir, steps):
-    env = dict(os.environ, XLA_FLAGS="", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, XLA_FLAGS=xla_flags(), PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "mmjax", "train", "--config", "experiments/mae_digits.py", "--workdir", str(workdir)]
     overrides = [
         f"--config.train.steps={steps}",

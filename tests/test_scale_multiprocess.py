@@ -14,6 +14,7 @@ from mmjax.data import train_dataset
 from mmjax.train import restore_state, train
 from tests.helpers import ROOT
 from tests.multiprocess_worker import tiny_config
+from tests.xla_flags import xla_flags
 
 pytestmark = pytest.mark.multiprocess
 
@@ -31,7 +32,7 @@ def launch(out, workdir, steps, mesh="data=2,fsdp=4", processes=2, checkpoint_ev
     for pid in range(processes):
         env = dict(os.environ)
         env.update(
-            XLA_FLAGS="--xla_force_host_platform_device_count=4",
+            XLA_FLAGS=xla_flags(4),
             JAX_PLATFORMS="cpu",
             PYTHONPATH=str(ROOT),
             MMJAX_COORDINATOR=f"localhost:{port}",

@@ -10,6 +10,7 @@ import pytest
 from mmjax.data import train_dataset
 from mmjax.train import NonFiniteLossError, compile_train_step, load_trained, train
 from tests.helpers import ROOT, load_experiment
+from tests.xla_flags import xla_flags
 
 
 def tiny(steps=6, **train):
@@ -79,7 +80,7 @@ def run_cli(workdir, *overrides, env=None):
 @pytest.fixture
 def one_device_env():
     env = dict(os.environ)
-    env["XLA_FLAGS"] = ""
+    env["XLA_FLAGS"] = xla_flags()
     return env
 
 

@@ -30,6 +30,7 @@ from mmjax.config import ConfigError, knob
 from mmjax.masking.blockwise import blockwise_mask
 from mmjax.masking.dense import fixed_count_mask, simmim_mask
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask
+from mmjax.masking.points import region_mask
 from mmjax.masking.signals import spec_band_mask, time_frequency_mask, variate_patch_mask
 from mmjax.masking.video import frame_mask, running_cell_mask, spacetime_mask, tube_mask
 from mmjax.parts import Chosen, Parts
@@ -39,10 +40,15 @@ LAYOUTS = ("grid", "video", "sequence", "series", "points")
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """The token layout facts a mask generator needs: `kind` (one of `LAYOUTS`) and `shape`."""
+    """The token layout facts a mask generator needs: `kind` (one of `LAYOUTS`) and `shape`.
+
+    `centers` (points only, optional): float `[B, G, 3]` patch centers, for kinds that mask
+    by position (`region`).
+    """
 
     kind: str
     shape: tuple[int, ...]
+    centers: jax.Array | None = None
 
     def __post_init__(self):
         if self.kind not in LAYOUTS:
@@ -128,12 +134,12 @@ def _spec_band(key, batch_size, layout, ratio, args):
     return spec_band_mask(key, batch_size, layout.shape, **dataclasses.asdict(args))
 
 
-@MASKS.register("tube", fits=("video",), doc="VideoMAE: one random spatial mask shared by every frame")
+@MASKS.register("tube", fits=("video",), own_count=True, doc="VideoMAE: one random spatial mask shared by every frame")
 def _tube(key, batch_size, layout, ratio, args):
     return tube_mask(key, batch_size, layout.shape, ratio)
 
 
-@MASKS.register("frame", fits=("video",), doc="whole frames hidden")
+@MASKS.register("frame", fits=("video",), own_count=True, doc="whole frames hidden: int(ratio T) of them")
 def _frame(key, batch_size, layout, ratio, args):
     return frame_mask(key, batch_size, layout.shape, ratio)
 
@@ -150,7 +156,9 @@ class RunningCellArgs:
     cell: tuple[int, int] = knob((2, 2), "cell (rows, cols) whose hidden pattern shifts each frame")
 
 
-@MASKS.register("running_cell", fits=("video",), args=RunningCellArgs, doc="VideoMAE V2: shifting cell pattern")
+@MASKS.register(
+    "running_cell", fits=("video",), args=RunningCellArgs, own_count=True, doc="VideoMAE V2: shifting cell pattern"
+)
 def _running_cell(key, batch_size, layout, ratio, args):
     return running_cell_mask(key, batch_size, layout.shape, args.cell, ratio)
 
@@ -165,6 +173,22 @@ class VariatePatchArgs:
 @MASKS.register("variate_patch", fits=("series",), args=VariatePatchArgs, doc="PatchTST: patches per variate")
 def _variate_patch(key, batch_size, layout, ratio, args):
     return variate_patch_mask(key, batch_size, *layout.shape, ratio, shared=args.shared)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionArgs:
+    """`mask.region`: hide the point groups nearest to random seed groups (contiguous regions)."""
+
+    num_regions: int = knob(1, "seed groups per cloud (1 = Point-MAE's block masking)", low=1)
+
+
+@MASKS.register("region", fits=("points",), args=RegionArgs, doc="Point-MAE block: groups nearest to random seeds")
+def _region(key, batch_size, layout, ratio, args):
+    if layout.centers is None:
+        raise ValueError("mask.kind='region' needs the points layout's group centers (Layout.centers)")
+    if layout.centers.shape[:2] != (batch_size, layout.num_tokens):
+        raise ValueError(f"Layout.centers {layout.centers.shape} is not [{batch_size}, {layout.num_tokens}, 3]")
+    return region_mask(key, layout.centers, ratio, num_regions=args.num_regions)
 
 
 def mask_section(layout_kind: str, default: str, owned: tuple[str, ...] = (), **arg_overrides: dict):
@@ -185,9 +209,11 @@ def draw_mask(
 ) -> Mask:
     """Draw the chosen kind; `fixed_count` adapts a variable count to `int(N * (1 - ratio))` visible tokens.
 
-    A kind that already returns that count with `ids_keep` (e.g. `random`) is returned as
-    drawn, so its masks are exactly the generator's for the same key. The top-up / trim uses
-    `fold_in(key, 1)`.
+    A kind that already returns that count with `ids_keep` (e.g. `random`), or one
+    registered with `own_count=True` (`tube`: `T * (H W - int(ratio H W))` visible, the
+    paper's count; `frame`, `running_cell`: whole frames, whole cell patterns), is returned
+    as drawn, so its masks are exactly the generator's for the same key. The top-up / trim
+    uses `fold_in(key, 1)`. Kinds that mask by position read `layout.centers` (points).
     """
     if layout.kind not in chosen.part.fits:
         raise ConfigError(f"mask.kind={chosen.name!r} does not fit a {layout.kind} layout; it fits {chosen.part.fits}")
@@ -195,7 +221,7 @@ def draw_mask(
     if not fixed_count:
         return mask
     visible = num_visible_tokens(layout.num_tokens, ratio)
-    if mask.ids_keep is not None and mask.ids_keep.shape[1] == visible:
+    if mask.ids_keep is not None and (mask.ids_keep.shape[1] == visible or chosen.part.fact("own_count")):
         return mask
     return fixed_count_mask(jax.random.fold_in(key, 1), mask.mask, visible)
 
@@ -228,27 +254,13 @@ UTILITIES: dict[str, str] = {
     "draw_mask": "the registry's entry point: draws a chosen kind",
 }
 
-# Exported generator -> the registered kind that calls it.
-GENERATOR_KINDS: dict[str, str] = {
-    "random_mask": "random",
-    "blockwise_mask": "blockwise",
-    "simmim_mask": "cells",
-    "time_frequency_mask": "time_frequency",
-    "spec_band_mask": "spec_band",
-    "tube_mask": "tube",
-    "frame_mask": "frame",
-    "spacetime_mask": "spacetime",
-    "running_cell_mask": "running_cell",
-    "variate_patch_mask": "variate_patch",
-}
-
 __all__ = [
-    "GENERATOR_KINDS",
     "LAYOUTS",
     "MASKS",
     "UTILITIES",
     "BlockwiseArgs",
     "CellsArgs",
+    "RegionArgs",
     "Layout",
     "draw_mask",
     "hidden_count",

@@ -2,8 +2,9 @@
 
 Each window `[B, L, V]` is normalized per example and variate (RevIN), cut into
 per-variate patches `[B, V, L/p, p]`, a fraction of each variate's patches is hidden
-(`variate_patch_mask`), and a channel-independent transformer reconstructs them; the
-loss is the MSE on hidden patches in normalized units.
+(`mask.kind`: `variate_patch`, the paper's, or any generator that fits a series layout
+`(V, P)`, e.g. `random` over all variate patches), and a channel-independent transformer
+reconstructs them; the loss is the MSE on hidden patches in normalized units.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import ml_collections
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.losses import masked_mse
-from mmjax.masking.signals import variate_patch_mask
+from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.patchtst import PatchTSTModel
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.series import denormalize_series, instance_stats, normalize_series, patch_series, unpatch_series
+from mmjax.parts import Chosen
 
 POOLS = ("mean", "tokens")
+LAYOUT = "series"
+PAPER_MASK = "variate_patch"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,17 +55,27 @@ class ModelOptions:
 def default_config() -> ml_collections.ConfigDict:
     """The method's fields (PatchTST self-supervised defaults, a smaller model), from the declarations."""
     return ml_collections.ConfigDict(
-        {"method": "patchtst", "model": section_config(ModelOptions), "patchtst": section_config(PatchTSTOptions)}
+        {
+            "method": "patchtst",
+            "model": section_config(ModelOptions),
+            "patchtst": section_config(PatchTSTOptions),
+            "mask": mask_section(LAYOUT, PAPER_MASK),
+        }
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class PatchTST:
-    """The PatchTST method over batches `{"series": float32 [B, L, V]}`."""
+    """The PatchTST method over batches `{"series": float32 [B, L, V]}`; `mask_part` None = `variate_patch`."""
 
     window: int
     options: PatchTSTOptions
     model_options: ModelOptions
+    mask_part: Chosen | None = None
+
+    def __post_init__(self):
+        if self.mask_part is None:
+            object.__setattr__(self, "mask_part", MASKS.choose(PAPER_MASK))
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> PatchTST:
@@ -69,7 +83,8 @@ class PatchTST:
         window = int(config.data.window)
         if window % options.patch_len:
             raise ValueError(f"data.window={window} must be a multiple of patchtst.patch_len={options.patch_len}")
-        return cls(window, options, dataclass_from_config(ModelOptions, config.model, "model"))
+        model_options = dataclass_from_config(ModelOptions, config.model, "model")
+        return cls(window, options, model_options, resolve_mask(config.get("mask"), LAYOUT, PAPER_MASK))
 
     @property
     def patch_len(self) -> int:
@@ -103,8 +118,9 @@ class PatchTST:
         return nn.get_partition_spec(shapes)["params"]
 
     def make_mask(self, rng: jax.Array, batch_size: int, num_variates: int) -> jax.Array:
-        """bool `[B, V * P]` (variate-major), True = hidden; each variate hides its own patches."""
-        return variate_patch_mask(rng, batch_size, num_variates, self.num_patches, self.mask_ratio).mask
+        """bool `[B, V * P]` (variate-major), True = hidden (the paper's kind: each variate its own patches)."""
+        layout = Layout(LAYOUT, (num_variates, self.num_patches))
+        return draw_mask(self.mask_part, rng, batch_size, layout, self.mask_ratio).mask
 
     def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
         """MSE on hidden patches of the RevIN-normalized series."""

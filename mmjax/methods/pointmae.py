@@ -1,4 +1,8 @@
-"""Point-MAE (Pang et al. 2022): group a cloud into FPS + kNN patches, hide 60%, rebuild them (Chamfer loss)."""
+"""Point-MAE (Pang et al. 2022): group a cloud into FPS + kNN patches, hide 60%, rebuild them (Chamfer loss).
+
+`mask.kind` picks the group mask: `random` (the paper's) or `region` (the groups nearest to
+`mask.region.num_regions` random seed groups: Point-MAE's block masking, contiguous regions).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,19 @@ import ml_collections
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.losses import masked_mean
-from mmjax.masking.mask import random_mask
+from mmjax.masking.mask import Mask
 from mmjax.masking.points import PointPatches, group_points
+from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.pointmae import PointMAEModel
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.pointcloud import chamfer_distance
+from mmjax.parts import Chosen
 
 POOLS = ("mean", "max", "mean_max", "tokens")
+LAYOUT = "points"
+PAPER_MASK = "random"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,17 +73,23 @@ def default_config() -> ml_collections.ConfigDict:
             "model": section_config(EncoderSection),
             "decoder": section_config(DecoderSection),
             "pointmae": section_config(PointMAEOptions),
+            "mask": mask_section(LAYOUT, PAPER_MASK),
         }
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class PointMAE:
-    """The Point-MAE method over batches `{"points": float32 [B, P, 3]}`."""
+    """The Point-MAE method over batches `{"points": float32 [B, P, 3]}`; `mask_part` None = `random`."""
 
     options: PointMAEOptions
     encoder: EncoderSection
     decoder: DecoderSection
+    mask_part: Chosen | None = None
+
+    def __post_init__(self):
+        if self.mask_part is None:
+            object.__setattr__(self, "mask_part", MASKS.choose(PAPER_MASK))
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> PointMAE:
@@ -90,6 +104,7 @@ class PointMAE:
             options,
             dataclass_from_config(EncoderSection, config.model, "model"),
             dataclass_from_config(DecoderSection, config.decoder, "decoder"),
+            resolve_mask(config.get("mask"), LAYOUT, PAPER_MASK),
         )
 
     @property
@@ -119,11 +134,14 @@ class PointMAE:
         """FPS centers (from point 0, as the CUDA op) and kNN groups relative to their centers."""
         return group_points(points, self.options.num_groups, self.options.group_size)
 
+    def make_mask(self, rng: jax.Array, centers: jax.Array) -> Mask:
+        """The chosen kind's fixed-count mask over the groups, from their centers `[B, G, 3]`."""
+        layout = Layout(LAYOUT, (self.options.num_groups,), centers=centers)
+        return draw_mask(self.mask_part, rng, centers.shape[0], layout, self.options.mask_ratio, fixed_count=True)
+
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         patches = self.group(self._points(batch))
-        mask = random_mask(
-            jax.random.key(0), patches.centers.shape[0], self.options.num_groups, self.options.mask_ratio
-        )
+        mask = self.make_mask(jax.random.key(0), patches.centers)
         variables = self.model.init(rng, patches.patches, patches.centers, mask.ids_keep, mask.ids_restore)
         return nn.meta.unbox(variables["params"])
 
@@ -131,14 +149,14 @@ class PointMAE:
         o = self.options
         groups = jax.ShapeDtypeStruct((1, o.num_groups, o.group_size, 3), jnp.float32)
         centers = jax.ShapeDtypeStruct((1, o.num_groups, 3), jnp.float32)
-        mask = jax.eval_shape(lambda: random_mask(jax.random.key(0), 1, o.num_groups, o.mask_ratio))
+        mask = jax.eval_shape(lambda: self.make_mask(jax.random.key(0), jnp.zeros((1, o.num_groups, 3))))
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), groups, centers, mask.ids_keep, mask.ids_restore)
         return nn.get_partition_spec(shapes)["params"]
 
     def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, PointPatches, jax.Array]:
-        """`(pred [B, G, K, 3], patches, hidden bool [B, G])` for a random 60% group mask."""
+        """`(pred [B, G, K, 3], patches, hidden bool [B, G])` for the chosen group mask (random 60%)."""
         patches = self.group(self._points(batch))
-        mask = random_mask(rng, patches.centers.shape[0], self.options.num_groups, self.options.mask_ratio)
+        mask = self.make_mask(rng, patches.centers)
         pred = self.model.apply({"params": params}, patches.patches, patches.centers, mask.ids_keep, mask.ids_restore)
         return pred, patches, mask.mask
 

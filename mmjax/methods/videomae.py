@@ -2,7 +2,10 @@
 
 Batches hold `video` `[B, T, H, W, C]` (float, normalized by the `video` data kind).
 The tube mask hides the same spatial positions in every time slot (REFERENCE.md), so a
-hidden tubelet cannot be copied from the same place in a neighbouring frame.
+hidden tubelet cannot be copied from the same place in a neighbouring frame. `mask.kind`
+picks any generator that fits a video layout (`mmjax.masking.registry`): `tube` (the
+paper's), `frame`, `spacetime` (ST-MAE), `running_cell` (VideoMAE V2) or `random`, each at
+`videomae.mask_ratio`.
 With `norm_pix_loss` each target tubelet vector is normalized as a whole (over time,
 pixels and channels; VideoMAE normalizes per channel, the same for one channel).
 """
@@ -16,11 +19,15 @@ import ml_collections
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.masking.mask import Mask
-from mmjax.masking.video import tube_mask
+from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.grid_mae import GridMAE
 from mmjax.methods.registry import register_method
 from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig
 from mmjax.ops.tubelets import as_triple, tubelet_grid, tubeletify
+from mmjax.parts import Chosen
+
+LAYOUT = "video"
+PAPER_MASK = "tube"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +35,9 @@ class VideoMAEOptions:
     """`videomae`: tubelets and masking, with VideoMAE's defaults."""
 
     tubelet_size: tuple[int, int, int] = knob((2, 16, 16), "(t, h, w) frames and pixels per tubelet token")
-    mask_ratio: float = knob(0.9, "fraction of tubes hidden (tube masking)", low=0, high=1, high_open=True)
+    mask_ratio: float = knob(
+        0.9, "fraction hidden, as mask.kind counts it (tube: of the spatial positions)", low=0, high=1, high_open=True
+    )
     norm_pix_loss: bool = knob(True, "normalize each target tubelet vector (mean 0, std 1)")
 
     def __post_init__(self):
@@ -43,17 +52,23 @@ def default_config() -> ml_collections.ConfigDict:
             "model": section_config(GridEncoderConfig),
             "decoder": section_config(GridDecoderConfig),
             "videomae": section_config(VideoMAEOptions),
+            "mask": mask_section(LAYOUT, PAPER_MASK),
         }
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoMAE(GridMAE):
-    """VideoMAE over clips of `video_size` `(T, H, W)` with `channels` channels."""
+    """VideoMAE over clips of `video_size` `(T, H, W)` with `channels` channels; `mask_part` None = tube."""
 
     options: VideoMAEOptions = VideoMAEOptions()
     video_size: tuple[int, int, int] = (16, 224, 224)
     channels: int = 3
+    mask_part: Chosen | None = None
+
+    def __post_init__(self):
+        if self.mask_part is None:
+            object.__setattr__(self, "mask_part", MASKS.choose(PAPER_MASK))
 
     input_key = "video"
     name = "videomae"
@@ -70,6 +85,7 @@ class VideoMAE(GridMAE):
             options=options,
             video_size=video_size,
             channels=data.channels,
+            mask_part=resolve_mask(config.get("mask"), LAYOUT, PAPER_MASK),
         )
 
     @property
@@ -95,7 +111,7 @@ class VideoMAE(GridMAE):
 
     def make_mask(self, rng: jax.Array, batch_size: int, step: jax.Array) -> Mask:
         del step
-        return tube_mask(rng, batch_size, self.grid, self.mask_ratio)
+        return draw_mask(self.mask_part, rng, batch_size, Layout(LAYOUT, self.grid), self.mask_ratio, fixed_count=True)
 
 
 @register_method("videomae")
