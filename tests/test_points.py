@@ -5,7 +5,6 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from mmjax.data.kinds import data_kind
@@ -15,7 +14,7 @@ from mmjax.masking.points import farthest_point_sampling
 from mmjax.methods.registry import build_method
 from mmjax.models.pointmae import MiniPointNet
 from mmjax.ops.pointcloud import chamfer_distance
-from tests.helpers import load_experiment
+from tests.helpers import descend, load_experiment
 
 
 def tiny_config():
@@ -72,20 +71,8 @@ def test_a_few_steps_reduce_the_chamfer_loss():
     clouds, _ = shape_clouds("train", 2, 64)
     batch = {"points": jnp.asarray(clouds)}
     params = jax.jit(method.init)(jax.random.key(0), batch)
-    opt = optax.adam(3e-3)
     rng = jax.random.key(1)
-
-    @jax.jit
-    def step(params, state):
-        loss, grads = jax.value_and_grad(lambda p: method.loss(p, batch, rng)[0])(params)
-        updates, state = opt.update(grads, state)
-        return optax.apply_updates(params, updates), state, loss
-
-    state = opt.init(params)
-    losses = []
-    for _ in range(25):
-        params, state, loss = step(params, state)
-        losses.append(float(loss))
+    losses = descend(lambda p: method.loss(p, batch, rng)[0], params, steps=25)
     assert losses[-1] < 0.5 * losses[0]
 
 

@@ -1,14 +1,41 @@
-"""Pieces shared by the image methods: reconstruction images and feature pooling."""
+"""Pieces shared by the image methods: their parts chosen from a config, reconstruction images, feature pooling."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 
+from mmjax.losses import LOSSES
+from mmjax.masking.registry import resolve_mask
 from mmjax.models.config import ViTConfig
 from mmjax.ops.patches import patchify, unpatchify
+from mmjax.parts import Chosen
+from mmjax.targets import TARGETS
 
 POOLS = ("cls", "mean", "tokens")
+
+
+def image_parts(
+    config: ml_collections.ConfigDict,
+    layout: str,
+    paper: tuple[str, str, str],
+    owned_masks: dict[str, Any] | None = None,
+) -> tuple[Chosen, Chosen, Chosen]:
+    """The (mask, target, loss) a config's `mask`, `target` and `loss` sections choose, each checked.
+
+    `paper` is the method's (mask, target, loss) kinds, used where a section is absent (an older
+    config) or leaves `kind` unset; the loss must fit the chosen target's values.
+    """
+    mask_kind, target_kind, loss_kind = paper
+    target = TARGETS.resolve(config.get("target"), "image", target_kind)
+    return (
+        resolve_mask(config.get("mask"), layout, mask_kind, owned_masks),
+        target,
+        LOSSES.resolve(config.get("loss"), target.part.fact("values"), loss_kind),
+    )
 
 
 def reconstruction_images(

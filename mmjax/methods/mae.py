@@ -23,8 +23,8 @@ import ml_collections
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
 from mmjax.losses import LOSSES, loss_section, masked_loss
 from mmjax.masking.mask import Mask, random_mask_from_noise
-from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
-from mmjax.methods.common import pool_tokens, reconstruction_images
+from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section
+from mmjax.methods.common import image_parts, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
@@ -105,15 +105,14 @@ class MAE:
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MAE:
         options = dataclass_from_config(MAEOptions, config.mae, "mae")
-        # target.kind unset (None, or an older config without the section): the paper's target.
-        target = TARGETS.resolve(config.get("target"), "image", paper_target(options).name)
+        mask, target, loss = image_parts(config, LAYOUT, (PAPER_MASK, paper_target(options).name, PAPER_LOSS))
         return cls(
             model_config=vit_config_from_section(config.model),
             decoder_config=dataclass_from_config(DecoderConfig, config.decoder, "decoder"),
             options=options,
-            mask_part=resolve_mask(config.get("mask"), LAYOUT, PAPER_MASK),
+            mask_part=mask,
             target_part=target,
-            loss_part=LOSSES.resolve(config.get("loss"), target.part.fact("values"), PAPER_LOSS),
+            loss_part=loss,
         )
 
     @property

@@ -22,8 +22,8 @@ import ml_collections
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
 from mmjax.losses import LOSSES, loss_section, masked_loss
 from mmjax.masking.mask import Mask
-from mmjax.masking.registry import MASKS, CellsArgs, Layout, draw_mask, mask_section, resolve_mask
-from mmjax.methods.common import pool_tokens, reconstruction_images
+from mmjax.masking.registry import MASKS, CellsArgs, Layout, draw_mask, mask_section
+from mmjax.methods.common import image_parts, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
@@ -93,14 +93,8 @@ class SimMIM:
     def from_config(cls, config: ml_collections.ConfigDict) -> SimMIM:
         options = dataclass_from_config(SimMIMOptions, config.simmim, "simmim")
         owned = {"cells": CellsArgs(mask_patch=options.mask_patch)}
-        target = TARGETS.resolve(config.get("target"), "image", PAPER_TARGET)
-        return cls(
-            vit_config_from_section(config.model),
-            options,
-            mask_part=resolve_mask(config.get("mask"), LAYOUT, PAPER_MASK, owned),
-            target_part=target,
-            loss_part=LOSSES.resolve(config.get("loss"), target.part.fact("values"), PAPER_LOSS),
-        )
+        mask, target, loss = image_parts(config, LAYOUT, (PAPER_MASK, PAPER_TARGET, PAPER_LOSS), owned)
+        return cls(vit_config_from_section(config.model), options, mask_part=mask, target_part=target, loss_part=loss)
 
     @property
     def mask_ratio(self) -> float:
