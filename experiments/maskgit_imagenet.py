@@ -20,27 +20,12 @@ Needs accelerators.
 
 import ml_collections
 
-from mmjax.config import parse_arg, section_config
-from mmjax.data.presets import ImageData
+from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import maskgit, vq
 from mmjax.train.defaults import training_sections
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
-
-
-def imagenet_data(source: str, path: str) -> ml_collections.ConfigDict:
-    return section_config(
-        ImageData,
-        source=source,
-        path=path,
-        image_size=(256, 256),
-        channels=3,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        crop_scale=(0.8, 1.0),
-        flip=True,
-        num_threads=16,
-    )
 
 
 def tokenizer_config(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -58,7 +43,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variant = parse_arg(arg, stage="maskgit", data="imagefolder", path="/data/imagenet/train", epochs=300)
     if variant["data"] not in ("imagefolder", "arrayrecord"):
         raise ValueError(f"variant data={variant['data']!r}: expected 'imagefolder' or 'arrayrecord'")
-    data = imagenet_data(variant["data"], variant["path"])
+    data = presets.imagenet(
+        variant["data"],
+        variant["path"],
+        image_size=256,
+        crop_scale=(0.8, 1.0),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
     if variant["stage"] == "tokenizer":
         return tokenizer_config(data)
     if variant["stage"] != "maskgit":

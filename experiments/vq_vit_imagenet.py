@@ -14,30 +14,12 @@ BEiT v2's tokenizer reconstructs the features of a CLIP teacher; this one recons
 
 import ml_collections
 
-from mmjax.config import parse_arg, section_config
-from mmjax.data.presets import ImageData
+from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import vq
 from mmjax.train.defaults import training_sections
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
-
-
-def imagenet_data(source: str, path: str) -> ml_collections.ConfigDict:
-    """The ImageNet `data` section at 224 px."""
-    if source not in ("imagefolder", "arrayrecord"):
-        raise ValueError(f"data must be 'imagefolder' or 'arrayrecord', got {source!r}")
-    return section_config(
-        ImageData,
-        source=source,
-        path=path,
-        image_size=(224, 224),
-        channels=3,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        crop_scale=(0.08, 1.0),
-        flip=True,
-        num_threads=16,
-    )
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -53,7 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         decoder_depth=3,
         ema_decay=0.99,
     )
-    config.data = imagenet_data(variant["data"], variant["path"])
+    config.data = presets.imagenet(variant["data"], variant["path"])
     batch = 1024
     steps_per_epoch = IMAGENET_TRAIN_IMAGES // batch
     config.train.update(

@@ -246,11 +246,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def imagenet(
-    source: str, path: str, *, crop_scale: tuple[float, float] = (0.08, 1.0), flip: bool = True, image_size: int = 224
+    source: str,
+    path: str,
+    *,
+    crop_scale: tuple[float, float] = (0.08, 1.0),
+    flip: bool = True,
+    image_size: int = 224,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
 ) -> ml_collections.ConfigDict:
     """ImageNet from `path` (`imagefolder` or `arrayrecord`): RGB, the usual mean / std, RandomResizedCrop.
 
-    `crop_scale` is each paper's crop range (MAE 0.2, BEiT 0.08, I-JEPA 0.3, ...).
+    `crop_scale` is each paper's crop range (MAE 0.2, BEiT 0.08, I-JEPA 0.3, ...); `mean` /
+    `std` another normalization (MaskGIT's tokenizer: 0.5 / 0.5, pixels in [-1, 1]).
     `train_path` / `test_path` (empty here) give a split its own data (see `file_fields`).
     """
     if source not in ("imagefolder", "arrayrecord"):
@@ -261,8 +269,8 @@ def imagenet(
         **file_fields(path),
         image_size=(image_size, image_size),
         channels=3,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=tuple(mean),
+        std=tuple(std),
         crop_scale=tuple(crop_scale),
         flip=flip,
         num_threads=16,
