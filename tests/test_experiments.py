@@ -32,14 +32,15 @@ import pytest
 
 from mmjax.train.validate import check_runtime_config
 from tests import experiment_helpers as H
+from tests import experiment_variants as V
 
 pytestmark = pytest.mark.promise  # every experiment file builds: the README promises it
 
-FILES = H.experiment_files()
-CASES = [case for path in FILES for case in H.variant_cases(path)]
+FILES = V.experiment_files()
+CASES = [case for path in FILES for case in V.variant_cases(path)]
 
 
-def _build_cases() -> list[H.Case]:
+def _build_cases() -> list[V.Case]:
     """Which cases build and take a gradient: every file's defaults, and a variant wherever it makes a
     structural choice (`H.build_signature`) that no case built before makes for the same method.
 
@@ -71,8 +72,8 @@ BUILD_CASES = _build_cases()
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_variants_documented(path: pathlib.Path):
-    accepted = H.accepted_variants(path)
-    documented = H.documented_variants(H.module_docstring(path))
+    accepted = V.accepted_variants(path)
+    documented = V.documented_variants(V.module_docstring(path))
     assert set(documented) == set(accepted), (
         f"{path.name}: the docstring's Variants name {sorted(documented)}, get_config's parse_arg accepts "
         f"{sorted(accepted)}; undocumented: {sorted(set(accepted) - set(documented))}, "
@@ -81,7 +82,7 @@ def test_variants_documented(path: pathlib.Path):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_resolves_and_shrinks(case: H.Case):
+def test_resolves_and_shrinks(case: V.Case):
     config = H.resolved(case.path, case.arg)
     check_runtime_config(config)
     if case.changes_default:
@@ -101,7 +102,7 @@ def upstream_workdir(tmp_path_factory):
     @functools.cache
     def make(name: str, arg: str | None) -> str:
         workdir = str(tmp_path_factory.mktemp(f"upstream-{name}"))
-        config = H.shrunk(H.EXPERIMENTS / f"{name}.py", arg)
+        config = H.shrunk(V.EXPERIMENTS / f"{name}.py", arg)
         with config.unlocked():
             config.train.update(steps=2, checkpoint_every=2, log_every=2)
         H.write_finished_run(config, workdir, step=2)
@@ -111,7 +112,7 @@ def upstream_workdir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", BUILD_CASES, ids=[c.id for c in BUILD_CASES])
-def test_builds_and_computes_a_gradient(case: H.Case, upstream_workdir):
+def test_builds_and_computes_a_gradient(case: V.Case, upstream_workdir):
     config = H.shrunk(case.path, case.arg)
     H.attach_upstream(config, case.path.stem, upstream_workdir)
     method = H.trainer_checks(config)

@@ -31,6 +31,7 @@ from mmjax.masking.registry import MASKS, UTILITIES
 from mmjax.methods.registry import method_module
 from mmjax.train import checkpoint, loop
 from tests import experiment_helpers as H
+from tests import experiment_variants as V
 
 MASK_VARIANT_KEYS = ("masking", "selection", "mode", "stage")
 
@@ -84,8 +85,8 @@ def trace_loss(config) -> None:
 def mask_cases(upstream_config_of) -> list[tuple[str, object]]:
     """(id, shrunk config) for each experiment default, mask variant and `mask.kind` sweep (see the docstring)."""
     cases, swept = [], set()
-    for path in H.experiment_files():
-        for case in H.variant_cases(path):
+    for path in V.experiment_files():
+        for case in V.variant_cases(path):
             if case.arg is not None and case.key not in MASK_VARIANT_KEYS:
                 continue
             config = H.shrunk(path, case.arg)
@@ -109,7 +110,7 @@ def reached(tmp_path_factory) -> dict[str, tuple[str, set[str]]]:
     def upstream_config_of(name: str, arg: str | None) -> str:
         """A workdir holding only the `config.json` of the shrunk upstream run: building reads no more."""
         workdir = str(tmp_path_factory.mktemp(f"upstream-{name}"))
-        checkpoint.write_config(workdir, loop.config_as_dict(H.shrunk(H.EXPERIMENTS / f"{name}.py", arg)))
+        checkpoint.write_config(workdir, loop.config_as_dict(H.shrunk(V.EXPERIMENTS / f"{name}.py", arg)))
         return workdir
 
     generators = exported_generators()
