@@ -12,7 +12,7 @@ import pytest
 from mmjax.config import ConfigError
 from mmjax.losses import LOSSES, masked_l1, masked_loss, masked_mse
 from mmjax.masking import fixed_count_mask, random_mask, simmim_mask
-from mmjax.masking.registry import MASKS, Layout, draw_mask, resolve_mask
+from mmjax.masking.registry import MASKS, Layout, check_scores, draw_mask, needed_scores, resolve_mask
 from mmjax.methods import build_method, feature_targets, mae, simmim
 from mmjax.ops.hog import hog_cells, hog_patches
 from mmjax.ops.patches import patchify
@@ -49,6 +49,9 @@ def test_every_registered_kind_gives_a_valid_mask_for_its_layouts(name):
         if layout_kind == "points":
             centers = jax.random.normal(jax.random.key(1), (3, layout.num_tokens, 3))
             layout = Layout(layout_kind, layout.shape, centers=centers)
+        scores = {n: jax.random.normal(jax.random.key(2), (3, layout.num_tokens)) for n in needed_scores(chosen)}
+        if scores:
+            layout = Layout(layout_kind, layout.shape, scores=scores)
         mask = draw_mask(chosen, jax.random.key(0), 3, layout, 0.5)
         check_mask(mask, 3, layout.num_tokens)
         fixed = draw_mask(chosen, jax.random.key(0), 3, layout, 0.5, fixed_count=True)
@@ -242,6 +245,29 @@ def test_mae_with_the_blockwise_mask_keeps_its_fixed_count():
     assert float(metrics["mask_ratio"]) == 0.75
     with pytest.raises(ValueError, match="noise reproduces a random mask"):
         method.make_mask(jax.random.key(0), 2, noise=jnp.zeros((2, 16)))
+
+
+def test_the_prior_guided_mask_hides_the_busiest_patches_of_mae_and_simmim():
+    # Left half of each 16 x 16 image is noise, right half flat: at ratio 0.5 and a low
+    # temperature the hidden patches are exactly the noisy ones (pixel_std is the prior).
+    images = jax.random.normal(jax.random.key(0), (3, 16, 16, 1)) * (jnp.arange(16) < 8)[None, None, :, None]
+    noisy = np.tile(np.arange(4) < 2, 4)  # row-major 4 x 4 patch grid
+    for config in (tiny_mae_config(), tiny_simmim_config()):
+        config.mask.kind = "prior_guided"
+        config.mask.prior_guided.temperature = 1e-3
+        config[config.method].mask_ratio = 0.5
+        method = build_method(config)
+        assert needed_scores(method.mask_part) == ("pixel_std",)
+        mask = method.make_mask(jax.random.key(1), 3, images=images)
+        np.testing.assert_array_equal(np.asarray(mask.mask), np.broadcast_to(noisy, (3, 16)))
+        finite_loss_and_grad(method, 16)
+        with pytest.raises(ValueError, match="score maps of the images"):
+            method.make_mask(jax.random.key(1), 3)
+    with pytest.raises(ConfigError, match=r"mask.kind='prior_guided' reads the 'pixel_std' score map.*'videomae'"):
+        check_scores(method.mask_part, (), "videomae")
+    config.mask.prior_guided.prior = "saliency"
+    with pytest.raises(ConfigError, match="mask.prior_guided.prior"):
+        build_method(config)
 
 
 def test_simmim_with_hog_targets_predicts_the_hog_width():

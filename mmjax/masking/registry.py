@@ -12,6 +12,10 @@ shape. Layouts (`Layout.kind`, with `Layout.shape`):
   series    `(V, P)` variates x patches of a multivariate series
   points    `(G,)` point-cloud groups
 
+Guided kinds (`prior_guided`) hide tokens by a per-token score map that the method supplies
+in `Layout.scores` (the names are `SCORES`); a method that cannot supply a kind's map
+refuses it when it is built (`check_scores`).
+
 `draw_mask` draws a chosen kind; with `fixed_count=True` (a sparse encoder, MAE) a kind
 whose hidden count varies is adapted to exactly `int(N * (1 - ratio))` visible tokens by
 `fixed_count_mask`. `UTILITIES` lists what `mmjax.masking` exports that is not a mask
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +34,7 @@ import jax.numpy as jnp
 from mmjax.config import ConfigError, knob
 from mmjax.masking.blockwise import blockwise_mask
 from mmjax.masking.dense import fixed_count_mask, simmim_mask
+from mmjax.masking.guided import prior_guided_mask
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask
 from mmjax.masking.points import region_mask
 from mmjax.masking.signals import spec_band_mask, time_frequency_mask, variate_patch_mask
@@ -37,18 +43,25 @@ from mmjax.parts import Chosen, Parts
 
 LAYOUTS = ("grid", "video", "sequence", "series", "points")
 
+# The per-token score maps `[B, N]` a guided kind may read from `Layout.scores`, and what each is.
+SCORES: dict[str, str] = {
+    "pixel_std": "standard deviation of each patch's input pixels: a saliency prior (MAE, SimMIM)",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """The token layout facts a mask generator needs: `kind` (one of `LAYOUTS`) and `shape`.
 
     `centers` (points only, optional): float `[B, G, 3]` patch centers, for kinds that mask
-    by position (`region`).
+    by position (`region`). `scores` (optional): name (one of `SCORES`) -> float `[B, N]`, for
+    guided kinds.
     """
 
     kind: str
     shape: tuple[int, ...]
     centers: jax.Array | None = None
+    scores: Mapping[str, jax.Array] | None = None
 
     def __post_init__(self):
         if self.kind not in LAYOUTS:
@@ -58,6 +71,17 @@ class Layout:
     @property
     def num_tokens(self) -> int:
         return math.prod(self.shape)
+
+    def score(self, name: str, kind: str) -> jax.Array:
+        """The `[B, N]` score map `name` that mask kind `kind` reads; a clear error when it is absent."""
+        if not self.scores or name not in self.scores:
+            raise ValueError(
+                f"mask.kind={kind!r} reads the {name!r} score map; this layout has {sorted(self.scores or {})}"
+            )
+        values = self.scores[name]
+        if values.ndim != 2 or values.shape[1] != self.num_tokens:
+            raise ValueError(f"score map {name!r} must be [B, {self.num_tokens}], got {values.shape}")
+        return values
 
 
 MASKS = Parts("mask", "mask kind")
@@ -191,6 +215,41 @@ def _region(key, batch_size, layout, ratio, args):
     return region_mask(key, layout.centers, ratio, num_regions=args.num_regions)
 
 
+@dataclasses.dataclass(frozen=True)
+class PriorGuidedArgs:
+    """`mask.prior_guided`: hide tokens sampled without replacement with probability softmax(prior / T)."""
+
+    prior: str = knob("pixel_std", f"the score map that is the prior; one of {tuple(SCORES)}", choices=tuple(SCORES))
+    temperature: float = knob(1.0, "T; small T tends to the highest-scoring tokens", low=0, low_open=True)
+
+
+@MASKS.register(
+    "prior_guided",
+    fits=("grid",),
+    args=PriorGuidedArgs,
+    needs=lambda args: (args.prior,),
+    doc="SemMAE-style prior: Gumbel top-k of a score map (default: patch pixel std)",
+)
+def _prior_guided(key, batch_size, layout, ratio, args):
+    return prior_guided_mask(key, layout.score(args.prior, "prior_guided"), ratio, temperature=args.temperature)
+
+
+def needed_scores(chosen: Chosen) -> tuple[str, ...]:
+    """The `SCORES` names the chosen kind reads from `Layout.scores` (none for unguided kinds)."""
+    needs = chosen.part.fact("needs", ())
+    return tuple(needs(chosen.args) if callable(needs) else needs)
+
+
+def check_scores(chosen: Chosen, supplied: tuple[str, ...], method: str) -> None:
+    """A `ConfigError` when the chosen kind reads a score map that `method` does not supply."""
+    missing = [name for name in needed_scores(chosen) if name not in supplied]
+    if missing:
+        raise ConfigError(
+            f"mask.kind={chosen.name!r} reads the {missing[0]!r} score map ({SCORES.get(missing[0], '?')}), "
+            f"which method {method!r} does not supply; it supplies {supplied}"
+        )
+
+
 def mask_section(layout_kind: str, default: str, owned: tuple[str, ...] = (), **arg_overrides: dict):
     """The `mask` ConfigDict of a method whose tokens have `layout_kind`: `kind=default` plus each fitting kind's args.
 
@@ -261,8 +320,12 @@ __all__ = [
     "BlockwiseArgs",
     "CellsArgs",
     "RegionArgs",
+    "PriorGuidedArgs",
+    "SCORES",
     "Layout",
+    "check_scores",
     "draw_mask",
+    "needed_scores",
     "hidden_count",
     "mask_section",
     "resolve_mask",

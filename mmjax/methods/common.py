@@ -9,13 +9,15 @@ import jax.numpy as jnp
 import ml_collections
 
 from mmjax.losses import LOSSES
-from mmjax.masking.registry import resolve_mask
+from mmjax.masking.registry import check_scores, needed_scores, resolve_mask
 from mmjax.models.config import ViTConfig
 from mmjax.ops.patches import patchify, unpatchify
 from mmjax.parts import Chosen
 from mmjax.targets import TARGETS
 
 POOLS = ("cls", "mean", "tokens")
+# The score maps (`mmjax.masking.registry.SCORES`) an image method computes from its input for guided masks.
+IMAGE_SCORES = ("pixel_std",)
 
 
 def image_parts(
@@ -31,11 +33,21 @@ def image_parts(
     """
     mask_kind, target_kind, loss_kind = paper
     target = TARGETS.resolve(config.get("target"), "image", target_kind)
-    return (
-        resolve_mask(config.get("mask"), layout, mask_kind, owned_masks),
-        target,
-        LOSSES.resolve(config.get("loss"), target.part.fact("values"), loss_kind),
-    )
+    mask = resolve_mask(config.get("mask"), layout, mask_kind, owned_masks)
+    check_scores(mask, IMAGE_SCORES, config.get("method", "?"))
+    return mask, target, LOSSES.resolve(config.get("loss"), target.part.fact("values"), loss_kind)
+
+
+def image_scores(mask: Chosen, images: jax.Array | None, patch_size: int) -> dict[str, jax.Array] | None:
+    """The score maps `[B, N]` the chosen mask kind reads (`IMAGE_SCORES`), from `[B, H, W, C]` images; None if none."""
+    names = needed_scores(mask)
+    if not names:
+        return None
+    if images is None:
+        raise ValueError(f"mask.kind={mask.name!r} is drawn from score maps of the images; pass the images")
+    patches = patchify(images, patch_size).astype(jnp.float32)
+    maps = {"pixel_std": lambda: jnp.std(patches, axis=-1)}
+    return {name: maps[name]() for name in names}
 
 
 def reconstruction_images(

@@ -24,7 +24,7 @@ from mmjax.config import ConfigError, dataclass_from_config, knob, section_confi
 from mmjax.losses import LOSSES, loss_section, masked_loss
 from mmjax.masking.mask import Mask, random_mask_from_noise
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section
-from mmjax.methods.common import image_parts, pool_tokens, reconstruction_images
+from mmjax.methods.common import image_parts, image_scores, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
@@ -137,26 +137,31 @@ class MAE:
             raise KeyError(f"MAE batches need an 'image' entry [B, H, W, C]; got keys {sorted(batch)}")
         return batch["image"]
 
-    def make_mask(self, rng: jax.Array, batch_size: int, noise: jax.Array | None = None) -> Mask:
+    def make_mask(
+        self, rng: jax.Array, batch_size: int, noise: jax.Array | None = None, images: jax.Array | None = None
+    ) -> Mask:
         """The `mask.kind` mask over the patch grid, with a fixed visible count.
 
-        `noise` `[B, N]` reproduces a random mask (`random_mask_from_noise`).
+        `noise` `[B, N]` reproduces a random mask (`random_mask_from_noise`). Guided kinds
+        (`prior_guided`) read score maps of `images` `[B, H, W, C]`.
         """
         if noise is not None:
             if self.mask_part.name != "random":
                 raise ValueError(f"noise reproduces a random mask; this MAE has mask.kind={self.mask_part.name!r}")
             return random_mask_from_noise(noise, self.mask_ratio)
-        return draw_mask(self.mask_part, rng, batch_size, self.layout, self.mask_ratio, fixed_count=True)
+        scores = image_scores(self.mask_part, images, self.model_config.patch_size)
+        layout = dataclasses.replace(self.layout, scores=scores)
+        return draw_mask(self.mask_part, rng, batch_size, layout, self.mask_ratio, fixed_count=True)
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
-        mask = self.make_mask(jax.random.key(0), images.shape[0])
+        mask = self.make_mask(jax.random.key(0), images.shape[0], images=images)
         return nn.meta.unbox(self.model.init(rng, images, mask)["params"])
 
     def param_axes(self) -> Params:
         cfg = self.model_config
         images = jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
-        mask = jax.eval_shape(lambda: self.make_mask(jax.random.key(0), 1))
+        mask = jax.eval_shape(lambda x: self.make_mask(jax.random.key(0), 1, images=x), images)
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), images, mask)
         return nn.get_partition_spec(shapes)["params"]
 
@@ -165,7 +170,7 @@ class MAE:
     ) -> tuple[jax.Array, Mask]:
         """Patch predictions `[B, N, D]` of the target (normalised-patch units with norm_pix) and the mask."""
         images = self._images(batch)
-        mask = self.make_mask(rng, images.shape[0], noise)
+        mask = self.make_mask(rng, images.shape[0], noise, images)
         return self.model.apply({"params": params}, images, mask), mask
 
     def loss(

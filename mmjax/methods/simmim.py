@@ -23,7 +23,7 @@ from mmjax.config import ConfigError, dataclass_from_config, knob, section_confi
 from mmjax.losses import LOSSES, loss_section, masked_loss
 from mmjax.masking.mask import Mask
 from mmjax.masking.registry import MASKS, CellsArgs, Layout, draw_mask, mask_section
-from mmjax.methods.common import image_parts, pool_tokens, reconstruction_images
+from mmjax.methods.common import image_parts, image_scores, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
@@ -126,18 +126,20 @@ class SimMIM:
             raise KeyError(f"SimMIM batches need an 'image' entry [B, H, W, C]; got keys {sorted(batch)}")
         return batch["image"]
 
-    def make_mask(self, rng: jax.Array, batch_size: int) -> Mask:
+    def make_mask(self, rng: jax.Array, batch_size: int, images: jax.Array | None = None) -> Mask:
         """The `mask.kind` mask; by default SimMIM's: `ceil(cells * ratio)` cells of `mask_patch`^2 tokens.
 
         A grid that `mask_patch` does not divide gets cells cut by its bottom and right
-        edges (e.g. a 7 x 7 grid of 4 px tokens at 28 px, 2 x 2-token cells).
+        edges (e.g. a 7 x 7 grid of 4 px tokens at 28 px, 2 x 2-token cells). Guided kinds
+        (`prior_guided`) read score maps of `images` `[B, H, W, C]`.
         """
-        layout = Layout(LAYOUT, self.model_config.grid)
+        scores = image_scores(self.mask_part, images, self.model_config.patch_size)
+        layout = Layout(LAYOUT, self.model_config.grid, scores=scores)
         return draw_mask(self.mask_part, rng, batch_size, layout, self.mask_ratio)
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
-        hidden = self.make_mask(jax.random.key(0), images.shape[0]).mask
+        hidden = self.make_mask(jax.random.key(0), images.shape[0], images).mask
         return nn.meta.unbox(self.model.init(rng, images, hidden)["params"])
 
     def param_axes(self) -> Params:
@@ -150,7 +152,7 @@ class SimMIM:
     def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Mask]:
         """Target predictions `[B, N, D]` for every patch (pixels: `p*p*C`), and the mask used."""
         images = self._images(batch)
-        mask = self.make_mask(rng, images.shape[0])
+        mask = self.make_mask(rng, images.shape[0], images)
         return self.model.apply({"params": params}, images, mask.mask), mask
 
     def loss(
