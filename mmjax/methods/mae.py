@@ -9,6 +9,10 @@ Assembled from named parts (DESIGN.md principle 3), each chosen in the config:
                else `pixels`; or `hog`, `fourier` (`mmjax.targets`). The decoder's output
                width follows the target.
   loss.kind    `mse` (the paper); `l1`, `smooth_l1`, `cosine` (`mmjax.losses.LOSSES`).
+
+`mae.num_views` > 1 is DMJD's disjoint masking (Ma et al. 2023): each image is seen as
+that many views whose visible sets never overlap (`mmjax.masking.disjoint_view_masks`), all
+encoded in the same step as one batch of `V * B`, and the loss is the mean over the views.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import ml_collections
 
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
 from mmjax.losses import LOSSES, loss_section, masked_loss
-from mmjax.masking.mask import Mask, random_mask_from_noise
+from mmjax.masking.mask import Mask, num_visible_tokens, random_mask_from_noise
+from mmjax.masking.multimodal import disjoint_view_masks
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section
 from mmjax.methods.common import image_parts, image_scores, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
@@ -48,6 +53,7 @@ class MAEOptions:
     norm_pix_loss: bool = knob(
         True, "the paper's target (when target.kind is unset): per-patch normalized pixels (HF's norm_pix_loss)"
     )
+    num_views: int = knob(1, "disjoint masked views per image in one step (DMJD; 1 = MAE)", low=1)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -101,6 +107,20 @@ class MAE:
         if self.loss_part is None:
             object.__setattr__(self, "loss_part", LOSSES.choose(PAPER_LOSS))
         check_target_fits(self.target_part, self.model_config)
+        views = self.options.num_views
+        if views > 1:
+            if self.mask_part.name != "random":
+                raise ConfigError(
+                    f"mae.num_views={views} draws disjoint random views; expected mask.kind='random', "
+                    f"got {self.mask_part.name!r}"
+                )
+            num_tokens = self.model_config.num_patches
+            visible = num_visible_tokens(num_tokens, self.mask_ratio)
+            if views * visible > num_tokens:
+                raise ConfigError(
+                    f"mae.num_views={views}: {views} disjoint views of {visible} visible patches need "
+                    f"{views * visible} of the {num_tokens}; expected num_views <= {num_tokens // max(visible, 1)}"
+                )
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MAE:
@@ -133,9 +153,12 @@ class MAE:
         return MAEModel(self.model_config, self.decoder_config, check_target_fits(self.target_part, self.model_config))
 
     def _images(self, batch: Batch) -> jax.Array:
+        """The batch's images `[B, H, W, C]`, repeated view-major to `[V * B, ...]` with `mae.num_views` = V."""
         if "image" not in batch:
             raise KeyError(f"MAE batches need an 'image' entry [B, H, W, C]; got keys {sorted(batch)}")
-        return batch["image"]
+        images = batch["image"]
+        views = self.options.num_views
+        return images if views == 1 else jnp.concatenate([images] * views, axis=0)
 
     def make_mask(
         self, rng: jax.Array, batch_size: int, noise: jax.Array | None = None, images: jax.Array | None = None
@@ -143,9 +166,17 @@ class MAE:
         """The `mask.kind` mask over the patch grid, with a fixed visible count.
 
         `noise` `[B, N]` reproduces a random mask (`random_mask_from_noise`). Guided kinds
-        (`prior_guided`) read score maps of `images` `[B, H, W, C]`.
+        (`prior_guided`) read score maps of `images` `[B, H, W, C]`. With `mae.num_views` = V
+        > 1, the V disjoint views of each example, view-major: `[V * B, N]`.
         """
+        views = self.options.num_views
+        if views > 1 and noise is None:
+            visible = num_visible_tokens(self.model_config.num_patches, self.mask_ratio)
+            masks = disjoint_view_masks(rng, batch_size, self.model_config.num_patches, views, visible)
+            return jax.tree.map(lambda x: x.reshape(views * batch_size, *x.shape[2:]), masks)
         if noise is not None:
+            if views > 1:
+                raise ValueError(f"noise reproduces one random mask; this MAE draws mae.num_views={views} views")
             if self.mask_part.name != "random":
                 raise ValueError(f"noise reproduces a random mask; this MAE has mask.kind={self.mask_part.name!r}")
             return random_mask_from_noise(noise, self.mask_ratio)
@@ -155,12 +186,12 @@ class MAE:
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
-        mask = self.make_mask(jax.random.key(0), images.shape[0], images=images)
+        mask = self.make_mask(jax.random.key(0), images.shape[0] // self.options.num_views, images=images)
         return nn.meta.unbox(self.model.init(rng, images, mask)["params"])
 
     def param_axes(self) -> Params:
         cfg = self.model_config
-        images = jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
+        images = jax.ShapeDtypeStruct((self.options.num_views, *cfg.image_size, cfg.channels), jnp.float32)
         mask = jax.eval_shape(lambda x: self.make_mask(jax.random.key(0), 1, images=x), images)
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), images, mask)
         return nn.get_partition_spec(shapes)["params"]
@@ -168,9 +199,12 @@ class MAE:
     def predict(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
     ) -> tuple[jax.Array, Mask]:
-        """Patch predictions `[B, N, D]` of the target (normalised-patch units with norm_pix) and the mask."""
+        """Patch predictions `[B, N, D]` of the target (normalised-patch units with norm_pix) and the mask.
+
+        With `mae.num_views` = V > 1 both cover the V views, view-major: `[V * B, ...]`.
+        """
         images = self._images(batch)
-        mask = self.make_mask(rng, images.shape[0], noise, images)
+        mask = self.make_mask(rng, images.shape[0] // self.options.num_views, noise, images)
         return self.model.apply({"params": params}, images, mask), mask
 
     def loss(
