@@ -40,7 +40,6 @@ NOT_YET_REACHABLE = {
     "attention_guided_mask": "AttMask: needs an EMA teacher's [CLS] attention ([variants], issue 23)",
     "hard_patch_mask": "HPM: needs a head that predicts each patch's loss ([variants], issue 23)",
     "mixed_guided_mask": "HPM / AttMask's mix of guided and random picks: needs their scores ([variants], issue 23)",
-    "frequency_mask": "MFM: masks the image spectrum, not tokens; needs a frequency target ([variants], issue 23)",
     "multimodal_budget_masks": "4M: token budgets over several modalities ([multimodal], issue 24)",
 }
 

@@ -8,6 +8,14 @@ Assembled from named parts (DESIGN.md principle 3), each chosen in the config:
   target.kind  `pixels` (the paper); `norm_pixels`, `hog` (MaskFeat), `fourier`. The linear
                head's width follows the target.
   loss.kind    `l1` (the paper); `mse`, `smooth_l1`, `cosine`.
+
+`simmim.domain=frequency` is MFM (Xie et al. 2023, "Masked Frequency Modeling"): instead of
+hiding patches, each image is low- or high-pass filtered (`mmjax.masking.frequency_mask`,
+radius `simmim.frequency_radius`), the same encoder and linear head predict the original
+pixels, and the loss is `mmjax.losses.frequency_loss` on the removed frequencies (`mask.*`
+is not read; the target must be `pixels`). Deliberate difference: the reference filters
+[0, 1] pixels, clamps to [0, 1] and then normalizes; here the normalized image is filtered
+and not clamped (the same filter, up to a constant offset on high-pass images).
 """
 
 from __future__ import annotations
@@ -20,14 +28,16 @@ import jax.numpy as jnp
 import ml_collections
 
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
-from mmjax.losses import LOSSES, loss_section, masked_loss
+from mmjax.losses import LOSSES, frequency_loss, loss_section, masked_loss
 from mmjax.masking.mask import Mask
 from mmjax.masking.registry import MASKS, CellsArgs, Layout, draw_mask, mask_section
+from mmjax.masking.signals import FrequencyMask, apply_frequency_mask, frequency_mask
 from mmjax.methods.common import image_parts, image_scores, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.simmim import SimMIMModel
+from mmjax.ops.patches import unpatchify
 from mmjax.parts import Chosen
 from mmjax.targets import TARGETS, make_target, target_dim, target_section
 
@@ -35,6 +45,7 @@ LAYOUT = "grid"
 PAPER_MASK = "cells"  # its argument (the cell side) is `simmim.mask_patch`
 PAPER_TARGET = "pixels"
 PAPER_LOSS = "l1"
+DOMAINS = ("patches", "frequency")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +56,15 @@ class SimMIMOptions:
     # In tokens: 2 tokens of 16 px = the paper's 32 px mask patches (the `cells` kind's declared default).
     mask_patch: int = knob(CellsArgs().mask_patch, "side of the `cells` mask (SimMIM's mask patch) in tokens")
     head_depth: int = knob(0, "transformer blocks before the linear head (0 = the paper)")
+    domain: str = knob(
+        "patches",
+        "what is hidden: patches (SimMIM: mask tokens) or frequency (MFM: a low- or high-pass filtered image)",
+        choices=DOMAINS,
+    )
+    frequency_radius: float = knob(
+        16.0, "MFM: filter radius around the zero frequency, in frequency-grid units (16 at 224 px)", low=0
+    )
+    low_pass_prob: float = knob(0.5, "MFM: chance an image is low-pass filtered (else high-pass)", low=0, high=1)
 
     def __post_init__(self):
         if self.mask_patch < 1:
@@ -88,6 +108,17 @@ class SimMIM:
         if self.loss_part is None:
             object.__setattr__(self, "loss_part", LOSSES.choose(PAPER_LOSS))
         self.out_dim  # noqa: B018 - checks that the target fits the patches
+        if self.frequency:
+            if self.target_part.name != "pixels":
+                raise ConfigError(
+                    f"target.kind={self.target_part.name!r} with simmim.domain='frequency': MFM compares the "
+                    f"spectra of predicted and true pixels; expected target.kind='pixels'"
+                )
+            if self.loss_part.name != "l1":
+                raise ConfigError(
+                    f"loss.kind={self.loss_part.name!r} with simmim.domain='frequency': MFM's loss is the modulus "
+                    f"of the spectrum difference (mmjax.losses.frequency_loss); expected loss.kind='l1'"
+                )
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> SimMIM:
@@ -107,6 +138,11 @@ class SimMIM:
     @property
     def head_depth(self) -> int:
         return self.options.head_depth
+
+    @property
+    def frequency(self) -> bool:
+        """MFM: the input is frequency-filtered, nothing is hidden as tokens."""
+        return self.options.domain == "frequency"
 
     @property
     def out_dim(self) -> int:
@@ -137,30 +173,53 @@ class SimMIM:
         layout = Layout(LAYOUT, self.model_config.grid, scores=scores)
         return draw_mask(self.mask_part, rng, batch_size, layout, self.mask_ratio)
 
+    def make_frequency_mask(self, rng: jax.Array, batch_size: int) -> FrequencyMask:
+        """MFM's filter per image: `removed` `[B, H, W]` over the centered spectrum, `low_pass` `[B]`."""
+        o = self.options
+        return frequency_mask(
+            rng, batch_size, self.model_config.image_size, radius=o.frequency_radius, low_pass_prob=o.low_pass_prob
+        )
+
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
-        hidden = self.make_mask(jax.random.key(0), images.shape[0], images).mask
+        hidden = None if self.frequency else self.make_mask(jax.random.key(0), images.shape[0], images).mask
         return nn.meta.unbox(self.model.init(rng, images, hidden)["params"])
 
     def param_axes(self) -> Params:
         cfg = self.model_config
         images = jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
-        hidden = jax.ShapeDtypeStruct((1, cfg.num_patches), jnp.bool_)
+        hidden = None if self.frequency else jax.ShapeDtypeStruct((1, cfg.num_patches), jnp.bool_)
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), images, hidden)
         return nn.get_partition_spec(shapes)["params"]
 
-    def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Mask]:
-        """Target predictions `[B, N, D]` for every patch (pixels: `p*p*C`), and the mask used."""
+    def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Mask | FrequencyMask]:
+        """Target predictions `[B, N, D]` for every patch (pixels: `p*p*C`), and the mask used.
+
+        With `simmim.domain=frequency` the encoder sees the filtered images and the mask is
+        the `FrequencyMask`.
+        """
         images = self._images(batch)
+        if self.frequency:
+            filtered = self.make_frequency_mask(rng, images.shape[0])
+            return self.model.apply({"params": params}, apply_frequency_mask(images, filtered), None), filtered
         mask = self.make_mask(rng, images.shape[0], images)
         return self.model.apply({"params": params}, images, mask.mask), mask
 
     def loss(
         self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """`loss.kind` (L1) between predicted and true targets (pixels) of hidden patches."""
+        """`loss.kind` (L1) between predicted and true targets (pixels) of hidden patches.
+
+        MFM (`simmim.domain=frequency`): `frequency_loss` between the predicted and true
+        images on the removed frequencies.
+        """
         del train
         pred, mask = self.predict(params, batch, rng)
+        if self.frequency:
+            cfg = self.model_config
+            loss = frequency_loss(unpatchify(pred, cfg.grid, cfg.patch_size), self._images(batch), mask.removed)
+            removed = jnp.mean(mask.removed.astype(jnp.float32))
+            return loss, {"loss": loss, "removed_fraction": removed, "low_pass": jnp.mean(mask.low_pass)}
         target = make_target(self.target_part, self._images(batch), self.model_config.patch_size)
         loss = masked_loss(self.loss_part, pred, target, mask.mask)
         return loss, {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
@@ -169,6 +228,8 @@ class SimMIM:
         """`prediction`, `pasted`, `masked` images `[B, H, W, C]` and `mask` `[B, N]` (pixel targets only)."""
         if not self.target_part.part.fact("pixels"):
             raise ValueError(f"reconstruct needs a pixel target; target.kind={self.target_part.name!r}")
+        if self.frequency:
+            raise ValueError("reconstruct pastes hidden patches; simmim.domain='frequency' hides none")
         pred, mask = self.predict(params, batch, rng)
         norm_pix = bool(self.target_part.part.fact("normalized"))
         return reconstruction_images(pred, self._images(batch), mask.mask, self.model_config, norm_pix=norm_pix)

@@ -52,8 +52,12 @@ class SimMIMModel(nn.Module):
             bias_init=with_axes(zeros, (None,)),
         )
 
-    def __call__(self, images: jax.Array, hidden: jax.Array) -> jax.Array:
-        """`[B, H, W, C]` images, bool `[B, N]` hidden patches -> float32 `[B, N, out_dim]`."""
+    def __call__(self, images: jax.Array, hidden: jax.Array | None) -> jax.Array:
+        """`[B, H, W, C]` images, bool `[B, N]` hidden patches -> float32 `[B, N, out_dim]`.
+
+        `hidden=None`: no token is hidden and the model has no mask token (MFM corrupts the
+        image itself).
+        """
         tokens = self.encoder(images, hidden=hidden)
         if self.head_depth:
             tokens = self.head_norm(self.head_blocks(tokens))
