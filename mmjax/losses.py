@@ -13,6 +13,7 @@ generated from the registry (`mmjax.parts`).
   cross_entropy  -log softmax(pred)[target], target int codes (BEiT, MLM)
 
 `frequency_loss` compares whole images in the Fourier domain (MFM), on removed frequencies only.
+`pairwise_ranking_loss` and `normalized_regression_loss` train a per-token loss predictor (HPM).
 """
 
 from __future__ import annotations
@@ -61,6 +62,49 @@ def frequency_loss(pred: jax.Array, images: jax.Array, removed: jax.Array) -> ja
     diff = jnp.fft.fftshift(diff, axes=(1, 2))
     distance = jnp.sqrt(jnp.real(diff) ** 2 + jnp.imag(diff) ** 2 + 1e-12)
     return masked_mean(distance, jnp.broadcast_to(removed[..., None], distance.shape))
+
+
+def pairwise_ranking_loss(pred: jax.Array, target: jax.Array, weights: jax.Array) -> jax.Array:
+    """HPM's relative objective: learn which of two tokens has the larger target, for every pair.
+
+    For each example and each ordered pair `(i, j)` of counted tokens, binary cross-entropy
+    of `sigmoid(pred_j - pred_i)` against `target_j > target_i`; pairs with equal targets
+    (the diagonal) carry no label. The sum over pairs is divided by the labelled pairs.
+
+    Args:
+      pred: float `[B, N]` predicted scores.
+      target: float `[B, N]` (e.g. each patch's reconstruction loss, no gradient).
+      weights: bool `[B, N]`, the tokens that count (e.g. the hidden ones).
+
+    Returns:
+      float32 scalar.
+    """
+    pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
+    diff = pred[:, None, :] - pred[:, :, None]  # [B, i, j] = pred_j - pred_i
+    larger = target[:, None, :] > target[:, :, None]
+    smaller = target[:, None, :] < target[:, :, None]
+    pairs = weights[:, None, :] & weights[:, :, None]
+    bce = -(larger * jax.nn.log_sigmoid(diff) + smaller * jax.nn.log_sigmoid(-diff))
+    labelled = jnp.sum((larger | smaller) & pairs)
+    return jnp.sum(bce * pairs) / jnp.maximum(labelled, 1)
+
+
+def normalized_regression_loss(pred: jax.Array, target: jax.Array, weights: jax.Array) -> jax.Array:
+    """HPM's absolute objective: MSE to the target standardized per example over the counted tokens.
+
+    Args:
+      pred, target: float `[B, N]`; weights: bool `[B, N]`.
+
+    Returns:
+      float32 scalar: the mean over counted tokens of `(pred - (target - mean) / sqrt(var + 1e-6))^2`,
+      mean and unbiased variance over each example's counted tokens.
+    """
+    w = weights.astype(jnp.float32)
+    count = jnp.sum(w, axis=1, keepdims=True)
+    mean = jnp.sum(target * w, axis=1, keepdims=True) / jnp.maximum(count, 1)
+    var = jnp.sum((target - mean) ** 2 * w, axis=1, keepdims=True) / jnp.maximum(count - 1, 1)
+    standard = (target - mean) / jnp.sqrt(var + 1e-6)
+    return masked_mean((pred.astype(jnp.float32) - standard) ** 2, weights)
 
 
 def normalize_patches(patches: jax.Array, eps: float = 1e-6) -> jax.Array:

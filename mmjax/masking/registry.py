@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from mmjax.config import ConfigError, knob
 from mmjax.masking.blockwise import blockwise_mask
 from mmjax.masking.dense import fixed_count_mask, simmim_mask
-from mmjax.masking.guided import prior_guided_mask
+from mmjax.masking.guided import hard_patch_mask, prior_guided_mask
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask
 from mmjax.masking.points import region_mask
 from mmjax.masking.signals import spec_band_mask, time_frequency_mask, variate_patch_mask
@@ -46,6 +46,7 @@ LAYOUTS = ("grid", "video", "sequence", "series", "points")
 # The per-token score maps `[B, N]` a guided kind may read from `Layout.scores`, and what each is.
 SCORES: dict[str, str] = {
     "pixel_std": "standard deviation of each patch's input pixels: a saliency prior (MAE, SimMIM)",
+    "predicted_loss": "an EMA loss predictor's reconstruction loss for each patch of the whole image (HPM; MAE)",
 }
 
 
@@ -55,13 +56,16 @@ class Layout:
 
     `centers` (points only, optional): float `[B, G, 3]` patch centers, for kinds that mask
     by position (`region`). `scores` (optional): name (one of `SCORES`) -> float `[B, N]`, for
-    guided kinds.
+    guided kinds. `step` (optional, may be traced) and `total_steps`: where training is, for
+    kinds that follow a curriculum (`hard_patch`).
     """
 
     kind: str
     shape: tuple[int, ...]
     centers: jax.Array | None = None
     scores: Mapping[str, jax.Array] | None = None
+    step: jax.Array | None = None
+    total_steps: int = 1
 
     def __post_init__(self):
         if self.kind not in LAYOUTS:
@@ -234,6 +238,29 @@ def _prior_guided(key, batch_size, layout, ratio, args):
     return prior_guided_mask(key, layout.score(args.prior, "prior_guided"), ratio, temperature=args.temperature)
 
 
+@dataclasses.dataclass(frozen=True)
+class HardPatchArgs:
+    """`mask.hard_patch`: HPM's easy-to-hard share of the hidden patches chosen by predicted loss."""
+
+    alpha_start: float = knob(0.0, "share of the hidden count taken by predicted loss at step 0", low=0, high=1)
+    alpha_end: float = knob(0.5, "that share at the last step (HPM: 0.5; the rest stay random)", low=0, high=1)
+
+
+@MASKS.register(
+    "hard_patch",
+    fits=("grid",),
+    args=HardPatchArgs,
+    needs=("predicted_loss",),
+    doc="HPM: hide the patches with the highest predicted loss, a growing share over training",
+)
+def _hard_patch(key, batch_size, layout, ratio, args):
+    step = jnp.zeros(()) if layout.step is None else layout.step
+    scores = layout.score("predicted_loss", "hard_patch")
+    return hard_patch_mask(
+        key, scores, ratio, step, layout.total_steps, alpha_start=args.alpha_start, alpha_end=args.alpha_end
+    )
+
+
 def needed_scores(chosen: Chosen) -> tuple[str, ...]:
     """The `SCORES` names the chosen kind reads from `Layout.scores` (none for unguided kinds)."""
     needs = chosen.part.fact("needs", ())
@@ -321,6 +348,7 @@ __all__ = [
     "CellsArgs",
     "RegionArgs",
     "PriorGuidedArgs",
+    "HardPatchArgs",
     "SCORES",
     "Layout",
     "check_scores",

@@ -16,8 +16,12 @@ from mmjax.parts import Chosen
 from mmjax.targets import TARGETS
 
 POOLS = ("cls", "mean", "tokens")
-# The score maps (`mmjax.masking.registry.SCORES`) an image method computes from its input for guided masks.
-IMAGE_SCORES = ("pixel_std",)
+# The score maps (`mmjax.masking.registry.SCORES`) an image method computes from its input for guided
+# masks: name -> `(images [B, H, W, C], patch_size) -> [B, N]`.
+IMAGE_SCORE_MAPS = {
+    "pixel_std": lambda images, patch_size: jnp.std(patchify(images, patch_size).astype(jnp.float32), axis=-1),
+}
+IMAGE_SCORES = tuple(IMAGE_SCORE_MAPS)
 
 
 def image_parts(
@@ -25,29 +29,42 @@ def image_parts(
     layout: str,
     paper: tuple[str, str, str],
     owned_masks: dict[str, Any] | None = None,
+    supplied: tuple[str, ...] = IMAGE_SCORES,
 ) -> tuple[Chosen, Chosen, Chosen]:
     """The (mask, target, loss) a config's `mask`, `target` and `loss` sections choose, each checked.
 
     `paper` is the method's (mask, target, loss) kinds, used where a section is absent (an older
-    config) or leaves `kind` unset; the loss must fit the chosen target's values.
+    config) or leaves `kind` unset; the loss must fit the chosen target's values. `supplied`:
+    the score maps the method gives guided mask kinds.
     """
     mask_kind, target_kind, loss_kind = paper
     target = TARGETS.resolve(config.get("target"), "image", target_kind)
     mask = resolve_mask(config.get("mask"), layout, mask_kind, owned_masks)
-    check_scores(mask, IMAGE_SCORES, config.get("method", "?"))
+    check_scores(mask, supplied, config.get("method", "?"))
     return mask, target, LOSSES.resolve(config.get("loss"), target.part.fact("values"), loss_kind)
 
 
-def image_scores(mask: Chosen, images: jax.Array | None, patch_size: int) -> dict[str, jax.Array] | None:
-    """The score maps `[B, N]` the chosen mask kind reads (`IMAGE_SCORES`), from `[B, H, W, C]` images; None if none."""
+def image_scores(
+    mask: Chosen, images: jax.Array | None, patch_size: int, given: dict[str, jax.Array] | None = None
+) -> dict[str, jax.Array] | None:
+    """The score maps `[B, N]` the chosen mask kind reads; None if it reads none.
+
+    Maps in `given` (computed by the method, e.g. `predicted_loss`) are used as they are; the
+    `IMAGE_SCORES` are computed from `[B, H, W, C]` `images`.
+    """
     names = needed_scores(mask)
     if not names:
         return None
-    if images is None:
-        raise ValueError(f"mask.kind={mask.name!r} is drawn from score maps of the images; pass the images")
-    patches = patchify(images, patch_size).astype(jnp.float32)
-    maps = {"pixel_std": lambda: jnp.std(patches, axis=-1)}
-    return {name: maps[name]() for name in names}
+    maps = {name: values for name, values in (given or {}).items() if name in names}
+    for name in names:
+        if name in maps:
+            continue
+        if name not in IMAGE_SCORES:
+            raise ValueError(f"mask.kind={mask.name!r} reads the {name!r} score map; the caller must pass it")
+        if images is None:
+            raise ValueError(f"mask.kind={mask.name!r} is drawn from score maps of the images; pass the images")
+        maps[name] = IMAGE_SCORE_MAPS[name](images, patch_size)
+    return maps
 
 
 def reconstruction_images(

@@ -10,6 +10,14 @@ Assembled from named parts (DESIGN.md principle 3), each chosen in the config:
                width follows the target.
   loss.kind    `mse` (the paper); `l1`, `smooth_l1`, `cosine` (`mmjax.losses.LOSSES`).
 
+`mask.kind=hard_patch` is HPM (Wang et al. 2023, "Hard Patches Mining"): the decoder grows a
+second branch that predicts each patch's reconstruction loss, trained on the hidden patches
+(`hpm.relative`: pairwise order, `mmjax.losses.pairwise_ranking_loss`); an EMA copy of the
+whole model (`params["teacher"]`, decay `hpm.ema_start` -> `hpm.ema_end`) predicts the loss of
+every patch of the unmasked image, and the mask hides the patches it expects to be hardest,
+a share growing from `mask.hard_patch.alpha_start` to `alpha_end` over `train.steps` (the
+rest random). Params then also hold `steps_seen`, counted by `after_step`.
+
 `mae.num_views` > 1 is DMJD's disjoint masking (Ma et al. 2023): each image is seen as
 that many views whose visible sets never overlap (`mmjax.masking.disjoint_view_masks`), all
 encoded in the same step as one batch of `V * B`, and the loss is the mean over the views.
@@ -18,6 +26,7 @@ encoded in the same step as one batch of `V * B`, and the loss is the mean over 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -25,11 +34,19 @@ import jax.numpy as jnp
 import ml_collections
 
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
-from mmjax.losses import LOSSES, loss_section, masked_loss
+from mmjax.losses import (
+    LOSSES,
+    loss_section,
+    masked_loss,
+    normalized_regression_loss,
+    pairwise_ranking_loss,
+    token_loss,
+)
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask_from_noise
 from mmjax.masking.multimodal import disjoint_view_masks
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section
-from mmjax.methods.common import image_parts, image_scores, pool_tokens, reconstruction_images
+from mmjax.masking.schedules import ramp
+from mmjax.methods.common import IMAGE_SCORES, image_parts, image_scores, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
@@ -41,6 +58,9 @@ from mmjax.targets import TARGETS, make_target, target_dim, target_section
 LAYOUT = "grid"
 PAPER_MASK = "random"
 PAPER_LOSS = "mse"
+# Score maps MAE gives guided mask kinds: the image's own, and HPM's predicted loss.
+SUPPLIED_SCORES = (*IMAGE_SCORES, "predicted_loss")
+HPM_STATE = ("teacher", "steps_seen")  # params entries HPM adds next to the model's (not trained)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +76,19 @@ class MAEOptions:
     num_views: int = knob(1, "disjoint masked views per image in one step (DMJD; 1 = MAE)", low=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class HardPatchOptions:
+    """`hpm`: HPM's loss predictor and the EMA teacher that draws its masks (read with mask.kind=hard_patch)."""
+
+    relative: bool = knob(True, "train the loss predictor on pairwise order (HPM's --relative), else standardized")
+    weight: float = knob(1.0, "weight of the loss-prediction term next to the reconstruction loss", low=0)
+    ema_start: float = knob(0.999, "the teacher's EMA decay at step 0", low=0, high=1)
+    ema_end: float = knob(0.9999, "its decay after the ramp", low=0, high=1)
+    ema_ramp: float = knob(
+        0.125, "share of train.steps over which the decay rises (HPM: 100 of 800 epochs)", low=0, high=1
+    )
+
+
 def default_config() -> ml_collections.ConfigDict:
     """The method's fields of an experiment config, with MAE ViT-B/16 defaults; generated from the declarations."""
     return ml_collections.ConfigDict(
@@ -64,6 +97,7 @@ def default_config() -> ml_collections.ConfigDict:
             "model": vit_section(),
             "decoder": section_config(DecoderConfig),
             "mae": section_config(MAEOptions),
+            "hpm": section_config(HardPatchOptions),
             "mask": mask_section(LAYOUT, PAPER_MASK),
             "target": target_section(None),
             "loss": loss_section(PAPER_LOSS),
@@ -98,6 +132,8 @@ class MAE:
     mask_part: Chosen | None = None
     target_part: Chosen | None = None
     loss_part: Chosen | None = None
+    hpm: HardPatchOptions = HardPatchOptions()
+    total_steps: int = 1  # train.steps: the length of HPM's curricula
 
     def __post_init__(self):
         if self.mask_part is None:
@@ -125,7 +161,11 @@ class MAE:
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MAE:
         options = dataclass_from_config(MAEOptions, config.mae, "mae")
-        mask, target, loss = image_parts(config, LAYOUT, (PAPER_MASK, paper_target(options).name, PAPER_LOSS))
+        paper = (PAPER_MASK, paper_target(options).name, PAPER_LOSS)
+        mask, target, loss = image_parts(config, LAYOUT, paper, supplied=SUPPLIED_SCORES)
+        steps = int(config.train.steps) if "train" in config else 1
+        if steps < 1:
+            raise ConfigError(f"train.steps={steps}: HPM's curricula need a positive number of steps")
         return cls(
             model_config=vit_config_from_section(config.model),
             decoder_config=dataclass_from_config(DecoderConfig, config.decoder, "decoder"),
@@ -133,6 +173,8 @@ class MAE:
             mask_part=mask,
             target_part=target,
             loss_part=loss,
+            hpm=dataclass_from_config(HardPatchOptions, config.get("hpm") or {}, "hpm"),
+            total_steps=steps,
         )
 
     @property
@@ -149,8 +191,14 @@ class MAE:
         return Layout(LAYOUT, self.model_config.grid)
 
     @property
+    def mines_hard_patches(self) -> bool:
+        """HPM: a loss predictor, an EMA teacher and masks from its predicted losses (`mask.kind=hard_patch`)."""
+        return self.mask_part.name == "hard_patch"
+
+    @property
     def model(self) -> MAEModel:
-        return MAEModel(self.model_config, self.decoder_config, check_target_fits(self.target_part, self.model_config))
+        out_dim = check_target_fits(self.target_part, self.model_config)
+        return MAEModel(self.model_config, self.decoder_config, out_dim, loss_predictor=self.mines_hard_patches)
 
     def _images(self, batch: Batch) -> jax.Array:
         """The batch's images `[B, H, W, C]`, repeated view-major to `[V * B, ...]` with `mae.num_views` = V."""
@@ -161,13 +209,20 @@ class MAE:
         return images if views == 1 else jnp.concatenate([images] * views, axis=0)
 
     def make_mask(
-        self, rng: jax.Array, batch_size: int, noise: jax.Array | None = None, images: jax.Array | None = None
+        self,
+        rng: jax.Array,
+        batch_size: int,
+        noise: jax.Array | None = None,
+        images: jax.Array | None = None,
+        scores: dict[str, jax.Array] | None = None,
+        step: jax.Array | None = None,
     ) -> Mask:
         """The `mask.kind` mask over the patch grid, with a fixed visible count.
 
-        `noise` `[B, N]` reproduces a random mask (`random_mask_from_noise`). Guided kinds
-        (`prior_guided`) read score maps of `images` `[B, H, W, C]`. With `mae.num_views` = V
-        > 1, the V disjoint views of each example, view-major: `[V * B, N]`.
+        `noise` `[B, N]` reproduces a random mask (`random_mask_from_noise`). Guided kinds read
+        score maps `[B, N]`: `scores` as given (HPM's `predicted_loss`), the others computed
+        from `images` `[B, H, W, C]` (`prior_guided`); `step` places curricula. With
+        `mae.num_views` = V > 1, the V disjoint views of each example, view-major: `[V * B, N]`.
         """
         views = self.options.num_views
         if views > 1 and noise is None:
@@ -180,21 +235,81 @@ class MAE:
             if self.mask_part.name != "random":
                 raise ValueError(f"noise reproduces a random mask; this MAE has mask.kind={self.mask_part.name!r}")
             return random_mask_from_noise(noise, self.mask_ratio)
-        scores = image_scores(self.mask_part, images, self.model_config.patch_size)
-        layout = dataclasses.replace(self.layout, scores=scores)
+        maps = image_scores(self.mask_part, images, self.model_config.patch_size, scores)
+        layout = dataclasses.replace(self.layout, scores=maps, step=step, total_steps=self.total_steps)
         return draw_mask(self.mask_part, rng, batch_size, layout, self.mask_ratio, fixed_count=True)
+
+    def _init_mask(self, images: jax.Array) -> Mask:
+        batch_size = images.shape[0] // self.options.num_views
+        scores = {"predicted_loss": jnp.zeros((batch_size, self.model_config.num_patches))}
+        return self.make_mask(jax.random.key(0), batch_size, images=images, scores=scores)
+
+    def _with_teacher(self, model_params: Params, teacher: Params, steps_seen: Any) -> Params:
+        """HPM's params: the model's, its EMA `teacher` and `steps_seen`; the model's alone otherwise."""
+        if not self.mines_hard_patches:
+            return model_params
+        return {**model_params, "teacher": teacher, "steps_seen": steps_seen}
+
+    @staticmethod
+    def _student(params: Params) -> Params:
+        return {name: value for name, value in params.items() if name not in HPM_STATE}
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
-        mask = self.make_mask(jax.random.key(0), images.shape[0] // self.options.num_views, images=images)
-        return nn.meta.unbox(self.model.init(rng, images, mask)["params"])
+        params = nn.meta.unbox(self.model.init(rng, images, self._init_mask(images))["params"])
+        # HPM's teacher starts as an exact copy of the model.
+        return self._with_teacher(params, jax.tree.map(jnp.array, params), jnp.zeros((), jnp.float32))
 
     def param_axes(self) -> Params:
         cfg = self.model_config
         images = jax.ShapeDtypeStruct((self.options.num_views, *cfg.image_size, cfg.channels), jnp.float32)
-        mask = jax.eval_shape(lambda x: self.make_mask(jax.random.key(0), 1, images=x), images)
+        mask = jax.eval_shape(self._init_mask, images)
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), images, mask)
-        return nn.get_partition_spec(shapes)["params"]
+        axes = nn.get_partition_spec(shapes)["params"]
+        return self._with_teacher(axes, axes, jax.sharding.PartitionSpec())
+
+    def trainable(self, params: Params) -> Params:
+        """Everything but HPM's EMA teacher and step count."""
+        return {
+            name: jax.tree.map(lambda _, t=name not in ("teacher", "steps_seen"): t, v) for name, v in params.items()
+        }
+
+    def teacher_decay(self, steps_seen: jax.Array) -> jax.Array:
+        """HPM's EMA decay: `hpm.ema_start` -> `hpm.ema_end` linearly over `hpm.ema_ramp * train.steps`, then flat."""
+        ramp_steps = max(1, round(self.hpm.ema_ramp * self.total_steps))
+        return ramp(steps_seen, ramp_steps, self.hpm.ema_start, self.hpm.ema_end)
+
+    def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
+        """HPM: `teacher <- m * teacher + (1 - m) * model` and one more `steps_seen`; nothing otherwise."""
+        del state_inputs, step
+        if not self.mines_hard_patches:
+            return params
+        m = self.teacher_decay(params["steps_seen"])
+        student = self._student(params)
+        teacher = jax.tree.map(lambda t, s: m * t + (1.0 - m) * s, params["teacher"], student)
+        return self._with_teacher(student, teacher, params["steps_seen"] + 1.0)
+
+    def teacher_predicted_loss(self, params: Params, images: jax.Array) -> jax.Array:
+        """HPM: the EMA teacher's predicted loss for every patch of the whole (unmasked) images, `[B, N]`."""
+        batch_size, num_patches = images.shape[0], self.model_config.num_patches
+        every = jnp.broadcast_to(jnp.arange(num_patches, dtype=jnp.int32), (batch_size, num_patches))
+        whole = Mask(mask=jnp.zeros((batch_size, num_patches), bool), ids_keep=every, ids_restore=every)
+        _, predicted = self.model.apply({"params": params["teacher"]}, images, whole)
+        return jax.lax.stop_gradient(predicted)
+
+    def _forward(
+        self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None
+    ) -> tuple[jax.Array, jax.Array | None, Mask]:
+        """(patch predictions `[B, N, D]`, HPM's predicted loss `[B, N]` or None, the mask)."""
+        images = self._images(batch)
+        scores = step = None
+        if self.mines_hard_patches:
+            scores = {"predicted_loss": self.teacher_predicted_loss(params, images)}
+            step = params["steps_seen"]
+        mask = self.make_mask(rng, images.shape[0] // self.options.num_views, noise, images, scores, step)
+        out = self.model.apply({"params": params}, images, mask)
+        pred, predicted_loss = out if self.mines_hard_patches else (out, None)
+        return pred, predicted_loss, mask
 
     def predict(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
@@ -203,9 +318,8 @@ class MAE:
 
         With `mae.num_views` = V > 1 both cover the V views, view-major: `[V * B, ...]`.
         """
-        images = self._images(batch)
-        mask = self.make_mask(rng, images.shape[0] // self.options.num_views, noise, images)
-        return self.model.apply({"params": params}, images, mask), mask
+        pred, _, mask = self._forward(params, batch, rng, noise)
+        return pred, mask
 
     def loss(
         self,
@@ -217,13 +331,29 @@ class MAE:
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """`loss.kind` (MSE) between prediction and target on hidden patches.
 
-        `rng` draws the mask, `noise` overrides it.
+        `rng` draws the mask, `noise` overrides it. HPM adds `hpm.weight` times the loss
+        predictor's objective against each hidden patch's reconstruction loss (no gradient).
         """
         del train  # MAE pretraining uses no dropout.
-        pred, mask = self.predict(params, batch, rng, noise)
+        pred, predicted_loss, mask = self._forward(params, batch, rng, noise)
         target = make_target(self.target_part, self._images(batch), self.model_config.patch_size)
         loss = masked_loss(self.loss_part, pred, target, mask.mask)
-        return loss, {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
+        metrics = {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
+        if predicted_loss is None:
+            return loss, metrics
+        per_patch = jax.lax.stop_gradient(token_loss(self.loss_part, pred, target))
+        objective = pairwise_ranking_loss if self.hpm.relative else normalized_regression_loss
+        learned = objective(predicted_loss, per_patch, mask.mask)
+        total = loss + self.hpm.weight * learned
+        args, steps_seen = self.mask_part.args, params["steps_seen"]
+        metrics.update(
+            loss=total,
+            reconstruction_loss=loss,
+            loss_prediction=learned,
+            hard_share=ramp(steps_seen, self.total_steps, args.alpha_start, args.alpha_end),
+            teacher_decay=self.teacher_decay(steps_seen),
+        )
+        return total, metrics
 
     def reconstruct(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
@@ -258,4 +388,4 @@ def build_mae(config: ml_collections.ConfigDict) -> MAE:
     return MAE.from_config(config)
 
 
-__all__ = ["MAE", "MAEOptions", "build_mae", "default_config"]
+__all__ = ["MAE", "HardPatchOptions", "MAEOptions", "build_mae", "default_config"]

@@ -17,15 +17,45 @@ from mmjax.models.vit import ViTEncoder, position_embedding
 class MAEDecoder(nn.Module):
     """Linear to decoder width, mask tokens, unshuffle, position embedding, blocks, predict each patch's target.
 
-    `out_dim` is the target's width per patch (None: the pixels, `p_h * p_w * C`).
+    `out_dim` is the target's width per patch (None: the pixels, `p_h * p_w * C`). With
+    `loss_predictor` (HPM), a second branch of the same depth on the same tokens (`loss_blocks`,
+    `loss_norm`, `loss_pred`) predicts each patch's reconstruction loss: a `p_h * p_w * C`-wide
+    linear layer averaged to one number, as in the reference.
     """
 
     config: ViTConfig
     decoder_config: DecoderConfig
     out_dim: int | None = None
+    loss_predictor: bool = False
+
+    def _branch(self, x: jax.Array, out: int, names: tuple[str, str, str]) -> jax.Array:
+        cfg, dec = self.config, self.decoder_config
+        blocks, norm, pred = names
+        x = TransformerStack(
+            dec.depth,
+            dec.heads,
+            dec.mlp_dim,
+            cfg.layer_norm_eps,
+            cfg.qkv_bias,
+            cfg.compute_dtype,
+            cfg.attention_impl,
+            cfg.remat,
+            cfg.scan,
+            name=blocks,
+        )(x)
+        x = layer_norm(cfg.layer_norm_eps, cfg.compute_dtype, norm)(x)
+        x = nn.Dense(
+            out,
+            dtype=cfg.compute_dtype,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(xavier_uniform(), ("embed", None)),
+            bias_init=with_axes(zeros, (None,)),
+            name=pred,
+        )(x)
+        return x[:, 1:].astype(jnp.float32)
 
     @nn.compact
-    def __call__(self, latent: jax.Array, ids_restore: jax.Array) -> jax.Array:
+    def __call__(self, latent: jax.Array, ids_restore: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
         """Predict every patch.
 
         Args:
@@ -33,11 +63,11 @@ class MAEDecoder(nn.Module):
           ids_restore: int `[B, N]`.
 
         Returns:
-          float32 `[B, N, out_dim]` patch predictions (cls dropped; `out_dim` defaults to `p_h * p_w * C`).
+          float32 `[B, N, out_dim]` patch predictions (cls dropped; `out_dim` defaults to `p_h * p_w * C`);
+          with `loss_predictor`, also the predicted loss per patch, float32 `[B, N]`.
         """
         cfg, dec = self.config, self.decoder_config
-        dtype = cfg.compute_dtype
-        dense = dict(dtype=dtype, param_dtype=jnp.float32, bias_init=with_axes(zeros, ("embed",)))
+        dense = dict(dtype=cfg.compute_dtype, param_dtype=jnp.float32, bias_init=with_axes(zeros, ("embed",)))
         x = nn.Dense(
             dec.width,
             kernel_init=with_axes(xavier_uniform(), (None, "embed")),
@@ -48,42 +78,29 @@ class MAEDecoder(nn.Module):
         patches = restore_with_mask_tokens(x[:, 1:], mask_token, ids_restore)
         x = jnp.concatenate([x[:, :1], patches], axis=1).astype(jnp.float32)
         x = x + position_embedding(self, dec.posemb, cfg.grid, dec.width, "pos_embedding")
-        x = TransformerStack(
-            dec.depth,
-            dec.heads,
-            dec.mlp_dim,
-            cfg.layer_norm_eps,
-            cfg.qkv_bias,
-            dtype,
-            cfg.attention_impl,
-            cfg.remat,
-            cfg.scan,
-            name="blocks",
-        )(x)
-        x = layer_norm(cfg.layer_norm_eps, dtype, "norm")(x)
-        pred = nn.Dense(
-            self.out_dim or cfg.patch_dim,
-            dtype=dtype,
-            param_dtype=jnp.float32,
-            kernel_init=with_axes(xavier_uniform(), ("embed", None)),
-            bias_init=with_axes(zeros, (None,)),
-            name="pred",
-        )(x)
-        return pred[:, 1:].astype(jnp.float32)
+        pred = self._branch(x, self.out_dim or cfg.patch_dim, ("blocks", "norm", "pred"))
+        if not self.loss_predictor:
+            return pred
+        predicted_loss = self._branch(x, cfg.patch_dim, ("loss_blocks", "loss_norm", "loss_pred"))
+        return pred, jnp.mean(predicted_loss, axis=-1)
 
 
 class MAEModel(nn.Module):
-    """Encoder (visible patches only) and decoder; `__call__` returns patch predictions `[B, N, out_dim]`."""
+    """Encoder (visible patches only) and decoder; `__call__` returns patch predictions `[B, N, out_dim]`.
+
+    With `loss_predictor` (HPM) it returns `(predictions, predicted loss [B, N])`.
+    """
 
     config: ViTConfig
     decoder_config: DecoderConfig
     out_dim: int | None = None
+    loss_predictor: bool = False
 
     def setup(self):
         self.encoder = ViTEncoder(self.config)
-        self.decoder = MAEDecoder(self.config, self.decoder_config, self.out_dim)
+        self.decoder = MAEDecoder(self.config, self.decoder_config, self.out_dim, self.loss_predictor)
 
-    def __call__(self, images: jax.Array, mask: Mask) -> jax.Array:
+    def __call__(self, images: jax.Array, mask: Mask) -> jax.Array | tuple[jax.Array, jax.Array]:
         """`[B, H, W, C]` images and a fixed-count `Mask` -> `[B, N, out_dim]` predictions."""
         if mask.ids_keep is None or mask.ids_restore is None:
             raise ValueError("MAE needs a fixed-count Mask with ids_keep and ids_restore")
