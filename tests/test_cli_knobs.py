@@ -58,7 +58,8 @@ MAE_OVERRIDES = (
     "--config.model.heads=2",
     "--config.decoder.depth=2",
     "--config.mae.mask_ratio=0.5",
-    "--config.hpm.ema_ramp=0.25",
+    "--config.hpm.weight=0.25",
+    "--config.teacher.ema_ramp=0.25",
     "--config.mask.kind=blockwise",
     "--config.mask.blockwise.min_block=2",
     "--config.target.kind=pixels",
@@ -95,7 +96,7 @@ def test_every_section_set_on_the_command_line_is_saved(mae_run):
     saved = saved_config(workdir)
     assert saved["seed"] == 3
     assert (saved["model"]["width"], saved["model"]["heads"], saved["decoder"]["depth"]) == (16, 2, 2)
-    assert saved["mae"]["mask_ratio"] == 0.5 and saved["hpm"]["ema_ramp"] == 0.25
+    assert saved["mae"]["mask_ratio"] == 0.5 and saved["hpm"]["weight"] == saved["teacher"]["ema_ramp"] == 0.25
     assert saved["mask"]["kind"] == "blockwise" and saved["mask"]["blockwise"]["min_block"] == 2
     assert saved["target"]["kind"] == "pixels" and saved["loss"]["kind"] == "l1"
     assert saved["data"]["num_test"] == 797
@@ -140,7 +141,8 @@ def test_model_sharding_seed_data_and_parts_reach_their_consumers(mae_run):
     drawn = method.make_mask(jax.random.key(7), 4)
     np.testing.assert_array_equal(drawn.mask, expected.mask)
     assert (method.mask_part.name, method.target_part.name, method.loss_part.name) == ("blockwise", "pixels", "l1")
-    assert method.hpm.ema_ramp == 0.25  # read only with mask.kind=hard_patch; its effect: tests/test_hpm.py
+    # Read only with a guided mask kind (hard_patch, attention_guided); their effect: tests/test_hpm.py.
+    assert method.hpm.weight == method.teacher.ema_ramp == 0.25
 
 
 POINT_MASK = ("--config.mask.kind=region", "--config.mask.region.num_regions=2")

@@ -23,7 +23,7 @@ def tiny_config() -> ml_collections.ConfigDict:
     config.model.update(size=None, image_size=8, patch_size=2, channels=1, width=16, depth=1, heads=2, mlp_dim=32)
     config.decoder.update(width=16, depth=1, heads=2, mlp_dim=32)
     config.mask.kind = "hard_patch"
-    config.hpm.ema_ramp = 0.5
+    config.teacher.ema_ramp = 0.5
     config.train.update(steps=STEPS, lr=3e-3, warmup_steps=2)
     return config
 
@@ -92,7 +92,7 @@ def test_the_teacher_starts_as_a_copy_is_frozen_and_follows_the_ema(method, para
     assert all(jax.tree.leaves(trainable["encoder"])) and all(jax.tree.leaves(trainable["decoder"]))
     moved = {**params, "encoder": jax.tree.map(lambda x: x + 1.0, params["encoder"]), "steps_seen": jnp.float32(2)}
     out = method.after_step(moved, None, jnp.int32(2))
-    m = 0.999 + (0.9999 - 0.999) * 2 / (STEPS // 2)  # the decay ramps over hpm.ema_ramp * train.steps = 6 steps
+    m = 0.999 + (0.9999 - 0.999) * 2 / (STEPS // 2)  # the decay ramps over teacher.ema_ramp * train.steps = 6 steps
     for new, t, s in zip(
         leaves(out["teacher"]["encoder"]), leaves(params["encoder"]), leaves(moved["encoder"]), strict=True
     ):
@@ -107,7 +107,7 @@ def test_masks_hide_the_patches_the_teacher_expects_hardest(images, params):
     config = tiny_config()
     config.mask.hard_patch.update(alpha_start=1.0, alpha_end=1.0)  # every hidden patch by predicted loss
     method = build_method(config)
-    scores = np.asarray(method.teacher_predicted_loss(params, images))
+    scores = np.asarray(method.teacher_scores(params, images)["predicted_loss"])
     mask = np.asarray(method.predict(params, {"image": images}, jax.random.key(3))[1].mask)
     top = np.argsort(-scores, axis=1)[:, :12]
     for b in range(len(images)):

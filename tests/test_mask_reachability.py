@@ -40,7 +40,6 @@ MASK_VARIANT_KEYS = ("masking", "selection", "mode", "stage")
 
 # Exported generators that need a signal no method passes them yet: each with the issue that wires it.
 NOT_YET_REACHABLE = {
-    "attention_guided_mask": "AttMask: needs an EMA teacher's [CLS] attention ([variants], issue 23)",
     "multimodal_budget_masks": "4M: token budgets over several modalities ([multimodal], issue 24)",
 }
 

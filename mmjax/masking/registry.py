@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from mmjax.config import ConfigError, knob
 from mmjax.masking.blockwise import blockwise_mask
 from mmjax.masking.dense import fixed_count_mask, simmim_mask
-from mmjax.masking.guided import hard_patch_mask, prior_guided_mask
+from mmjax.masking.guided import attention_guided_mask, hard_patch_mask, prior_guided_mask
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask
 from mmjax.masking.points import region_mask
 from mmjax.masking.signals import spec_band_mask, time_frequency_mask, variate_patch_mask
@@ -47,6 +47,7 @@ LAYOUTS = ("grid", "video", "sequence", "series", "points")
 SCORES: dict[str, str] = {
     "pixel_std": "standard deviation of each patch's input pixels: a saliency prior (MAE, SimMIM)",
     "predicted_loss": "an EMA loss predictor's reconstruction loss for each patch of the whole image (HPM; MAE)",
+    "attention": "an EMA teacher's last-block [CLS] attention over the patches of the whole image (AttMask; MAE)",
 }
 
 
@@ -261,6 +262,31 @@ def _hard_patch(key, batch_size, layout, ratio, args):
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class AttentionGuidedArgs:
+    """`mask.attention_guided`: AttMask's choice of patches from the teacher's [CLS] attention."""
+
+    mode: str = knob(
+        "high",
+        "high: hide the most attended; low: the least; hint: the most, a few revealed",
+        choices=("high", "low", "hint"),
+    )
+    hint_ratio: float = knob(0.1, "hint mode: share of the hidden count revealed again", low=0, high=1)
+    random_fraction: float = knob(0.0, "share of the hidden count drawn at random instead", low=0, high=1)
+
+
+@MASKS.register(
+    "attention_guided",
+    fits=("grid",),
+    args=AttentionGuidedArgs,
+    needs=("attention",),
+    doc="AttMask: hide the patches a teacher's [CLS] token attends to most (or least, or with hints)",
+)
+def _attention_guided(key, batch_size, layout, ratio, args):
+    scores = layout.score("attention", "attention_guided")
+    return attention_guided_mask(key, scores, ratio, **dataclasses.asdict(args))
+
+
 def needed_scores(chosen: Chosen) -> tuple[str, ...]:
     """The `SCORES` names the chosen kind reads from `Layout.scores` (none for unguided kinds)."""
     needs = chosen.part.fact("needs", ())
@@ -349,6 +375,7 @@ __all__ = [
     "RegionArgs",
     "PriorGuidedArgs",
     "HardPatchArgs",
+    "AttentionGuidedArgs",
     "SCORES",
     "Layout",
     "check_scores",

@@ -44,13 +44,14 @@ from mmjax.losses import (
 )
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask_from_noise
 from mmjax.masking.multimodal import disjoint_view_masks
-from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section
+from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.common import IMAGE_SCORES, image_parts, image_scores, pool_tokens, reconstruction_images
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.mae import MAEModel
+from mmjax.models.transformer import last_block_cls_attention
 from mmjax.parts import Chosen
 from mmjax.targets import TARGETS, make_target, target_dim, target_section
 
@@ -59,8 +60,9 @@ LAYOUT = "grid"
 PAPER_MASK = "random"
 PAPER_LOSS = "mse"
 # Score maps MAE gives guided mask kinds: the image's own, and HPM's predicted loss.
-SUPPLIED_SCORES = (*IMAGE_SCORES, "predicted_loss")
-HPM_STATE = ("teacher", "steps_seen")  # params entries HPM adds next to the model's (not trained)
+TEACHER_SCORES = ("predicted_loss", "attention")  # computed by the EMA teacher on the whole image
+SUPPLIED_SCORES = (*IMAGE_SCORES, *TEACHER_SCORES)
+TEACHER_STATE = ("teacher", "steps_seen")  # params entries a teacher adds next to the model's (not trained)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,14 +80,20 @@ class MAEOptions:
 
 @dataclasses.dataclass(frozen=True)
 class HardPatchOptions:
-    """`hpm`: HPM's loss predictor and the EMA teacher that draws its masks (read with mask.kind=hard_patch)."""
+    """`hpm`: HPM's loss predictor (read with mask.kind=hard_patch)."""
 
     relative: bool = knob(True, "train the loss predictor on pairwise order (HPM's --relative), else standardized")
     weight: float = knob(1.0, "weight of the loss-prediction term next to the reconstruction loss", low=0)
-    ema_start: float = knob(0.999, "the teacher's EMA decay at step 0", low=0, high=1)
-    ema_end: float = knob(0.9999, "its decay after the ramp", low=0, high=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherOptions:
+    """`teacher`: the EMA copy of the model whose scores draw guided masks (mask.kind=hard_patch, attention_guided)."""
+
+    ema_start: float = knob(0.999, "EMA decay at step 0 (HPM's)", low=0, high=1)
+    ema_end: float = knob(0.9999, "the decay after the ramp", low=0, high=1)
     ema_ramp: float = knob(
-        0.125, "share of train.steps over which the decay rises (HPM: 100 of 800 epochs)", low=0, high=1
+        0.125, "share of train.steps the decay takes to rise (HPM: 100 of 800 epochs)", low=0, high=1
     )
 
 
@@ -98,6 +106,7 @@ def default_config() -> ml_collections.ConfigDict:
             "decoder": section_config(DecoderConfig),
             "mae": section_config(MAEOptions),
             "hpm": section_config(HardPatchOptions),
+            "teacher": section_config(TeacherOptions),
             "mask": mask_section(LAYOUT, PAPER_MASK),
             "target": target_section(None),
             "loss": loss_section(PAPER_LOSS),
@@ -133,6 +142,7 @@ class MAE:
     target_part: Chosen | None = None
     loss_part: Chosen | None = None
     hpm: HardPatchOptions = HardPatchOptions()
+    teacher: TeacherOptions = TeacherOptions()
     total_steps: int = 1  # train.steps: the length of HPM's curricula
 
     def __post_init__(self):
@@ -174,6 +184,7 @@ class MAE:
             target_part=target,
             loss_part=loss,
             hpm=dataclass_from_config(HardPatchOptions, config.get("hpm") or {}, "hpm"),
+            teacher=dataclass_from_config(TeacherOptions, config.get("teacher") or {}, "teacher"),
             total_steps=steps,
         )
 
@@ -194,6 +205,11 @@ class MAE:
     def mines_hard_patches(self) -> bool:
         """HPM: a loss predictor, an EMA teacher and masks from its predicted losses (`mask.kind=hard_patch`)."""
         return self.mask_part.name == "hard_patch"
+
+    @property
+    def has_teacher(self) -> bool:
+        """An EMA teacher draws the masks: the mask kind reads one of `TEACHER_SCORES` (HPM, AttMask)."""
+        return any(name in TEACHER_SCORES for name in needed_scores(self.mask_part))
 
     @property
     def model(self) -> MAEModel:
@@ -241,18 +257,19 @@ class MAE:
 
     def _init_mask(self, images: jax.Array) -> Mask:
         batch_size = images.shape[0] // self.options.num_views
-        scores = {"predicted_loss": jnp.zeros((batch_size, self.model_config.num_patches))}
+        zeros = jnp.zeros((batch_size, self.model_config.num_patches))
+        scores = {name: zeros for name in TEACHER_SCORES}
         return self.make_mask(jax.random.key(0), batch_size, images=images, scores=scores)
 
     def _with_teacher(self, model_params: Params, teacher: Params, steps_seen: Any) -> Params:
-        """HPM's params: the model's, its EMA `teacher` and `steps_seen`; the model's alone otherwise."""
-        if not self.mines_hard_patches:
+        """With a teacher: the model's params, its EMA `teacher` and `steps_seen`; the model's alone otherwise."""
+        if not self.has_teacher:
             return model_params
         return {**model_params, "teacher": teacher, "steps_seen": steps_seen}
 
     @staticmethod
     def _student(params: Params) -> Params:
-        return {name: value for name, value in params.items() if name not in HPM_STATE}
+        return {name: value for name, value in params.items() if name not in TEACHER_STATE}
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
@@ -269,33 +286,44 @@ class MAE:
         return self._with_teacher(axes, axes, jax.sharding.PartitionSpec())
 
     def trainable(self, params: Params) -> Params:
-        """Everything but HPM's EMA teacher and step count."""
+        """Everything but the EMA teacher and the step count."""
         return {
             name: jax.tree.map(lambda _, t=name not in ("teacher", "steps_seen"): t, v) for name, v in params.items()
         }
 
     def teacher_decay(self, steps_seen: jax.Array) -> jax.Array:
-        """HPM's EMA decay: `hpm.ema_start` -> `hpm.ema_end` linearly over `hpm.ema_ramp * train.steps`, then flat."""
-        ramp_steps = max(1, round(self.hpm.ema_ramp * self.total_steps))
-        return ramp(steps_seen, ramp_steps, self.hpm.ema_start, self.hpm.ema_end)
+        """The EMA decay: `teacher.ema_start` -> `ema_end` linearly over `teacher.ema_ramp * train.steps`, then flat."""
+        o = self.teacher
+        return ramp(steps_seen, max(1, round(o.ema_ramp * self.total_steps)), o.ema_start, o.ema_end)
 
     def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
-        """HPM: `teacher <- m * teacher + (1 - m) * model` and one more `steps_seen`; nothing otherwise."""
+        """With a teacher: `teacher <- m * teacher + (1 - m) * model` and one more `steps_seen`; nothing otherwise."""
         del state_inputs, step
-        if not self.mines_hard_patches:
+        if not self.has_teacher:
             return params
         m = self.teacher_decay(params["steps_seen"])
         student = self._student(params)
         teacher = jax.tree.map(lambda t, s: m * t + (1.0 - m) * s, params["teacher"], student)
         return self._with_teacher(student, teacher, params["steps_seen"] + 1.0)
 
-    def teacher_predicted_loss(self, params: Params, images: jax.Array) -> jax.Array:
-        """HPM: the EMA teacher's predicted loss for every patch of the whole (unmasked) images, `[B, N]`."""
-        batch_size, num_patches = images.shape[0], self.model_config.num_patches
-        every = jnp.broadcast_to(jnp.arange(num_patches, dtype=jnp.int32), (batch_size, num_patches))
-        whole = Mask(mask=jnp.zeros((batch_size, num_patches), bool), ids_keep=every, ids_restore=every)
-        _, predicted = self.model.apply({"params": params["teacher"]}, images, whole)
-        return jax.lax.stop_gradient(predicted)
+    def teacher_scores(self, params: Params, images: jax.Array) -> dict[str, jax.Array]:
+        """The score maps `[B, N]` the mask kind reads from the EMA teacher, on the whole (unmasked) images.
+
+        `predicted_loss`: the loss predictor's output (HPM). `attention`: the [CLS] row of the
+        last encoder block's attention over the patches, averaged over heads (AttMask).
+        """
+        needed, teacher = needed_scores(self.mask_part), {"params": params["teacher"]}
+        maps = {}
+        if "predicted_loss" in needed:
+            batch_size, num_patches = images.shape[0], self.model_config.num_patches
+            every = jnp.broadcast_to(jnp.arange(num_patches, dtype=jnp.int32), (batch_size, num_patches))
+            whole = Mask(mask=jnp.zeros((batch_size, num_patches), bool), ids_keep=every, ids_restore=every)
+            _, maps["predicted_loss"] = self.model.apply(teacher, images, whole)
+        if "attention" in needed:
+            _, state = self.model.apply(teacher, images, method=MAEModel.encode, mutable=["intermediates"])
+            blocks = state["intermediates"]["encoder"]["blocks"]
+            maps["attention"] = last_block_cls_attention(blocks, self.model_config.depth)[:, 1:]
+        return jax.lax.stop_gradient(maps)
 
     def _forward(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None
@@ -303,9 +331,8 @@ class MAE:
         """(patch predictions `[B, N, D]`, HPM's predicted loss `[B, N]` or None, the mask)."""
         images = self._images(batch)
         scores = step = None
-        if self.mines_hard_patches:
-            scores = {"predicted_loss": self.teacher_predicted_loss(params, images)}
-            step = params["steps_seen"]
+        if self.has_teacher:
+            scores, step = self.teacher_scores(params, images), params["steps_seen"]
         mask = self.make_mask(rng, images.shape[0] // self.options.num_views, noise, images, scores, step)
         out = self.model.apply({"params": params}, images, mask)
         pred, predicted_loss = out if self.mines_hard_patches else (out, None)
@@ -388,4 +415,4 @@ def build_mae(config: ml_collections.ConfigDict) -> MAE:
     return MAE.from_config(config)
 
 
-__all__ = ["MAE", "HardPatchOptions", "MAEOptions", "build_mae", "default_config"]
+__all__ = ["MAE", "HardPatchOptions", "MAEOptions", "TeacherOptions", "build_mae", "default_config"]

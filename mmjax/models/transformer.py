@@ -24,11 +24,38 @@ def layer_norm(eps: float, dtype, name: str) -> nn.LayerNorm:
     )
 
 
+def first_query_attention(q: jax.Array, k: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
+    """Softmax attention weights of the first query (the cls token) over the keys, averaged over heads.
+
+    Args:
+      q: `[B, L, H, Dh]`; k: `[B, M, H, Dh]`; key_lengths: int `[B]`, keys at or past it ignored.
+
+    Returns:
+      float32 `[B, M]`, each row summing to 1.
+    """
+    scale = q.shape[-1] ** -0.5
+    logits = jnp.einsum("bhd,bmhd->bhm", q[:, 0].astype(jnp.float32) * scale, k.astype(jnp.float32))
+    if key_lengths is not None:
+        valid = jnp.arange(k.shape[1])[None, None, :] < key_lengths[:, None, None]
+        logits = jnp.where(valid, logits, -jnp.inf)
+    return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=1)
+
+
+def last_block_cls_attention(intermediates: dict, depth: int) -> jax.Array:
+    """The last block's sown `cls_attention` `[B, M]` from a `TransformerStack`'s intermediates (either layout)."""
+    if "layers" in intermediates:
+        return intermediates["layers"]["attn"]["cls_attention"][0][-1]
+    return intermediates[f"block_{depth - 1}"]["attn"]["cls_attention"][0]
+
+
 class MultiHeadAttention(nn.Module):
     """Attention with separate q/k/v projections, routed through `mmjax.ops.attention`.
 
     Self-attention by default; given `context`, cross-attention: queries from `x`, keys and
-    values from `context` (Muse's conditioning in `mmjax.models.maskgit`).
+    values from `context` (Muse's conditioning in `mmjax.models.maskgit`). When the
+    `intermediates` collection is mutable, it also sows `cls_attention` `[B, L]`: the first
+    query's attention weights over the keys, averaged over heads (AttMask reads the last
+    block's); otherwise nothing extra is computed.
     """
 
     heads: int
@@ -58,6 +85,8 @@ class MultiHeadAttention(nn.Module):
         )
         source = x if context is None else context
         q, k, v = project(name="query")(x), project(name="key")(source), project(name="value")(source)
+        if self.is_mutable_collection("intermediates"):
+            self.sow("intermediates", "cls_attention", first_query_attention(q, k, key_lengths))
         out = attention(q, k, v, key_lengths=key_lengths, impl=self.attention_impl)
         return nn.DenseGeneral(
             dim,
@@ -165,7 +194,7 @@ class TransformerStack(nn.Module):
         if self.scan:
             scanned = nn.scan(
                 block,
-                variable_axes={"params": 0},
+                variable_axes={"params": 0, "intermediates": 0},
                 split_rngs={"params": True},
                 in_axes=(nn.broadcast,),
                 length=self.depth,
