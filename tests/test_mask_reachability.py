@@ -1,6 +1,5 @@
 """Every mask generator that `mmjax.masking` exports is reached from some experiment config, or is
-listed as a utility with the reason (`mmjax.masking.registry.UTILITIES`), or is a gap named here with
-the issue that wires it.
+listed as a utility with the reason (`mmjax.masking.registry.UTILITIES`).
 
 Reached means called: each exported generator is wrapped, at every place in `mmjax` that holds it, by
 a spy that records the call, and then, abstractly (`jax.eval_shape`: no compile, no data), each
@@ -37,11 +36,6 @@ from tests import experiment_helpers as H
 from tests import experiment_variants as V
 
 MASK_VARIANT_KEYS = ("masking", "selection", "mode", "stage")
-
-# Exported generators that need a signal no method passes them yet: each with the issue that wires it.
-NOT_YET_REACHABLE = {
-    "multimodal_budget_masks": "4M: token budgets over several modalities ([multimodal], issue 24)",
-}
 
 
 def exported_generators() -> dict[str, object]:
@@ -125,15 +119,14 @@ def reached(tmp_path_factory) -> dict[str, tuple[str, set[str] | None]]:
     return out
 
 
-def test_every_exported_generator_is_reached_a_utility_or_a_named_gap(reached):
+def test_every_exported_generator_is_reached_or_a_utility(reached):
     generators = set(exported_generators())
     reached_any = set().union(*(called for _, called in reached.values() if called is not None))
-    assert not (stale := reached_any & set(NOT_YET_REACHABLE)), f"reached now, drop from NOT_YET_REACHABLE: {stale}"
-    missing = generators - reached_any - set(NOT_YET_REACHABLE)
-    assert not missing, f"exported mask generators no config reaches, and not listed: {sorted(missing)}"
+    missing = generators - reached_any
+    assert not missing, f"exported mask generators no config reaches, and not listed as utilities: {sorted(missing)}"
     exported = set(mmjax.masking.__all__)
-    assert not (stale := (set(UTILITIES) | set(NOT_YET_REACHABLE)) - exported), f"stale entries: {stale}"
-    assert all(UTILITIES.values()) and all(NOT_YET_REACHABLE.values())
+    assert not (stale := set(UTILITIES) - exported), f"stale utility entries: {stale}"
+    assert all(UTILITIES.values())
 
 
 def test_every_method_that_reads_mask_kind_reaches_every_fitting_kind(reached):

@@ -18,6 +18,12 @@ every patch of the unmasked image, and the mask hides the patches it expects to 
 a share growing from `mask.hard_patch.alpha_start` to `alpha_end` over `train.steps` (the
 rest random). Params then also hold `steps_seen`, counted by `after_step`.
 
+`mae.target_ratio` < 1 predicts only part of the hidden patches: 4M's input and target budgets
+(`mmjax.masking.multimodal_budget_masks`) on MAE's one modality draw MAE's visible count and,
+among the hidden patches, `round(target_ratio * hidden)` targets; the decoder's blocks see the
+visible and target tokens only (SelectiveMAE's cheaper decoder pass) and the loss counts the
+targets. `predict` and `reconstruct` still decode every patch.
+
 `mae.num_views` > 1 is DMJD's disjoint masking (Ma et al. 2023): each image is seen as
 that many views whose visible sets never overlap (`mmjax.masking.disjoint_view_masks`), all
 encoded in the same step as one batch of `V * B`, and the loss is the mean over the views.
@@ -42,8 +48,9 @@ from mmjax.losses import (
     pairwise_ranking_loss,
     token_loss,
 )
+from mmjax.masking.dense import with_indices
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask_from_noise
-from mmjax.masking.multimodal import disjoint_view_masks
+from mmjax.masking.multimodal import disjoint_view_masks, multimodal_budget_masks
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.common import IMAGE_SCORES, image_parts, image_scores, pool_tokens, reconstruction_images
@@ -76,6 +83,13 @@ class MAEOptions:
         True, "the paper's target (when target.kind is unset): per-patch normalized pixels (HF's norm_pix_loss)"
     )
     num_views: int = knob(1, "disjoint masked views per image in one step (DMJD; 1 = MAE)", low=1)
+    target_ratio: float = knob(
+        1.0,
+        "share of the hidden patches decoded and counted by the loss (4M's target budget)",
+        low=0,
+        high=1,
+        low_open=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +167,11 @@ class MAE:
         if self.loss_part is None:
             object.__setattr__(self, "loss_part", LOSSES.choose(PAPER_LOSS))
         check_target_fits(self.target_part, self.model_config)
+        if self.options.target_ratio < 1 and (self.mask_part.name != "random" or self.options.num_views > 1):
+            raise ConfigError(
+                f"mae.target_ratio={self.options.target_ratio} draws 4M's random input and target budgets; expected "
+                f"mask.kind='random' and mae.num_views=1, got {self.mask_part.name!r} and {self.options.num_views}"
+            )
         views = self.options.num_views
         if views > 1:
             if self.mask_part.name != "random":
@@ -325,18 +344,39 @@ class MAE:
             maps["attention"] = last_block_cls_attention(blocks, self.model_config.depth)[:, 1:]
         return jax.lax.stop_gradient(maps)
 
+    def draw_budget(self, rng: jax.Array, batch_size: int) -> tuple[Mask, jax.Array]:
+        """`mae.target_ratio` < 1: 4M's budgets on one modality, `(mask, target_ids [B, T])`.
+
+        MAE's visible count as the input budget, `round(target_ratio * hidden)` (at least 1)
+        hidden patches as the target budget, both uniform.
+        """
+        num_patches = self.model_config.num_patches
+        visible = num_visible_tokens(num_patches, self.mask_ratio)
+        targets = max(1, round(self.options.target_ratio * (num_patches - visible)))
+        budget = multimodal_budget_masks(rng, batch_size, (num_patches,), visible, targets)
+        return with_indices(~budget.input_mask, visible), budget.target_ids
+
     def _forward(
-        self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None
-    ) -> tuple[jax.Array, jax.Array | None, Mask]:
-        """(patch predictions `[B, N, D]`, HPM's predicted loss `[B, N]` or None, the mask)."""
+        self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None, train: bool = False
+    ) -> tuple[jax.Array, jax.Array | None, Mask, jax.Array]:
+        """(predictions `[B, N, D]`, HPM's predicted loss `[B, N]` or None, the mask, the loss's patches `[B, N]`).
+
+        With `train` and `mae.target_ratio` < 1 the loss counts (and the decoder computes) the
+        budget's targets only; otherwise every hidden patch.
+        """
         images = self._images(batch)
+        if train and self.options.target_ratio < 1 and noise is None:
+            mask, target_ids = self.draw_budget(rng, images.shape[0])
+            pred = self.model.apply({"params": params}, images, mask, jnp.concatenate([mask.ids_keep, target_ids], 1))
+            counted = jnp.zeros_like(mask.mask).at[jnp.arange(images.shape[0])[:, None], target_ids].set(True)
+            return pred, None, mask, counted
         scores = step = None
         if self.has_teacher:
             scores, step = self.teacher_scores(params, images), params["steps_seen"]
         mask = self.make_mask(rng, images.shape[0] // self.options.num_views, noise, images, scores, step)
         out = self.model.apply({"params": params}, images, mask)
         pred, predicted_loss = out if self.mines_hard_patches else (out, None)
-        return pred, predicted_loss, mask
+        return pred, predicted_loss, mask, mask.mask
 
     def predict(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
@@ -345,7 +385,7 @@ class MAE:
 
         With `mae.num_views` = V > 1 both cover the V views, view-major: `[V * B, ...]`.
         """
-        pred, _, mask = self._forward(params, batch, rng, noise)
+        pred, _, mask, _ = self._forward(params, batch, rng, noise)
         return pred, mask
 
     def loss(
@@ -361,11 +401,13 @@ class MAE:
         `rng` draws the mask, `noise` overrides it. HPM adds `hpm.weight` times the loss
         predictor's objective against each hidden patch's reconstruction loss (no gradient).
         """
-        del train  # MAE pretraining uses no dropout.
-        pred, predicted_loss, mask = self._forward(params, batch, rng, noise)
+        del train  # MAE pretraining uses no dropout; the loss is always the training one.
+        pred, predicted_loss, mask, counted = self._forward(params, batch, rng, noise, train=True)
         target = make_target(self.target_part, self._images(batch), self.model_config.patch_size)
-        loss = masked_loss(self.loss_part, pred, target, mask.mask)
+        loss = masked_loss(self.loss_part, pred, target, counted)
         metrics = {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
+        if self.options.target_ratio < 1:
+            metrics["target_fraction"] = jnp.mean(counted.astype(jnp.float32))
         if predicted_loss is None:
             return loss, metrics
         per_patch = jax.lax.stop_gradient(token_loss(self.loss_part, pred, target))

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.masking.mask import Mask
-from mmjax.masking.tokens import restore_with_mask_tokens
+from mmjax.masking.tokens import gather_tokens, restore_with_mask_tokens
 from mmjax.models.config import DecoderConfig, ViTConfig
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
@@ -20,7 +20,8 @@ class MAEDecoder(nn.Module):
     `out_dim` is the target's width per patch (None: the pixels, `p_h * p_w * C`). With
     `loss_predictor` (HPM), a second branch of the same depth on the same tokens (`loss_blocks`,
     `loss_norm`, `loss_pred`) predicts each patch's reconstruction loss: a `p_h * p_w * C`-wide
-    linear layer averaged to one number, as in the reference.
+    linear layer averaged to one number, as in the reference. `decode_ids` restricts the blocks
+    to the cls token and those patches (a cheaper pass when only some hidden patches are targets).
     """
 
     config: ViTConfig
@@ -55,12 +56,16 @@ class MAEDecoder(nn.Module):
         return x[:, 1:].astype(jnp.float32)
 
     @nn.compact
-    def __call__(self, latent: jax.Array, ids_restore: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
-        """Predict every patch.
+    def __call__(
+        self, latent: jax.Array, ids_restore: jax.Array, decode_ids: jax.Array | None = None
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
+        """Predict every patch (or the `decode_ids` ones).
 
         Args:
           latent: `[B, 1 + K, D]` encoder output (cls first).
           ids_restore: int `[B, N]`.
+          decode_ids: optional int `[B, S]`: only these patches (with the cls token) pass the
+            blocks; the other rows of the output are zeros.
 
         Returns:
           float32 `[B, N, out_dim]` patch predictions (cls dropped; `out_dim` defaults to `p_h * p_w * C`);
@@ -78,6 +83,18 @@ class MAEDecoder(nn.Module):
         patches = restore_with_mask_tokens(x[:, 1:], mask_token, ids_restore)
         x = jnp.concatenate([x[:, :1], patches], axis=1).astype(jnp.float32)
         x = x + position_embedding(self, dec.posemb, cfg.grid, dec.width, "pos_embedding")
+        if decode_ids is not None:
+            if self.loss_predictor:
+                raise ValueError("decode_ids with a loss predictor: HPM predicts the loss of every patch")
+            picked = self._branch(
+                jnp.concatenate([x[:, :1], gather_tokens(x[:, 1:], decode_ids)], 1),
+                self.out_dim or cfg.patch_dim,
+                ("blocks", "norm", "pred"),
+            )
+            rows = jnp.arange(x.shape[0])[:, None]
+            return (
+                jnp.zeros((x.shape[0], x.shape[1] - 1, picked.shape[-1]), picked.dtype).at[rows, decode_ids].set(picked)
+            )
         pred = self._branch(x, self.out_dim or cfg.patch_dim, ("blocks", "norm", "pred"))
         if not self.loss_predictor:
             return pred
@@ -100,11 +117,16 @@ class MAEModel(nn.Module):
         self.encoder = ViTEncoder(self.config)
         self.decoder = MAEDecoder(self.config, self.decoder_config, self.out_dim, self.loss_predictor)
 
-    def __call__(self, images: jax.Array, mask: Mask) -> jax.Array | tuple[jax.Array, jax.Array]:
-        """`[B, H, W, C]` images and a fixed-count `Mask` -> `[B, N, out_dim]` predictions."""
+    def __call__(
+        self, images: jax.Array, mask: Mask, decode_ids: jax.Array | None = None
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
+        """`[B, H, W, C]` images and a fixed-count `Mask` -> `[B, N, out_dim]` predictions.
+
+        `decode_ids` `[B, S]`: the decoder's blocks see only these patches (zeros elsewhere).
+        """
         if mask.ids_keep is None or mask.ids_restore is None:
             raise ValueError("MAE needs a fixed-count Mask with ids_keep and ids_restore")
-        return self.decoder(self.encoder(images, mask.ids_keep), mask.ids_restore)
+        return self.decoder(self.encoder(images, mask.ids_keep), mask.ids_restore, decode_ids)
 
     def encode(self, images: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
         """Encoder only: `[B, H, W, C] -> [B, 1 + K, D]` (all patches when `ids_keep` is None)."""
