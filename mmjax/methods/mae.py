@@ -40,20 +40,24 @@ import jax.numpy as jnp
 import ml_collections
 
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
-from mmjax.losses import (
-    LOSSES,
-    loss_section,
-    masked_loss,
-    normalized_regression_loss,
-    pairwise_ranking_loss,
-    token_loss,
-)
+from mmjax.losses import LOSSES, loss_section, masked_loss, token_loss
 from mmjax.masking.dense import with_indices
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask_from_noise
 from mmjax.masking.multimodal import disjoint_view_masks, multimodal_budget_masks
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.common import IMAGE_SCORES, image_parts, image_scores, pool_tokens, reconstruction_images
+from mmjax.methods.mask_teacher import (
+    TEACHER_SCORES,
+    HardPatchOptions,
+    TeacherOptions,
+    ema_step,
+    loss_prediction,
+    teacher_decay,
+    trainable_flags,
+    whole_image_mask,
+    with_teacher,
+)
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
@@ -66,10 +70,8 @@ from mmjax.targets import TARGETS, make_target, target_dim, target_section
 LAYOUT = "grid"
 PAPER_MASK = "random"
 PAPER_LOSS = "mse"
-# Score maps MAE gives guided mask kinds: the image's own, and HPM's predicted loss.
-TEACHER_SCORES = ("predicted_loss", "attention")  # computed by the EMA teacher on the whole image
+# Score maps MAE gives guided mask kinds: the image's own and its EMA teacher's (`methods.mask_teacher`).
 SUPPLIED_SCORES = (*IMAGE_SCORES, *TEACHER_SCORES)
-TEACHER_STATE = ("teacher", "steps_seen")  # params entries a teacher adds next to the model's (not trained)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,25 +91,6 @@ class MAEOptions:
         low=0,
         high=1,
         low_open=True,
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class HardPatchOptions:
-    """`hpm`: HPM's loss predictor (read with mask.kind=hard_patch)."""
-
-    relative: bool = knob(True, "train the loss predictor on pairwise order (HPM's --relative), else standardized")
-    weight: float = knob(1.0, "weight of the loss-prediction term next to the reconstruction loss", low=0)
-
-
-@dataclasses.dataclass(frozen=True)
-class TeacherOptions:
-    """`teacher`: the EMA copy of the model whose scores draw guided masks (mask.kind=hard_patch, attention_guided)."""
-
-    ema_start: float = knob(0.999, "EMA decay at step 0 (HPM's)", low=0, high=1)
-    ema_end: float = knob(0.9999, "the decay after the ramp", low=0, high=1)
-    ema_ramp: float = knob(
-        0.125, "share of train.steps the decay takes to rise (HPM: 100 of 800 epochs)", low=0, high=1
     )
 
 
@@ -281,14 +264,7 @@ class MAE:
         return self.make_mask(jax.random.key(0), batch_size, images=images, scores=scores)
 
     def _with_teacher(self, model_params: Params, teacher: Params, steps_seen: Any) -> Params:
-        """With a teacher: the model's params, its EMA `teacher` and `steps_seen`; the model's alone otherwise."""
-        if not self.has_teacher:
-            return model_params
-        return {**model_params, "teacher": teacher, "steps_seen": steps_seen}
-
-    @staticmethod
-    def _student(params: Params) -> Params:
-        return {name: value for name, value in params.items() if name not in TEACHER_STATE}
+        return with_teacher(model_params, teacher, steps_seen) if self.has_teacher else model_params
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         images = self._images(batch)
@@ -306,24 +282,16 @@ class MAE:
 
     def trainable(self, params: Params) -> Params:
         """Everything but the EMA teacher and the step count."""
-        return {
-            name: jax.tree.map(lambda _, t=name not in ("teacher", "steps_seen"): t, v) for name, v in params.items()
-        }
+        return trainable_flags(params)
 
     def teacher_decay(self, steps_seen: jax.Array) -> jax.Array:
-        """The EMA decay: `teacher.ema_start` -> `ema_end` linearly over `teacher.ema_ramp * train.steps`, then flat."""
-        o = self.teacher
-        return ramp(steps_seen, max(1, round(o.ema_ramp * self.total_steps)), o.ema_start, o.ema_end)
+        """The teacher's EMA decay after `steps_seen` updates (`mask_teacher.teacher_decay`)."""
+        return teacher_decay(self.teacher, steps_seen, self.total_steps)
 
     def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
-        """With a teacher: `teacher <- m * teacher + (1 - m) * model` and one more `steps_seen`; nothing otherwise."""
+        """With a teacher: its EMA update and one more `steps_seen`; nothing otherwise."""
         del state_inputs, step
-        if not self.has_teacher:
-            return params
-        m = self.teacher_decay(params["steps_seen"])
-        student = self._student(params)
-        teacher = jax.tree.map(lambda t, s: m * t + (1.0 - m) * s, params["teacher"], student)
-        return self._with_teacher(student, teacher, params["steps_seen"] + 1.0)
+        return ema_step(params, self.teacher, self.total_steps) if self.has_teacher else params
 
     def teacher_scores(self, params: Params, images: jax.Array) -> dict[str, jax.Array]:
         """The score maps `[B, N]` the mask kind reads from the EMA teacher, on the whole (unmasked) images.
@@ -334,9 +302,7 @@ class MAE:
         needed, teacher = needed_scores(self.mask_part), {"params": params["teacher"]}
         maps = {}
         if "predicted_loss" in needed:
-            batch_size, num_patches = images.shape[0], self.model_config.num_patches
-            every = jnp.broadcast_to(jnp.arange(num_patches, dtype=jnp.int32), (batch_size, num_patches))
-            whole = Mask(mask=jnp.zeros((batch_size, num_patches), bool), ids_keep=every, ids_restore=every)
+            whole = whole_image_mask(images.shape[0], self.model_config.num_patches)
             _, maps["predicted_loss"] = self.model.apply(teacher, images, whole)
         if "attention" in needed:
             _, state = self.model.apply(teacher, images, method=MAEModel.encode, mutable=["intermediates"])
@@ -410,9 +376,7 @@ class MAE:
             metrics["target_fraction"] = jnp.mean(counted.astype(jnp.float32))
         if predicted_loss is None:
             return loss, metrics
-        per_patch = jax.lax.stop_gradient(token_loss(self.loss_part, pred, target))
-        objective = pairwise_ranking_loss if self.hpm.relative else normalized_regression_loss
-        learned = objective(predicted_loss, per_patch, mask.mask)
+        learned = loss_prediction(self.hpm, predicted_loss, token_loss(self.loss_part, pred, target), mask.mask)
         total = loss + self.hpm.weight * learned
         args, steps_seen = self.mask_part.args, params["steps_seen"]
         metrics.update(
@@ -457,4 +421,4 @@ def build_mae(config: ml_collections.ConfigDict) -> MAE:
     return MAE.from_config(config)
 
 
-__all__ = ["MAE", "HardPatchOptions", "MAEOptions", "TeacherOptions", "build_mae", "default_config"]
+__all__ = ["MAE", "MAEOptions", "build_mae", "default_config"]
