@@ -1,15 +1,16 @@
-"""Two variants that are only experiment files, next to their base methods at equal steps.
+"""Variants that are only experiment files, next to their base methods at equal steps.
 
-MAE with BEiT's block-wise mask (`experiments/mae_blockwise_mnist.py`, `mask.kind=blockwise`)
-next to MAE (`experiments/mae_mnist.py`), and SimMIM with MaskFeat's HOG target
-(`experiments/simmim_hog_mnist.py`, `target.kind=hog`) next to SimMIM
+MAE with BEiT's block-wise mask (`experiments/mae_blockwise_mnist.py`, `mask.kind=blockwise`),
+HPM, AttMask's mask, DMJD's disjoint views and 4M's target budget next to MAE
+(`experiments/mae_mnist.py`); SimMIM with MaskFeat's HOG target
+(`experiments/simmim_hog_mnist.py`, `target.kind=hog`) and MFM next to SimMIM
 (`experiments/simmim_mnist.py`). Each trains for `--steps` updates through
 `mmjax.train.train` in this one run, then its encoder's mean token features of unmasked
 images are probed on the 1,000 held-out digits (linear probe and cosine kNN, the
 `benchmarks/methods_probe.py` protocol, reused from there), next to the same architecture
 at its random initialization.
 
-    python benchmarks/variants_probe.py                 # 500 steps each
+    python benchmarks/variants_probe.py                 # 500 steps each, every experiment below
     python benchmarks/variants_probe.py --steps 200 --experiments mae_mnist,mae_blockwise_mnist
 """
 
@@ -33,6 +34,11 @@ EXPERIMENTS = {
     "mae_blockwise_mnist": ("MAE, mask.kind=blockwise", "mae_mnist"),
     "simmim_mnist": ("SimMIM (cells mask, pixels, L1)", None),
     "simmim_hog_mnist": ("SimMIM, target.kind=hog (MSE)", "simmim_mnist"),
+    "simmim_mfm_mnist": ("MFM: SimMIM, simmim.domain=frequency", "simmim_mnist"),
+    "mae_hpm_mnist": ("HPM: MAE, mask.kind=hard_patch", "mae_mnist"),
+    "mae_attmask_mnist": ("AttMask's mask on MAE, mask.kind=attention_guided", "mae_mnist"),
+    "mae_dmjd_mnist": ("DMJD: MAE, mae.num_views=2", "mae_mnist"),
+    "mae_target_budget_mnist": ("4M's target budget: MAE, mae.target_ratio=0.5", "mae_mnist"),
 }
 
 
