@@ -69,11 +69,18 @@ def _single_type(hint: Any) -> type | None:
     return None
 
 
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
 def section_config(cls: type, **overrides: Any) -> ml_collections.ConfigDict:
     """The `ConfigDict` of a declared section: every field of `cls` with its default (or `overrides`).
 
     Fields of one type are typed references, so the command line can set them even when
-    their value is None (`--config.train.weight_decay_end=0.4`).
+    their value is None (`--config.train.weight_decay_end=0.4`). A field of several types
+    (`image_size: int | tuple[int, int]`) is an untyped reference: it takes any of them, from
+    Python or the command line (`--config.model.image_size=(24,40)`), and `dataclass_from_config`
+    checks it against the declaration.
     """
     hints = _hints(cls)
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
@@ -82,7 +89,7 @@ def section_config(cls: type, **overrides: Any) -> ml_collections.ConfigDict:
     values = {}
     for f in dataclasses.fields(cls):
         value = overrides.get(f.name, f.default)
-        kind = _single_type(hints[f.name])
+        kind = _single_type(hints[f.name]) or (object if _is_union(hints[f.name]) else None)
         values[f.name] = ml_collections.FieldReference(value, field_type=kind) if kind else value
     return ml_collections.ConfigDict(values)
 

@@ -1,6 +1,7 @@
 """MAE against HF transformers `ViTMAEForPreTraining`, weights converted by mmjax.export."""
 
 import re
+import unittest.mock
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +72,33 @@ def test_matches_hf_with_every_parameter_random(norm_pix_loss):
     np.testing.assert_array_equal(np.asarray(mask.mask, np.float32), out.mask.numpy())
     np.testing.assert_allclose(np.asarray(pred), out.logits.numpy(), atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(float(loss), out.loss.item(), atol=1e-5, rtol=1e-5)
+
+
+def test_a_non_square_hf_vitmae_converts_and_matches():
+    # HF builds ViTMAE's sincos tables and its loss for square grids only, so the model is
+    # built without its table init (every parameter is randomized anyway) and compared on the
+    # decoder's logits; the loss, which HF refuses at 16 x 32, is compared on square inputs above.
+    from transformers.models.vit_mae import modeling_vit_mae as hf_mae
+
+    square_only = (
+        unittest.mock.patch.object(hf_mae.ViTMAEDecoder, "initialize_weights", lambda self, n: None),
+        unittest.mock.patch.object(hf_mae.ViTMAEEmbeddings, "initialize_weights", lambda self: None),
+    )
+    with square_only[0], square_only[1]:
+        model = hf_model(norm_pix_loss=True, seed=5, image_size=[16, 32])
+    rng = np.random.default_rng(2)
+    images = rng.normal(size=(3, 16, 32, 3)).astype(np.float32)
+    noise = rng.uniform(size=(3, 8)).astype(np.float32)
+    with torch.no_grad():
+        encoded = model.vit(torch.from_numpy(images).permute(0, 3, 1, 2), noise=torch.from_numpy(noise))
+        logits = model.decoder(encoded.last_hidden_state, encoded.ids_restore).logits
+    config, params = convert_hf_vitmae(model.state_dict(), model.config)
+    assert tuple(config.model.image_size) == (16, 32)
+    mae = MAE.from_config(config)
+    assert mae.model_config.grid == (2, 4)
+    pred, mask = mae.predict(params, {"image": jnp.asarray(images)}, jax.random.key(0), noise=jnp.asarray(noise))
+    np.testing.assert_array_equal(np.asarray(mask.mask, np.float32), encoded.mask.numpy())
+    np.testing.assert_allclose(np.asarray(pred), logits.numpy(), atol=1e-5, rtol=1e-5)
 
 
 def test_matches_hf_with_fixed_sincos_tables():
