@@ -98,6 +98,38 @@ def test_decode_unmasks_the_scheduled_number_per_step_and_ends_with_none_masked(
     assert final.min() >= 0 and final.max() < VOCAB
 
 
+@pytest.mark.parametrize("schedule", ["log", "exp"])
+def test_log_and_exp_schedules_count_from_each_examples_masked_tokens(schedule):
+    # The reference passes `unknown_number_in_the_beginning` as the schedule's N: with 6 of 64
+    # tokens masked, the log schedule leaves 5, 4, 3, 2, 1, 1, 1, 1 masked (N = 64 would give 3, 2, 1, ...).
+    def reference_lens(n0, num_steps):
+        lens, unknown = [], n0
+        for step in range(num_steps):
+            t = (step + 1) / num_steps
+            ratio = -math.log2(t) / math.log2(n0) if schedule == "log" else 1 - 2 ** (-math.log2(n0) * (1 - t))
+            scheduled = int(np.floor(n0 * min(max(ratio, 1e-6), 1.0) + 1e-4))
+            unknown = min(max(1, min(unknown - 1, scheduled)), unknown)
+            lens.append(unknown)
+        return lens
+
+    start = np.zeros((2, 64), np.int32)
+    start[0, :6] = MASK_ID
+    start[1, :40] = MASK_ID
+    state = decode(
+        start,
+        jax.random.key(0),
+        lambda c, t: jnp.zeros((*c.shape, VOCAB)),
+        mask_id=MASK_ID,
+        num_steps=8,
+        schedule=schedule,
+    )
+    masked_after = (np.asarray(state.history) == MASK_ID).sum(-1).T
+    np.testing.assert_array_equal(masked_after[0], reference_lens(6, 8))
+    np.testing.assert_array_equal(masked_after[1], reference_lens(40, 8))
+    if schedule == "log":
+        assert masked_after[0].tolist() == [5, 4, 3, 2, 1, 1, 1, 1]
+
+
 def test_decode_at_temperature_zero_matches_a_numpy_transcription_of_the_reference():
     tables = toy_logits_tables(seed=1)
     start = np.full((4, N), MASK_ID, np.int32)

@@ -52,23 +52,23 @@ def mask_len_schedule(
     step: jax.Array,
     num_steps: int,
     schedule: str = "cosine",
-    num_tokens: int | None = None,
 ) -> jax.Array:
     """How many tokens stay masked after `step`: `max(1, min(unknown_now - 1, floor(N0 * ratio)))`.
 
-    Never more than `unknown_now` (a map with nothing unknown stays as it is).
+    Never more than `unknown_now` (a map with nothing unknown stays as it is). The "log" and
+    "exp" schedules take their N from each example's N0, as the reference passes
+    `unknown_number_in_the_beginning` (at least 2, where log2(N0) would be 0).
 
     Args:
       unknown_at_start: int `[B]`, N0 (masked tokens of the input map).
       unknown_now: int `[B]`, masked tokens before this step.
       step: int scalar, `t` in `[0, T)`.
-      num_tokens: N of the "log" and "exp" schedules (the code map's length).
 
     Returns:
       int32 `[B]`.
     """
     ratio = (step + 1.0) / num_steps
-    mask_ratio = maskgit_schedule(ratio, schedule, num_tokens=num_tokens)
+    mask_ratio = maskgit_schedule(ratio, schedule, num_tokens=jnp.maximum(unknown_at_start, 2))
     # The slack keeps float32 rounding from losing a token where the exact product is whole
     # (16 * cos(pi/3) is 8, float32 gives 7.9999995).
     scheduled = jnp.floor(unknown_at_start * mask_ratio + FLOOR_SLACK).astype(jnp.int32)
@@ -127,9 +127,7 @@ def decode(
         ratio = (step + 1.0) / num_steps
         gumbel = jax.random.gumbel(choice_rng, confidence.shape)
         confidence = confidence + choice_temperature * (1.0 - ratio) * gumbel
-        mask_len = mask_len_schedule(
-            unknown_at_start, jnp.sum(unknown, axis=-1), step, num_steps, schedule, codes.shape[-1]
-        )
+        mask_len = mask_len_schedule(unknown_at_start, jnp.sum(unknown, axis=-1), step, num_steps, schedule)
         remask = select_lowest(confidence, unknown, mask_len)  # known codes are never re-masked
         next_codes = jnp.where(remask, mask_id, sampled)
         return DecodeState(

@@ -14,7 +14,7 @@ from mmjax.masking.mask import Mask
 MASKGIT_SCHEDULES = ("cosine", "linear", "square", "cubic", "sqrt", "log", "exp")
 
 
-def maskgit_schedule(t: jax.Array, kind: str = "cosine", num_tokens: int | None = None) -> jax.Array:
+def maskgit_schedule(t: jax.Array, kind: str = "cosine", num_tokens: int | jax.Array | None = None) -> jax.Array:
     """MaskGIT's masked fraction at progress `t in [0, 1)` (Chang et al. 2022, `libml/mask_schedule.py`).
 
     cosine `cos(pi/2 t)`, linear `1 - t`, square `1 - t^2`, cubic `1 - t^3`,
@@ -24,13 +24,14 @@ def maskgit_schedule(t: jax.Array, kind: str = "cosine", num_tokens: int | None 
     Args:
       t: float array of any shape.
       kind: one of `MASKGIT_SCHEDULES`.
-      num_tokens: N, needed by "log" and "exp".
+      num_tokens: N, needed by "log" and "exp": an int, or an array that broadcasts with `t`
+        (MaskGIT's decoding passes each example's starting count of masked tokens).
 
     Returns:
       The masked fraction, the shape of `t`.
     """
     t = jnp.asarray(t, jnp.float32)
-    if kind in ("log", "exp") and not num_tokens:
+    if kind in ("log", "exp") and (num_tokens is None or (isinstance(num_tokens, int) and num_tokens < 1)):
         raise ValueError(f"schedule {kind!r} needs num_tokens, got {num_tokens}")
     if kind == "cosine":
         ratio = jnp.cos(math.pi / 2 * t)
@@ -43,9 +44,9 @@ def maskgit_schedule(t: jax.Array, kind: str = "cosine", num_tokens: int | None 
     elif kind == "sqrt":
         ratio = 1.0 - jnp.sqrt(t)
     elif kind == "log":
-        ratio = -jnp.log2(t) / math.log2(num_tokens)
+        ratio = -jnp.log2(t) / jnp.log2(jnp.asarray(num_tokens, jnp.float32))
     elif kind == "exp":
-        ratio = 1.0 - jnp.exp2(-math.log2(num_tokens) * (1.0 - t))
+        ratio = 1.0 - jnp.exp2(-jnp.log2(jnp.asarray(num_tokens, jnp.float32)) * (1.0 - t))
     else:
         raise ValueError(f"kind must be one of {MASKGIT_SCHEDULES}, got {kind!r}")
     return jnp.clip(ratio, 1e-6, 1.0)
