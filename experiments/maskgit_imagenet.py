@@ -56,7 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant["stage"] != "maskgit":
         raise ValueError(f"variant stage={variant['stage']!r}: expected 'tokenizer' or 'maskgit'")
     config = training_sections(maskgit.default_config())
-    config.model.update(width=768, depth=24, heads=8, mlp_dim=3072, dtype="bfloat16", scan=True, remat="dots")
+    config.model.update(dtype="bfloat16", scan=True, remat="dots")  # the 768 x 24, 8-head, 3072 MLP defaults
     config.maskgit.update(num_classes=1000, schedule="cosine", min_mask_rate=0.0, label_smoothing=0.1, cond_dropout=0.1)
     config.maskgit.tokenizer_workdir = ""  # set on the command line
     tok = tokenizer_config(data)

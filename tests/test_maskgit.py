@@ -10,6 +10,7 @@ import pytest
 
 from mmjax.generate import decode, guidance_scale, guided_tokens_to_logits
 from mmjax.methods import maskgit
+from tests.helpers import load_experiment
 
 VOCAB, N = 8, 16
 MASK_ID = VOCAB
@@ -262,6 +263,13 @@ def test_cross_attention_context_conditions_and_length_zero_drops_it():
     np.testing.assert_allclose(logits(a, none), logits(b, none), atol=1e-6)
     out = method.generate(params, jax.random.key(0), None, context=a, context_lengths=full, num_steps=2, guidance=2.0)
     assert out.shape == (2, 4, 4) and not np.any(np.asarray(out) == MASK_ID)
+
+
+def test_the_default_transformer_is_the_papers():
+    # MaskGIT's bidirectional transformer: 24 layers, 8 heads, 768 wide, MLP 3072.
+    model = maskgit.default_config().model
+    assert (model.depth, model.heads, model.width, model.mlp_dim) == (24, 8, 768, 3072)
+    assert load_experiment("maskgit_imagenet").model.heads == 8  # the ImageNet recipe takes the defaults
 
 
 def test_bad_config_values_are_named():

@@ -102,7 +102,7 @@ class ModelOptions:
 
     width: int = 768
     depth: int = 24
-    heads: int = 16
+    heads: int = knob(8, "attention heads (MaskGIT's transformer: 8)", low=1)
     mlp_dim: int = 3072
     context_dim: int = knob(0, "> 0: Muse-style cross-attention to batch['context'] [B, M, C]", low=0)
     layer_norm_eps: float = 1e-12
