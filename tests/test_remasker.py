@@ -23,18 +23,31 @@ def test_loss_counts_only_remasked_observed_cells():
     target = jnp.asarray([[1.0, 2.0, 3.0, 4.0]])
     masks = _masks([[True, False, False, False]], [[False, True, False, False]])
     pred = jnp.zeros((1, 4))
-    base = remasker_loss(pred, target, masks)
+    base = remasker_loss(pred, target, masks, visible_weight=0.0)
     np.testing.assert_allclose(base, 4.0)  # (0 - 2)^2 on the one re-masked cell
     # Naturally missing (cell 0) and visible (cells 2, 3) predictions do not count.
     for cell in (0, 2, 3):
-        assert remasker_loss(pred.at[0, cell].add(7.0), target, masks) == base
-    assert remasker_loss(pred.at[0, 1].add(1.0), target, masks) != base
+        assert remasker_loss(pred.at[0, cell].add(7.0), target, masks, visible_weight=0.0) == base
+    assert remasker_loss(pred.at[0, 1].add(1.0), target, masks, visible_weight=0.0) != base
     # A NaN target at a missing cell does not leak into the loss.
-    assert remasker_loss(pred, target.at[0, 0].set(jnp.nan), masks) == base
+    assert remasker_loss(pred, target.at[0, 0].set(jnp.nan), masks, visible_weight=0.0) == base
     # The optional visible term counts the visible cells, still never the missing one.
     with_visible = remasker_loss(pred, target, masks, visible_weight=0.5)
     np.testing.assert_allclose(with_visible, 4.0 + 0.5 * (9.0 + 16.0) / 2)
     assert remasker_loss(pred.at[0, 0].add(7.0), target, masks, visible_weight=0.5) == with_visible
+
+
+def test_the_default_loss_adds_the_visible_cells_at_weight_one_as_the_reference():
+    assert default_config().remasker.visible_loss_weight == 1.0
+    method = ReMasker(ReMaskerOptions(num_columns=5, **TINY))
+    values = jax.random.normal(jax.random.key(3), (4, 5))
+    params = method.init(jax.random.key(4), {"values": values})
+    loss, _ = method.loss(params, {"values": values}, jax.random.key(5))
+    masks = method.make_masks(jax.random.key(5), jnp.ones((4, 5), bool))
+    error = np.square(np.asarray(method.predict(params, values, masks.hidden)) - np.asarray(values))
+    remasked, visible = np.asarray(masks.remasked), np.asarray(masks.visible)
+    assert remasked.any() and visible.any()
+    np.testing.assert_allclose(float(loss), error[remasked].mean() + error[visible].mean(), rtol=1e-5)
 
 
 def test_loss_gradient_is_zero_at_missing_cells():
@@ -45,7 +58,7 @@ def test_loss_gradient_is_zero_at_missing_cells():
     observed = ~np.isnan(values)
     masks = method.make_masks(jax.random.key(2), jnp.asarray(observed))
     pred = jax.random.normal(jax.random.key(1), values.shape)
-    grad = jax.grad(lambda p: remasker_loss(p, jnp.asarray(values), masks))(pred)
+    grad = jax.grad(lambda p: remasker_loss(p, jnp.asarray(values), masks, visible_weight=0.0))(pred)
     assert np.all(np.asarray(grad)[~observed] == 0)
     np.testing.assert_array_equal(np.asarray(grad) != 0, np.asarray(masks.remasked))
 

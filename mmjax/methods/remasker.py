@@ -1,9 +1,9 @@
 """ReMasker (Du et al. 2024): impute a table by masked autoencoding of its observed cells.
 
 Mask = natural missingness OR a random re-mask of observed cells; the encoder sees the
-observed, not re-masked cells; the loss is on the re-masked observed cells (optionally
-plus a weighted reconstruction of the visible ones, as the reference adds); at inference
-every observed cell is shown and the missing ones are predicted.
+observed, not re-masked cells; the loss is on the re-masked observed cells plus the
+reconstruction of the visible ones (`remasker.visible_loss_weight`, 1 as in the reference);
+at inference every observed cell is shown and the missing ones are predicted.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class ReMaskerOptions:
     decoder_heads: int = knob(4, "decoder attention heads (decoder_width must be a multiple)", low=1)
     decoder_mlp_dim: int = knob(128, "decoder MLP hidden size", low=1)
     remask_ratio: float = knob(0.5, "fraction of each row's observed cells re-masked per step, in (0, 1)")
-    visible_loss_weight: float = knob(0.0, "weight of the visible cells' reconstruction in the loss, >= 0")
+    visible_loss_weight: float = knob(1.0, "weight of the visible cells' reconstruction in the loss (the reference: 1)")
     groups: tuple[int, ...] | None = knob(None, "a group id per column: columns masked together (one-hot variables)")
     periodic_features: int = knob(0, "learned frequencies per column of a periodic value embedding; 0 = none", low=0)
     periodic_scale: float = knob(0.5, "std of the periodic frequencies' initialization", low=0)
@@ -79,8 +79,8 @@ def default_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({"method": "remasker", "remasker": section_config(ReMaskerOptions)})
 
 
-def remasker_loss(pred: jax.Array, target: jax.Array, masks: RemaskerMasks, visible_weight: float = 0.0) -> jax.Array:
-    """Mean squared error on the re-masked observed cells (+ `visible_weight` x the visible cells' MSE).
+def remasker_loss(pred: jax.Array, target: jax.Array, masks: RemaskerMasks, *, visible_weight: float) -> jax.Array:
+    """Mean squared error on the re-masked observed cells + `visible_weight` x the visible cells' MSE.
 
     Naturally missing cells never count: their targets are unknown.
 
@@ -176,7 +176,7 @@ class ReMasker:
         values, observed = self._table(batch)
         masks = self.make_masks(rng, observed)
         pred = self.predict(params, values, masks.hidden)
-        loss = remasker_loss(pred, values, masks, self.options.visible_loss_weight)
+        loss = remasker_loss(pred, values, masks, visible_weight=self.options.visible_loss_weight)
         metrics = {
             "loss": loss,
             "remasked_fraction": jnp.mean(masks.remasked.astype(jnp.float32)),
