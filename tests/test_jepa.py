@@ -71,6 +71,20 @@ def test_ema_update_equals_the_formula_at_the_scheduled_momentum(method, params)
     np.testing.assert_allclose([method.momentum(0), method.momentum(STEPS), method.momentum(2 * STEPS)], [0.996, 1, 1])
 
 
+def test_no_cls_token_and_features_come_from_the_target_encoder(method, params, images):
+    # I-JEPA's encoders have no cls token (none takes part in attention), and the paper
+    # evaluates the target encoder.
+    assert "cls_token" not in params["context_encoder"] and "cls_token" not in params["target_encoder"]
+    shifted = jax.tree.map(lambda x: x + 0.1, params["context_encoder"])
+    moved_context = {**params, "context_encoder": shifted}
+    moved_target = {**params, "target_encoder": jax.tree.map(lambda x: x + 0.1, params["target_encoder"])}
+    base = np.asarray(method.features(params, images, pool="tokens"))
+    assert base.shape == (len(images), 1 + 16, 16)
+    np.testing.assert_allclose(base[:, 0], base[:, 1:].mean(axis=1), rtol=1e-5, atol=1e-6)  # the pooled row
+    np.testing.assert_array_equal(np.asarray(method.features(moved_context, images, pool="tokens")), base)
+    assert not np.allclose(np.asarray(method.features(moved_target, images, pool="tokens")), base)
+
+
 def test_a_train_step_gives_the_target_zero_gradient_and_only_the_ema_update(trained):
     (before, after, grads, _), _, _ = trained
     assert all(np.all(g == 0) for g in leaves(grads["target_encoder"]))

@@ -8,8 +8,9 @@ those positions; smooth L1 on target tokens only (REFERENCE.md). After the optim
 `after_step` moves the target encoder towards the context encoder with a momentum that
 rises linearly from 0.996 to 1.0 over `train.steps`.
 
-The encoders are mmjax's `ViTEncoder`, which keeps a cls row; I-JEPA has none, so the
-loss never reads it and `features` pools the mean of the patch tokens.
+The encoders are mmjax's `ViTEncoder` without a cls token, as I-JEPA (no cls parameter, no
+cls row in attention); `features` are the target encoder's, which the paper evaluates, pooled
+as the mean of the patch tokens.
 """
 
 from __future__ import annotations
@@ -215,12 +216,14 @@ class JEPA:
         return {**params, "target_encoder": target, "momentum": self.momentum(step + 1)}
 
     def features(self, params: Params, images: jax.Array, pool: str = "mean") -> jax.Array:
-        """Context-encoder features of whole images.
+        """Target-encoder features of whole images (the paper evaluates the target encoder).
 
-        `mean` (and `cls`, since I-JEPA trains no cls token) -> `[B, D]` mean of the patch
-        tokens; `tokens` -> `[B, 1 + N, D]` with the (untrained) cls row first.
+        I-JEPA has no cls token: `mean` (and `cls`) -> `[B, D]` mean of the patch tokens;
+        `tokens` -> `[B, 1 + N, D]`, that mean as the first row (where other methods put
+        their cls token), then the patch tokens.
         """
         tokens = self.model.apply({"params": params}, images, method=JEPAModel.features)
+        tokens = jnp.concatenate([jnp.mean(tokens, axis=1, keepdims=True), tokens], axis=1)
         return pool_tokens(tokens, "mean" if pool == "cls" else pool)
 
 

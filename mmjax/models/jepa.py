@@ -123,27 +123,27 @@ class JEPAPredictor(nn.Module):
 
 
 class JEPAModel(nn.Module):
-    """`context_encoder` and `target_encoder` (same ViT) and the `predictor`."""
+    """`context_encoder` and `target_encoder` (same ViT, no cls token: I-JEPA has none) and the `predictor`."""
 
     config: ViTConfig
     predictor_config: PredictorConfig
 
     def setup(self):
         cfg = self.config
-        self.context_encoder = ViTEncoder(cfg)
-        self.target_encoder = ViTEncoder(cfg)
+        self.context_encoder = ViTEncoder(cfg, cls_token=False)
+        self.target_encoder = ViTEncoder(cfg, cls_token=False)
         self.predictor = JEPAPredictor(
             cfg.grid, self.predictor_config, cfg.width, cfg.layer_norm_eps, cfg.dtype, cfg.attention_impl
         )
 
     def encode_context(self, images: jax.Array, context_ids: jax.Array, context_len: jax.Array) -> jax.Array:
-        """`[B, H, W, C]`, padded context ids `[B, Nc]` -> `[B, Nc, D]` (cls dropped; padding rows meaningless)."""
-        lengths = jnp.full((images.shape[0],), 1 + context_len, jnp.int32)  # cls + real context
-        return self.context_encoder(images, ids_keep=context_ids, key_lengths=lengths)[:, 1:]
+        """`[B, H, W, C]`, padded context ids `[B, Nc]` -> `[B, Nc, D]` (padding rows meaningless)."""
+        lengths = jnp.full((images.shape[0],), context_len, jnp.int32)  # the real context
+        return self.context_encoder(images, ids_keep=context_ids, key_lengths=lengths)
 
     def encode_target(self, images: jax.Array) -> jax.Array:
-        """Whole images through the target encoder: `[B, H, W, C] -> [B, N, D]` (cls dropped)."""
-        return self.target_encoder(images)[:, 1:]
+        """Whole images through the target encoder: `[B, H, W, C] -> [B, N, D]`."""
+        return self.target_encoder(images)
 
     def predict(
         self,
@@ -157,8 +157,8 @@ class JEPAModel(nn.Module):
         return self.predictor(context, context_ids, context_len, target_ids, target_len)
 
     def features(self, images: jax.Array) -> jax.Array:
-        """The context encoder on whole images: `[B, H, W, C] -> [B, 1 + N, D]` (cls row first)."""
-        return self.context_encoder(images)
+        """The target encoder on whole images, what I-JEPA evaluates: `[B, H, W, C] -> [B, N, D]`."""
+        return self.target_encoder(images)
 
     def __call__(self, images, context_ids, context_len, target_ids, target_len) -> tuple[jax.Array, jax.Array]:
         """Every submodule once (for `init`): predictions `[B, M, T, D]` and targets `[B, N, D]`."""

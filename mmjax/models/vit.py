@@ -40,9 +40,11 @@ class ViTEncoder(nn.Module):
 
     The patch embedding is a Linear over MAE-ordered patch vectors, which is the same
     map as a stride-p convolution and gets the same xavier init as MAE's flattened conv.
+    `cls_token=False` (I-JEPA) encodes the patch tokens alone: no cls parameter, no cls row.
     """
 
     config: ViTConfig
+    cls_token: bool = True
 
     @nn.compact
     def __call__(
@@ -61,10 +63,12 @@ class ViTEncoder(nn.Module):
             `mask_token` before the position embedding is added (SimMIM). The parameter
             exists only in models initialised with `hidden`.
           key_lengths: int `[B]`; when given, attention ignores keys at or past this
-            index of the `[cls, tokens]` sequence (padded `ids_keep`, as I-JEPA's contexts).
+            index of the `[cls, tokens]` sequence (of the tokens without a cls token; padded
+            `ids_keep`, as I-JEPA's contexts).
 
         Returns:
-          `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after the final LayerNorm.
+          `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after the final LayerNorm;
+          without a cls token `[B, K, D]` (or `[B, N, D]`).
         """
         cfg = self.config
         check_images(images, cfg)
@@ -84,9 +88,11 @@ class ViTEncoder(nn.Module):
         x = x + pos[:, 1:]
         if ids_keep is not None:
             x = gather_tokens(x, ids_keep)
-        cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
-        cls = jnp.broadcast_to(cls + pos[:, :1], (x.shape[0], 1, cfg.width))
-        x = jnp.concatenate([cls, x.astype(jnp.float32)], axis=1)
+        x = x.astype(jnp.float32)
+        if self.cls_token:
+            cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
+            cls = jnp.broadcast_to(cls + pos[:, :1], (x.shape[0], 1, cfg.width))
+            x = jnp.concatenate([cls, x], axis=1)
         x = TransformerStack(
             cfg.depth,
             cfg.heads,
