@@ -372,7 +372,7 @@ def write_finished_run(config: ml_collections.ConfigDict, workdir: str, step: in
     state = TrainState(
         step=jnp.asarray(step, jnp.int32),
         params=params,
-        opt_state=cheap_jit(optimizer.init, params)(params),
+        opt_state=jax.jit(optimizer.init)(params),
         rng=jax.random.key_data(run_key),
         skipped=jnp.zeros((), jnp.int32),
     )
@@ -426,30 +426,9 @@ def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[st
     return batch
 
 
-# One compile per program at XLA's lowest backend optimization: the same program, compiled in about a
-# quarter of the time (a tiny MAE's loss-and-gradient: 1.8 s of CPU instead of 8.5). Op-by-op execution
-# is no cheaper: every op is a program of its own, some 160 for a tiny ViT's init.
-CHEAP_COMPILE = {
-    "xla_backend_optimization_level": 0,
-    "xla_cpu_use_fusion_emitters": False,
-    "xla_cpu_parallel_codegen_split_count": 1,
-}
-
-
-def cheap_jit(fn: Any, *args: Any) -> Any:
-    """`fn` jitted and compiled for `args` with `CHEAP_COMPILE` (plain options where XLA lacks one)."""
-    lowered = jax.jit(fn).lower(*args)
-    try:
-        return lowered.compile(compiler_options=CHEAP_COMPILE)
-    except Exception as err:  # an XLA without one of the options
-        if "compile option" not in str(err):
-            raise
-        return lowered.compile()
-
-
 def init_params(method: Any, key: jax.Array, batch: dict[str, jax.Array]) -> Any:
-    """`method.init(key, batch)`, jitted as the trainer's init is."""
-    return cheap_jit(method.init, key, batch)(key, batch)
+    """`method.init(key, batch)`, jitted as the trainer's init is (one compile, at the tests' cheap XLA flags)."""
+    return jax.jit(method.init)(key, batch)
 
 
 def value_and_grad(method: Any, params: Any, batch: dict[str, jax.Array], key: jax.Array) -> tuple[Any, Any]:
@@ -459,7 +438,7 @@ def value_and_grad(method: Any, params: Any, batch: dict[str, jax.Array], key: j
         return method.loss(p, b, k, True)
 
     grad_fn = jax.value_and_grad(loss, has_aux=True)
-    (value, _), grads = cheap_jit(grad_fn, params, batch, key)(params, batch, key)
+    (value, _), grads = jax.jit(grad_fn)(params, batch, key)
     return value, grads
 
 
