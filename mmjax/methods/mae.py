@@ -13,10 +13,12 @@ Assembled from named parts (DESIGN.md principle 3), each chosen in the config:
 `mask.kind=hard_patch` is HPM (Wang et al. 2023, "Hard Patches Mining"): the decoder grows a
 second branch that predicts each patch's reconstruction loss, trained on the hidden patches
 (`hpm.relative`: pairwise order, `mmjax.losses.pairwise_ranking_loss`); an EMA copy of the
-whole model (`params["teacher"]`, decay `hpm.ema_start` -> `hpm.ema_end`) predicts the loss of
-every patch of the unmasked image, and the mask hides the patches it expects to be hardest,
-a share growing from `mask.hard_patch.alpha_start` to `alpha_end` over `train.steps` (the
-rest random). Params then also hold `steps_seen`, counted by `after_step`.
+whole model (`params["teacher"]`, decay `teacher.ema_start` -> `teacher.ema_end`,
+`mmjax.methods.mask_teacher`) predicts the loss of every patch of the unmasked image, and the
+mask hides the patches it expects to be hardest, a share growing from
+`mask.hard_patch.alpha_start` to `alpha_end` over `train.steps` (the rest random). Params then
+also hold `steps_seen`, counted by `after_step`. `mask.kind=attention_guided` is AttMask's mask:
+the same EMA teacher's last-block [CLS] attention over the whole image picks the hidden patches.
 
 `mae.target_ratio` < 1 predicts only part of the hidden patches: 4M's input and target budgets
 (`mmjax.masking.multimodal_budget_masks`) on MAE's one modality draw MAE's visible count and,
