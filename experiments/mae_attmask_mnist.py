@@ -8,6 +8,10 @@ this is the mask on MAE, whose EMA copy (`teacher.*`, HPM's decay 0.999 -> 0.999
 attention. The same 37 of 49 patches are hidden as in MAE, all by attention here. Everything
 else is `mae_mnist.py`'s recipe; the step costs one more encoder pass of the whole image.
 
+Measured (`python benchmarks/variants_probe.py --steps 500 --experiments mae_mnist,mae_attmask_mnist`, one
+seed, 2 loaded CPU cores): linear probe 85.7%, kNN (k=20) 69.1%, final loss 0.1518; MAE at equal
+steps 80.7% / 62.0% / 0.3172; the random encoder 79.3% / 41.6%.
+
 Variants (`--config experiments/mae_attmask_mnist.py:steps=200,runlocal`):
   steps     training steps
   runlocal  shrink further for a smoke test (tiny model, 20 steps)

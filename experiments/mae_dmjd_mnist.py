@@ -8,6 +8,10 @@ batch of 2 x 128 and the loss is the mean of the two views' norm-pix MSE. Everyt
 `mae_mnist.py`'s recipe. Left out: DMJD's joint-distillation term between the views and its
 learning-rate scaling for the larger effective batch.
 
+Measured (`python benchmarks/variants_probe.py --steps 500 --experiments mae_mnist,mae_dmjd_mnist`, one
+seed, 2 loaded CPU cores): linear probe 81.6%, kNN (k=20) 64.6%, final loss 0.3090; MAE at equal
+steps 80.7% / 62.0% / 0.3172; the random encoder 79.3% / 41.6%.
+
 Variants (`--config experiments/mae_dmjd_mnist.py:steps=200,runlocal`):
   steps     training steps
   runlocal  shrink further for a smoke test (tiny model, 20 steps)

@@ -7,6 +7,10 @@ of the 37 hidden ones (`round(0.5 * 37)`) as targets, both uniform per image; th
 blocks run on the cls token, the visible and the target tokens only (31 of 50), and the loss
 counts the targets. Everything else is `mae_mnist.py`'s recipe.
 
+Measured (`python benchmarks/variants_probe.py --steps 500 --experiments mae_mnist,mae_target_budget_mnist`, one
+seed, 2 loaded CPU cores): linear probe 73.0%, kNN (k=20) 52.5%, final loss 0.3266; MAE at equal
+steps 80.7% / 62.0% / 0.3172; the random encoder 79.3% / 41.6%.
+
 Variants (`--config experiments/mae_target_budget_mnist.py:steps=200,runlocal`):
   steps     training steps
   runlocal  shrink further for a smoke test (tiny model, 20 steps)

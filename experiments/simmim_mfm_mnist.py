@@ -9,6 +9,11 @@ scaled to the 32 px digits: 16 * 32 / 224 = 2.3 frequency-grid units. The recons
 figure is off (it pastes hidden patches; nothing is hidden as patches here). Everything else
 is `simmim_mnist.py`'s recipe, its 4-block prediction head included.
 
+Measured (`python benchmarks/variants_probe.py --steps 250 --experiments simmim_mfm_mnist`, one
+seed, 2 loaded CPU cores): linear probe 82.7%, kNN (k=20) 49.8%, final loss 0.3193; SimMIM at
+equal steps 84.8% / 53.3%; the random encoder 86.0% / 53.3%. Neither is above its random encoder
+yet at 250 steps (see `simmim_mnist.py`: about 500 steps).
+
 Variants: `steps=N`.
 """
 
