@@ -9,7 +9,7 @@ import pytest
 
 from mmjax.config import ConfigError
 from mmjax.losses import masked_loss, normalized_regression_loss, pairwise_ranking_loss, token_loss
-from mmjax.methods import build_method, mae
+from mmjax.methods import build_method, mae, simmim
 from mmjax.targets import make_target
 from mmjax.train.defaults import training_sections
 from tests.feature_helpers import digit_images, run_steps
@@ -146,8 +146,6 @@ def test_trainer_steps_leave_the_teacher_without_gradient_and_learn_to_rank(meth
 
 
 def test_methods_that_cannot_predict_losses_refuse_the_kind():
-    from mmjax.methods import simmim
-
     config = simmim.default_config()
     config.mask.kind = "hard_patch"
     with pytest.raises(ConfigError, match=r"mask.kind='hard_patch' reads the 'predicted_loss' score map.*'simmim'"):

@@ -16,33 +16,19 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from mmjax.export.hf_vitmae import add_hf_encoder, hf_encoder_config, normalize_key
+from mmjax.export.hf_vitmae import add_hf_encoder, hf_config_dict, hf_encoder_config, hf_encoder_fields, normalize_key
 from mmjax.export.plan import Entry, Plan, PlanBuilder, apply_plan, invert_plan, to_numpy
 from mmjax.methods.simmim import SimMIM, default_config
 
 
 def simmim_config_from_hf(hf_config: Any) -> ml_collections.ConfigDict:
     """mmjax SimMIM method config from an HF `ViTConfig` of a `ViTForMaskedImageModeling` (object or dict)."""
-    c = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(hf_config)
-    if c.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"hidden_act={c['hidden_act']!r} is not supported; mmjax ViTs use exact 'gelu'")
+    c = hf_config_dict(hf_config)
     stride = c.get("encoder_stride", c["patch_size"])
     if stride != c["patch_size"]:
         raise ValueError(f"encoder_stride={stride} must equal patch_size={c['patch_size']} (one head output per patch)")
     config = default_config()
-    config.model.update(
-        size=None,
-        image_size=c["image_size"],
-        patch_size=c["patch_size"],
-        channels=c.get("num_channels", 3),
-        width=c["hidden_size"],
-        depth=c["num_hidden_layers"],
-        heads=c["num_attention_heads"],
-        mlp_dim=c["intermediate_size"],
-        layer_norm_eps=c.get("layer_norm_eps", 1e-12),
-        qkv_bias=c.get("qkv_bias", True),
-        posemb="learned",
-    )
+    config.model.update(size=None, posemb="learned", **hf_encoder_fields(c))
     config.simmim.head_depth = 0
     config.target.kind, config.loss.kind = "pixels", "l1"
     return config

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mmjax.export.atomic import atomic_directory
-from mmjax.export.hf_vitmae import add_hf_encoder, hf_encoder_config, normalize_key
+from mmjax.export.hf_vitmae import add_hf_encoder, hf_encoder_config, hf_encoder_fields, normalize_key
 from mmjax.export.plan import PlanBuilder, apply_plan, invert_plan, to_numpy
 from mmjax.models.config import ViTConfig
 from mmjax.ops.posemb import sincos_2d
@@ -27,21 +27,7 @@ HF_VIT_IGNORED = ("pooler.", "classifier.")
 
 def vit_config_from_hf(hf_config: Any) -> ViTConfig:
     """mmjax `ViTConfig` (learned position table) from an HF `ViTConfig` (object or dict)."""
-    c = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(hf_config)
-    if c.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"hidden_act={c['hidden_act']!r} is not supported; mmjax ViTs use exact 'gelu'")
-    return ViTConfig(
-        image_size=c["image_size"],
-        patch_size=c["patch_size"],
-        channels=c.get("num_channels", 3),
-        width=c["hidden_size"],
-        depth=c["num_hidden_layers"],
-        heads=c["num_attention_heads"],
-        mlp_dim=c["intermediate_size"],
-        layer_norm_eps=c.get("layer_norm_eps", 1e-12),
-        qkv_bias=c.get("qkv_bias", True),
-        posemb="learned",
-    )
+    return ViTConfig(**hf_encoder_fields(hf_config), posemb="learned")
 
 
 def hf_vit_plan(config: ViTConfig):

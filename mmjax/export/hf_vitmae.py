@@ -60,24 +60,34 @@ def normalize_key(key: str) -> str:
     return key
 
 
-def config_from_hf(hf_config: Any) -> ml_collections.ConfigDict:
-    """mmjax MAE method config from an HF `ViTMAEConfig` (object or its dict)."""
-    c = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(hf_config)
+def hf_config_dict(hf_config: Any) -> dict[str, Any]:
+    """An HF config object or its dict, as a dict."""
+    return hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(hf_config)
+
+
+def hf_encoder_fields(hf_config: Any) -> dict[str, Any]:
+    """The mmjax `model` fields of an HF ViT / ViTMAE config (object or dict); the inverse of `hf_encoder_config`."""
+    c = hf_config_dict(hf_config)
     if c.get("hidden_act", "gelu") != "gelu":
         raise ValueError(f"hidden_act={c['hidden_act']!r} is not supported; mmjax ViTs use exact 'gelu'")
+    return {
+        "image_size": c["image_size"],
+        "patch_size": c["patch_size"],
+        "channels": c.get("num_channels", 3),
+        "width": c["hidden_size"],
+        "depth": c["num_hidden_layers"],
+        "heads": c["num_attention_heads"],
+        "mlp_dim": c["intermediate_size"],
+        "layer_norm_eps": c.get("layer_norm_eps", 1e-12),
+        "qkv_bias": c.get("qkv_bias", True),
+    }
+
+
+def config_from_hf(hf_config: Any) -> ml_collections.ConfigDict:
+    """mmjax MAE method config from an HF `ViTMAEConfig` (object or its dict)."""
+    c = hf_config_dict(hf_config)
     config = default_config()
-    config.model.update(
-        size=None,
-        image_size=c["image_size"],
-        patch_size=c["patch_size"],
-        channels=c.get("num_channels", 3),
-        width=c["hidden_size"],
-        depth=c["num_hidden_layers"],
-        heads=c["num_attention_heads"],
-        mlp_dim=c["intermediate_size"],
-        layer_norm_eps=c.get("layer_norm_eps", 1e-12),
-        qkv_bias=c.get("qkv_bias", True),
-    )
+    config.model.update(size=None, **hf_encoder_fields(c))
     config.decoder.update(
         width=c["decoder_hidden_size"],
         depth=c["decoder_num_hidden_layers"],
