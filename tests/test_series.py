@@ -18,7 +18,7 @@ from mmjax.evaluate.series import (
     seasonal_naive,
 )
 from mmjax.methods.registry import build_method
-from mmjax.ops.series import instance_stats, patch_series, unpatch_series
+from mmjax.ops.series import instance_stats, patch_series, patchtst_sincos, unpatch_series
 from tests.helpers import descend, load_experiment
 
 
@@ -46,6 +46,52 @@ def test_patching_layout_and_round_trip():
     np.testing.assert_array_equal(unpatch_series(patches), x)
     with pytest.raises(ValueError, match="patch_len=5"):
         patch_series(jnp.asarray(x), 5)
+
+
+def test_strided_patching_keeps_the_last_steps_as_hf_does():
+    x = np.random.default_rng(3).normal(size=(2, 11, 2)).astype(np.float32)
+    patches = patch_series(jnp.asarray(x), 4, stride=3)  # (11 - 4) // 3 + 1 = 3 patches; step 0 dropped
+    assert patches.shape == (2, 2, 3, 4)
+    for j, start in enumerate((1, 4, 7)):
+        np.testing.assert_array_equal(patches[:, :, j], np.transpose(x[:, start : start + 4], (0, 2, 1)))
+    np.testing.assert_array_equal(patch_series(jnp.asarray(x[:, 3:]), 4, stride=4), patch_series(x[:, 3:], 4))
+    with pytest.raises(ValueError, match="series length 3 must be at least patch_len=4"):
+        patch_series(jnp.asarray(x[:, :3]), 4, stride=1)
+
+
+def test_patchtst_sincos_table_is_interleaved_and_normalized():
+    table = patchtst_sincos(5, 6)
+    raw = np.zeros((5, 6))
+    for pos in range(5):
+        for i in range(3):
+            angle = pos / 10000 ** (2 * i / 6)
+            raw[pos, 2 * i], raw[pos, 2 * i + 1] = np.sin(angle), np.cos(angle)
+    expected = (raw - raw.mean()) / (raw.std(ddof=1) * 10)
+    np.testing.assert_allclose(table, expected, atol=1e-7)
+    assert abs(table.mean()) < 1e-7 and abs(table.std(ddof=1) - 0.1) < 1e-6
+    with pytest.raises(ValueError, match="model.width=5"):
+        patchtst_sincos(5, 5)
+
+
+def test_hf_model_options_are_opt_in_and_reach_the_model():
+    batch = {"series": jax.random.normal(jax.random.key(0), (2, 16, 2))}
+    default = build_method(tiny_config())
+    params = jax.eval_shape(default.init, jax.random.key(1), batch)
+    assert "pos_embedding" in params and "norm" in params["encoder"]  # today's model unchanged
+    config = tiny_config()
+    config.model.update(positions="sincos", final_norm=False, layer_norm_eps=1e-5)
+    config.patchtst.patch_stride = 2
+    method = build_method(config)
+    assert method.num_patches == 7 and method.model.layer_norm_eps == 1e-5
+    params = jax.jit(method.init)(jax.random.key(1), batch)
+    assert "pos_embedding" not in params and "norm" not in params["encoder"]
+    loss, _ = jax.jit(method.loss)(params, batch, jax.random.key(2))
+    assert np.isfinite(float(loss))
+    with pytest.raises(ValueError, match="reconstruct needs patches that tile data.window=16: patchtst.patch_stride=2"):
+        method.reconstruct(params, batch["series"], jnp.zeros((2, 14), bool))
+    config.model.positions = "rope"
+    with pytest.raises(ValueError, match=r"model\.positions='rope'"):
+        build_method(config)
 
 
 def test_instance_stats_use_only_observed_steps():

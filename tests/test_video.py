@@ -5,9 +5,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mmjax.config import ConfigError
 from mmjax.data.moving_digits import MovingDigitsSource, bounce_path
 from mmjax.methods.videomae import VideoMAE
-from mmjax.ops.tubelets import sincos_3d, tubelet_grid, tubeletify, untubeletify
+from mmjax.ops.tubelets import (
+    normalize_tubelet_channels,
+    sincos_3d,
+    sincos_flat,
+    tubelet_grid,
+    tubeletify,
+    untubeletify,
+)
 from mmjax.train import train
 from tests.av_helpers import tiny_config
 
@@ -37,6 +45,39 @@ def test_sincos_3d_is_separable_over_time_and_space():
     flat = emb.reshape(24, 48)
     assert len({row.tobytes() for row in flat}) == 24
     np.testing.assert_allclose(flat[0], np.tile([0.0] * 8 + [1.0] * 8, 3), atol=1e-7)  # position (0, 0, 0)
+
+
+def test_sincos_flat_is_videomae_interleaved_table_over_the_flat_index():
+    table = sincos_flat(10, 6)
+    angle = np.arange(10)[:, None] / 10000.0 ** (2 * (np.arange(6) // 2) / 6)
+    np.testing.assert_allclose(table[:, 0::2], np.sin(angle[:, 0::2]), atol=1e-7)
+    np.testing.assert_allclose(table[:, 1::2], np.cos(angle[:, 1::2]), atol=1e-7)
+    with pytest.raises(ValueError, match="even dim"):
+        sincos_flat(10, 7)
+
+
+def test_normalize_tubelet_channels_is_per_channel_with_the_unbiased_std():
+    tubes = jax.random.normal(jax.random.key(1), (2, 3, 4 * 2)) * jnp.array([1.0, 10.0] * 4) + jnp.array([0.0, 5.0] * 4)
+    out = np.asarray(normalize_tubelet_channels(tubes, channels=2)).reshape(2, 3, 4, 2)
+    np.testing.assert_allclose(out.mean(axis=2), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=2, ddof=1), 1.0, atol=1e-4)  # each channel on its own scale
+    x = np.asarray(tubes).reshape(2, 3, 4, 2)[0, 0, :, 1]
+    np.testing.assert_allclose(out[0, 0, :, 1], (x - x.mean()) / (x.std(ddof=1) + 1e-6), rtol=1e-5)
+
+
+def test_videomae_targets_follow_the_style_and_unnormalize_knobs():
+    config = tiny_config("videomae")
+    videos = jax.random.normal(jax.random.key(2), (2, 8, 32, 32, 1))
+    patches = tubeletify(videos, (2, 8, 8))
+    config.videomae.norm_pix_loss = True
+    default = VideoMAE.from_config(config).targets(patches)
+    np.testing.assert_allclose(np.asarray(default).mean(-1), 0.0, atol=1e-5)  # MAE's: the whole vector
+    config.videomae.update(norm_pix_style="videomae", unnormalize_target=True, norm_pix_loss=False)
+    raw = VideoMAE.from_config(config).targets(patches)
+    np.testing.assert_allclose(raw, patches * 0.18 + 0.05, rtol=1e-6)  # data.std / data.mean of moving digits
+    config.data.mean = (0.1, 0.2)
+    with pytest.raises(ConfigError, match=r"data.mean=\(0.1, 0.2\): videomae.unnormalize_target needs one value"):
+        VideoMAE.from_config(config)
 
 
 def test_videomae_tube_mask_hides_the_same_places_in_every_time_slot():

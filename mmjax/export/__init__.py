@@ -3,6 +3,9 @@
 Import: `convert_hf_bert` / `to_hf_bert` (HF BertForMaskedLM, both ways), `convert_hf_vitmae` /
 `load_hf_vitmae` (HF ViTMAE, 4.x and 5.x key names),
 `convert_hf_simmim` / `to_hf_simmim` (HF ViTForMaskedImageModeling as SimMIM, both ways),
+`convert_hf_videomae` / `to_hf_videomae` / `load_hf_videomae` / `save_hf_videomae` (HF
+VideoMAEForPreTraining, both ways), `convert_hf_patchtst` / `to_hf_patchtst` (HF
+PatchTSTForPretraining, both ways),
 `convert_hf_vit` / `load_hf_vit` (HF ViT) and `convert_timm_vit` (timm ViT) into a
 `ViTEncoder`; `resize_encoder` moves a learned position table to another resolution.
 Export: `export_workdir` (the `python -m mmjax export` command), `save_hf_vitmae`,
@@ -14,7 +17,18 @@ Every import checks every key and raises `CheckpointMismatchError` listing the p
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import encoder_features, load_encoder, save_encoder
 from mmjax.export.hf_bert import bert_config_from_hf, convert_hf_bert, hf_bert_config, load_hf_bert, to_hf_bert
+from mmjax.export.hf_patchtst import convert_hf_patchtst, hf_patchtst_config, patchtst_config_from_hf, to_hf_patchtst
 from mmjax.export.hf_simmim import convert_hf_simmim, hf_simmim_config, simmim_config_from_hf, to_hf_simmim
+from mmjax.export.hf_videomae import (
+    convert_hf_videomae,
+    hf_masked_predictions,
+    hf_videomae_config,
+    load_hf_videomae,
+    mask_from_hf,
+    save_hf_videomae,
+    to_hf_videomae,
+    videomae_config_from_hf,
+)
 from mmjax.export.hf_vit import convert_hf_vit, hf_vit_config, load_hf_vit, save_hf_vit, to_hf_vit, vit_config_from_hf
 from mmjax.export.hf_vitmae import (
     config_from_hf,
@@ -68,4 +82,16 @@ __all__ = [
     "to_hf_vit",
     "to_hf_vitmae",
     "vit_config_from_hf",
+    "convert_hf_patchtst",
+    "hf_patchtst_config",
+    "patchtst_config_from_hf",
+    "to_hf_patchtst",
+    "convert_hf_videomae",
+    "hf_masked_predictions",
+    "hf_videomae_config",
+    "load_hf_videomae",
+    "mask_from_hf",
+    "save_hf_videomae",
+    "to_hf_videomae",
+    "videomae_config_from_hf",
 ]

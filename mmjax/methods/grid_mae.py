@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from mmjax.losses import masked_mse
+from mmjax.losses import masked_mse, normalize_patches
 from mmjax.masking.mask import Mask
 from mmjax.methods.common import pool_tokens
 from mmjax.methods.protocol import Batch, Params
@@ -66,6 +66,13 @@ class GridMAE(abc.ABC):
         """Per-patch normalized targets: the subclass's options (`videomae.norm_pix_loss`, ...)."""
         return self.options.norm_pix_loss
 
+    def targets(self, patches: jax.Array) -> jax.Array:
+        """What the decoder must predict, from the input patch vectors `[B, N, P]` -> float32 `[B, N, P]`.
+
+        MAE's: the patches, each normalized as a whole with `norm_pix_loss`; a modality may override it.
+        """
+        return normalize_patches(patches) if self.norm_pix_loss else patches.astype(jnp.float32)
+
     # --- the method protocol -----------------------------------------------------------
     @property
     def model(self) -> GridMAEModel:
@@ -105,7 +112,7 @@ class GridMAE(abc.ABC):
         return {**params, "steps_seen": params["steps_seen"] + 1.0} if self.counts_steps else params
 
     def predict(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, jax.Array, Mask]:
-        """(predictions `[B, N, P]`, target patches `[B, N, P]`, mask)."""
+        """(predictions `[B, N, P]`, input patch vectors `[B, N, P]` (see `targets`), mask)."""
         model_params, steps_seen = self._split(params)
         patches = self.patches(self._inputs(batch))
         mask = self.make_mask(rng, patches.shape[0], steps_seen)
@@ -114,10 +121,10 @@ class GridMAE(abc.ABC):
     def loss(
         self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """MSE on hidden patches (per-patch normalized targets with `norm_pix_loss`)."""
+        """MSE on hidden patches against `targets`."""
         del train  # no dropout
-        pred, target, mask = self.predict(params, batch, rng)
-        loss = masked_mse(pred, target, mask.mask, norm_pix=self.norm_pix_loss)
+        pred, patches, mask = self.predict(params, batch, rng)
+        loss = masked_mse(pred, self.targets(patches), mask.mask)
         return loss, {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
 
     def features(self, params: Params, inputs: jax.Array, pool: str = "mean") -> jax.Array:
@@ -125,8 +132,13 @@ class GridMAE(abc.ABC):
 
         Args:
           inputs: the prepared model input (`[B, T, H, W, C]` video, `[B, frames, mels]` spectrogram).
-          pool: `mean` -> `[B, D]` mean of the tokens; `cls` -> `[B, D]`; `tokens` -> `[B, 1 + N, D]`.
+          pool: `mean` -> `[B, D]` mean of the patch tokens; `cls` -> `[B, D]` (needs `model.cls_token`);
+            `tokens` -> `[B, (1 +) N, D]`, the cls row first if there is one.
         """
         model_params, _ = self._split(params)
         tokens = self.model.apply({"params": model_params}, self.patches(inputs), method=GridMAEModel.encode)
-        return pool_tokens(tokens, pool)
+        if self.encoder.cls_token:
+            return pool_tokens(tokens, pool)
+        if pool == "cls":
+            raise ValueError("features(pool='cls') needs model.cls_token=True; this encoder has no cls token")
+        return jnp.mean(tokens, axis=1) if pool == "mean" else pool_tokens(tokens, pool)

@@ -3,6 +3,11 @@
 The modality cuts its input into patch vectors `[B, N, P]` on a grid of 2 or 3 axes;
 this model embeds them linearly, adds fixed sin-cos positions of the grid, encodes the
 kept tokens with `TokenEncoder` and predicts every token with `TokenDecoder`.
+
+The defaults are mmjax's MAE recipe (a cls token, separable sin-cos positions per grid axis).
+The other values of the knobs express VideoMAE as the reference and HF transformers build it:
+no cls token, one sinusoid table over the flattened token index (`posemb="sincos_flat"`), HF's
+layer-norm eps, no bias in the encoder-to-decoder projection (`mmjax.export.hf_videomae`).
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from mmjax.config import knob
 from mmjax.masking.mask import Mask
 from mmjax.models.config import DTYPES, REMAT_NAMES
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.posemb import sincos_2d
-from mmjax.ops.tubelets import sincos_3d
+from mmjax.ops.tubelets import sincos_3d, sincos_flat
+
+POSEMBS = ("sincos", "sincos_flat")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +42,17 @@ class GridEncoderConfig:
     dtype: str = "float32"
     attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
+    cls_token: bool = knob(True, "prepend a learned cls token (VideoMAE has none)")
+    posemb: str = knob(
+        "sincos", "fixed positions: sin-cos per grid axis, or VideoMAE's over the flat index", choices=POSEMBS
+    )
+    layer_norm_eps: float = knob(1e-6, "eps of every encoder and decoder-block LayerNorm", low=0, low_open=True)
+    qkv_bias: bool = knob(True, "biases in the attention projections, encoder and decoder")
+    final_norm: bool = knob(True, "a LayerNorm after the last encoder block")
 
     def __post_init__(self):
         check_size("model", self.width, self.depth, self.heads, self.mlp_dim)
+        check_posemb("model", self.posemb)
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.attention_impl not in IMPLEMENTATIONS:
@@ -52,9 +69,15 @@ class GridDecoderConfig:
     depth: int = 4
     heads: int = 6
     mlp_dim: int = 1536
+    posemb: str = knob("sincos", "as model.posemb, for the decoder's positions", choices=POSEMBS)
+    embed_bias: bool = knob(True, "a bias in the encoder-to-decoder projection (VideoMAE has none)")
+    norm_eps: float | None = knob(
+        None, "eps of the LayerNorm before the prediction; None = model.layer_norm_eps", low=0, low_open=True
+    )
 
     def __post_init__(self):
         check_size("decoder", self.width, self.depth, self.heads, self.mlp_dim)
+        check_posemb("decoder", self.posemb)
 
 
 def check_size(where: str, width: int, depth: int, heads: int, mlp_dim: int) -> None:
@@ -67,8 +90,20 @@ def check_size(where: str, width: int, depth: int, heads: int, mlp_dim: int) -> 
         raise ValueError(f"{where}.depth={depth} must be >= 0 and {where}.mlp_dim={mlp_dim} > 0")
 
 
-def grid_positions(grid: tuple[int, ...], dim: int) -> jax.Array:
-    """Fixed sin-cos positions `[N, dim]` of a 2-D `(rows, cols)` or 3-D `(T, H, W)` grid."""
+def check_posemb(where: str, posemb: str) -> None:
+    """Error naming `where.posemb` for an unknown position embedding."""
+    if posemb not in POSEMBS:
+        raise ValueError(f"{where}.posemb must be one of {POSEMBS}, got {posemb!r}")
+
+
+def grid_positions(grid: tuple[int, ...], dim: int, posemb: str = "sincos") -> jax.Array:
+    """Fixed positions `[N, dim]` of a 2-D `(rows, cols)` or 3-D `(T, H, W)` grid, flattened row-major.
+
+    `sincos`: separable sin-cos per axis; `sincos_flat`: VideoMAE's table over the flat index.
+    """
+    check_posemb("posemb", posemb)
+    if posemb == "sincos_flat":
+        return jnp.asarray(sincos_flat(int(np.prod(grid)), dim))
     if len(grid) == 2:
         return jnp.asarray(sincos_2d(grid, dim))
     if len(grid) == 3:
@@ -104,9 +139,13 @@ class GridMAEModel(nn.Module):
             enc.depth,
             enc.heads,
             enc.mlp_dim,
+            cls_token=enc.cls_token,
+            layer_norm_eps=enc.layer_norm_eps,
+            qkv_bias=enc.qkv_bias,
             dtype=enc.dtype,
             attention_impl=enc.attention_impl,
             remat=enc.remat,
+            final_norm=enc.final_norm,
         )
         dec = self.decoder
         self.token_decoder = TokenDecoder(
@@ -115,26 +154,35 @@ class GridMAEModel(nn.Module):
             dec.heads,
             dec.mlp_dim,
             self.out_dim,
+            cls_token=enc.cls_token,
+            layer_norm_eps=enc.layer_norm_eps,
+            qkv_bias=enc.qkv_bias,
             dtype=enc.dtype,
             attention_impl=enc.attention_impl,
+            embed_bias=dec.embed_bias,
+            norm_eps=dec.norm_eps,
         )
 
     def encode(self, patches: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
-        """`[B, N, P]` patch vectors (+ int `[B, K]` kept ids) -> `[B, 1 + K, D]`, cls first (K = N without ids)."""
+        """`[B, N, P]` patch vectors (+ int `[B, K]` kept ids) -> `[B, (1 +) K, D]`, a cls row first if any.
+
+        K = N without `ids_keep`.
+        """
         n = patches.shape[1]
         if n != self.num_tokens:
             raise ValueError(f"expected {self.num_tokens} patches for grid {self.grid}, got {n}")
-        tokens = self.patch_embed(patches).astype(jnp.float32) + grid_positions(self.grid, self.encoder.width)
+        tokens = self.patch_embed(patches).astype(jnp.float32) + grid_positions(
+            self.grid, self.encoder.width, self.encoder.posemb
+        )
         return self.token_encoder(tokens, ids_keep)
 
     def __call__(self, patches: jax.Array, mask: Mask) -> jax.Array:
         """Predictions `[B, N, out_dim]` of every token from the kept ones (`mask.ids_keep`)."""
         latent = self.encode(patches, mask.ids_keep)
-        return self.token_decoder(latent, mask.ids_restore, grid_positions(self.grid, self.decoder.width))
+        return self.token_decoder(
+            latent, mask.ids_restore, grid_positions(self.grid, self.decoder.width, self.decoder.posemb)
+        )
 
     @property
     def num_tokens(self) -> int:
-        count = 1
-        for size in self.grid:
-            count *= size
-        return count
+        return int(np.prod(self.grid))

@@ -9,10 +9,13 @@ import jax.numpy as jnp
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenEncoder
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
+from mmjax.ops.series import patchtst_sincos
+
+POSITIONS = ("learned", "sincos")
 
 
 class PatchTSTModel(nn.Module):
-    """Patches of every variate -> linear embedding + learned positions -> shared transformer -> patch values.
+    """Patches of every variate -> linear embedding + positions -> shared transformer -> patch values.
 
     Channel independence: each variate's patch sequence is encoded separately with the
     same weights (the batch is `[B * V, P, D]` inside). As in PatchTST's self-supervised
@@ -23,6 +26,10 @@ class PatchTSTModel(nn.Module):
       num_patches: P, patches per variate.
       patch_len: p, time steps per patch.
       width, depth, heads, mlp_dim: transformer size.
+      layer_norm_eps: epsilon of every LayerNorm.
+      positions: `learned` (a `pos_embedding` parameter `[P, D]`) or `sincos` (HF PatchTST's fixed
+        table, `mmjax.ops.series.patchtst_sincos`, no parameter).
+      final_norm: LayerNorm after the last block (HF PatchTST has none).
       attention_impl: `mmjax.ops.attention` implementation of every block.
     """
 
@@ -32,6 +39,9 @@ class PatchTSTModel(nn.Module):
     depth: int
     heads: int
     mlp_dim: int
+    layer_norm_eps: float
+    positions: str
+    final_norm: bool
     attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def setup(self):
@@ -40,11 +50,23 @@ class PatchTSTModel(nn.Module):
             kernel_init=with_axes(xavier_uniform(), (None, "embed")),
             bias_init=with_axes(zeros, ("embed",)),
         )
-        self.positions = self.param(
-            "pos_embedding", with_axes(normal(0.02), (None, "embed")), (self.num_patches, self.width)
-        )
+        if self.positions == "learned":
+            self.position_table = self.param(
+                "pos_embedding", with_axes(normal(0.02), (None, "embed")), (self.num_patches, self.width)
+            )
+        elif self.positions == "sincos":
+            self.position_table = jnp.asarray(patchtst_sincos(self.num_patches, self.width))
+        else:
+            raise ValueError(f"model.positions={self.positions!r}: expected one of {POSITIONS}")
         self.encoder = TokenEncoder(
-            self.width, self.depth, self.heads, self.mlp_dim, cls_token=False, attention_impl=self.attention_impl
+            self.width,
+            self.depth,
+            self.heads,
+            self.mlp_dim,
+            cls_token=False,
+            layer_norm_eps=self.layer_norm_eps,
+            attention_impl=self.attention_impl,
+            final_norm=self.final_norm,
         )
         self.head = nn.Dense(
             self.patch_len,
@@ -57,12 +79,12 @@ class PatchTSTModel(nn.Module):
         batch, variates, num_patches, patch_len = patches.shape
         if (num_patches, patch_len) != (self.num_patches, self.patch_len):
             raise ValueError(
-                f"patches must be [B, V, {self.num_patches}, {self.patch_len}] (window / patch_len, patch_len); "
+                f"patches must be [B, V, {self.num_patches}, {self.patch_len}] (patches per window, patch_len); "
                 f"got {patches.shape}"
             )
         if hidden is not None:
             patches = jnp.where(hidden.reshape(batch, variates, num_patches, 1), 0.0, patches)
-        x = self.embed(patches.reshape(batch * variates, num_patches, patch_len)) + self.positions
+        x = self.embed(patches.reshape(batch * variates, num_patches, patch_len)) + self.position_table
         return self.encoder(x).reshape(batch, variates, num_patches, self.width)
 
     def __call__(self, patches: jax.Array, hidden: jax.Array | None = None) -> jax.Array:

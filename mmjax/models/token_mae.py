@@ -23,6 +23,7 @@ class TokenEncoder(nn.Module):
     Attributes:
       width, depth, heads, mlp_dim: transformer size; tokens must be `width` wide.
       cls_token: prepend a learned cls token (output row 0).
+      final_norm: end with a LayerNorm (`norm`); False returns the last block's output (HF PatchTST).
       dtype, attention_impl, remat, scan, layer_norm_eps, qkv_bias: as `TransformerStack`.
     """
 
@@ -37,6 +38,7 @@ class TokenEncoder(nn.Module):
     attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
     scan: bool = False
+    final_norm: bool = True
 
     @nn.compact
     def __call__(self, tokens: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
@@ -60,7 +62,7 @@ class TokenEncoder(nn.Module):
             self.scan,
             name="blocks",
         )(x)
-        return layer_norm(self.layer_norm_eps, jnp.float32, "norm")(x)
+        return layer_norm(self.layer_norm_eps, jnp.float32, "norm")(x) if self.final_norm else x
 
 
 class TokenDecoder(nn.Module):
@@ -70,6 +72,8 @@ class TokenDecoder(nn.Module):
       width, depth, heads, mlp_dim: decoder size.
       out_dim: size of each token's prediction (e.g. `t * p * p * C` pixels of a tubelet).
       cls_token: whether the encoder output has a cls row first (it is dropped from the output).
+      embed_bias: whether the encoder-to-decoder projection has a bias (HF VideoMAE's has none).
+      norm_eps: the final LayerNorm's eps; None = `layer_norm_eps` (HF VideoMAE's is 1e-5).
     """
 
     width: int
@@ -82,6 +86,8 @@ class TokenDecoder(nn.Module):
     qkv_bias: bool = True
     dtype: str = "float32"
     attention_impl: str = DEFAULT_IMPLEMENTATION
+    embed_bias: bool = True
+    norm_eps: float | None = None
 
     @nn.compact
     def __call__(self, latent: jax.Array, ids_restore: jax.Array, positions: jax.Array) -> jax.Array:
@@ -102,6 +108,7 @@ class TokenDecoder(nn.Module):
             param_dtype=jnp.float32,
             kernel_init=with_axes(xavier_uniform(), (None, "embed")),
             bias_init=with_axes(zeros, ("embed",)),
+            use_bias=self.embed_bias,
             name="embed",
         )(latent)
         kept = x[:, 1:] if self.cls_token else x
@@ -117,7 +124,8 @@ class TokenDecoder(nn.Module):
             self.attention_impl,
             name="blocks",
         )(x)
-        x = layer_norm(self.layer_norm_eps, dtype, "norm")(x)
+        norm_eps = self.layer_norm_eps if self.norm_eps is None else self.norm_eps
+        x = layer_norm(norm_eps, dtype, "norm")(x)
         pred = nn.Dense(
             self.out_dim,
             dtype=dtype,

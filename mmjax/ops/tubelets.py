@@ -1,4 +1,4 @@
-"""Videos <-> tubelet vectors, and 3-D (time, row, column) sin-cos position embeddings."""
+"""Videos <-> tubelet vectors, their position embeddings (3-D separable or VideoMAE's flat table), norm-pix targets."""
 
 from __future__ import annotations
 
@@ -86,3 +86,45 @@ def sincos_3d(grid: tuple[int, int, int], dim: int, temperature: float = 10000.0
     parts = [sincos_1d(w, spatial, temperature), sincos_1d(h, spatial, temperature)]
     parts.append(sincos_1d(t, dim - 2 * spatial, temperature))
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def sincos_flat(num_tokens: int, dim: int, temperature: float = 10000.0) -> np.ndarray:
+    """VideoMAE's fixed 1-D sinusoid table over the flattened token index (reference and HF).
+
+    Column `2i` is `sin(n * w_i)` and column `2i + 1` is `cos(n * w_i)` with
+    `w_i = temperature ** (-2i / dim)`: `sincos_1d`'s frequencies, sin and cos interleaved.
+
+    Args:
+      num_tokens: N, tokens in `tubeletify`'s time-major order.
+      dim: even embedding size.
+
+    Returns:
+      float32 `[N, dim]`.
+    """
+    if dim % 2:
+        raise ValueError(f"sincos_flat needs an even dim, got {dim}")
+    table = sincos_1d(np.arange(num_tokens), dim, temperature)
+    half = dim // 2
+    return np.stack([table[:, :half], table[:, half:]], axis=-1).reshape(num_tokens, dim).astype(np.float32)
+
+
+def normalize_tubelet_channels(tubelets: jax.Array, channels: int, eps: float = 1e-6) -> jax.Array:
+    """VideoMAE's `norm_pix_loss` target: each channel of each tubelet normalized over its pixels.
+
+    `(x - mean) / (std + eps)` with the unbiased std, per tubelet and channel (the reference's
+    and HF's formula; MAE's `normalize_patches` uses `sqrt(var + eps)` over the whole vector).
+
+    Args:
+      tubelets: `[B, N, t * h * w * C]` in `tubeletify`'s order (channel last).
+      channels: C.
+
+    Returns:
+      float32 `[B, N, t * h * w * C]`.
+    """
+    b, n, dim = tubelets.shape
+    if dim % channels:
+        raise ValueError(f"tubelet vector size {dim} is not a multiple of channels={channels}")
+    x = tubelets.astype(jnp.float32).reshape(b, n, dim // channels, channels)
+    mean = jnp.mean(x, axis=2, keepdims=True)
+    std = jnp.sqrt(jnp.var(x, axis=2, keepdims=True, ddof=1))
+    return ((x - mean) / (std + eps)).reshape(b, n, dim)
