@@ -39,6 +39,7 @@ EXPERIMENTS = {
     "mae_attmask_mnist": ("AttMask's mask on MAE, mask.kind=attention_guided", "mae_mnist"),
     "mae_dmjd_mnist": ("DMJD: MAE, mae.num_views=2", "mae_mnist"),
     "mae_target_budget_mnist": ("4M's target budget: MAE, mae.target_ratio=0.5", "mae_mnist"),
+    "mae_supervised_mnist": ("SupMAE: MAE, supervised.weight=1 (uses the labels)", "mae_mnist"),
 }
 
 

@@ -64,6 +64,7 @@ def bert_config_from_hf(hf_config: Any) -> BertConfig:
 
 def hf_bert_config(cfg: BertConfig) -> dict[str, Any]:
     """The fields of an HF `BertConfig` for `cfg` (`transformers.BertConfig(**hf_bert_config(cfg))`)."""
+    check_exportable(cfg)
     return {
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.width,
@@ -79,6 +80,14 @@ def hf_bert_config(cfg: BertConfig) -> dict[str, Any]:
         "hidden_act": "gelu",
         "tie_word_embeddings": True,
     }
+
+
+def check_exportable(cfg: BertConfig) -> None:
+    """HF `BertForMaskedLM` has no decoder between the encoder and the MLM head (MAE-LM's)."""
+    if cfg.decoder_depth:
+        raise ValueError(
+            f"model.decoder_depth={cfg.decoder_depth}: HF BertForMaskedLM has no MAE-LM decoder; expected 0"
+        )
 
 
 def bert_plan(cfg: BertConfig) -> Plan:
@@ -139,6 +148,7 @@ def convert_hf_bert(
 
 def to_hf_bert(params: Mapping[str, Any], cfg: BertConfig) -> dict[str, np.ndarray]:
     """`BertMLM` params -> a `BertForMaskedLM` state dict (numpy float32, tied keys written out)."""
+    check_exportable(cfg)
     return invert_plan(bert_plan(cfg), params)
 
 

@@ -29,6 +29,10 @@ targets. `predict` and `reconstruct` still decode every patch.
 `mae.num_views` > 1 is DMJD's disjoint masking (Ma et al. 2023): each image is seen as
 that many views whose visible sets never overlap (`mmjax.masking.disjoint_view_masks`), all
 encoded in the same step as one batch of `V * B`, and the loss is the mean over the views.
+
+`supervised.weight` > 0 is supervised MIM (SupMAE, Liang et al. 2022): a label head on the mean
+of the encoder's visible patch tokens adds `weight` times the cross-entropy on `batch["label"]`
+(`mmjax.methods.label_loss`); the encoder never sees the hidden patches for either loss.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from mmjax.masking.multimodal import disjoint_view_masks, multimodal_budget_mask
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.common import IMAGE_SCORES, image_parts, image_scores, pool_tokens, reconstruction_images
+from mmjax.methods.label_loss import LabelLossOptions, batch_labels, label_accuracy, label_cross_entropy
 from mmjax.methods.mask_teacher import (
     TEACHER_SCORES,
     HardPatchOptions,
@@ -106,6 +111,7 @@ def default_config() -> ml_collections.ConfigDict:
             "mae": section_config(MAEOptions),
             "hpm": section_config(HardPatchOptions),
             "teacher": section_config(TeacherOptions),
+            "supervised": section_config(LabelLossOptions),
             "mask": mask_section(LAYOUT, PAPER_MASK),
             "target": target_section(None),
             "loss": loss_section(PAPER_LOSS),
@@ -142,6 +148,7 @@ class MAE:
     loss_part: Chosen | None = None
     hpm: HardPatchOptions = HardPatchOptions()
     teacher: TeacherOptions = TeacherOptions()
+    supervised: LabelLossOptions = LabelLossOptions()
     total_steps: int = 1  # train.steps: the length of HPM's curricula
 
     def __post_init__(self):
@@ -189,6 +196,7 @@ class MAE:
             loss_part=loss,
             hpm=dataclass_from_config(HardPatchOptions, config.get("hpm") or {}, "hpm"),
             teacher=dataclass_from_config(TeacherOptions, config.get("teacher") or {}, "teacher"),
+            supervised=dataclass_from_config(LabelLossOptions, config.get("supervised") or {}, "supervised"),
             total_steps=steps,
         )
 
@@ -218,7 +226,21 @@ class MAE:
     @property
     def model(self) -> MAEModel:
         out_dim = check_target_fits(self.target_part, self.model_config)
-        return MAEModel(self.model_config, self.decoder_config, out_dim, loss_predictor=self.mines_hard_patches)
+        return MAEModel(
+            self.model_config,
+            self.decoder_config,
+            out_dim,
+            loss_predictor=self.mines_hard_patches,
+            num_classes=self.supervised.head_classes,
+        )
+
+    def _outputs(self, out: Any) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+        """The model's output as (predictions `[B, N, D]`, HPM's predicted loss `[B, N]`, class logits `[B, K]`)."""
+        logits = None
+        if self.supervised.enabled:
+            out, logits = out
+        pred, predicted_loss = out if self.mines_hard_patches else (out, None)
+        return pred, predicted_loss, logits
 
     def _images(self, batch: Batch) -> jax.Array:
         """The batch's images `[B, H, W, C]`, repeated view-major to `[V * B, ...]` with `mae.num_views` = V."""
@@ -305,7 +327,7 @@ class MAE:
         maps = {}
         if "predicted_loss" in needed:
             whole = whole_image_mask(images.shape[0], self.model_config.num_patches)
-            _, maps["predicted_loss"] = self.model.apply(teacher, images, whole)
+            _, maps["predicted_loss"], _ = self._outputs(self.model.apply(teacher, images, whole))
         if "attention" in needed:
             _, state = self.model.apply(teacher, images, method=MAEModel.encode, mutable=["intermediates"])
             blocks = state["intermediates"]["encoder"]["blocks"]
@@ -326,8 +348,9 @@ class MAE:
 
     def _forward(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None, train: bool = False
-    ) -> tuple[jax.Array, jax.Array | None, Mask, jax.Array]:
-        """(predictions `[B, N, D]`, HPM's predicted loss `[B, N]` or None, the mask, the loss's patches `[B, N]`).
+    ) -> tuple[jax.Array, jax.Array | None, Mask, jax.Array, jax.Array | None]:
+        """(predictions `[B, N, D]`, HPM's predicted loss `[B, N]` or None, the mask, the loss's patches `[B, N]`,
+        SupMAE's class logits `[B, K]` or None).
 
         With `train` and `mae.target_ratio` < 1 the loss counts (and the decoder computes) the
         budget's targets only; otherwise every hidden patch.
@@ -335,16 +358,16 @@ class MAE:
         images = self._images(batch)
         if train and self.options.target_ratio < 1 and noise is None:
             mask, target_ids = self.draw_budget(rng, images.shape[0])
-            pred = self.model.apply({"params": params}, images, mask, jnp.concatenate([mask.ids_keep, target_ids], 1))
+            out = self.model.apply({"params": params}, images, mask, jnp.concatenate([mask.ids_keep, target_ids], 1))
+            pred, _, logits = self._outputs(out)
             counted = jnp.zeros_like(mask.mask).at[jnp.arange(images.shape[0])[:, None], target_ids].set(True)
-            return pred, None, mask, counted
+            return pred, None, mask, counted, logits
         scores = step = None
         if self.has_teacher:
             scores, step = self.teacher_scores(params, images), params["steps_seen"]
         mask = self.make_mask(rng, images.shape[0] // self.options.num_views, noise, images, scores, step)
-        out = self.model.apply({"params": params}, images, mask)
-        pred, predicted_loss = out if self.mines_hard_patches else (out, None)
-        return pred, predicted_loss, mask, mask.mask
+        pred, predicted_loss, logits = self._outputs(self.model.apply({"params": params}, images, mask))
+        return pred, predicted_loss, mask, mask.mask, logits
 
     def predict(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
@@ -353,7 +376,7 @@ class MAE:
 
         With `mae.num_views` = V > 1 both cover the V views, view-major: `[V * B, ...]`.
         """
-        pred, _, mask, _ = self._forward(params, batch, rng, noise)
+        pred, _, mask, _, _ = self._forward(params, batch, rng, noise)
         return pred, mask
 
     def loss(
@@ -367,23 +390,32 @@ class MAE:
         """`loss.kind` (MSE) between prediction and target on hidden patches.
 
         `rng` draws the mask, `noise` overrides it. HPM adds `hpm.weight` times the loss
-        predictor's objective against each hidden patch's reconstruction loss (no gradient).
+        predictor's objective against each hidden patch's reconstruction loss (no gradient);
+        SupMAE adds `supervised.weight` times the label cross-entropy.
         """
         del train  # MAE pretraining uses no dropout; the loss is always the training one.
-        pred, predicted_loss, mask, counted = self._forward(params, batch, rng, noise, train=True)
+        pred, predicted_loss, mask, counted, logits = self._forward(params, batch, rng, noise, train=True)
         target = make_target(self.target_part, self._images(batch), self.model_config.patch_size)
         loss = masked_loss(self.loss_part, pred, target, counted)
         metrics = {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
         if self.options.target_ratio < 1:
             metrics["target_fraction"] = jnp.mean(counted.astype(jnp.float32))
+        if logits is not None:
+            labels = jnp.tile(batch_labels(batch, self.supervised.num_classes), self.options.num_views)
+            label_loss = label_cross_entropy(logits, labels, self.supervised.label_smoothing)
+            metrics.update(
+                reconstruction_loss=loss, label_loss=label_loss, label_accuracy=label_accuracy(logits, labels)
+            )
+            loss = loss + self.supervised.weight * label_loss
+            metrics["loss"] = loss
         if predicted_loss is None:
             return loss, metrics
         learned = loss_prediction(self.hpm, predicted_loss, token_loss(self.loss_part, pred, target), mask.mask)
         total = loss + self.hpm.weight * learned
         args, steps_seen = self.mask_part.args, params["steps_seen"]
+        metrics.setdefault("reconstruction_loss", loss)
         metrics.update(
             loss=total,
-            reconstruction_loss=loss,
             loss_prediction=learned,
             hard_share=ramp(steps_seen, self.total_steps, args.alpha_start, args.alpha_end),
             teacher_decay=self.teacher_decay(steps_seen),

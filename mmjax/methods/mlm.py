@@ -5,6 +5,10 @@ preferring rare tokens); of those 80% become `[MASK]`, 10% a random token, 10% s
 (`mmjax.masking.text.bert_corruption`); cross entropy on the chosen positions only, with
 the output projection tied to the word embeddings. Batches are packed text rows of the
 `text` data kind (`mmjax.data.text`).
+
+`model.decoder_depth` > 0 is MAE-LM (`mmjax.models.bert`): the positions corrupted to `[MASK]`
+are excluded from the encoder (the 10% random and 10% kept tokens stay in it, as real tokens),
+and a shallow decoder predicts every chosen position.
 """
 
 from __future__ import annotations
@@ -198,6 +202,7 @@ class MLM:
         """
         deterministic = rng is None or self.model_config.dropout == 0.0
         rngs = {} if deterministic else {"dropout": rng}
+        exclude = corruption.action == 1 if self.model_config.decoder_depth else None
         hidden = self.model.apply(
             {"params": params},
             corruption.input_ids,
@@ -205,7 +210,19 @@ class MLM:
             batch.get("positions"),
             deterministic=deterministic,
             rngs=rngs,
+            exclude=exclude,
             method=BertMLM.encode,
+        )
+        hidden = self.model.apply(
+            {"params": params},
+            hidden,
+            corruption.input_ids,
+            exclude,
+            batch["segment_ids"],
+            batch.get("positions"),
+            deterministic=deterministic,
+            rngs=rngs,
+            method=BertMLM.decode,
         )
         hidden, targets, weights = self.at_predicted(corruption.mask, hidden, batch["input_ids"], corruption.mask)
         logits = self.model.apply({"params": params}, hidden, method=BertMLM.logits)
@@ -244,7 +261,9 @@ class MLM:
         if len(ids) > self.model_config.max_len:
             raise ValueError(f"fill_mask: {len(ids)} tokens exceed model.max_len={self.model_config.max_len}")
         ids = jnp.asarray([ids], jnp.int32)
-        logits = jax.jit(self.model.apply)({"params": params}, ids, jnp.ones_like(ids))[0, jnp.asarray(where)]
+        exclude = ids == self.special.mask if self.model_config.decoder_depth else None
+        logits = jax.jit(self.model.apply)({"params": params}, ids, jnp.ones_like(ids), exclude=exclude)
+        logits = logits[0, jnp.asarray(where)]
         probs = jax.nn.softmax(logits[:, : self.vocab_size], axis=-1)
         top_p, top_i = jax.device_get(jax.lax.top_k(probs, top_k))
         return [

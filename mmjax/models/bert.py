@@ -5,6 +5,14 @@ Embeddings: word + position + token type, LayerNorm, dropout. Each block:
 `dense -> gelu -> LayerNorm -> x @ word_embeddings.T + bias`. Parameters are float32 and
 initialised as HF does (normal(0.02) weights, zero biases). Packed rows attend within
 their segment only (`segment_ids`, 0 = padding) through `mmjax.ops.attention`.
+
+`decoder_depth` > 0 is MAE-LM (Meng et al. 2024, "Representation Deficiency in Masked Language
+Modeling"): the encoder never sees a `[MASK]` token (`exclude` cuts those positions out of
+every encoder attention: the real tokens' outputs are exactly those of an encoder run on the
+real tokens alone, at their own positions; the sequence keeps its length, so there is no
+compute saving), then a shallow decoder of `decoder_depth` more blocks sees the encoder's
+outputs with the `[MASK]` positions re-embedded and feeds the tied head. Only the encoder is
+kept for downstream use.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ class BertConfig:
     init_std: float = 0.02
     dtype: str = "float32"
     attention_impl: str = DEFAULT_IMPLEMENTATION
+    decoder_depth: int = 0  # MAE-LM's decoder blocks after the encoder; 0 = BERT
 
     def __post_init__(self):
         if self.width <= 0 or self.heads <= 0 or self.width % self.heads:
@@ -55,6 +64,8 @@ class BertConfig:
         for name in ("vocab_size", "depth", "mlp_dim", "max_len", "type_vocab_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if self.decoder_depth < 0:
+            raise ValueError(f"model.decoder_depth must be >= 0 (0 = BERT, > 0 = MAE-LM), got {self.decoder_depth}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.dtype not in DTYPES:
@@ -113,9 +124,27 @@ class BertMLM(nn.Module):
         self.embed_norm = layer_norm(cfg.layer_norm_eps, jnp.float32, "embed_norm")
         self.embed_dropout = nn.Dropout(cfg.dropout)
         self.blocks = [BertBlock(cfg, name=f"block_{i}") for i in range(cfg.depth)]
+        self.decoder_blocks = [BertBlock(cfg, name=f"decoder_block_{i}") for i in range(cfg.decoder_depth)]
         self.head_dense = _dense(cfg, cfg.width, (("embed", "mlp"), ("mlp",)), "head_dense")
         self.head_norm = layer_norm(cfg.layer_norm_eps, jnp.float32, "head_norm")
         self.head_bias = self.param("head_bias", with_axes(zeros, ("vocab",)), (cfg.vocab_size,), jnp.float32)
+
+    def embed(
+        self,
+        input_ids: jax.Array,
+        positions: jax.Array | None = None,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Word + position + token-type embeddings, LayerNorm, dropout: int `[B, L]` -> float32 `[B, L, D]`."""
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        x = self.embed_norm(x + self.token_type_embeddings(token_type_ids))
+        return self.embed_dropout(x, deterministic=deterministic)
 
     def encode(
         self,
@@ -125,6 +154,7 @@ class BertMLM(nn.Module):
         token_type_ids: jax.Array | None = None,
         *,
         deterministic: bool = True,
+        exclude: jax.Array | None = None,
     ) -> jax.Array:
         """Encoder output float32 `[B, L, D]`.
 
@@ -134,17 +164,38 @@ class BertMLM(nn.Module):
           positions: int `[B, L]` (None: `0..L-1`).
           token_type_ids: int `[B, L]` (None: zeros).
           deterministic: False applies dropout (needs a `dropout` rng).
+          exclude: bool `[B, L]`; no other token attends to these positions (MAE-LM's `[MASK]`
+            tokens), and their own output rows are meaningless.
         """
-        if positions is None:
-            positions = jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
-        if token_type_ids is None:
-            token_type_ids = jnp.zeros_like(input_ids)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
-        x = self.embed_norm(x + self.token_type_embeddings(token_type_ids))
-        x = self.embed_dropout(x, deterministic=deterministic)
+        if exclude is not None:
+            segments = jnp.ones_like(input_ids) if segment_ids is None else segment_ids
+            segment_ids = jnp.where(exclude, -1, segments)
+        x = self.embed(input_ids, positions, token_type_ids, deterministic=deterministic)
         for block in self.blocks:
             x = block(x, segment_ids, deterministic)
         return x
+
+    def decode(
+        self,
+        hidden: jax.Array,
+        input_ids: jax.Array,
+        exclude: jax.Array | None,
+        segment_ids: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """MAE-LM's decoder: `[B, L, D]` encoder output, the `exclude`d positions re-embedded from
+        `input_ids`, through `decoder_depth` blocks -> `[B, L, D]`; the identity when `decoder_depth` is 0."""
+        if not self.config.decoder_depth:
+            return hidden
+        if exclude is not None:
+            embedded = self.embed(input_ids, positions, token_type_ids, deterministic=deterministic)
+            hidden = jnp.where(exclude[..., None], embedded, hidden)
+        for block in self.decoder_blocks:
+            hidden = block(hidden, segment_ids, deterministic)
+        return hidden
 
     def logits(self, hidden: jax.Array) -> jax.Array:
         """Encoder output `[..., D]` -> float32 vocabulary logits `[..., V]` (decoder tied to the word embeddings)."""
@@ -159,6 +210,13 @@ class BertMLM(nn.Module):
         token_type_ids: jax.Array | None = None,
         *,
         deterministic: bool = True,
+        exclude: jax.Array | None = None,
     ) -> jax.Array:
-        """MLM logits float32 `[B, L, V]`; arguments as `encode`."""
-        return self.logits(self.encode(input_ids, segment_ids, positions, token_type_ids, deterministic=deterministic))
+        """MLM logits float32 `[B, L, V]`; arguments as `encode` (with MAE-LM's decoder when `decoder_depth` > 0)."""
+        hidden = self.encode(
+            input_ids, segment_ids, positions, token_type_ids, deterministic=deterministic, exclude=exclude
+        )
+        hidden = self.decode(
+            hidden, input_ids, exclude, segment_ids, positions, token_type_ids, deterministic=deterministic
+        )
+        return self.logits(hidden)

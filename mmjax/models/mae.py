@@ -105,17 +105,28 @@ class MAEDecoder(nn.Module):
 class MAEModel(nn.Module):
     """Encoder (visible patches only) and decoder; `__call__` returns patch predictions `[B, N, out_dim]`.
 
-    With `loss_predictor` (HPM) it returns `(predictions, predicted loss [B, N])`.
+    With `loss_predictor` (HPM) it returns `(predictions, predicted loss [B, N])`. With
+    `num_classes` > 0 (SupMAE) it returns `(that, class logits [B, num_classes])`: the mean of
+    the visible patch tokens, a LayerNorm (`label_norm`) and a linear head (`label_head`).
     """
 
     config: ViTConfig
     decoder_config: DecoderConfig
     out_dim: int | None = None
     loss_predictor: bool = False
+    num_classes: int = 0
 
     def setup(self):
         self.encoder = ViTEncoder(self.config)
         self.decoder = MAEDecoder(self.config, self.decoder_config, self.out_dim, self.loss_predictor)
+        if self.num_classes:
+            self.label_norm = layer_norm(self.config.layer_norm_eps, jnp.float32, "label_norm")
+            self.label_head = nn.Dense(
+                self.num_classes,
+                param_dtype=jnp.float32,
+                kernel_init=with_axes(normal(0.02), ("embed", None)),
+                bias_init=with_axes(zeros, (None,)),
+            )
 
     def __call__(
         self, images: jax.Array, mask: Mask, decode_ids: jax.Array | None = None
@@ -126,7 +137,11 @@ class MAEModel(nn.Module):
         """
         if mask.ids_keep is None or mask.ids_restore is None:
             raise ValueError("MAE needs a fixed-count Mask with ids_keep and ids_restore")
-        return self.decoder(self.encoder(images, mask.ids_keep), mask.ids_restore, decode_ids)
+        latent = self.encoder(images, mask.ids_keep)
+        out = self.decoder(latent, mask.ids_restore, decode_ids)
+        if not self.num_classes:
+            return out
+        return out, self.label_head(self.label_norm(jnp.mean(latent[:, 1:], axis=1)))
 
     def encode(self, images: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
         """Encoder only: `[B, H, W, C] -> [B, 1 + K, D]` (all patches when `ids_keep` is None)."""
