@@ -11,6 +11,9 @@ rises linearly from 0.996 to 1.0 over `train.steps`.
 The encoders are mmjax's `ViTEncoder` without a cls token, as I-JEPA (no cls parameter, no
 cls row in attention); `features` are the target encoder's, which the paper evaluates, pooled
 as the mean of the patch tokens.
+
+`predictor.position_noise` > 0 is StoP / FlexPredict (Bar et al. 2024): the predictor's mask
+tokens sit at stochastic positions (`mmjax.models.jepa.JEPAPredictor`).
 """
 
 from __future__ import annotations
@@ -164,13 +167,25 @@ class JEPA:
         frozen = ("target_encoder", "momentum")
         return {name: jax.tree.map(lambda _, t=name not in frozen: t, value) for name, value in params.items()}
 
-    def predict(self, params: Params, images: jax.Array, masks: MultiBlockMasks) -> tuple[jax.Array, jax.Array]:
-        """Predictions `[B, M, T, D]` for the target positions, and the context features `[B, Nc, D]`."""
+    def predict(
+        self, params: Params, images: jax.Array, masks: MultiBlockMasks, noise_rng: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Predictions `[B, M, T, D]` for the target positions, and the context features `[B, Nc, D]`.
+
+        `noise_rng` draws StoP's position noise (`predictor.position_noise` > 0).
+        """
         context_len, target_len = self._lengths(masks)
         variables = {"params": params}
         context = self.model.apply(variables, images, masks.context_ids, context_len, method=JEPAModel.encode_context)
         pred = self.model.apply(
-            variables, context, masks.context_ids, context_len, masks.target_ids, target_len, method=JEPAModel.predict
+            variables,
+            context,
+            masks.context_ids,
+            context_len,
+            masks.target_ids,
+            target_len,
+            noise_rng,
+            method=JEPAModel.predict,
         )
         return pred, context
 
@@ -185,8 +200,11 @@ class JEPA:
         """
         del train
         images = self._images(batch)
+        noise_rng = None
+        if self.predictor_config.position_noise:  # I-JEPA's draws stay as they were without StoP
+            rng, noise_rng = jax.random.split(rng)
         masks = self.make_masks(rng, images.shape[0])
-        pred, context = self.predict(params, images, masks)
+        pred, context = self.predict(params, images, masks, noise_rng)
         raw_targets = self.model.apply({"params": params}, images, method=JEPAModel.encode_target)
         targets = jax.lax.stop_gradient(layer_norm_no_affine(raw_targets, self.model_config.layer_norm_eps))
         picked = jax.vmap(lambda t, ids: t[ids])(targets, masks.target_ids)  # [B, M, T, D]

@@ -25,6 +25,9 @@ class PredictorConfig:
     depth: int = knob(12, "predictor transformer blocks", low=0)
     heads: int = knob(16, "attention heads; width must be a multiple", low=1)
     mlp_dim: int = knob(1536, "hidden size of the predictor's MLPs", low=1)
+    position_noise: float = knob(
+        0.0, "StoP (FlexPredict): std of the Gaussian noise on the masked tokens' positions; 0 = I-JEPA", low=0
+    )
 
     def __post_init__(self):
         _check_heads("predictor", self.width, self.heads, "sincos2d")
@@ -41,6 +44,14 @@ class JEPAPredictor(nn.Module):
     repeats the context per block): the sequence is `[context tokens, one mask token per
     target position]`, each mask token carrying its position's sin-cos embedding. Padded
     context and target entries are moved behind the real ones and ignored as keys.
+
+    `position_noise` > 0 is StoP (Bar et al. 2024, "Stochastic positional embeddings improve
+    masked image modeling", the FlexPredict system): each mask token becomes
+    `B (sigma * n + m) + psi`, with `n ~ N(0, I)` drawn per target position in the encoder's
+    width, `m` a learned token in that width (`stop_mask_token`) and `B` the same linear map
+    (`embed`) that projects the context tokens. The position is then Gaussian around `psi` with
+    the learned covariance `sigma^2 B B^T`, and tying it to `B` keeps the model from shrinking the
+    noise away without also shrinking the context.
     """
 
     grid: tuple[int, int]
@@ -58,6 +69,7 @@ class JEPAPredictor(nn.Module):
         context_len: jax.Array,
         target_ids: jax.Array,
         target_len: jax.Array,
+        noise_rng: jax.Array | None = None,
     ) -> jax.Array:
         """Predict every target position.
 
@@ -68,6 +80,8 @@ class JEPAPredictor(nn.Module):
           context_len: int scalar, the number of real context rows (the same for the batch).
           target_ids: int `[B, M, T]` grid positions of the M target blocks.
           target_len: int scalar, the number of real positions per block (the first ones).
+          noise_rng: draws StoP's position noise when `position_noise` > 0 (None: no noise,
+            as at init).
 
         Returns:
           float32 `[B, M, T, out_dim]`: one row per target position (rows at or past
@@ -78,17 +92,25 @@ class JEPAPredictor(nn.Module):
         batch, num_context, _ = context.shape
         _, num_targets, target_size = target_ids.shape
         table = jnp.asarray(sincos_2d(self.grid, cfg.width))  # [N, Dp], fixed as in the reference
-        x = nn.Dense(
+        embed = nn.Dense(
             cfg.width,
             dtype=dtype,
             param_dtype=jnp.float32,
             kernel_init=with_axes(xavier_uniform(), (None, "embed")),
             bias_init=with_axes(zeros, ("embed",)),
             name="embed",
-        )(context).astype(jnp.float32)
-        x = x + table[context_ids]
-        token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
-        queries = token[None] + table[target_ids]  # [B, M, T, Dp]
+        )
+        x = embed(context).astype(jnp.float32) + table[context_ids]
+        if cfg.position_noise:
+            width = context.shape[-1]
+            token = self.param("stop_mask_token", with_axes(normal(0.02), (None, None, None, None)), (1, 1, 1, width))
+            noise = jnp.zeros((batch, num_targets, target_size, width), jnp.float32)
+            if noise_rng is not None:
+                noise = cfg.position_noise * jax.random.normal(noise_rng, noise.shape)
+            queries = embed(noise + token).astype(jnp.float32) + table[target_ids]  # [B, M, T, Dp]
+        else:
+            token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
+            queries = token[None] + table[target_ids]  # [B, M, T, Dp]
         x = jnp.repeat(x, num_targets, axis=0)  # [B * M, Nc, Dp], example-major like the queries
         queries = queries.reshape(batch * num_targets, target_size, cfg.width)
         seq = jnp.concatenate([x, queries], axis=1)
@@ -152,9 +174,10 @@ class JEPAModel(nn.Module):
         context_len: jax.Array,
         target_ids: jax.Array,
         target_len: jax.Array,
+        noise_rng: jax.Array | None = None,
     ) -> jax.Array:
         """`JEPAPredictor`: `[B, Nc, D]` context -> `[B, M, T, D]` target predictions."""
-        return self.predictor(context, context_ids, context_len, target_ids, target_len)
+        return self.predictor(context, context_ids, context_len, target_ids, target_len, noise_rng)
 
     def features(self, images: jax.Array) -> jax.Array:
         """The target encoder on whole images, what I-JEPA evaluates: `[B, H, W, C] -> [B, N, D]`."""
