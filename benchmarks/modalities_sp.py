@@ -16,9 +16,8 @@ import tempfile
 import time
 from typing import Any
 
-import jax
-
 from mmjax.config import load_experiment
+from mmjax.evaluate import evaluate_pretraining
 from mmjax.train import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -30,19 +29,25 @@ def _experiment(name: str, arg: str | None) -> Any:
     return config
 
 
-def _train_and_evaluate(name: str, steps: int | None) -> tuple[Any, dict[tuple[str, str], float], int, float]:
-    """Train the experiment `name`; its config, `{(protocol, name): value}` of its evaluation, steps, wall s."""
-    config = _experiment(name, None if steps is None else f"steps={steps}")
+def _train_and_evaluate(
+    name: str, steps: int | None, variant: str | None = None
+) -> tuple[Any, dict[tuple[str, str], float], int, float]:
+    """Train the experiment `name` (`variant`: more of its arg, e.g. `data=uni`); its config,
+    `{(protocol, name): value}` of its evaluation, steps, wall s."""
+    arg = ",".join(a for a in (variant, None if steps is None else f"steps={steps}") if a)
+    config = _experiment(name, arg or None)
     with tempfile.TemporaryDirectory() as workdir:
         start = time.perf_counter()
         result = train(config, workdir)
         wall = time.perf_counter() - start
-        results = result.method.evaluate(config, jax.device_get(result.state.params), workdir)
+        results = evaluate_pretraining(config, result.method, result.state.params, workdir, step=result.step)
     return config, {(r.protocol, r.name): r.value for r in results}, config.train.steps, wall
 
 
-def series_rows(steps: int | None = None) -> list[dict[str, Any]]:
-    config, value, steps, wall = _train_and_evaluate("patchtst_series", steps)
+def series_rows(
+    steps: int | None = None, experiment: str = "patchtst_series", variant: str | None = None
+) -> list[dict[str, Any]]:
+    config, value, steps, wall = _train_and_evaluate(experiment, steps, variant)
     common = {"modality": "series", "steps": steps, "wall_s": round(wall, 1)}
     trained = f"{config.method} encoder"
     rows = []

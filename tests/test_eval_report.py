@@ -32,6 +32,7 @@ EXPERIMENTS = {
     "videomae": "videomae_moving_digits",
     "audiomae": "audiomae_synth",
     "patchtst": "patchtst_series",
+    "timesbert": "timesbert_series",
     "pointmae": "pointmae_shapes",
 }
 

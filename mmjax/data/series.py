@@ -1,8 +1,17 @@
 """Bundled time series: statsmodels series cut into windows (pretraining) and UCR sets from sktime (probes).
 
-Nothing is downloaded: statsmodels ships `sunspots`, `co2` and `elnino`; sktime ships a few
-UCR/UEA sets under `sktime/datasets/data/` and `ucr_dataset` refuses any other name.
-Registers the data kind `series`: host batches `{"series": float32 [b, L, V]}`.
+Nothing is downloaded: statsmodels ships `sunspots`, `co2` and `elnino` (univariate) and
+`macrodata` (12 quarterly US macro series); sktime ships `Uschange` (5 quarterly series) and a few
+UCR/UEA sets under `sktime/datasets/data/`, among them the multivariate `BasicMotions` (6
+channels) and `JapaneseVowels` (12 channels, 7-29 steps), and `ucr_dataset` refuses any other name.
+
+Multivariate windows (`source_windows`): a table source (one long `[T, C]` series, split by time)
+gives windows of every start; a panel source (a UEA set of samples with its own train / test
+split) gives its samples resampled to the window. Either is cut into groups of `data.variates`
+columns (the last group wraps around to the first columns), so every window has the same shape.
+
+Registers the data kind `series`: host batches `{"series": float32 [b, L, V], "domain": int32 [b]}`,
+`domain` the index of the window's source in `data.sources` (TimesBERT's domain objective).
 """
 
 from __future__ import annotations
@@ -23,6 +32,10 @@ from mmjax.data.registry import DataKind, register_data_kind
 
 # Series name -> season length in samples (for the seasonal-naive forecast).
 SEASONS = {"sunspots": 11, "co2": 52, "elnino": 12}
+# Multivariate table sources -> season length (both quarterly).
+TABLE_SEASONS = {"macrodata": 4, "uschange": 4}
+# Multivariate panel sources (UEA sets bundled with sktime); no season: seasonal naive = last value.
+PANELS = ("BasicMotions", "JapaneseVowels")
 
 
 def load_series(name: str) -> np.ndarray:
@@ -62,21 +75,112 @@ def split_series(values: np.ndarray, split: str, window: int, test_fraction: flo
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
+def bundled_sources() -> list[str]:
+    """Every name `data.sources` accepts: univariate series, multivariate tables and panels."""
+    return [*SEASONS, *TABLE_SEASONS, *PANELS]
+
+
+def load_table(name: str) -> np.ndarray:
+    """A bundled long series as float64 `[T, C]`: a univariate one (`C = 1`) or a multivariate table.
+
+    `macrodata`: statsmodels' US macro data 1959-2009, 203 quarters x 12 series (year and quarter
+    dropped). `uschange`: sktime's quarterly US changes 1970-2016, 187 x 5 (Consumption first).
+    """
+    if name in SEASONS:
+        return load_series(name)[:, None]
+    if name == "macrodata":
+        import statsmodels.api as sm
+
+        values = sm.datasets.macrodata.load_pandas().data.drop(columns=["year", "quarter"]).to_numpy()
+    elif name == "uschange":
+        from sktime.datasets import load_uschange
+
+        target, others = load_uschange()
+        values = np.column_stack([target.to_numpy(), others.to_numpy()])
+    else:
+        raise ValueError(f"series source {name!r} is not a bundled table; expected one of {[*SEASONS, *TABLE_SEASONS]}")
+    return np.array(values, np.float64)
+
+
+def load_panel(name: str, split: str, length: int) -> np.ndarray:
+    """A bundled multivariate UEA set's `split` samples, each channel resampled to `length`: float32 `[N, length, C]`.
+
+    Reads sktime's nested format, so sets of unequal lengths (`JapaneseVowels`) load too.
+    """
+    if name not in PANELS:
+        raise ValueError(f"series source {name!r} is not a bundled panel; expected one of {list(PANELS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    from sktime.datasets import load_UCR_UEA_dataset
+
+    nested, _ = load_UCR_UEA_dataset(name, split=split, return_X_y=True, return_type="nested_univ")
+    target = np.linspace(0.0, 1.0, length)
+    out = np.empty((nested.shape[0], length, nested.shape[1]), np.float32)
+    for i in range(nested.shape[0]):
+        for c in range(nested.shape[1]):
+            values = np.asarray(nested.iloc[i, c], np.float64)
+            out[i, :, c] = np.interp(target, np.linspace(0.0, 1.0, len(values)), values)
+    return out
+
+
+def variate_groups(columns: int, variates: int, name: str = "") -> list[np.ndarray]:
+    """Column groups of `variates` each covering all `columns`: starts 0, V, 2V, ..., the last wrapping around."""
+    if columns < variates:
+        raise ValueError(
+            f"data.variates={variates}: series source {name!r} has only {columns} variate(s); "
+            "expected data.variates <= the variates of every source"
+        )
+    return [(start + np.arange(variates)) % columns for start in range(0, columns, variates)]
+
+
+def _window_starts(length: int, window: int, stride: int, name: str, split: str) -> np.ndarray:
+    if length < window:
+        raise ValueError(f"data.window={window} is longer than the {split} part of {name!r} ({length} steps)")
+    return np.arange(0, length - window + 1, stride)
+
+
+def source_windows(
+    names: tuple[str, ...], window: int, variates: int, split: str, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of `variates` variates from each named source, and each window's source index.
+
+    Tables are split by time (`split_series`) and cut at every `stride`; panels use their own split.
+
+    Returns:
+      `(windows, domains)`: float32 `[M, window, variates]` and int32 `[M]` (index into `names`).
+    """
+    windows, domains = [], []
+    for domain, name in enumerate(names):
+        if name in PANELS:
+            samples = load_panel(name, split, window)
+        elif name in SEASONS or name in TABLE_SEASONS:
+            part = split_series(load_table(name), split, window)
+            starts = _window_starts(len(part), window, stride, name, split)
+            samples = np.stack([part[s : s + window] for s in starts])
+        else:
+            raise ValueError(f"series source {name!r} is not bundled; expected one of {bundled_sources()}")
+        for group in variate_groups(samples.shape[2], variates, name):
+            windows.append(samples[:, :, group])
+            domains.append(np.full(len(samples), domain, np.int32))
+    return np.concatenate(windows).astype(np.float32), np.concatenate(domains)
+
+
 def series_windows(names: tuple[str, ...], window: int, split: str, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """All windows of `window` steps (every `stride`) from the `split` part of each named series.
+    """All univariate windows of `window` steps (every `stride`) from the `split` part of each named source.
+
+    A multivariate table gives the windows of each of its columns; a panel each channel of each sample
+    (season 1: its seasonal naive is the last value).
 
     Returns:
       `(windows, seasons)`: float32 `[M, window, 1]` and int `[M]` (the season of each window's series).
     """
     windows, seasons = [], []
     for name in names:
-        part = split_series(load_series(name), split, window)
-        if len(part) < window:
-            raise ValueError(f"data.window={window} is longer than the {split} part of {name!r} ({len(part)} steps)")
-        starts = np.arange(0, len(part) - window + 1, stride)
-        windows.append(np.stack([part[s : s + window] for s in starts]))
-        seasons.append(np.full(len(starts), SEASONS[name]))
-    return np.concatenate(windows)[..., None].astype(np.float32), np.concatenate(seasons)
+        univariate, _ = source_windows((name,), window, 1, split, stride)
+        season = SEASONS.get(name, TABLE_SEASONS.get(name, 1))
+        windows.append(univariate)
+        seasons.append(np.full(len(univariate), season))
+    return np.concatenate(windows), np.concatenate(seasons)
 
 
 def bundled_ucr_names() -> list[str]:
@@ -128,17 +232,20 @@ def series_config(
 def series_train_dataset(
     data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
 ) -> grain.IterDataset:
-    """Endless shuffled batches `{"series": float32 [b, L, 1]}` of train-split windows."""
+    """Endless shuffled batches `{"series": float32 [b, L, V], "domain": int32 [b]}` of train-split windows."""
     data_config = complete_data(SeriesData, data_config)
-    windows, _ = series_windows(tuple(data_config.sources), data_config.window, "train")
-    records = [{"series": w} for w in windows]
+    windows, domains = source_windows(tuple(data_config.sources), data_config.window, data_config.variates, "train")
+    records = [{"series": w, "domain": d} for w, d in zip(windows, domains, strict=True)]
     ds = grain.MapDataset.source(records)[process_index::process_count].shuffle(seed=seed).repeat(None)
     return batched_stream(ds, global_batch_size, process_count, data_config)
 
 
 def series_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
     data_config = complete_data(SeriesData, data_config)
-    return {"series": jax.ShapeDtypeStruct((batch_size, data_config.window, data_config.variates), jnp.float32)}
+    return {
+        "series": jax.ShapeDtypeStruct((batch_size, data_config.window, data_config.variates), jnp.float32),
+        "domain": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+    }
 
 
 SERIES = register_data_kind(DataKind("series", series_train_dataset, series_batch_spec))

@@ -64,6 +64,7 @@ DEFAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "pointmae": ("points_probe",),
     "remasker": ("tables_imputation",),
     "simmim": IMAGE_PROTOCOLS,
+    "timesbert": ("series",),
     "videomae": ("kind_probe",),
     "vq": IMAGE_PROTOCOLS,
 }

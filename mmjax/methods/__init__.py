@@ -12,6 +12,7 @@ from mmjax.methods import (
     pointmae,
     remasker,
     simmim,
+    timesbert,
     videomae,
     vq,
 )
@@ -28,6 +29,7 @@ from mmjax.methods.protocol import EvalResult, Method
 from mmjax.methods.registry import available_methods, build_method, register_method
 from mmjax.methods.remasker import ReMasker
 from mmjax.methods.simmim import SimMIM
+from mmjax.methods.timesbert import TimesBERT
 from mmjax.methods.videomae import VideoMAE
 from mmjax.methods.vq import VQTokenizer
 
@@ -45,6 +47,7 @@ __all__ = [
     "PointMAE",
     "ReMasker",
     "SimMIM",
+    "TimesBERT",
     "VQTokenizer",
     "VideoMAE",
     "audiomae",
@@ -61,6 +64,7 @@ __all__ = [
     "register_method",
     "remasker",
     "simmim",
+    "timesbert",
     "videomae",
     "vq",
 ]

@@ -10,6 +10,7 @@ from mmjax.models.patchtst import PatchTSTModel
 from mmjax.models.pointmae import CenterEmbedding, MiniPointNet, PointMAEModel
 from mmjax.models.simmim import SimMIMModel
 from mmjax.models.table_mae import TableMAE
+from mmjax.models.timesbert import TimesBERTModel
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
 from mmjax.models.tokenizer import TokenizerModel
 from mmjax.models.transformer import (
@@ -44,6 +45,7 @@ __all__ = [
     "PointMAEModel",
     "SimMIMModel",
     "TableMAE",
+    "TimesBERTModel",
     "TokenDecoder",
     "TokenEncoder",
     "TokenizerModel",

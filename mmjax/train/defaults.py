@@ -29,8 +29,8 @@ DEFAULT_RULES = (
 )
 
 # Parameters whose path matches any of these get no weight decay (MAE's rule: biases,
-# norms, cls / mask tokens and position embeddings).
-NO_DECAY_DEFAULT = (r".*/bias$", r".*norm.*/scale$", r".*cls_token$", r".*mask_token$", r".*pos_embedding$")
+# norms, learned tokens (cls, mask, TimesBERT's [DOM] / [VAR]) and position embeddings).
+NO_DECAY_DEFAULT = (r".*/bias$", r".*norm.*/scale$", r".*_token$", r".*pos_embedding$")
 
 NONFINITE_POLICIES = ("stop", "skip")
 
