@@ -174,10 +174,33 @@ def frequency_weighted_mask(
     Returns:
       Mask with `mask` bool `[B, L]`.
     """
+    return token_weighted_mask(key, ids, candidates, -alpha * jnp.log1p(jnp.asarray(token_counts, jnp.float32)), rate)
+
+
+def token_weighted_mask(
+    key: jax.Array, ids: jax.Array, candidates: jax.Array, log_weights: jax.Array, rate: float = 0.15
+) -> Mask:
+    """BERT's exact count of candidates, chosen without replacement with probability proportional to
+    `exp(log_weights[token])` (Gumbel top-k); the sampler of the weighted-sampling MLMs.
+
+    Args:
+      key: PRNG key.
+      ids: int `[B, L]`.
+      candidates: bool `[B, L]`.
+      log_weights: float `[V]`, a log-weight per token id (frequency: `-alpha log(1 + count)`;
+        training loss: `alpha log(loss)`); equal weights are uniform BERT selection.
+      rate: fraction of candidates chosen.
+
+    Returns:
+      Mask with `mask` bool `[B, L]`.
+    """
     _check_rate(rate)
-    log_weight = -alpha * jnp.log1p(jnp.asarray(token_counts, jnp.float32))[ids]
     gumbel = jax.random.gumbel(key, ids.shape)
-    return Mask(mask=select_lowest(-(log_weight + gumbel), candidates, _budget(candidates, rate)))
+    return Mask(
+        mask=select_lowest(
+            -(jnp.asarray(log_weights, jnp.float32)[ids] + gumbel), candidates, _budget(candidates, rate)
+        )
+    )
 
 
 def truncated_geometric_logits(p: float, max_len: int) -> np.ndarray:

@@ -6,6 +6,15 @@ preferring rare tokens); of those 80% become `[MASK]`, 10% a random token, 10% s
 the output projection tied to the word embeddings. Batches are packed text rows of the
 `text` data kind (`mmjax.data.text`).
 
+`mlm.selection="loss_weighted"` is WSBERT's loss-based weighted sampling (Zhang et al. 2023,
+"Weighted Sampling for Masked Language Modeling"): the method keeps `params["token_loss"]`
+`[V]`, a running mean (`mlm.loss_momentum`) of each token id's training cross-entropy, updated
+by `after_step` from the step's chosen positions, and chooses positions with probability
+proportional to `token_loss[id] ** mlm.weight_alpha`: tokens the model still gets wrong are
+masked more often. The table starts at ones (uniform BERT selection); a corruption drawn
+without the table (the held-out evaluation) is uniform. `frequency_weighted` is WSBERT's other,
+static strategy.
+
 `model.decoder_depth` > 0 is MAE-LM (`mmjax.models.bert`): the positions corrupted to `[MASK]`
 are excluded from the encoder (the 10% random and 10% kept tokens stay in it, as real tokens),
 and a shallow decoder predicts every chosen position.
@@ -39,12 +48,14 @@ from mmjax.masking.text import (
     mlm_candidates,
     ngram_mask,
     span_mask,
+    token_weighted_mask,
 )
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import STATE_INPUTS, Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
 
-SELECTIONS = ("random", "span", "ngram", "frequency_weighted")
+SELECTIONS = ("random", "span", "ngram", "frequency_weighted", "loss_weighted")
+LOSS_TABLE = "token_loss"  # params entry of `loss_weighted`: running cross-entropy per token id [V]
 
 
 def bert_section(size: str | None = "base") -> ml_collections.ConfigDict:
@@ -75,7 +86,8 @@ class MLMOptions:
 
     selection: `random` (BERT), `span` (SpanBERT, geometric lengths `span_p`, `max_span`),
       `ngram` (whole n-grams up to `max_ngram`), `frequency_weighted` (weight
-      `(count + 1) ** -weight_alpha`).
+      `(count + 1) ** -weight_alpha`), `loss_weighted` (weight `token_loss ** weight_alpha`, the
+      running per-token training loss, momentum `loss_momentum`).
     rate: fraction of non-special tokens chosen; mask_prob / random_prob: the 80/10/10 split.
     exact: choose exactly `round(rate * n)` (BERT) rather than each token with probability `rate` (HF collator).
     whole_word: span / n-gram units are whole words (a word = a token and its `##` continuations).
@@ -93,6 +105,7 @@ class MLMOptions:
     max_span: int = 10
     max_ngram: int = 3
     weight_alpha: float = 0.5
+    loss_momentum: float = 0.99
     max_predictions: int = 0
 
     def __post_init__(self):
@@ -104,6 +117,8 @@ class MLMOptions:
             raise ValueError(
                 f"mlm.mask_prob + mlm.random_prob must be in [0, 1], got {self.mask_prob} + {self.random_prob}"
             )
+        if not 0.0 <= self.loss_momentum < 1.0:
+            raise ValueError(f"mlm.loss_momentum must be in [0, 1), got {self.loss_momentum}")
         if self.max_predictions < 0:
             raise ValueError(f"mlm.max_predictions must be >= 0 (0 = all positions), got {self.max_predictions}")
 
@@ -154,17 +169,46 @@ class MLM:
     def model(self) -> BertMLM:
         return BertMLM(self.model_config)
 
+    @property
+    def weighs_by_loss(self) -> bool:
+        return self.options.selection == "loss_weighted"
+
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         ids = batch["input_ids"]
-        return nn.meta.unbox(self.model.init(rng, ids, batch.get("segment_ids"), batch.get("positions"))["params"])
+        params = nn.meta.unbox(self.model.init(rng, ids, batch.get("segment_ids"), batch.get("positions"))["params"])
+        if self.weighs_by_loss:
+            params = {**params, LOSS_TABLE: jnp.ones((self.vocab_size,), jnp.float32)}
+        return params
 
     def param_axes(self) -> Params:
         ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), ids)
-        return nn.get_partition_spec(shapes)["params"]
+        axes = nn.get_partition_spec(shapes)["params"]
+        return {**axes, LOSS_TABLE: jax.sharding.PartitionSpec()} if self.weighs_by_loss else axes
 
-    def corrupt(self, rng: jax.Array, input_ids: jax.Array, segment_ids: jax.Array) -> MLMCorruption:
-        """Choose positions per `mlm.selection` and corrupt them 80/10/10; all `[B, L]`."""
+    def trainable(self, params: Params) -> Params:
+        """Everything but `loss_weighted`'s running loss table."""
+        return {name: jax.tree.map(lambda _, t=name != LOSS_TABLE: t, value) for name, value in params.items()}
+
+    def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
+        """`loss_weighted`: move each seen token id's running loss towards this step's mean; nothing otherwise.
+
+        `state_inputs`: `{"sum": [V], "count": [V]}` cross-entropy sums and counts per target id.
+        """
+        del step
+        if not self.weighs_by_loss or state_inputs is None:
+            return params
+        m, table = self.options.loss_momentum, params[LOSS_TABLE]
+        mean = state_inputs["sum"] / jnp.maximum(state_inputs["count"], 1.0)
+        return {**params, LOSS_TABLE: jnp.where(state_inputs["count"] > 0, m * table + (1 - m) * mean, table)}
+
+    def corrupt(
+        self, rng: jax.Array, input_ids: jax.Array, segment_ids: jax.Array, token_loss: jax.Array | None = None
+    ) -> MLMCorruption:
+        """Choose positions per `mlm.selection` and corrupt them 80/10/10; all `[B, L]`.
+
+        `token_loss` `[V]`: `loss_weighted`'s running loss table (None: uniform selection).
+        """
         o = self.options
         k_select, k_corrupt = jax.random.split(rng)
         real = segment_ids > 0
@@ -176,6 +220,9 @@ class MLM:
             chosen = span_mask(k_select, candidates, o.rate, p=o.span_p, max_span=o.max_span, word_starts=word_starts)
         elif o.selection == "ngram":
             chosen = ngram_mask(k_select, candidates, o.rate, max_n=o.max_ngram, word_starts=word_starts)
+        elif o.selection == "loss_weighted":
+            log_weights = jnp.zeros((self.vocab_size,)) if token_loss is None else o.weight_alpha * jnp.log(token_loss)
+            chosen = token_weighted_mask(k_select, input_ids, candidates, log_weights[: self.vocab_size], o.rate)
         else:
             counts = jnp.asarray(self.counts, jnp.float32)
             chosen = frequency_weighted_mask(k_select, input_ids, candidates, counts, o.rate, alpha=o.weight_alpha)
@@ -240,17 +287,26 @@ class MLM:
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Mean cross entropy over the chosen positions; metrics: masked-token accuracy, chosen fraction."""
         k_corrupt, k_dropout = jax.random.split(rng)
-        corruption = self.corrupt(k_corrupt, batch["input_ids"], batch["segment_ids"])
+        table = params.get(LOSS_TABLE) if self.weighs_by_loss else None
+        corruption = self.corrupt(k_corrupt, batch["input_ids"], batch["segment_ids"], table)
         logits, targets, weights = self.predict(params, batch, corruption, k_dropout if train else None)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
         count = jnp.maximum(jnp.sum(weights), 1)
         loss = jnp.sum(jnp.where(weights, ce, 0.0)) / count
         correct = (jnp.argmax(logits, axis=-1) == targets) & weights
         real = mlm_candidates(batch["input_ids"], self.special.as_tuple(), batch["segment_ids"] > 0)
-        return loss, {
+        metrics = {
             "accuracy": jnp.sum(correct) / count,
             "mask_rate": jnp.sum(corruption.mask) / jnp.maximum(jnp.sum(real), 1),
         }
+        if table is not None:
+            ids, w = targets.reshape(-1), weights.reshape(-1).astype(jnp.float32)
+            per_id = jax.lax.stop_gradient(jnp.where(weights, ce, 0.0)).reshape(-1)
+            metrics[STATE_INPUTS] = {
+                "sum": jnp.zeros((self.vocab_size,)).at[ids].add(per_id, mode="drop"),
+                "count": jnp.zeros((self.vocab_size,)).at[ids].add(w, mode="drop"),
+            }
+        return loss, metrics
 
     def fill_mask(self, params: Params, tokenizer: Any, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """The `top_k` most likely tokens (and probabilities) at each `[MASK]` of `text`, in order."""
