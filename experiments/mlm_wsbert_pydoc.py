@@ -11,7 +11,7 @@ has no running table), so the masked-token accuracy it reports compares with BER
 Everything else is `mlm_pydoc.py`'s recipe.
 
 Variants: as `mlm_pydoc.py` (`steps=N`, `rate=...`); its `selection=...` is read but replaced
-here by `loss_weighted`.
+here by WSBERT's loss weighting.
 """
 
 from pathlib import Path
