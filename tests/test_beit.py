@@ -161,3 +161,24 @@ def test_config_errors_name_the_field(tmp_path):
     config.beit.mask_ratio = 1.0
     with pytest.raises(ValueError, match="beit.mask_ratio"):
         BEiT.from_config(config, tokenizer=build_method(tokenizer_config()))
+
+
+def test_beit_encoder_options_are_config_knobs():
+    config = tiny_config()
+    # What the command line sets (`--config.model.rel_pos_bias=shared`): BEiT's own encoder.
+    config.model.update(posemb="none", rel_pos_bias="shared", layer_scale=0.1, key_bias=False)
+    method = BEiT.from_config(config, tokenizer=build_method(tokenizer_config()))
+    batch = digits_batch(2)
+    params = jax.jit(method.init)(jax.random.key(0), batch)
+    encoder = params["model"]["encoder"]
+    assert "pos_embedding" not in encoder and encoder["rel_pos_bias"]["table"].shape == (7 * 7 + 3, 4)
+    block = encoder["blocks"]["block_0"]
+    np.testing.assert_array_equal(block["gamma_1"], np.full(32, 0.1, np.float32))
+    assert "bias" not in block["attn"]["key"] and "bias" in block["attn"]["query"]
+    loss, _ = jax.jit(method.loss)(params, batch, jax.random.key(1))
+    assert np.isfinite(float(loss))
+    config.model.rel_pos_bias = "everywhere"
+    with pytest.raises(
+        ValueError, match=r"model.rel_pos_bias='everywhere': expected one of \('none', 'shared', 'layer'\)"
+    ):
+        BEiT.from_config(config, tokenizer=build_method(tokenizer_config()))

@@ -142,3 +142,41 @@ def test_attention_bf16_keeps_softmax_in_float32():
     out = attention(q.astype(jnp.bfloat16), k.astype(jnp.bfloat16), v.astype(jnp.bfloat16))
     assert out.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(attention(q, k, v)), atol=5e-2)
+
+
+def plain_biased_attention(q, k, v, bias, lengths=None):
+    """softmax(q k^T / sqrt(d) + bias) v written out in numpy, float64."""
+    q, k, v, bias = (np.asarray(a, np.float64) for a in (q, k, v, bias))
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1]) + bias
+    if lengths is not None:
+        logits = np.where(np.arange(k.shape[1]) < np.asarray(lengths)[:, None, None, None], logits, -np.inf)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return np.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+@pytest.mark.parametrize("bias_shape", [(2, 3, 5, 7), (1, 3, 5, 7), (2, 1, 5, 7)])
+def test_attention_bias_matches_a_plain_reference(bias_shape):
+    from mmjax.kernels import reference_attention
+
+    q, k, v = qkv(3)
+    bias = 2.0 * jax.random.normal(jax.random.key(4), bias_shape)
+    lengths = jnp.array([7, 4])
+    expected = plain_biased_attention(q, k, v, bias, lengths)
+    np.testing.assert_allclose(np.asarray(attention(q, k, v, bias=bias, key_lengths=lengths)), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(reference_attention(q, k, v, bias=bias, key_lengths=lengths)), expected, atol=1e-5
+    )
+    # `auto` takes the one implementation with a bias; the bias changes the result.
+    np.testing.assert_allclose(
+        np.asarray(attention(q, k, v, bias=bias, key_lengths=lengths, impl="auto")), expected, atol=1e-5
+    )
+    assert np.abs(np.asarray(attention(q, k, v, key_lengths=lengths)) - expected).max() > 1e-2
+
+
+def test_attention_bias_is_refused_where_it_cannot_go():
+    q, k, v = qkv(5)
+    with pytest.raises(ValueError, match=r"model.attention_impl='pallas' cannot add an attention bias"):
+        attention(q, k, v, bias=jnp.zeros((1, 3, 5, 7)), impl="pallas")
+    with pytest.raises(ValueError, match=r"attention bias must be \[B or 1, H or 1, Lq, Lk\].*got \(1, 3, 7, 5\)"):
+        attention(q, k, v, bias=jnp.zeros((1, 3, 7, 5)))

@@ -3,6 +3,8 @@
 Import: `convert_hf_bert` / `to_hf_bert` (HF BertForMaskedLM, both ways), `convert_hf_vitmae` /
 `load_hf_vitmae` (HF ViTMAE, 4.x and 5.x key names),
 `convert_hf_simmim` / `to_hf_simmim` (HF ViTForMaskedImageModeling as SimMIM, both ways),
+`convert_hf_beit` / `to_hf_beit` (HF BeitForMaskedImageModeling, both ways),
+`convert_hf_data2vec_vision` / `to_hf_data2vec_vision` (HF Data2VecVisionModel <-> `ViTEncoder`),
 `convert_hf_videomae` / `to_hf_videomae` / `load_hf_videomae` / `save_hf_videomae` (HF
 VideoMAEForPreTraining, both ways), `convert_hf_patchtst` / `to_hf_patchtst` (HF
 PatchTSTForPretraining, both ways),
@@ -16,6 +18,15 @@ Every import checks every key and raises `CheckpointMismatchError` listing the p
 
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import encoder_features, load_encoder, save_encoder
+from mmjax.export.hf_beit import (
+    beit_config_from_hf,
+    convert_hf_beit,
+    convert_hf_data2vec_vision,
+    hf_beit_config,
+    hf_data2vec_vision_config,
+    to_hf_beit,
+    to_hf_data2vec_vision,
+)
 from mmjax.export.hf_bert import bert_config_from_hf, convert_hf_bert, hf_bert_config, load_hf_bert, to_hf_bert
 from mmjax.export.hf_patchtst import convert_hf_patchtst, hf_patchtst_config, patchtst_config_from_hf, to_hf_patchtst
 from mmjax.export.hf_simmim import convert_hf_simmim, hf_simmim_config, simmim_config_from_hf, to_hf_simmim
@@ -94,4 +105,11 @@ __all__ = [
     "save_hf_videomae",
     "to_hf_videomae",
     "videomae_config_from_hf",
+    "beit_config_from_hf",
+    "convert_hf_beit",
+    "convert_hf_data2vec_vision",
+    "hf_beit_config",
+    "hf_data2vec_vision_config",
+    "to_hf_beit",
+    "to_hf_data2vec_vision",
 ]

@@ -187,7 +187,21 @@ def _posemb(mae: MAE, root: str) -> str:
 
 
 def hf_encoder_config(config: ViTConfig, model_name: str) -> dict[str, Any]:
-    """The encoder fields HF's `ViTConfig` and `ViTMAEConfig` share (square images and patches only)."""
+    """The encoder fields HF's `ViTConfig` and `ViTMAEConfig` share (square images and patches only).
+
+    An encoder with BEiT's options (no absolute table, relative bias, layer scale, no key
+    bias) has no HF ViT counterpart: it is refused here (`mmjax.export.hf_beit` exports it).
+    """
+    beit = {"model.posemb": ("none",), "model.rel_pos_bias": ("shared", "layer"), "model.key_bias": (False,)}
+    values = {
+        "model.posemb": config.posemb,
+        "model.rel_pos_bias": config.rel_pos_bias,
+        "model.key_bias": config.key_bias or not config.qkv_bias,  # without any qkv bias it changes nothing
+    }
+    used = [f"{field}={values[field]!r}" for field, kinds in beit.items() if values[field] in kinds]
+    used += [f"model.layer_scale={config.layer_scale}"] if config.layer_scale else []
+    if used:
+        raise ValueError(f"HF {model_name} has no {', '.join(used)}; export it with mmjax.export.hf_beit")
     for field, value in (("model.image_size", config.image_size), ("model.patch_size", config.patch_size)):
         if value[0] != value[1]:
             raise ValueError(f"HF {model_name} needs square {field}; got {value}")

@@ -59,6 +59,7 @@ def reference_attention(
     q_segment_ids: jax.Array | None = None,
     kv_segment_ids: jax.Array | None = None,
     mask: jax.Array | None = None,
+    bias: jax.Array | None = None,
     scale: float | None = None,
 ) -> jax.Array:
     """Masked softmax attention in float32, written out densely.
@@ -68,6 +69,7 @@ def reference_attention(
       key_lengths: int `[B]`, keys at or past it are ignored.
       q_segment_ids, kv_segment_ids: int `[B, Lq]`, `[B, Lk]`; attend within a segment.
       mask: bool `[Lq, Lk]`, `[B, Lq, Lk]` or `[B or 1, H or 1, Lq, Lk]`, True = may attend.
+      bias: float `[B or 1, H or 1, Lq, Lk]` added to the scaled logits (a relative position bias).
       scale: logit scale, default `Dh ** -0.5`.
 
     Returns:
@@ -91,6 +93,8 @@ def reference_attention(
         precision=jax.lax.Precision.HIGHEST,
     )
     logits = logits * scale
+    if bias is not None:
+        logits = logits + jnp.asarray(bias, jnp.float32)
     if allowed is not None:
         logits = jnp.where(allowed, logits, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(logits, axis=-1)

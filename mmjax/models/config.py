@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config, section_config, to_dict
+from mmjax.config import dataclass_from_config, knob, section_config, to_dict
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.patches import as_pair, grid_shape
 
@@ -20,16 +21,20 @@ VIT_SIZES: dict[str, tuple[int, int, int]] = {
     "huge": (1280, 32, 16),
 }
 POSEMB_KINDS = ("sincos2d", "learned")
+# The encoder may also go without an absolute position embedding (BEiT with a relative bias).
+ENCODER_POSEMB_KINDS = (*POSEMB_KINDS, "none")
+# model.rel_pos_bias: no relative position bias, one table for all blocks, or one per block.
+REL_POS_BIAS_KINDS = ("none", "shared", "layer")
 DTYPES = ("float32", "bfloat16", "float16")
 # Rematerialization policies (mmjax/models/transformer.py REMAT_POLICIES).
 REMAT_NAMES = ("none", "full", "dots", "dots_no_batch")
 
 
-def _check_heads(where: str, width: int, heads: int, posemb: str) -> None:
+def _check_heads(where: str, width: int, heads: int, posemb: str, kinds: tuple[str, ...] = POSEMB_KINDS) -> None:
     if width <= 0 or heads <= 0 or width % heads:
         raise ValueError(f"{where}.width={width} must be a positive multiple of {where}.heads={heads}")
-    if posemb not in POSEMB_KINDS:
-        raise ValueError(f"{where}.posemb must be one of {POSEMB_KINDS}, got {posemb!r}")
+    if posemb not in kinds:
+        raise ValueError(f"{where}.posemb must be one of {kinds}, got {posemb!r}")
     if posemb == "sincos2d" and width % 4:
         raise ValueError(f"{where}.width={width} must be divisible by 4 for sincos2d position embeddings")
 
@@ -39,7 +44,9 @@ class ViTConfig:
     """A ViT encoder over a fixed image size.
 
     `posemb="sincos2d"` is MAE's fixed embedding (not a parameter); `"learned"` makes it a
-    parameter `[1, 1 + N, D]` initialised to the same values. `dtype` is the compute
+    parameter `[1, 1 + N, D]` initialised to the same values; `"none"` adds none (BEiT with a
+    relative position bias). `key_bias`, `layer_scale` and `rel_pos_bias` are BEiT's block
+    options (see `mmjax.models.transformer.EncoderBlock`). `dtype` is the compute
     dtype; parameters, softmax and LayerNorm statistics stay float32. `remat` and `scan`
     (memory options, see `TransformerStack`) apply to every transformer stack of the model.
     """
@@ -58,12 +65,19 @@ class ViTConfig:
     attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
     scan: bool = False
+    key_bias: bool = knob(True, "the key projection has a bias when qkv_bias (BEiT: False; q and v keep theirs)")
+    layer_scale: float = knob(0.0, "init of the per-channel gammas on both residual branches; 0: none", low=0.0)
+    rel_pos_bias: str = knob(
+        "none",
+        "BEiT's learned relative position bias: none, one table shared by all blocks, or one per block",
+        choices=REL_POS_BIAS_KINDS,
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "image_size", as_pair(self.image_size, "model.image_size"))
         object.__setattr__(self, "patch_size", as_pair(self.patch_size, "model.patch_size"))
         grid_shape(self.image_size, self.patch_size)
-        _check_heads("model", self.width, self.heads, self.posemb)
+        _check_heads("model", self.width, self.heads, self.posemb, ENCODER_POSEMB_KINDS)
         if self.channels <= 0 or self.depth < 0 or self.mlp_dim <= 0:
             raise ValueError(
                 f"model.channels, model.depth and model.mlp_dim must be positive, got "
@@ -77,6 +91,15 @@ class ViTConfig:
             raise ValueError(f"model.remat must be one of {REMAT_NAMES}, got {self.remat!r}")
         if not isinstance(self.scan, bool):
             raise ValueError(f"model.scan must be True or False, got {self.scan!r}")
+        if not isinstance(self.key_bias, bool):
+            raise ValueError(f"model.key_bias must be True or False, got {self.key_bias!r}")
+        scale = self.layer_scale
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not (math.isfinite(scale) and scale >= 0):
+            raise ValueError(
+                f"model.layer_scale must be a finite number >= 0 (0: no layer scale), got {self.layer_scale!r}"
+            )
+        if self.rel_pos_bias not in REL_POS_BIAS_KINDS:
+            raise ValueError(f"model.rel_pos_bias must be one of {REL_POS_BIAS_KINDS}, got {self.rel_pos_bias!r}")
 
     @property
     def grid(self) -> tuple[int, int]:

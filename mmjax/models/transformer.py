@@ -1,4 +1,5 @@
-"""Pre-LayerNorm transformer blocks (ViT / MAE)."""
+"""Pre-LayerNorm transformer blocks (ViT / MAE), with BEiT's options: layer scale, a relative
+position bias per block, and a key projection without bias."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.initializers import ones, with_axes, xavier_uniform, xavier_uniform_fused, zeros
+from mmjax.models.initializers import constant, ones, with_axes, xavier_uniform, xavier_uniform_fused, zeros
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, attention
 
 
@@ -24,17 +25,22 @@ def layer_norm(eps: float, dtype, name: str) -> nn.LayerNorm:
     )
 
 
-def first_query_attention(q: jax.Array, k: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
+def first_query_attention(
+    q: jax.Array, k: jax.Array, key_lengths: jax.Array | None = None, bias: jax.Array | None = None
+) -> jax.Array:
     """Softmax attention weights of the first query (the cls token) over the keys, averaged over heads.
 
     Args:
-      q: `[B, L, H, Dh]`; k: `[B, M, H, Dh]`; key_lengths: int `[B]`, keys at or past it ignored.
+      q: `[B, L, H, Dh]`; k: `[B, M, H, Dh]`; key_lengths: int `[B]`, keys at or past it ignored;
+      bias: `[B or 1, H or 1, L, M]` added to the logits (a relative position bias).
 
     Returns:
       float32 `[B, M]`, each row summing to 1.
     """
     scale = q.shape[-1] ** -0.5
     logits = jnp.einsum("bhd,bmhd->bhm", q[:, 0].astype(jnp.float32) * scale, k.astype(jnp.float32))
+    if bias is not None:
+        logits = logits + bias[:, :, 0].astype(jnp.float32)
     if key_lengths is not None:
         valid = jnp.arange(k.shape[1])[None, None, :] < key_lengths[:, None, None]
         logits = jnp.where(valid, logits, -jnp.inf)
@@ -48,6 +54,20 @@ def last_block_cls_attention(intermediates: dict, depth: int) -> jax.Array:
     return intermediates[f"block_{depth - 1}"]["attn"]["cls_attention"][0]
 
 
+class RelativePositionBias(nn.Module):
+    """BEiT's learned relative position bias: a table `[entries, H]` (zeros at init, as BEiT) read
+    through an index from `mmjax.ops.relative_position`."""
+
+    entries: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, index: jax.Array) -> jax.Array:
+        """int `[B or 1, L, M]` table rows -> float32 bias `[B or 1, H, L, M]`."""
+        table = self.param("table", with_axes(zeros, (None, "heads")), (self.entries, self.heads), jnp.float32)
+        return jnp.moveaxis(table[index], -1, 1)
+
+
 class MultiHeadAttention(nn.Module):
     """Attention with separate q/k/v projections, routed through `mmjax.ops.attention`.
 
@@ -55,22 +75,29 @@ class MultiHeadAttention(nn.Module):
     values from `context` (Muse's conditioning in `mmjax.models.maskgit`). When the
     `intermediates` collection is mutable, it also sows `cls_attention` `[B, L]`: the first
     query's attention weights over the keys, averaged over heads (AttMask reads the last
-    block's); otherwise nothing extra is computed.
+    block's); otherwise nothing extra is computed. `key_bias=False` drops the key projection's
+    bias alone (BEiT: q and v have one); it cannot change the attention weights.
     """
 
     heads: int
     qkv_bias: bool = True
     dtype: jnp.dtype = jnp.float32
     attention_impl: str = DEFAULT_IMPLEMENTATION
+    key_bias: bool = True
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, key_lengths: jax.Array | None = None, context: jax.Array | None = None
+        self,
+        x: jax.Array,
+        key_lengths: jax.Array | None = None,
+        context: jax.Array | None = None,
+        bias: jax.Array | None = None,
     ) -> jax.Array:
         """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys.
 
         `context` `[B, M, C]`: the keys and values come from it (`key_lengths` then counts
-        its rows); a row whose key length is 0 sees no key and gets zeros.
+        its rows); a row whose key length is 0 sees no key and gets zeros. `bias`
+        `[B or 1, H, L, M]` is added to the attention logits (`mmjax.ops.attention`).
         """
         dim = x.shape[-1]
         head_dim = dim // self.heads
@@ -84,10 +111,11 @@ class MultiHeadAttention(nn.Module):
             bias_init=with_axes(zeros, ("heads", "kv")),
         )
         source = x if context is None else context
-        q, k, v = project(name="query")(x), project(name="key")(source), project(name="value")(source)
+        key = project(name="key", use_bias=self.qkv_bias and self.key_bias)
+        q, k, v = project(name="query")(x), key(source), project(name="value")(source)
         if self.is_mutable_collection("intermediates"):
-            self.sow("intermediates", "cls_attention", first_query_attention(q, k, key_lengths))
-        out = attention(q, k, v, key_lengths=key_lengths, impl=self.attention_impl)
+            self.sow("intermediates", "cls_attention", first_query_attention(q, k, key_lengths, bias))
+        out = attention(q, k, v, key_lengths=key_lengths, bias=bias, impl=self.attention_impl)
         return nn.DenseGeneral(
             dim,
             axis=(-2, -1),
@@ -125,7 +153,12 @@ class MLP(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """`x + attn(norm1(x))`, then `x + mlp(norm2(x))`."""
+    """`x + attn(norm1(x))`, then `x + mlp(norm2(x))`.
+
+    BEiT's options: `layer_scale > 0` multiplies each branch by a learned per-channel
+    `gamma_1` / `gamma_2` `[D]` initialised to it; `rel_pos_entries > 0` gives the block its
+    own relative position table (`rel_pos_bias/table` `[entries, H]`), read through `rel_index`.
+    """
 
     heads: int
     mlp_dim: int
@@ -133,16 +166,42 @@ class EncoderBlock(nn.Module):
     qkv_bias: bool = True
     dtype: jnp.dtype = jnp.float32
     attention_impl: str = DEFAULT_IMPLEMENTATION
+    key_bias: bool = True
+    layer_scale: float = 0.0
+    rel_pos_entries: int = 0
+
+    def _scaled(self, y: jax.Array, name: str) -> jax.Array:
+        if not self.layer_scale:
+            return y
+        gamma = self.param(name, with_axes(constant(self.layer_scale), ("embed",)), (y.shape[-1],), jnp.float32)
+        return y * gamma.astype(y.dtype)
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
-        """`[B, L, D] -> [B, L, D]`; the residual stream stays float32."""
+    def __call__(
+        self,
+        x: jax.Array,
+        key_lengths: jax.Array | None = None,
+        bias: jax.Array | None = None,
+        rel_index: jax.Array | None = None,
+    ) -> jax.Array:
+        """`[B, L, D] -> [B, L, D]`; the residual stream stays float32.
+
+        `bias` `[B or 1, H, L, L]` (a shared relative position bias) is added to every head's
+        logits; `rel_index` int `[B or 1, L, L]` is needed when the block has its own table.
+        """
+        if self.rel_pos_entries:
+            if rel_index is None:
+                raise ValueError("a block with its own relative position table needs rel_index [B or 1, L, L]")
+            own = RelativePositionBias(self.rel_pos_entries, self.heads, name="rel_pos_bias")(rel_index)
+            bias = own if bias is None else bias + own
         y = layer_norm(self.layer_norm_eps, self.dtype, "norm1")(x)
-        y = MultiHeadAttention(self.heads, self.qkv_bias, self.dtype, self.attention_impl, name="attn")(y, key_lengths)
-        x = x + y.astype(x.dtype)
+        attn = MultiHeadAttention(
+            self.heads, self.qkv_bias, self.dtype, self.attention_impl, self.key_bias, name="attn"
+        )
+        x = x + self._scaled(attn(y, key_lengths, bias=bias), "gamma_1").astype(x.dtype)
         y = layer_norm(self.layer_norm_eps, self.dtype, "norm2")(x)
         y = MLP(self.mlp_dim, self.dtype, name="mlp")(y)
-        return x + y.astype(x.dtype)
+        return x + self._scaled(y, "gamma_2").astype(x.dtype)
 
 
 # model.remat -> what the backward pass keeps (None: keep nothing, recompute each block).
@@ -158,8 +217,14 @@ class _ScannedBlock(EncoderBlock):
     """An `EncoderBlock` with the `(carry, out)` signature `nn.scan` wants."""
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> tuple[jax.Array, None]:
-        return super().__call__(x, key_lengths), None
+    def __call__(
+        self,
+        x: jax.Array,
+        key_lengths: jax.Array | None = None,
+        bias: jax.Array | None = None,
+        rel_index: jax.Array | None = None,
+    ) -> tuple[jax.Array, None]:
+        return super().__call__(x, key_lengths, bias, rel_index), None
 
 
 class TransformerStack(nn.Module):
@@ -170,6 +235,7 @@ class TransformerStack(nn.Module):
     (logical axis `layers`); `stack_layers` / `unstack_layers` convert between the two.
     `remat` in `REMAT_POLICIES` trades compute for activation memory: `full` recomputes each
     block in the backward pass, `dots` keeps only matmul outputs; the values do not change.
+    `key_bias`, `layer_scale` and `rel_pos_entries` are `EncoderBlock`'s BEiT options, for every block.
     """
 
     depth: int
@@ -181,13 +247,36 @@ class TransformerStack(nn.Module):
     attention_impl: str = DEFAULT_IMPLEMENTATION
     remat: str = "none"
     scan: bool = False
+    key_bias: bool = True
+    layer_scale: float = 0.0
+    rel_pos_entries: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_lengths: jax.Array | None = None) -> jax.Array:
-        """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys in every block."""
+    def __call__(
+        self,
+        x: jax.Array,
+        key_lengths: jax.Array | None = None,
+        bias: jax.Array | None = None,
+        rel_index: jax.Array | None = None,
+    ) -> jax.Array:
+        """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys in every block.
+
+        `bias` `[B or 1, H, L, L]` is added to every block's attention logits (BEiT's shared
+        relative position bias); `rel_index` int `[B or 1, L, L]` reads per-block tables.
+        """
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"model.remat={self.remat!r}: expected one of {sorted(REMAT_POLICIES)}")
-        args = (self.heads, self.mlp_dim, self.layer_norm_eps, self.qkv_bias, self.dtype, self.attention_impl)
+        args = (
+            self.heads,
+            self.mlp_dim,
+            self.layer_norm_eps,
+            self.qkv_bias,
+            self.dtype,
+            self.attention_impl,
+            self.key_bias,
+            self.layer_scale,
+            self.rel_pos_entries,
+        )
         block = _ScannedBlock if self.scan else EncoderBlock
         if self.remat != "none":
             block = nn.remat(block, policy=REMAT_POLICIES[self.remat], prevent_cse=not self.scan)
@@ -196,14 +285,14 @@ class TransformerStack(nn.Module):
                 block,
                 variable_axes={"params": 0, "intermediates": 0},
                 split_rngs={"params": True},
-                in_axes=(nn.broadcast,),
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
                 length=self.depth,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
-            x, _ = scanned(*args, name="layers")(x, key_lengths)
+            x, _ = scanned(*args, name="layers")(x, key_lengths, bias, rel_index)
             return x
         for i in range(self.depth):
-            x = block(*args, name=f"block_{i}")(x, key_lengths)
+            x = block(*args, name=f"block_{i}")(x, key_lengths, bias, rel_index)
         return x
 
 

@@ -9,9 +9,10 @@ import jax.numpy as jnp
 from mmjax.masking.tokens import gather_tokens, replace_with_mask_token
 from mmjax.models.config import ViTConfig
 from mmjax.models.initializers import constant, normal, with_axes, xavier_uniform, zeros
-from mmjax.models.transformer import TransformerStack, layer_norm
+from mmjax.models.transformer import RelativePositionBias, TransformerStack, layer_norm
 from mmjax.ops.patches import patchify
 from mmjax.ops.posemb import sincos_2d
+from mmjax.ops.relative_position import relative_position_entries, sequence_relative_index
 
 
 def position_embedding(module: nn.Module, kind: str, grid: tuple[int, int], dim: int, name: str) -> jax.Array:
@@ -41,6 +42,9 @@ class ViTEncoder(nn.Module):
     The patch embedding is a Linear over MAE-ordered patch vectors, which is the same
     map as a stride-p convolution and gets the same xavier init as MAE's flattened conv.
     `cls_token=False` (I-JEPA) encodes the patch tokens alone: no cls parameter, no cls row.
+    BEiT's options come from the config: `posemb="none"` adds no absolute position table;
+    `rel_pos_bias="shared"` adds one learned relative bias (`rel_pos_bias/table`) to every
+    block's logits, `"layer"` gives each block its own; both follow `ids_keep`.
     """
 
     config: ViTConfig
@@ -84,15 +88,25 @@ class ViTEncoder(nn.Module):
         if hidden is not None:
             token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
             x = replace_with_mask_token(x, hidden, token)
-        pos = position_embedding(self, cfg.posemb, cfg.grid, cfg.width, "pos_embedding")
-        x = x + pos[:, 1:]
+        pos = (
+            None if cfg.posemb == "none" else position_embedding(self, cfg.posemb, cfg.grid, cfg.width, "pos_embedding")
+        )
+        if pos is not None:
+            x = x + pos[:, 1:]
         if ids_keep is not None:
             x = gather_tokens(x, ids_keep)
         x = x.astype(jnp.float32)
         if self.cls_token:
             cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, cfg.width))
-            cls = jnp.broadcast_to(cls + pos[:, :1], (x.shape[0], 1, cfg.width))
-            x = jnp.concatenate([cls, x], axis=1)
+            if pos is not None:
+                cls = cls + pos[:, :1]
+            x = jnp.concatenate([jnp.broadcast_to(cls, (x.shape[0], 1, cfg.width)), x], axis=1)
+        rel_index = bias = None
+        entries = relative_position_entries(cfg.grid)
+        if cfg.rel_pos_bias != "none":
+            rel_index = sequence_relative_index(cfg.grid, ids_keep, self.cls_token)
+        if cfg.rel_pos_bias == "shared":
+            bias = RelativePositionBias(entries, cfg.heads, name="rel_pos_bias")(rel_index)
         x = TransformerStack(
             cfg.depth,
             cfg.heads,
@@ -103,6 +117,9 @@ class ViTEncoder(nn.Module):
             cfg.attention_impl,
             cfg.remat,
             cfg.scan,
+            cfg.key_bias,
+            cfg.layer_scale,
+            entries if cfg.rel_pos_bias == "layer" else 0,
             name="blocks",
-        )(x, key_lengths)
+        )(x, key_lengths, bias, rel_index)
         return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)

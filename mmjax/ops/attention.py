@@ -8,7 +8,8 @@
   the block-sparse TPU lowering on TPU, the GPU lowering in interpret mode on CPU.
 - `auto`: `choose_impl` picks one from the platform, dtype, head dim and mask.
 
-Every implementation returns zeros for query rows that see no key.
+Every implementation returns zeros for query rows that see no key. An additive logit `bias`
+(BEiT's relative position bias) is taken by `xla` only; `cudnn` and `pallas` refuse it.
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ def choose_impl(
     head_dim: int,
     has_segments: bool = False,
     has_mask: bool = False,
+    has_bias: bool = False,
 ) -> str:
     """Resolve `impl` (one of `IMPLEMENTATIONS`) to a concrete implementation.
 
     `auto` picks:
+      - with an additive `bias`: `xla` (the only implementation that takes one).
       - TPU: `pallas` (the block-sparse kernel).
       - GPU: `pallas` when there are segment ids or an element-wise mask (it skips
         empty tiles; cuDNN would need a dense bias); else `cudnn` for bf16/fp16 with a
@@ -81,6 +84,8 @@ def choose_impl(
         )
     if impl != "auto":
         return impl
+    if has_bias:
+        return "xla"
     if platform == "tpu":
         return "pallas"
     if platform == "gpu":
@@ -91,8 +96,20 @@ def choose_impl(
     return "xla"
 
 
-def _xla_attention(q, k, v, allowed, scale):
+def check_bias(bias: jax.Array, batch: int, heads: int, q_len: int, kv_len: int) -> None:
+    """Raise a one-line error unless `bias` is `[B or 1, H or 1, Lq, Lk]`."""
+    shape = tuple(bias.shape)
+    if len(shape) != 4 or shape[0] not in (1, batch) or shape[1] not in (1, heads) or shape[2:] != (q_len, kv_len):
+        raise ValueError(
+            f"attention bias must be [B or 1, H or 1, Lq, Lk] = [{batch} or 1, {heads} or 1, {q_len}, {kv_len}]; "
+            f"got {shape}"
+        )
+
+
+def _xla_attention(q, k, v, allowed, scale, bias=None):
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
+    if bias is not None:
+        logits = logits + bias.astype(jnp.float32)
     if allowed is not None:
         logits = jnp.where(allowed, logits, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(logits, axis=-1)
@@ -153,6 +170,7 @@ def attention(
     q_segment_ids: jax.Array | None = None,
     kv_segment_ids: jax.Array | None = None,
     mask: jax.Array | None = None,
+    bias: jax.Array | None = None,
     scale: float | None = None,
     impl: str = DEFAULT_IMPLEMENTATION,
 ) -> jax.Array:
@@ -165,6 +183,8 @@ def attention(
       q_segment_ids, kv_segment_ids: int `[B, Lq]`, `[B, Lk]`; attend within a segment only.
       mask: bool `[B, Lq, Lk]` or `[B, H, Lq, Lk]`, True = may attend. With
         `impl='pallas'` it is also a block-sparse mask: empty tiles are skipped.
+      bias: float `[B or 1, H or 1, Lq, Lk]` added to the scaled logits before the softmax
+        (masked keys stay masked); `xla` only.
       scale: logit scale, default `Dh ** -0.5`.
       impl: implementation; one of `IMPLEMENTATIONS` (see the module docstring and
         `choose_impl`).
@@ -178,6 +198,8 @@ def attention(
         )
     if (q_segment_ids is None) != (kv_segment_ids is None):
         raise ValueError("q_segment_ids and kv_segment_ids must be given together")
+    if bias is not None:
+        check_bias(bias, q.shape[0], q.shape[2], q.shape[1], k.shape[1])
     impl = choose_impl(
         impl,
         platform=jax.default_backend(),
@@ -185,7 +207,12 @@ def attention(
         head_dim=q.shape[-1],
         has_segments=q_segment_ids is not None,
         has_mask=mask is not None,
+        has_bias=bias is not None,
     )
+    if bias is not None and impl != "xla":
+        raise ValueError(
+            f"model.attention_impl={impl!r} cannot add an attention bias (relative position bias); use 'xla' or 'auto'"
+        )
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     if impl == "pallas":
         from mmjax.kernels import flash_attention
@@ -211,4 +238,4 @@ def attention(
         kv_segment_ids=kv_segment_ids,
         mask=mask,
     )
-    return _xla_attention(q, k, v, allowed, scale)
+    return _xla_attention(q, k, v, allowed, scale, bias)
