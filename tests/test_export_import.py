@@ -157,3 +157,11 @@ def test_resize_sincos_encoder_recomputes_its_table():
     new_config, new_params = resize_encoder(config, params, 48)
     assert new_config.grid == (6, 6) and "pos_embedding" not in new_params
     assert mmjax_tokens(new_config, new_params, images(48, 48)).shape == (2, 37, 32)
+
+
+def test_resize_refuses_relative_position_tables():
+    from mmjax.models.config import ViTConfig
+
+    config = ViTConfig(image_size=32, patch_size=8, width=32, depth=1, heads=4, mlp_dim=64, rel_pos_bias="shared")
+    with pytest.raises(ValueError, match="model.rel_pos_bias='shared'"):
+        resize_encoder(config, {}, 48)

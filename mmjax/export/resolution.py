@@ -19,6 +19,11 @@ def resize_encoder(
     `interpolate_pos_encoding` (see `mmjax.ops.posemb.resize_bicubic`); a `sincos2d` encoder
     has no table and recomputes it for the new grid. Other parameters are shared, not copied.
     """
+    if config.rel_pos_bias != "none":
+        raise ValueError(
+            f"resize_encoder: model.rel_pos_bias={config.rel_pos_bias!r} tables are sized for the "
+            f"{config.grid} grid and are not resized; expected model.rel_pos_bias='none'"
+        )
     new = dataclasses.replace(config, image_size=image_size)
     params = dict(params)
     if config.posemb == "learned":
