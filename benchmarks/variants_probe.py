@@ -40,6 +40,7 @@ EXPERIMENTS = {
     "mae_dmjd_mnist": ("DMJD: MAE, mae.num_views=2", "mae_mnist"),
     "mae_target_budget_mnist": ("4M's target budget: MAE, mae.target_ratio=0.5", "mae_mnist"),
     "mae_supervised_mnist": ("SupMAE: MAE, supervised.weight=1 (uses the labels)", "mae_mnist"),
+    "mae_localmim_mnist": ("LocalMIM: MAE, localmim.blocks=(2,), regions=(2,)", "mae_mnist"),
     "jepa_mnist": ("I-JEPA", None),
     "jepa_stop_mnist": ("StoP / FlexPredict: I-JEPA, predictor.position_noise=0.25", "jepa_mnist"),
 }

@@ -90,6 +90,8 @@ SHRUNK_KEYS = frozenset(
         "max_predictions",
         "min_keep",  # I-JEPA's smallest context block, scaled with the number of tokens
         "min_block",  # BEiT's smallest mask block, likewise
+        "blocks",  # LocalMIM's decoded encoder blocks, within the shrunk depth
+        "regions",  # and their target regions, within the shrunk patch
     }
 )
 TEXT_VOCAB = 300  # a WordPiece vocabulary this small still trains on the bundled corpus in a second
@@ -133,6 +135,8 @@ def _shrink_model_sizes(section: ml_collections.ConfigDict) -> None:
             section[key] = min(section[key], TINY_MLP)
     if isinstance(section.get("code_dim"), int):
         section.code_dim = min(section.code_dim, 4)
+    if section.get("blocks") and section.get("regions"):  # LocalMIM on a one-block encoder of PATCH-px patches
+        section.blocks, section.regions = (1,), (min(section.regions[0], PATCH),)
 
 
 def _shrink_image_model(section: ml_collections.ConfigDict) -> tuple[int, int] | None:

@@ -30,6 +30,9 @@ targets. `predict` and `reconstruct` still decode every patch.
 that many views whose visible sets never overlap (`mmjax.masking.disjoint_view_masks`), all
 encoded in the same step as one batch of `V * B`, and the loss is the mean over the views.
 
+`localmim.blocks` is LocalMIM (Wang et al. 2023): intermediate encoder blocks get light decoders
+of their own and reconstruct finer-scale targets (`mmjax.methods.local_mim`).
+
 `supervised.weight` > 0 is supervised MIM (SupMAE, Liang et al. 2022): a label head on the mean
 of the encoder's visible patch tokens adds `weight` times the cross-entropy on `batch["label"]`
 (`mmjax.methods.label_loss`); the encoder never sees the hidden patches for either loss.
@@ -38,7 +41,7 @@ of the encoder's visible patch tokens adds `weight` times the cross-entropy on `
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -46,7 +49,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
-from mmjax.losses import LOSSES, loss_section, masked_loss, token_loss
+from mmjax.losses import LOSSES, loss_section, masked_loss, masked_mse, token_loss
 from mmjax.masking.dense import with_indices
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask_from_noise
 from mmjax.masking.multimodal import disjoint_view_masks, multimodal_budget_masks
@@ -54,6 +57,7 @@ from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, neede
 from mmjax.masking.schedules import ramp
 from mmjax.methods.common import IMAGE_SCORES, image_parts, image_scores, pool_tokens, reconstruction_images
 from mmjax.methods.label_loss import LabelLossOptions, batch_labels, label_accuracy, label_cross_entropy
+from mmjax.methods.local_mim import LocalMIMOptions, subregion_norm_pixels
 from mmjax.methods.mask_teacher import (
     TEACHER_SCORES,
     HardPatchOptions,
@@ -79,6 +83,19 @@ PAPER_MASK = "random"
 PAPER_LOSS = "mse"
 # Score maps MAE gives guided mask kinds: the image's own and its EMA teacher's (`methods.mask_teacher`).
 SUPPLIED_SCORES = (*IMAGE_SCORES, *TEACHER_SCORES)
+
+
+class Forward(NamedTuple):
+    """One forward pass: predictions `[B, N, D]`, HPM's predicted loss `[B, N]` (or None), the mask,
+    the patches the loss counts `[B, N]`, SupMAE's class logits `[B, K]` (or None) and LocalMIM's
+    per-block predictions (each `[B, N, p_h p_w C]`; empty without LocalMIM)."""
+
+    pred: jax.Array
+    predicted_loss: jax.Array | None
+    mask: Mask
+    counted: jax.Array
+    logits: jax.Array | None
+    local: tuple[jax.Array, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +129,7 @@ def default_config() -> ml_collections.ConfigDict:
             "hpm": section_config(HardPatchOptions),
             "teacher": section_config(TeacherOptions),
             "supervised": section_config(LabelLossOptions),
+            "localmim": section_config(LocalMIMOptions),
             "mask": mask_section(LAYOUT, PAPER_MASK),
             "target": target_section(None),
             "loss": loss_section(PAPER_LOSS),
@@ -149,6 +167,7 @@ class MAE:
     hpm: HardPatchOptions = HardPatchOptions()
     teacher: TeacherOptions = TeacherOptions()
     supervised: LabelLossOptions = LabelLossOptions()
+    localmim: LocalMIMOptions = LocalMIMOptions()
     total_steps: int = 1  # train.steps: the length of HPM's curricula
 
     def __post_init__(self):
@@ -159,6 +178,12 @@ class MAE:
         if self.loss_part is None:
             object.__setattr__(self, "loss_part", LOSSES.choose(PAPER_LOSS))
         check_target_fits(self.target_part, self.model_config)
+        self.localmim.check(self.model_config.depth, self.model_config.patch_size, self.model_config.scan)
+        if self.localmim.enabled and self.options.target_ratio < 1:
+            raise ConfigError(
+                f"localmim.blocks={self.localmim.blocks} decodes every patch at each block; expected "
+                f"mae.target_ratio=1, got {self.options.target_ratio}"
+            )
         if self.options.target_ratio < 1 and (self.mask_part.name != "random" or self.options.num_views > 1):
             raise ConfigError(
                 f"mae.target_ratio={self.options.target_ratio} draws 4M's random input and target budgets; expected "
@@ -197,6 +222,7 @@ class MAE:
             hpm=dataclass_from_config(HardPatchOptions, config.get("hpm") or {}, "hpm"),
             teacher=dataclass_from_config(TeacherOptions, config.get("teacher") or {}, "teacher"),
             supervised=dataclass_from_config(LabelLossOptions, config.get("supervised") or {}, "supervised"),
+            localmim=dataclass_from_config(LocalMIMOptions, config.get("localmim") or {}, "localmim"),
             total_steps=steps,
         )
 
@@ -232,15 +258,19 @@ class MAE:
             out_dim,
             loss_predictor=self.mines_hard_patches,
             num_classes=self.supervised.head_classes,
+            local_blocks=self.localmim.blocks,
+            local_decoder=self.localmim.decoder if self.localmim.enabled else None,
         )
 
-    def _outputs(self, out: Any) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
-        """The model's output as (predictions `[B, N, D]`, HPM's predicted loss `[B, N]`, class logits `[B, K]`)."""
-        logits = None
+    def _outputs(self, out: Any, mask: Mask, counted: jax.Array) -> Forward:
+        """The model's output (nested as `MAEModel` documents it) as a `Forward`."""
+        logits, local = None, ()
         if self.supervised.enabled:
             out, logits = out
+        if self.localmim.enabled:
+            out, local = out
         pred, predicted_loss = out if self.mines_hard_patches else (out, None)
-        return pred, predicted_loss, logits
+        return Forward(pred, predicted_loss, mask, counted, logits, local)
 
     def _images(self, batch: Batch) -> jax.Array:
         """The batch's images `[B, H, W, C]`, repeated view-major to `[V * B, ...]` with `mae.num_views` = V."""
@@ -327,7 +357,9 @@ class MAE:
         maps = {}
         if "predicted_loss" in needed:
             whole = whole_image_mask(images.shape[0], self.model_config.num_patches)
-            _, maps["predicted_loss"], _ = self._outputs(self.model.apply(teacher, images, whole))
+            maps["predicted_loss"] = self._outputs(
+                self.model.apply(teacher, images, whole), whole, whole.mask
+            ).predicted_loss
         if "attention" in needed:
             _, state = self.model.apply(teacher, images, method=MAEModel.encode, mutable=["intermediates"])
             blocks = state["intermediates"]["encoder"]["blocks"]
@@ -348,9 +380,8 @@ class MAE:
 
     def _forward(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None, train: bool = False
-    ) -> tuple[jax.Array, jax.Array | None, Mask, jax.Array, jax.Array | None]:
-        """(predictions `[B, N, D]`, HPM's predicted loss `[B, N]` or None, the mask, the loss's patches `[B, N]`,
-        SupMAE's class logits `[B, K]` or None).
+    ) -> Forward:
+        """The predictions, the mask and the patches the loss counts (`Forward`).
 
         With `train` and `mae.target_ratio` < 1 the loss counts (and the decoder computes) the
         budget's targets only; otherwise every hidden patch.
@@ -359,15 +390,13 @@ class MAE:
         if train and self.options.target_ratio < 1 and noise is None:
             mask, target_ids = self.draw_budget(rng, images.shape[0])
             out = self.model.apply({"params": params}, images, mask, jnp.concatenate([mask.ids_keep, target_ids], 1))
-            pred, _, logits = self._outputs(out)
             counted = jnp.zeros_like(mask.mask).at[jnp.arange(images.shape[0])[:, None], target_ids].set(True)
-            return pred, None, mask, counted, logits
+            return self._outputs(out, mask, counted)
         scores = step = None
         if self.has_teacher:
             scores, step = self.teacher_scores(params, images), params["steps_seen"]
         mask = self.make_mask(rng, images.shape[0] // self.options.num_views, noise, images, scores, step)
-        pred, predicted_loss, logits = self._outputs(self.model.apply({"params": params}, images, mask))
-        return pred, predicted_loss, mask, mask.mask, logits
+        return self._outputs(self.model.apply({"params": params}, images, mask), mask, mask.mask)
 
     def predict(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
@@ -376,8 +405,8 @@ class MAE:
 
         With `mae.num_views` = V > 1 both cover the V views, view-major: `[V * B, ...]`.
         """
-        pred, _, mask, _, _ = self._forward(params, batch, rng, noise)
-        return pred, mask
+        forward = self._forward(params, batch, rng, noise)
+        return forward.pred, forward.mask
 
     def loss(
         self,
@@ -394,12 +423,24 @@ class MAE:
         SupMAE adds `supervised.weight` times the label cross-entropy.
         """
         del train  # MAE pretraining uses no dropout; the loss is always the training one.
-        pred, predicted_loss, mask, counted, logits = self._forward(params, batch, rng, noise, train=True)
-        target = make_target(self.target_part, self._images(batch), self.model_config.patch_size)
+        forward = self._forward(params, batch, rng, noise, train=True)
+        pred, predicted_loss, mask, counted, logits = forward[:5]
+        images = self._images(batch)
+        target = make_target(self.target_part, images, self.model_config.patch_size)
         loss = masked_loss(self.loss_part, pred, target, counted)
         metrics = {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
         if self.options.target_ratio < 1:
             metrics["target_fraction"] = jnp.mean(counted.astype(jnp.float32))
+        if forward.local:
+            patch = self.model_config.patch_size
+            local = [
+                masked_mse(p, subregion_norm_pixels(images, patch, r), counted)
+                for p, r in zip(forward.local, self.localmim.regions, strict=True)
+            ]
+            metrics.update({f"local_loss_block_{b}": v for b, v in zip(self.localmim.blocks, local, strict=True)})
+            metrics["reconstruction_loss"] = loss
+            loss = loss + self.localmim.weight * jnp.mean(jnp.stack(local))
+            metrics["loss"] = loss
         if logits is not None:
             labels = jnp.tile(batch_labels(batch, self.supervised.num_classes), self.options.num_views)
             label_loss = label_cross_entropy(logits, labels, self.supervised.label_smoothing)

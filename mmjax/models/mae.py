@@ -108,6 +108,9 @@ class MAEModel(nn.Module):
     With `loss_predictor` (HPM) it returns `(predictions, predicted loss [B, N])`. With
     `num_classes` > 0 (SupMAE) it returns `(that, class logits [B, num_classes])`: the mean of
     the visible patch tokens, a LayerNorm (`label_norm`) and a linear head (`label_head`).
+    With `local_blocks` (LocalMIM) the predictions become `(predictions, (one [B, N, p_h p_w C]
+    prediction per local block, ...))`, before the class logits: each block's output through
+    a LayerNorm (`local_norms_i`) and a decoder of `local_decoder`'s size (`local_decoders_i`).
     """
 
     config: ViTConfig
@@ -115,10 +118,16 @@ class MAEModel(nn.Module):
     out_dim: int | None = None
     loss_predictor: bool = False
     num_classes: int = 0
+    local_blocks: tuple[int, ...] = ()
+    local_decoder: DecoderConfig | None = None
 
     def setup(self):
-        self.encoder = ViTEncoder(self.config)
+        self.encoder = ViTEncoder(self.config, keep_blocks=self.local_blocks)
         self.decoder = MAEDecoder(self.config, self.decoder_config, self.out_dim, self.loss_predictor)
+        if self.local_blocks:
+            eps = self.config.layer_norm_eps
+            self.local_norms = [layer_norm(eps, jnp.float32, None) for _ in self.local_blocks]
+            self.local_decoders = [MAEDecoder(self.config, self.local_decoder) for _ in self.local_blocks]
         if self.num_classes:
             self.label_norm = layer_norm(self.config.layer_norm_eps, jnp.float32, "label_norm")
             self.label_head = nn.Dense(
@@ -138,11 +147,21 @@ class MAEModel(nn.Module):
         if mask.ids_keep is None or mask.ids_restore is None:
             raise ValueError("MAE needs a fixed-count Mask with ids_keep and ids_restore")
         latent = self.encoder(images, mask.ids_keep)
+        kept = ()
+        if self.local_blocks:
+            latent, kept = latent
         out = self.decoder(latent, mask.ids_restore, decode_ids)
+        if self.local_blocks:
+            local = tuple(
+                dec(norm(h), mask.ids_restore)
+                for h, norm, dec in zip(kept, self.local_norms, self.local_decoders, strict=True)
+            )
+            out = (out, local)
         if not self.num_classes:
             return out
         return out, self.label_head(self.label_norm(jnp.mean(latent[:, 1:], axis=1)))
 
     def encode(self, images: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
         """Encoder only: `[B, H, W, C] -> [B, 1 + K, D]` (all patches when `ids_keep` is None)."""
-        return self.encoder(images, ids_keep)
+        tokens = self.encoder(images, ids_keep)
+        return tokens[0] if self.local_blocks else tokens

@@ -236,6 +236,7 @@ class TransformerStack(nn.Module):
     `remat` in `REMAT_POLICIES` trades compute for activation memory: `full` recomputes each
     block in the backward pass, `dots` keeps only matmul outputs; the values do not change.
     `key_bias`, `layer_scale` and `rel_pos_entries` are `EncoderBlock`'s BEiT options, for every block.
+    `keep` (1-based block numbers, unrolled only) also returns those blocks' outputs (LocalMIM).
     """
 
     depth: int
@@ -250,6 +251,7 @@ class TransformerStack(nn.Module):
     key_bias: bool = True
     layer_scale: float = 0.0
     rel_pos_entries: int = 0
+    keep: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(
@@ -258,8 +260,10 @@ class TransformerStack(nn.Module):
         key_lengths: jax.Array | None = None,
         bias: jax.Array | None = None,
         rel_index: jax.Array | None = None,
-    ) -> jax.Array:
+    ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, ...]]:
         """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys in every block.
+
+        With `keep`, `(output, (the output of each kept block, [B, L, D], in keep's order))`.
 
         `bias` `[B or 1, H, L, L]` is added to every block's attention logits (BEiT's shared
         relative position bias); `rel_index` int `[B or 1, L, L]` reads per-block tables.
@@ -280,6 +284,11 @@ class TransformerStack(nn.Module):
         block = _ScannedBlock if self.scan else EncoderBlock
         if self.remat != "none":
             block = nn.remat(block, policy=REMAT_POLICIES[self.remat], prevent_cse=not self.scan)
+        if self.keep and (self.scan or not all(1 <= k <= self.depth for k in self.keep)):
+            raise ValueError(
+                f"intermediate blocks {self.keep} of a {self.depth}-block stack: expected numbers in "
+                f"1..{self.depth} and model.scan=False (got scan={self.scan})"
+            )
         if self.scan:
             scanned = nn.scan(
                 block,
@@ -291,9 +300,11 @@ class TransformerStack(nn.Module):
             )
             x, _ = scanned(*args, name="layers")(x, key_lengths, bias, rel_index)
             return x
+        kept = {}
         for i in range(self.depth):
             x = block(*args, name=f"block_{i}")(x, key_lengths, bias, rel_index)
-        return x
+            kept[i + 1] = x
+        return (x, tuple(kept[k] for k in self.keep)) if self.keep else x
 
 
 def stack_layers(blocks: dict, depth: int) -> dict:

@@ -49,6 +49,7 @@ class ViTEncoder(nn.Module):
 
     config: ViTConfig
     cls_token: bool = True
+    keep_blocks: tuple[int, ...] = ()  # also return these blocks' outputs (1-based; LocalMIM)
 
     @nn.compact
     def __call__(
@@ -72,7 +73,8 @@ class ViTEncoder(nn.Module):
 
         Returns:
           `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after the final LayerNorm;
-          without a cls token `[B, K, D]` (or `[B, N, D]`).
+          without a cls token `[B, K, D]` (or `[B, N, D]`). With `keep_blocks`, also the tuple
+          of those blocks' outputs (same rows, before any LayerNorm).
         """
         cfg = self.config
         check_images(images, cfg)
@@ -120,6 +122,10 @@ class ViTEncoder(nn.Module):
             cfg.key_bias,
             cfg.layer_scale,
             entries if cfg.rel_pos_bias == "layer" else 0,
+            self.keep_blocks,
             name="blocks",
         )(x, key_lengths, bias, rel_index)
-        return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)
+        if not self.keep_blocks:
+            return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)
+        x, kept = x
+        return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x), kept
