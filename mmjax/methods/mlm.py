@@ -15,6 +15,13 @@ masked more often. The table starts at ones (uniform BERT selection); a corrupti
 without the table (the held-out evaluation) is uniform. `frequency_weighted` is WSBERT's other,
 static strategy.
 
+`mlm.objective` compares MLM with causal language modeling on the same encoder (Gisserot-Boukhlef
+et al. 2025, "Should We Still Pretrain Encoders with Masked Language Modeling?"): `clm` trains it
+with causal attention to predict each next token of its segment, `clm_then_mlm` is their
+biphasic schedule, CLM for the first `mlm.clm_share` of `train.steps`, then MLM (the switch
+reads `params["steps_seen"]`, counted by `after_step`). The held-out evaluation is masked-token
+prediction with bidirectional attention in every case.
+
 `model.decoder_depth` > 0 is MAE-LM (`mmjax.models.bert`): the positions corrupted to `[MASK]`
 are excluded from the encoder (the 10% random and 10% kept tokens stay in it, as real tokens),
 and a shallow decoder predicts every chosen position.
@@ -55,6 +62,8 @@ from mmjax.methods.registry import register_method
 from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
 
 SELECTIONS = ("random", "span", "ngram", "frequency_weighted", "loss_weighted")
+OBJECTIVES = ("mlm", "clm", "clm_then_mlm")
+STEPS_SEEN = "steps_seen"  # params entry of `clm_then_mlm`: optimizer steps taken (float32 [])
 LOSS_TABLE = "token_loss"  # params entry of `loss_weighted`: running cross-entropy per token id [V]
 
 
@@ -93,6 +102,8 @@ class MLMOptions:
     whole_word: span / n-gram units are whole words (a word = a token and its `##` continuations).
     max_predictions: > 0 computes the vocabulary head at most at that many chosen positions per
       row (BERT's `max_predictions_per_seq`; saves memory at large vocabularies); 0 = all positions.
+    objective: `mlm`, `clm` (next-token prediction, causal attention) or `clm_then_mlm` (CLM for
+      the first `clm_share` of `train.steps`, then MLM).
     """
 
     selection: str = "random"
@@ -107,6 +118,8 @@ class MLMOptions:
     weight_alpha: float = 0.5
     loss_momentum: float = 0.99
     max_predictions: int = 0
+    objective: str = "mlm"
+    clm_share: float = 0.5
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
@@ -119,6 +132,12 @@ class MLMOptions:
             )
         if not 0.0 <= self.loss_momentum < 1.0:
             raise ValueError(f"mlm.loss_momentum must be in [0, 1), got {self.loss_momentum}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"mlm.objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not 0.0 < self.clm_share < 1.0:
+            raise ValueError(f"mlm.clm_share must be in (0, 1), got {self.clm_share}")
+        if self.objective != "mlm" and self.selection == "loss_weighted":
+            raise ValueError(f"mlm.selection='loss_weighted' needs mlm.objective='mlm', got {self.objective!r}")
         if self.max_predictions < 0:
             raise ValueError(f"mlm.max_predictions must be >= 0 (0 = all positions), got {self.max_predictions}")
 
@@ -153,6 +172,7 @@ class MLM:
     vocab_size: int
     counts: np.ndarray
     continuation: np.ndarray
+    total_steps: int = 1  # train.steps: where `clm_then_mlm` switches
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MLM:
@@ -163,7 +183,13 @@ class MLM:
         if config.data.seq_len > model_config.max_len:
             raise ValueError(f"data.seq_len={config.data.seq_len} exceeds model.max_len={model_config.max_len}")
         counts = token_counts(config.data, vocab) if options.selection == "frequency_weighted" else np.zeros(vocab)
-        return cls(model_config, options, special_ids(tokenizer), vocab, counts, continuation_table(tokenizer, vocab))
+        if options.objective != "mlm" and model_config.decoder_depth:
+            raise ValueError(
+                f"mlm.objective={options.objective!r} with MAE-LM's decoder: expected model.decoder_depth=0"
+            )
+        steps = int(config.train.steps) if "train" in config else 1
+        continuation = continuation_table(tokenizer, vocab)
+        return cls(model_config, options, special_ids(tokenizer), vocab, counts, continuation, steps)
 
     @property
     def model(self) -> BertMLM:
@@ -178,17 +204,24 @@ class MLM:
         params = nn.meta.unbox(self.model.init(rng, ids, batch.get("segment_ids"), batch.get("positions"))["params"])
         if self.weighs_by_loss:
             params = {**params, LOSS_TABLE: jnp.ones((self.vocab_size,), jnp.float32)}
+        if self.options.objective == "clm_then_mlm":
+            params = {**params, STEPS_SEEN: jnp.zeros((), jnp.float32)}
         return params
 
     def param_axes(self) -> Params:
         ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), ids)
         axes = nn.get_partition_spec(shapes)["params"]
-        return {**axes, LOSS_TABLE: jax.sharding.PartitionSpec()} if self.weighs_by_loss else axes
+        if self.weighs_by_loss:
+            axes = {**axes, LOSS_TABLE: jax.sharding.PartitionSpec()}
+        if self.options.objective == "clm_then_mlm":
+            axes = {**axes, STEPS_SEEN: jax.sharding.PartitionSpec()}
+        return axes
 
     def trainable(self, params: Params) -> Params:
-        """Everything but `loss_weighted`'s running loss table."""
-        return {name: jax.tree.map(lambda _, t=name != LOSS_TABLE: t, value) for name, value in params.items()}
+        """Everything but `loss_weighted`'s running loss table and the step count."""
+        frozen = (LOSS_TABLE, STEPS_SEEN)
+        return {name: jax.tree.map(lambda _, t=name not in frozen: t, value) for name, value in params.items()}
 
     def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
         """`loss_weighted`: move each seen token id's running loss towards this step's mean; nothing otherwise.
@@ -196,6 +229,8 @@ class MLM:
         `state_inputs`: `{"sum": [V], "count": [V]}` cross-entropy sums and counts per target id.
         """
         del step
+        if STEPS_SEEN in params:
+            params = {**params, STEPS_SEEN: params[STEPS_SEEN] + 1}
         if not self.weighs_by_loss or state_inputs is None:
             return params
         m, table = self.options.loss_momentum, params[LOSS_TABLE]
@@ -282,7 +317,53 @@ class MLM:
         order = jnp.argsort(~chosen, axis=1, stable=True)[:, : self.options.max_predictions]
         return tuple(jnp.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1) for a in arrays)
 
+    def causal_loss(
+        self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """CLM: mean cross entropy of each next token of the same segment, under causal attention.
+
+        Metrics: next-token accuracy (`accuracy`) and `mask_rate` 0 (nothing is masked).
+        """
+        ids, segments = batch["input_ids"], batch["segment_ids"]
+        deterministic = not train or self.model_config.dropout == 0.0
+        rngs = {} if deterministic else {"dropout": rng}
+        hidden = self.model.apply(
+            {"params": params},
+            ids,
+            segments,
+            batch.get("positions"),
+            deterministic=deterministic,
+            rngs=rngs,
+            causal=True,
+            method=BertMLM.encode,
+        )
+        logits = self.model.apply({"params": params}, hidden[:, :-1], method=BertMLM.logits)
+        targets = ids[:, 1:]
+        weights = (segments[:, 1:] == segments[:, :-1]) & (segments[:, 1:] > 0)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+        count = jnp.maximum(jnp.sum(weights), 1)
+        correct = (jnp.argmax(logits, axis=-1) == targets) & weights
+        loss = jnp.sum(jnp.where(weights, ce, 0.0)) / count
+        return loss, {"accuracy": jnp.sum(correct) / count, "mask_rate": jnp.zeros((), jnp.float32)}
+
     def loss(
+        self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """`mlm.objective`'s loss: MLM (below), CLM (`causal_loss`) or CLM then MLM (`clm_phase` 1 while CLM)."""
+        objective = self.options.objective
+        if objective == "clm":
+            return self.causal_loss(params, batch, rng, train)
+        if objective == "mlm":
+            return self.masked_loss(params, batch, rng, train)
+        in_clm = params[STEPS_SEEN] < self.options.clm_share * self.total_steps
+        loss, metrics = jax.lax.cond(
+            in_clm,
+            lambda: self.causal_loss(params, batch, rng, train),
+            lambda: self.masked_loss(params, batch, rng, train),
+        )
+        return loss, {**metrics, "clm_phase": in_clm.astype(jnp.float32)}
+
+    def masked_loss(
         self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Mean cross entropy over the chosen positions; metrics: masked-token accuracy, chosen fraction."""

@@ -92,12 +92,24 @@ class BertBlock(nn.Module):
     config: BertConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, segment_ids: jax.Array | None, deterministic: bool) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, segment_ids: jax.Array | None, deterministic: bool, causal: bool = False
+    ) -> jax.Array:
         cfg = self.config
         head_dim = cfg.width // cfg.heads
         qkv_axes = (("embed", "heads", "kv"), ("heads", "kv"))
         q, k, v = (_dense(cfg, (cfg.heads, head_dim), qkv_axes, name)(x) for name in ("query", "key", "value"))
-        y = attention(q, k, v, q_segment_ids=segment_ids, kv_segment_ids=segment_ids, impl=cfg.attention_impl)
+        length = x.shape[1]
+        mask = jnp.broadcast_to(jnp.tril(jnp.ones((length, length), bool)), (x.shape[0], length, length))
+        y = attention(
+            q,
+            k,
+            v,
+            q_segment_ids=segment_ids,
+            kv_segment_ids=segment_ids,
+            mask=mask if causal else None,
+            impl=cfg.attention_impl,
+        )
         y = _dense(cfg, cfg.width, (("heads", "kv", "embed"), ("embed",)), "out", axis=(-2, -1))(y)
         y = nn.Dropout(cfg.dropout)(y, deterministic=deterministic)
         x = layer_norm(cfg.layer_norm_eps, jnp.float32, "attn_norm")(x + y.astype(x.dtype))
@@ -155,6 +167,7 @@ class BertMLM(nn.Module):
         *,
         deterministic: bool = True,
         exclude: jax.Array | None = None,
+        causal: bool = False,
     ) -> jax.Array:
         """Encoder output float32 `[B, L, D]`.
 
@@ -166,13 +179,14 @@ class BertMLM(nn.Module):
           deterministic: False applies dropout (needs a `dropout` rng).
           exclude: bool `[B, L]`; no other token attends to these positions (MAE-LM's `[MASK]`
             tokens), and their own output rows are meaningless.
+          causal: each token attends to itself and earlier tokens only (the CLM objective).
         """
         if exclude is not None:
             segments = jnp.ones_like(input_ids) if segment_ids is None else segment_ids
             segment_ids = jnp.where(exclude, -1, segments)
         x = self.embed(input_ids, positions, token_type_ids, deterministic=deterministic)
         for block in self.blocks:
-            x = block(x, segment_ids, deterministic)
+            x = block(x, segment_ids, deterministic, causal)
         return x
 
     def decode(
