@@ -43,6 +43,7 @@ EXPERIMENTS = {
     "mae_localmim_mnist": ("LocalMIM: MAE, localmim.blocks=(2,), regions=(2,)", "mae_mnist"),
     "jepa_mnist": ("I-JEPA", None),
     "jepa_stop_mnist": ("StoP / FlexPredict: I-JEPA, predictor.position_noise=0.25", "jepa_mnist"),
+    "jepa_capi_mnist": ("CAPI-style cluster targets: I-JEPA, capi.num_clusters=32", "jepa_mnist"),
 }
 
 

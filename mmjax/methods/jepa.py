@@ -12,6 +12,10 @@ The encoders are mmjax's `ViTEncoder` without a cls token, as I-JEPA (no cls par
 cls row in attention); `features` are the target encoder's, which the paper evaluates, pooled
 as the mean of the patch tokens.
 
+`capi.num_clusters` > 0 is CAPI-style online-cluster targets (`mmjax.methods.cluster_targets`):
+the hidden patches predict the teacher's Sinkhorn-balanced cluster assignments instead of its
+features; params then also hold `clusters` (prototypes and the prediction head, trained).
+
 `predictor.position_noise` > 0 is StoP / FlexPredict (Bar et al. 2024): the predictor's mask
 tokens sit at stochastic positions (`mmjax.models.jepa.JEPAPredictor`).
 """
@@ -27,6 +31,7 @@ import ml_collections
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.masking.multiblock import MultiBlockMasks, multiblock_masks
+from mmjax.methods.cluster_targets import ClusterOptions, cluster_losses, init_clusters
 from mmjax.methods.common import pool_tokens
 from mmjax.methods.feature_targets import batch_feature_std, feature_loss, layer_norm_no_affine
 from mmjax.methods.protocol import Batch, Params
@@ -68,6 +73,7 @@ def default_config() -> ml_collections.ConfigDict:
             "model": vit_section(size="huge", image_size=224, patch_size=14),
             "predictor": section_config(PredictorConfig),
             "jepa": section_config(JEPAOptions),
+            "capi": section_config(ClusterOptions),
         }
     )
 
@@ -84,6 +90,7 @@ class JEPA:
     predictor_config: PredictorConfig
     options: JEPAOptions
     total_steps: int
+    clusters: ClusterOptions = ClusterOptions()
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> JEPA:
@@ -99,6 +106,7 @@ class JEPA:
             dataclass_from_config(PredictorConfig, config.predictor, "predictor"),
             options,
             steps,
+            dataclass_from_config(ClusterOptions, config.get("capi") or {}, "capi"),
         )
 
     @property
@@ -144,6 +152,10 @@ class JEPA:
         )
         # The target encoder starts as an exact copy of the context encoder.
         params = {**params, "target_encoder": jax.tree.map(jnp.array, params["context_encoder"])}
+        if self.clusters.enabled:
+            params["clusters"] = init_clusters(
+                jax.random.fold_in(rng, 1), self.model_config.width, self.clusters.num_clusters
+            )
         return {**params, "momentum": jnp.asarray(self.options.momentum_start, jnp.float32)}
 
     def param_axes(self) -> Params:
@@ -155,6 +167,9 @@ class JEPA:
             )
         )
         axes = nn.get_partition_spec(shapes)["params"]
+        if self.clusters.enabled:
+            replicated = jax.sharding.PartitionSpec()
+            axes["clusters"] = {"prototypes": replicated, "head": {"kernel": replicated, "bias": replicated}}
         return {**axes, "momentum": jax.sharding.PartitionSpec()}
 
     def _init_masks(self):
@@ -192,7 +207,9 @@ class JEPA:
     def loss(
         self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Smooth L1 between predictions and normalized target features on target-block tokens.
+        """Smooth L1 between predictions and normalized target features on target-block tokens
+        (with `capi.num_clusters`: cross-entropy against the teacher's cluster assignments, plus the
+        prototypes' clustering loss).
 
         Metrics: the collapse monitor (per-dimension std across the batch of the mean
         token of the target encoder and of the context encoder: `*_std_mean`, `*_std_min`),
@@ -207,8 +224,16 @@ class JEPA:
         pred, context = self.predict(params, images, masks, noise_rng)
         raw_targets = self.model.apply({"params": params}, images, method=JEPAModel.encode_target)
         targets = jax.lax.stop_gradient(layer_norm_no_affine(raw_targets, self.model_config.layer_norm_eps))
-        picked = jax.vmap(lambda t, ids: t[ids])(targets, masks.target_ids)  # [B, M, T, D]
-        loss = feature_loss(pred, picked, masks.target_valid, "smooth_l1")
+        extra = {}
+        if self.clusters.enabled:
+            predicted, clustering, extra = cluster_losses(
+                self.clusters, params["clusters"], pred, targets, masks.target_ids, masks.target_valid
+            )
+            loss = predicted + self.clusters.cluster_weight * clustering
+            extra.update(prediction_loss=predicted, clustering_loss=clustering)
+        else:
+            picked = jax.vmap(lambda t, ids: t[ids])(targets, masks.target_ids)  # [B, M, T, D]
+            loss = feature_loss(pred, picked, masks.target_valid, "smooth_l1")
         valid = masks.context_valid[..., None].astype(jnp.float32)
         context_mean = jnp.sum(context * valid, axis=1) / jnp.maximum(jnp.sum(valid, axis=1), 1.0)
         target_std = batch_feature_std(jax.lax.stop_gradient(jnp.mean(raw_targets, axis=1)))
@@ -223,6 +248,7 @@ class JEPA:
             "momentum": params["momentum"],
             "context_tokens": context_len.astype(jnp.float32),
             "target_tokens": target_len.astype(jnp.float32) * masks.target_ids.shape[1],
+            **extra,
         }
         return loss, metrics
 
