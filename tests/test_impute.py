@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from mmjax.impute import MaskedImputer
+from mmjax.impute.recipe import WIDE_COLUMNS, TableRecipe, table_recipe
 
 # One tiny recipe for every fit here: same shapes and options share one compilation. The periodic
 # embedding is off to keep compilation short (tests/test_remasker.py covers it); test-time averaging is on.
@@ -63,9 +64,9 @@ def test_min_steps_lengthens_short_fits(fitted):
     imputer, _, _ = fitted
     assert imputer.epochs_ == 60 and imputer.losses_.shape == (60 * 3,)  # min_steps=0: epochs as given
     imputer = MaskedImputer(epochs=100, min_steps=600, batch_size=64)
-    assert imputer.fit_epochs(178) == 200  # 3 batches an epoch: raised to 600 steps
-    assert imputer.fit_epochs(442) == 100  # 7 batches an epoch: 700 steps already
-    assert imputer.fit_epochs(20) == 600  # one (short) batch an epoch
+    assert imputer.fit_epochs(178, 13) == 200  # 3 batches an epoch: raised to 600 steps
+    assert imputer.fit_epochs(442, 10) == 100  # 7 batches an epoch: 700 steps already
+    assert imputer.fit_epochs(20, 10) == 600  # one (short) batch an epoch
 
 
 def test_seed_fixes_the_output(fitted):
@@ -124,3 +125,42 @@ def test_bad_input_is_refused_naming_the_column(fitted):
         imputer.transform(np.where(np.arange(6) == 3, np.inf, masked))
     with pytest.raises(TypeError, match="must be a NumPy array"):
         imputer.transform(pd.DataFrame(masked))
+
+
+def test_the_recipe_scales_with_the_table():
+    narrow = table_recipe(178, 13)
+    assert narrow == TableRecipe(width=32, decoder_width=32, remask_ratio=0.3, batch_size=64, epochs=100, min_steps=600)
+    wide = table_recipe(192, 60)
+    assert (wide.width, wide.decoder_width, wide.remask_ratio) == (64, 64, 0.5)
+    assert (wide.batch_size, wide.min_steps) == (64, 1200)
+    assert table_recipe(178, WIDE_COLUMNS - 1).width == 32 and table_recipe(178, WIDE_COLUMNS).width == 64
+    assert table_recipe(1797, 61).batch_size == 128 and table_recipe(1797, 61).fit_epochs(1797) == 100
+    # A user's value wins over the rule; the others still follow it.
+    given = MaskedImputer(width=16, remask_ratio=0.4, epochs=7).recipe(192, 60)
+    assert (given.width, given.remask_ratio, given.epochs) == (16, 0.4, 7)
+    assert (given.decoder_width, given.batch_size) == (64, 64)
+
+
+def test_a_wide_fit_uses_and_shows_the_wide_recipe():
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(40, 1)) + 0.3 * rng.normal(size=(40, WIDE_COLUMNS + 2))
+    table[rng.random(table.shape) < 0.2] = np.nan
+    tiny = dict(depth=1, decoder_depth=1, heads=2, epochs=2, min_steps=0, periodic_features=0, tta_passes=1)
+    imputer = MaskedImputer(**tiny).fit(table)
+    assert (imputer.width_, imputer.remask_ratio_, imputer.batch_size_, imputer.epochs_) == (64, 0.5, 64, 2)
+    assert imputer.method_.options.width == 64 and imputer.losses_.shape == (2,)
+    assert imputer.get_params()["width"] is None  # the constructor's value is left as given
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"width": 0}, "MaskedImputer width=0: expected an int >= 1"),
+        ({"remask_ratio": 1.5}, r"MaskedImputer remask_ratio=1.5: expected a number in \(0, 1\)"),
+        ({"batch_size": 8.5}, "MaskedImputer batch_size=8.5: expected an int >= 1"),
+        ({"min_steps": -1}, "MaskedImputer min_steps=-1: expected an int >= 0"),
+    ],
+)
+def test_a_bad_recipe_value_is_named(bad, message):
+    with pytest.raises(ValueError, match=message):
+        MaskedImputer(**bad).fit(correlated_table(rows=20, cols=3)[1])

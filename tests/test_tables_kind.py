@@ -8,7 +8,7 @@ import pytest
 
 from mmjax.config import load_experiment
 from mmjax.data.kinds import data_kind
-from mmjax.data.tables import masked_table, remove_cells, tables_config
+from mmjax.data.tables import BUNDLED_TABLES, bundled_table, masked_table, remove_cells, tables_config
 from mmjax.evaluate.protocols import run_protocols
 from mmjax.methods import build_method
 from mmjax.train import train
@@ -45,6 +45,39 @@ def test_bad_tables_are_named(tmp_path):
         masked_table(tables_config(str(empty)))
     with pytest.raises(ValueError, match="expected a bundled table"):
         masked_table(tables_config("iris"))
+
+
+SHAPES = {
+    "breast_cancer": (569, 30),
+    "wine": (178, 13),
+    "diabetes": (442, 10),
+    "digits": (1797, 61),
+    "fertility": (192, 52),
+    "star98": (303, 22),
+    "macrodata": (203, 12),
+}
+
+
+@pytest.mark.parametrize("name", BUNDLED_TABLES)
+def test_bundled_tables_load_offline_complete_and_varying(name):
+    raw, columns = bundled_table(name, standardized=False)
+    assert raw.shape == SHAPES[name] and len(set(columns)) == raw.shape[1]
+    assert np.isfinite(raw).all()  # complete: every missing cell in a benchmark is one removed on purpose
+    assert (raw.std(0) > 0).all()  # no constant column
+    table, _ = bundled_table(name)
+    np.testing.assert_allclose(table.mean(0), 0, atol=1e-9)
+    np.testing.assert_allclose(table.std(0), 1, rtol=1e-9)
+
+
+def test_what_the_bundled_tables_drop():
+    _, digits = bundled_table("digits")
+    assert {"pixel_0_0", "pixel_4_0", "pixel_4_7"}.isdisjoint(digits) and "pixel_0_1" in digits
+    _, fertility = bundled_table("fertility")
+    assert fertility == tuple(str(year) for year in range(1960, 2012))
+    _, macro = bundled_table("macrodata")
+    assert macro[0] == "realgdp" and "year" not in macro and "quarter" not in macro
+    assert masked_table(tables_config("fertility", 0.3, 0)).values.shape == (192, 52)  # through the data kind
+    assert set(SHAPES) == set(BUNDLED_TABLES) and sum(d >= 50 for _, d in SHAPES.values()) >= 2
 
 
 def read_imputed(path) -> tuple[list[str], np.ndarray]:

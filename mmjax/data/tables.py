@@ -1,10 +1,22 @@
 """Numeric tables with missing cells, for ReMasker through `python -m mmjax train`.
 
-A table comes from scikit-learn's bundled datasets (`breast_cancer`, `wine`, `diabetes`:
-complete, in scikit-learn's units; cells are removed completely at random and the removed
-truth scores the imputation) or from a user's `.csv` / `.npy` file whose empty / NaN cells
-are the missing ones. The model sees each column standardized with its observed mean and
-std; imputed tables go back to the source's units.
+A table comes from the bundled real tables (`BUNDLED_TABLES`, complete, in their source's
+units; cells are removed completely at random and the removed truth scores the imputation)
+or from a user's `.csv` / `.npy` file whose empty / NaN cells are the missing ones.
+
+Bundled tables, rows x columns, from installed packages (no network):
+
+- scikit-learn: `breast_cancer` 569 x 30, `wine` 178 x 13, `diabetes` 442 x 10, and
+  `digits` 1797 x 61 (the 8 x 8 images' pixels; the 3 pixels that are 0 in every image,
+  `pixel_0_0`, `pixel_4_0`, `pixel_4_7`, are dropped).
+- statsmodels: `fertility` 192 x 52 (World Bank births per woman, one row per country or
+  region, one column per year 1960-2011; the empty years 2012-2013, the name / code columns
+  and the 27 rows with a gap are dropped), `star98` 303 x 22 (California school districts'
+  test results and their covariates, with statsmodels' interaction columns), `macrodata`
+  203 x 12 (US quarterly macro series; `year` and `quarter` are dropped).
+
+The model sees each column standardized with its observed mean and std; imputed tables go
+back to the source's units.
 
 Registers the data kind `tables`: host batches `{"values": float32 [b, D]` (0 at missing
 cells), `"observed": bool [b, D]}`.
@@ -27,24 +39,49 @@ from mmjax.data.pipeline import batched_stream, per_process_batch_size
 from mmjax.data.presets import TablesData, complete_data
 from mmjax.data.registry import DataKind, register_data_kind
 
-BUNDLED_TABLES = ("breast_cancer", "wine", "diabetes")
+SKLEARN_TABLES = ("breast_cancer", "wine", "diabetes", "digits")
+STATSMODELS_TABLES = ("fertility", "star98", "macrodata")
+BUNDLED_TABLES = SKLEARN_TABLES + STATSMODELS_TABLES
+
+
+def _sklearn_table(name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    data = bunch.data.astype(np.float64)
+    columns = tuple(str(c) for c in bunch.feature_names)
+    varies = data.std(0) > 0  # digits' always-blank pixels carry nothing to impute or score
+    return data[:, varies], tuple(c for c, keep in zip(columns, varies, strict=True) if keep)
+
+
+def _statsmodels_table(name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    try:
+        from statsmodels import datasets
+    except ImportError as error:
+        raise ImportError(f"data.source={name!r} is a statsmodels table; install statsmodels") from error
+    frame = getattr(datasets, name).load_pandas().data
+    if name == "fertility":
+        frame = frame.select_dtypes("number").dropna(axis=1, how="all").dropna(axis=0)
+    elif name == "macrodata":
+        frame = frame.drop(columns=["year", "quarter"])
+    return frame.to_numpy(np.float64), tuple(str(c) for c in frame.columns)
 
 
 def bundled_table(name: str, standardized: bool = True) -> tuple[np.ndarray, tuple[str, ...]]:
-    """A complete scikit-learn table, float64 `[N, D]`, and its column names.
+    """A complete bundled table (`BUNDLED_TABLES`), float64 `[N, D]`, and its column names.
 
     `standardized`: each column at mean 0 and std 1 (its complete-data statistics, the units of
-    `benchmarks/imputation.py`); False keeps scikit-learn's raw values.
+    `benchmarks/imputation.py`); False keeps the source's raw values.
     """
-    from sklearn import datasets
-
-    if name not in BUNDLED_TABLES:
+    if name in SKLEARN_TABLES:
+        data, columns = _sklearn_table(name)
+    elif name in STATSMODELS_TABLES:
+        data, columns = _statsmodels_table(name)
+    else:
         raise ValueError(f"data.source={name!r} is not a bundled table; bundled: {BUNDLED_TABLES} or a .csv/.npy path")
-    bunch = getattr(datasets, f"load_{name}")()
-    data = bunch.data.astype(np.float64)
     if standardized:
         data = (data - data.mean(0)) / data.std(0)
-    return data, tuple(str(c) for c in bunch.feature_names)
+    return data, columns
 
 
 def remove_cells(table: np.ndarray, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +124,7 @@ class MaskedTable:
     """A standardized table with its missing cells.
 
     `raw` float64 `[N, D]` is the table in the source's units (the user's file, or the
-    bundled table's scikit-learn values), NaN at missing cells; `values` float32 `[N, D]` is it
+    bundled table's source values), NaN at missing cells; `values` float32 `[N, D]` is it
     standardized with the observed cells' `mean` and `std` `[D]` (0 at missing cells),
     `observed` bool `[N, D]`; for bundled sources, whose cells were removed on purpose, `truth`
     float64 `[N, D]` (the complete table in the source's units, `raw` at observed cells) and

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from mmjax.impute.fit import FitOptions, fit_ensemble, fit_remasker, impute_ensemble, impute_table
+from mmjax.impute.recipe import TableRecipe, resolve_recipe
 from mmjax.impute.table import TableCodec
 from mmjax.methods.remasker import ReMasker, ReMaskerOptions
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
@@ -30,6 +31,10 @@ class MaskedImputer:
       width, depth, heads: encoder size (mlp 2 x width).
       decoder_width, decoder_depth: decoder size (heads as the encoder's).
       remask_ratio: fraction of each row's observed cells re-masked per step.
+      width, decoder_width, remask_ratio, epochs, batch_size, min_steps: None (the default)
+        = chosen by `fit` from the table's shape (`mmjax.impute.recipe.table_recipe`: width
+        32 and re-mask 0.3 under 48 columns, else 64 and 0.5; batches of 64 under 1024
+        rows, else 128; 100 epochs, >= 600 steps, 1200 if wide); a value given here always wins.
       visible_loss_weight: weight of the visible cells' reconstruction in the loss.
       epochs, batch_size, lr, weight_decay, warmup_epochs: the training recipe.
       min_steps: a fit runs at least this many optimizer steps: on small tables (few
@@ -47,10 +52,10 @@ class MaskedImputer:
       attention_impl: the `mmjax.ops.attention` implementation (`remasker.attention_impl`).
       seed: fixes everything random; the same seed gives the same output.
 
-    The model-size defaults (a small model, re-mask 30%, visible-cell loss weight 1, 100
-    epochs at lr 3e-3) were tuned on wine and diabetes at 30% MCAR missing
+    Tuning record. The narrow-table recipe (a small model, re-mask 30%, visible-cell loss
+    weight 1, 100 epochs at lr 3e-3) was tuned on wine and diabetes at 30% MCAR missing
     (benchmarks/imputation.py, seed 100): on tables of a few hundred rows, bigger models
-    and longer runs overfit. `ensemble=5` (what benchmarks/imputation.py runs) lowered the
+    and longer runs overfit. `ensemble=5` (what benchmarks/imputation.py ran then) lowered the
     30% MCAR RMSE there (breast_cancer 0.558 -> 0.527, wine 0.773 -> 0.754, diabetes
     0.793 -> 0.770, seeds 0-4) for 5x the training compute.
 
@@ -69,6 +74,18 @@ class MaskedImputer:
     to `ensemble=10` (wine 0.739 -> 0.735 on seeds 100-104), a second look at seeds 0-4:
     breast_cancer 0.488, wine 0.726, diabetes 0.765, for about 2x the time of ensemble=5.
 
+    The shape rule (`table_recipe`) keeps all of the above for tables under 48 columns and
+    was set for the wide ones (digits 1797 x 61, fertility 192 x 52) on seed 100 only, one
+    model each (30% MCAR; `python benchmarks/imputation.py --rates 0.3 --seeds 100 --datasets
+    fertility --methods mmjax --mmjax ensemble=1,width=32,decoder_width=32,remask_ratio=0.3`
+    and so on). RMSE: fertility with the narrow values 0.085, width 64 and re-mask 0.5
+    0.077, and with >= 1200 steps instead of 600 0.046; digits (batches of 128) at 600 steps
+    0.799 narrow, 0.768 wide, and wide at 100 epochs (1500 steps) 0.702 (KNN 0.722 there).
+    Nothing else was tried; the thresholds (48 columns, 1024 rows) were set by hand between
+    the bundled tables' shapes, not tuned. Reported afterwards on seeds 0-1 (benchmarks/
+    RESULTS.md, 2 models on narrow tables, 1 on wide): at 30% mmjax beats the best
+    scikit-learn imputer on diabetes only of the 7 bundled tables.
+
     Example:
       >>> filled = MaskedImputer(epochs=50).fit_transform(X)  # doctest: +SKIP
     """
@@ -77,16 +94,16 @@ class MaskedImputer:
         self,
         *,
         categorical: Sequence | None = None,
-        width: int = 32,
+        width: int | None = None,
         depth: int = 2,
         heads: int = 4,
-        decoder_width: int = 32,
+        decoder_width: int | None = None,
         decoder_depth: int = 1,
-        remask_ratio: float = 0.3,
+        remask_ratio: float | None = None,
         visible_loss_weight: float = 1.0,
-        epochs: int = 100,
-        min_steps: int = 600,
-        batch_size: int = 64,
+        epochs: int | None = None,
+        min_steps: int | None = None,
+        batch_size: int | None = None,
         lr: float = 3e-3,
         weight_decay: float = 0.05,
         warmup_epochs: int = 20,
@@ -144,19 +161,19 @@ class MaskedImputer:
         changed = {k: v for k, v in self.get_params().items() if v != defaults[k].default}
         return f"MaskedImputer({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
-    def _method(self, codec: TableCodec) -> ReMasker:
+    def _method(self, codec: TableCodec, recipe: TableRecipe) -> ReMasker:
         groups = codec.groups
         options = ReMaskerOptions(
             num_columns=len(groups),
-            width=self.width,
+            width=recipe.width,
             depth=self.depth,
             heads=self.heads,
-            mlp_dim=2 * self.width,
-            decoder_width=self.decoder_width,
+            mlp_dim=2 * recipe.width,
+            decoder_width=recipe.decoder_width,
             decoder_depth=self.decoder_depth,
             decoder_heads=self.heads,
-            decoder_mlp_dim=2 * self.decoder_width,
-            remask_ratio=self.remask_ratio,
+            decoder_mlp_dim=2 * recipe.decoder_width,
+            remask_ratio=recipe.remask_ratio,
             visible_loss_weight=self.visible_loss_weight,
             groups=groups if len(set(groups)) < len(groups) else None,
             periodic_features=self.periodic_features,
@@ -165,26 +182,36 @@ class MaskedImputer:
         )
         return ReMasker(options)
 
-    def fit_epochs(self, num_rows: int) -> int:
-        """Epochs trained on a table of `num_rows` rows: `epochs`, raised so a fit takes >= `min_steps` steps."""
-        batches = math.ceil(num_rows / min(self.batch_size, num_rows))
-        return max(self.epochs, math.ceil(self.min_steps / batches))
+    def recipe(self, num_rows: int, num_columns: int) -> TableRecipe:
+        """The recipe of a fit on `num_rows` x `num_columns` (model columns): the rule
+        (`mmjax.impute.recipe.table_recipe`) with every constructor value that is not None in its place."""
+        fields = ("width", "decoder_width", "remask_ratio", "batch_size", "epochs", "min_steps")
+        return resolve_recipe(num_rows, num_columns, **{name: getattr(self, name) for name in fields})
+
+    def fit_epochs(self, num_rows: int, num_columns: int) -> int:
+        """Epochs trained on a `num_rows` x `num_columns` table: `epochs`, raised to >= `min_steps` steps."""
+        return self.recipe(num_rows, num_columns).fit_epochs(num_rows)
 
     def fit(self, X: Any, y: Any = None) -> MaskedImputer:
-        """Learn the columns' statistics and train ReMasker on X's observed cells (`y` is ignored)."""
+        """Learn the columns' statistics and train ReMasker on X's observed cells (`y` is ignored).
+
+        The recipe used is kept as `recipe_` and its fields as `width_`, `decoder_width_`,
+        `remask_ratio_`, `batch_size_`, `min_steps_`; `epochs_` is the epochs trained.
+        """
         del y
+        if self.ensemble < 1:
+            raise ValueError(f"MaskedImputer ensemble must be >= 1 (models to average), got {self.ensemble}")
         codec = TableCodec.fit(X, self.categorical)
         values = codec.encode(X)
-        method = self._method(codec)
+        recipe = self.recipe(*values.shape)
+        method = self._method(codec, recipe)
         options = FitOptions(
-            epochs=self.fit_epochs(values.shape[0]),
-            batch_size=self.batch_size,
+            epochs=recipe.fit_epochs(values.shape[0]),
+            batch_size=recipe.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,
             warmup_epochs=self.warmup_epochs,
         )
-        if self.ensemble < 1:
-            raise ValueError(f"MaskedImputer ensemble must be >= 1 (models to average), got {self.ensemble}")
         if self.ensemble == 1:
             params, losses = fit_remasker(method, values, options, self.seed)
         else:
@@ -196,6 +223,9 @@ class MaskedImputer:
                 f"ReMasker training loss became {per_step[member, step]} at step {step}; try a lower lr"
             )
         self.codec_, self.method_, self.params_, self.losses_ = codec, method, params, losses
+        self.recipe_ = recipe
+        for name, value in dataclasses.asdict(recipe).items():
+            setattr(self, f"{name}_", value)
         self.epochs_ = options.epochs
         self.n_features_in_ = len(codec.columns)
         return self
