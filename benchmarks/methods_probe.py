@@ -45,9 +45,12 @@ def experiment(name: str, steps: int):
     return config
 
 
-def run(name: str, steps: int, workdir: Path, **overrides: str) -> dict:
-    """Train `experiments/<name>.py` from scratch; returns the config, result and wall seconds."""
+def run(name: str, steps: int, workdir: Path, seed: int | None = None, **overrides: str) -> dict:
+    """Train `experiments/<name>.py` from scratch (with `config.seed=seed` when given); returns the
+    config, result and wall seconds."""
     config = experiment(name, steps)
+    if seed is not None:
+        config.seed = seed
     for field, value in overrides.items():
         section, key = field.split(".")
         config[section][key] = value

@@ -12,6 +12,10 @@ at its random initialization.
 
     python benchmarks/variants_probe.py                 # 500 steps each, every experiment below
     python benchmarks/variants_probe.py --steps 200 --experiments mae_mnist,mae_blockwise_mnist
+    python benchmarks/variants_probe.py --seed 1 --experiments mae_mnist,mae_dmjd_mnist   # a second seed
+
+`--seed` sets `config.seed` (initialization, masks and the data order); the random-encoder
+columns use the same seed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def main() -> None:
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS))
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--workdir", default="runs/variants_probe")
+    parser.add_argument("--seed", type=int, default=None, help="config.seed for every run (default: each file's)")
     args = parser.parse_args()
     root = Path(args.workdir)
     rows = []
@@ -60,7 +65,7 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     for name in args.experiments.split(","):
-        done = run(name, args.steps, root / name)
+        done = run(name, args.steps, root / name, seed=args.seed)
         config, result = done["config"], done["result"]
         method = result.method
         example = data_kind(config.data).example_batch(config.data)
@@ -74,7 +79,8 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     platform = jax.devices()[0].platform
-    print(f"\n{args.steps} steps each on the bundled MNIST subset (4,000 train / 1,000 test), {platform}")
+    seed = "each file's seed" if args.seed is None else f"seed {args.seed}"
+    print(f"\n{args.steps} steps each on the bundled MNIST subset (4,000 train / 1,000 test), {seed}, {platform}")
     print(header)
     print("\n".join(rows))
 
