@@ -49,17 +49,19 @@ HF_VITMAE_TINY = dict(
 )
 
 
-def randomize_torch(model, scale: float = 0.5, seed: int = 0):
+def randomize_torch(model, scale: float = 0.5, seed: int = 0, buffers: bool = True, skip: tuple[str, ...] = ()):
     """Every floating tensor of a torch model's state dict set to N(0, scale^2), in place; returns it in eval mode.
 
     HF's init leaves position tables, cls and mask tokens at zero and LayerNorms at one, which
-    would hide a mixed-up key.
+    would hide a mixed-up key. `buffers=False` leaves buffers (HF VideoMAE's fixed sin-cos
+    table) as they are; `skip` names state-dict keys to leave.
     """
     import torch
 
     generator = torch.Generator().manual_seed(seed)
+    tensors = model.state_dict() if buffers else dict(model.named_parameters())
     with torch.no_grad():
-        for value in model.state_dict().values():
-            if value.is_floating_point():
+        for name, value in tensors.items():
+            if value.is_floating_point() and name not in skip:
                 value.copy_(torch.randn(value.shape, generator=generator) * scale)
     return model.eval()

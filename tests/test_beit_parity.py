@@ -26,6 +26,7 @@ from mmjax.models.transformer import last_block_cls_attention, stack_layers  # n
 from mmjax.models.vit import ViTEncoder  # noqa: E402
 from mmjax.ops.patches import patchify, unpatchify  # noqa: E402
 from mmjax.ops.relative_position import relative_position_index  # noqa: E402
+from tests.export_helpers import randomize_torch  # noqa: E402
 
 # Configurations no other test uses: 20 px images, 4 px patches (a 5 x 5 grid), 2 channels.
 BEIT_TINY = dict(
@@ -68,11 +69,7 @@ DATA2VEC_TINY = dict(
 
 def randomize(model, seed):
     # HF's init zeroes the tables, cls/mask tokens and biases and sets the lambdas to a constant.
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn_like(param) * 0.5)
-    return model.eval()
+    return randomize_torch(model, seed=seed, buffers=False)
 
 
 def beit_model(variant, seed=0):

@@ -18,6 +18,7 @@ from mmjax.export.plan import CheckpointMismatchError  # noqa: E402
 from mmjax.methods.patchtst import PatchTST  # noqa: E402
 from mmjax.models.patchtst import PatchTSTModel  # noqa: E402
 from mmjax.ops.series import instance_stats, normalize_series, patch_series  # noqa: E402
+from tests.export_helpers import randomize_torch  # noqa: E402
 
 # Configurations no other test uses: 3 channels, 24 steps in 6 patches of 4; and overlapping
 # patches of 5 every 3 steps over 22 steps, where HF's patchifier drops the first 2 steps.
@@ -41,11 +42,7 @@ def hf_model(seed: int = 0, keep_positions: bool = False, **fields):
     config = transformers.PatchTSTConfig(**{**COMMON, **TILED, **fields})
     model = transformers.PatchTSTForPretraining(config).eval()
     # HF's init leaves LayerNorm biases at zero and ones: randomize everything (the sincos table only if asked).
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if not (keep_positions and name == POSITION_KEY):
-                param.copy_(torch.randn_like(param) * 0.5)
-    return model
+    return randomize_torch(model, seed=seed, buffers=False, skip=(POSITION_KEY,) if keep_positions else ())
 
 
 def series(length: int, seed: int = 1) -> np.ndarray:

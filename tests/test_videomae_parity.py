@@ -26,6 +26,7 @@ from mmjax.export.hf_videomae import (  # noqa: E402
 from mmjax.export.plan import CheckpointMismatchError  # noqa: E402
 from mmjax.methods.videomae import VideoMAE  # noqa: E402
 from mmjax.models.grid_mae import grid_positions  # noqa: E402
+from tests.export_helpers import randomize_torch  # noqa: E402
 
 # A configuration no other test uses: 4 frames of 16 x 24 (non-square), 2 x 8 x 8 tubelets (a 2 x 2 x 3 grid).
 TINY = dict(
@@ -54,12 +55,9 @@ VARIANTS = {
 
 def hf_model(seed: int = 0, **changes):
     torch.manual_seed(seed)
-    model = transformers.VideoMAEForPreTraining(transformers.VideoMAEConfig(**{**TINY, **changes})).eval()
-    # HF's init zeroes the mask token and biases and sets LayerNorms to 1 / 0: randomize everything.
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn_like(param) * 0.5)
-    return model
+    model = transformers.VideoMAEForPreTraining(transformers.VideoMAEConfig(**{**TINY, **changes}))
+    # HF's init zeroes the mask token and biases and sets LayerNorms to 1 / 0: randomize every parameter.
+    return randomize_torch(model, seed=seed, buffers=False)
 
 
 def clips(channels: int, seed: int = 1) -> np.ndarray:
