@@ -12,7 +12,9 @@ in a single process). The run then raises `Preempted`, a `SystemExit` with statu
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -57,13 +59,18 @@ class PreemptionWatcher:
         self.received = True
         if self._raise_at is not None:
             print(f"received signal {signum}: stopping now (step {self._raise_at} is saved)", flush=True)
-            raise Preempted(self._raise_at)
+            print(Preempted(self._raise_at), flush=True)
+            sys.stderr.flush()
+            # Work inside `immediate` (evaluation) has nothing to save, and an exception raised here,
+            # inside it, could leave its worker threads blocked and the process alive past the
+            # signal (a CI run timed out so, under load): leave at once.
+            os._exit(PREEMPTED_EXIT_CODE)
         print(f"received signal {signum}: stopping after this step", flush=True)
 
     @contextlib.contextmanager
     def immediate(self, saved_step: int) -> Iterator[None]:
-        """Inside, a signal stops the process at once with `Preempted(saved_step)` (for work after
-        the last save, such as evaluation, that can simply be redone)."""
+        """Inside, a signal ends the process at once with status 42, printing `Preempted(saved_step)`
+        (for work after the last save, such as evaluation, that can simply be redone)."""
         if self.received:
             raise Preempted(saved_step)
         self._raise_at = saved_step
