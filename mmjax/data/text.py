@@ -205,6 +205,87 @@ def token_counts(data_config: Any, vocab_size: int) -> np.ndarray:
     return np.bincount(ids.reshape(-1), minlength=vocab_size)[:vocab_size].astype(np.int64)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class NgramLexicon:
+    """The K most frequent n-grams of a token stream (ERNIE-Gram's n-gram vocabulary), class = rank.
+
+    Attributes:
+      ngrams: int32 `[K, max_n]`, class k's token ids, padded with -1 after its length;
+        most frequent first.
+      counts: int64 `[K]`, how often each occurs.
+    """
+
+    ngrams: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def max_n(self) -> int:
+        return self.ngrams.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.ngrams)
+
+    def search_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(rows, classes)`: `ngrams` in lexicographic order (int32 `[K, max_n]`) and the class of each (`[K]`),
+        for a binary search under `jit` (`mmjax.methods.ngram_targets.ngram_classes`)."""
+        order = np.lexsort(self.ngrams.T[::-1]) if len(self) else np.zeros(0, np.int64)
+        return self.ngrams[order], order.astype(np.int32)
+
+
+def ngram_lexicon(
+    ids: Any,
+    max_n: int,
+    size: int,
+    *,
+    valid: Any = None,
+    unit_starts: Any = None,
+    min_count: int = 1,
+) -> NgramLexicon:
+    """The `size` most frequent n-grams, `n = 2..max_n` tokens, of `ids` (counted with overlaps).
+
+    Args:
+      ids: int, a 1-D token stream or `[N, L]` rows (an n-gram never crosses a row).
+      max_n: longest n-gram, in tokens.
+      size: K, the lexicon's size at most.
+      valid: bool, like `ids`: tokens an n-gram may hold (False breaks it: specials, padding).
+        None: all.
+      unit_starts: bool, like `ids`: an n-gram starts at one and ends just before one (or at a
+        row's end), so it holds whole units (words; `mmjax.masking.text.unit_starts`). None: every
+        token is a unit.
+      min_count: n-grams seen fewer times are left out (the lexicon may then hold fewer than `size`).
+
+    Returns:
+      `NgramLexicon`, ordered by count, descending; ties by the ids as a tuple, ascending (as
+      Python orders tuples: a prefix before its extensions).
+    """
+    if max_n < 2 or size < 0 or min_count < 1:
+        raise ValueError(f"need max_n >= 2, size >= 0, min_count >= 1; got {max_n}, {size}, {min_count}")
+    ids = np.atleast_2d(np.asarray(ids)).astype(np.int64)
+    valid = np.ones(ids.shape, bool) if valid is None else np.atleast_2d(np.asarray(valid, bool))
+    starts = np.ones(ids.shape, bool) if unit_starts is None else np.atleast_2d(np.asarray(unit_starts, bool))
+    length = ids.shape[1]
+    # ends_before[:, j]: a unit starts at j (or j is the row's end), so an n-gram may end at j - 1.
+    ends_before = np.concatenate([starts, np.ones((len(ids), 1), bool)], axis=1)
+    grams, counts = [], []
+    for n in range(2, min(max_n, length) + 1):
+        ok = starts[:, : length - n + 1] & ends_before[:, n:]
+        for j in range(n):
+            ok = ok & valid[:, j : length - n + 1 + j]
+        windows = np.stack([ids[:, j : length - n + 1 + j][ok] for j in range(n)], axis=1)
+        if not len(windows):
+            continue
+        unique, count = np.unique(windows, axis=0, return_counts=True)
+        grams.append(np.pad(unique, ((0, 0), (0, max_n - n)), constant_values=-1))
+        counts.append(count)
+    if not grams:
+        return NgramLexicon(np.zeros((0, max_n), np.int32), np.zeros(0, np.int64))
+    grams, counts = np.concatenate(grams), np.concatenate(counts)
+    keep = counts >= min_count
+    grams, counts = grams[keep], counts[keep]
+    order = np.lexsort((*grams.T[::-1], -counts))[:size]  # the last key sorts first
+    return NgramLexicon(grams[order].astype(np.int32), counts[order].astype(np.int64))
+
+
 def continuation_table(tokenizer: Any, vocab_size: int) -> np.ndarray:
     """bool `[vocab_size]`: True for WordPiece continuations (`##...`), which never start a word."""
     table = np.zeros(vocab_size, bool)

@@ -2,7 +2,8 @@
 
 Selection functions return a `Mask` over `[B, L]` (True = chosen for prediction);
 `bert_corruption` turns a selection into corrupted ids and labels. Special tokens and
-padding are never chosen: build the candidates with `mlm_candidates`.
+padding are never chosen: build the candidates with `mlm_candidates`. `unit_starts` and
+`chosen_spans` give the unit structure of span / n-gram selections (ERNIE-Gram's n-gram targets).
 """
 
 from __future__ import annotations
@@ -281,14 +282,42 @@ def ngram_mask(
     return Mask(mask=_unit_spans(key, candidates, rate, np.log(inv / inv.sum()), word_starts, tries))
 
 
-def _unit_spans(key, candidates, rate, length_logits, word_starts, tries):
-    batch, length = candidates.shape
+def unit_starts(candidates: jax.Array, word_starts: jax.Array | None = None) -> jax.Array:
+    """Where the units of `span_mask` / `ngram_mask` begin: bool `[B, L]`.
+
+    A unit is a word (a `word_starts` position and the tokens up to the next one; every token
+    when `word_starts` is None); a non-candidate stands alone, and the token after one starts a
+    unit. A selection covers whole units, so a chosen span starts at a unit start and ends just
+    before one (or at the row's end).
+    """
     if word_starts is None:
         word_starts = jnp.ones_like(candidates)
-    # Non-candidates stand alone as units, and the token after one starts a unit.
     not_cand = ~candidates
     after = jnp.pad(not_cand[:, :-1], ((0, 0), (1, 0)), constant_values=True)
-    starts = word_starts.astype(bool) | not_cand | after
+    return word_starts.astype(bool) | not_cand | after
+
+
+def chosen_spans(chosen: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The spans of a `span_mask` / `ngram_mask` selection: `(starts, lengths)`, both `[B, L]`.
+
+    `starts` bool: True at the first token of each chosen span; `lengths` int32: that span's
+    length in tokens at its start, 0 elsewhere. Those selections never let two spans touch (a
+    chosen unit's neighbours are never chosen by another span), so each maximal run of chosen
+    tokens is one span; for any other selection these are its runs.
+    """
+    chosen = chosen.astype(bool)
+    before = jnp.pad(chosen[:, :-1], ((0, 0), (1, 0)), constant_values=False)
+    starts = chosen & ~before
+    run = jnp.where(chosen, jnp.cumsum(starts, axis=1) - 1, chosen.shape[1])
+    size = chosen.shape[1] + 1
+    per_run = jax.vmap(lambda c, r: jax.ops.segment_sum(c, r, num_segments=size))(chosen.astype(jnp.int32), run)
+    lengths = jnp.take_along_axis(per_run, run, axis=1)
+    return starts, jnp.where(starts, lengths, 0).astype(jnp.int32)
+
+
+def _unit_spans(key, candidates, rate, length_logits, word_starts, tries):
+    batch, length = candidates.shape
+    starts = unit_starts(candidates, word_starts)
     unit = jnp.cumsum(starts, axis=1) - 1
     seg = partial(jax.vmap(lambda data, ids, op: op(data, ids, num_segments=length), in_axes=(0, 0, None)))
     unit_ok = seg(candidates.astype(jnp.int32), unit, jax.ops.segment_min) > 0

@@ -25,6 +25,13 @@ prediction with bidirectional attention in every case.
 `model.decoder_depth` > 0 is MAE-LM (`mmjax.models.bert`): the positions corrupted to `[MASK]`
 are excluded from the encoder (the 10% random and 10% kept tokens stay in it, as real tokens),
 and a shallow decoder predicts every chosen position.
+
+`ngram.vocab_size` > 0 is ERNIE-Gram's explicit n-gram prediction (`mmjax.methods.ngram_targets`,
+with `mlm.selection=ngram`): a lexicon of the K most frequent n-grams of the train split is
+built with the method, and a small head (`params["ngram_head"]`) predicts each masked n-gram's
+lexicon class from the hidden state at its first position, next to the usual prediction of
+every masked token. ERNIE-Gram's single `[MASK]` per n-gram and its enhanced relative attention
+are not implemented (see `NgramOptions`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import optax
 
 from mmjax.config import dataclass_from_config, section_config
 from mmjax.data.text import (
+    NgramLexicon,
     SpecialIds,
     continuation_table,
     load_tokenizer,
@@ -56,6 +64,16 @@ from mmjax.masking.text import (
     ngram_mask,
     span_mask,
     token_weighted_mask,
+)
+from mmjax.methods.ngram_targets import (
+    NGRAM_HEAD,
+    NgramOptions,
+    corpus_lexicon,
+    init_ngram_head,
+    ngram_coverage,
+    ngram_head_axes,
+    ngram_loss,
+    ngram_targets,
 )
 from mmjax.methods.protocol import STATE_INPUTS, Batch, Params
 from mmjax.methods.registry import register_method
@@ -84,6 +102,7 @@ def default_config() -> ml_collections.ConfigDict:
             "method": "mlm",
             "model": bert_section(),
             "mlm": section_config(MLMOptions),
+            "ngram": section_config(NgramOptions),
             "data": text_data(),
         }
     )
@@ -163,7 +182,8 @@ class MLM:
     """The MLM method; batches are dicts with `input_ids`, `segment_ids`, `positions` int32 `[B, L]`.
 
     `vocab_size` is the tokenizer's (random replacements come from it); the model's may be larger.
-    `counts` `[V]` are train-split token counts, `continuation` `[V]` marks `##` pieces.
+    `counts` `[V]` are train-split token counts, `continuation` `[V]` marks `##` pieces; `lexicon`
+    is ERNIE-Gram's n-gram lexicon (`ngram.vocab_size` > 0), None otherwise.
     """
 
     model_config: BertConfig
@@ -173,10 +193,14 @@ class MLM:
     counts: np.ndarray
     continuation: np.ndarray
     total_steps: int = 1  # train.steps: where `clm_then_mlm` switches
+    ngram: NgramOptions = NgramOptions()
+    lexicon: NgramLexicon | None = None
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MLM:
         options = dataclass_from_config(MLMOptions, config.mlm, "mlm")
+        ngram = dataclass_from_config(NgramOptions, config.get("ngram") or {}, "ngram")
+        ngram.check_selection(options.selection, options.objective)
         tokenizer = load_tokenizer(config.data)
         vocab = tokenizer.get_vocab_size()
         model_config = bert_config_from_section(config.model, vocab)
@@ -189,7 +213,11 @@ class MLM:
             )
         steps = int(config.train.steps) if "train" in config else 1
         continuation = continuation_table(tokenizer, vocab)
-        return cls(model_config, options, special_ids(tokenizer), vocab, counts, continuation, steps)
+        special = special_ids(tokenizer)
+        lexicon = None
+        if ngram.enabled:
+            lexicon = corpus_lexicon(config.data, ngram, special, continuation if options.whole_word else None)
+        return cls(model_config, options, special, vocab, counts, continuation, steps, ngram, lexicon)
 
     @property
     def model(self) -> BertMLM:
@@ -206,7 +234,13 @@ class MLM:
             params = {**params, LOSS_TABLE: jnp.ones((self.vocab_size,), jnp.float32)}
         if self.options.objective == "clm_then_mlm":
             params = {**params, STEPS_SEEN: jnp.zeros((), jnp.float32)}
+        if self.ngram.enabled:
+            params = {**params, NGRAM_HEAD: self._init_ngram_head(jax.random.fold_in(rng, 1))}
         return params
+
+    def _init_ngram_head(self, rng: jax.Array) -> Params:
+        cfg = self.model_config
+        return init_ngram_head(rng, cfg.width, self.ngram.vocab_size, cfg.init_std)
 
     def param_axes(self) -> Params:
         ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
@@ -216,6 +250,8 @@ class MLM:
             axes = {**axes, LOSS_TABLE: jax.sharding.PartitionSpec()}
         if self.options.objective == "clm_then_mlm":
             axes = {**axes, STEPS_SEEN: jax.sharding.PartitionSpec()}
+        if self.ngram.enabled:
+            axes = {**axes, NGRAM_HEAD: ngram_head_axes(jax.eval_shape(self._init_ngram_head, jax.random.key(0)))}
         return axes
 
     def trainable(self, params: Params) -> Params:
@@ -282,6 +318,13 @@ class MLM:
 
         `P = L`, or `mlm.max_predictions` (the first chosen positions of each row); dropout when `rng` is given.
         """
+        hidden = self.hidden_states(params, batch, corruption, rng)
+        return self.token_predictions(params, batch, corruption, hidden)
+
+    def hidden_states(
+        self, params: Params, batch: Batch, corruption: MLMCorruption, rng: jax.Array | None = None
+    ) -> jax.Array:
+        """`[B, L, D]`: what the vocabulary head reads (the encoder's output, through MAE-LM's decoder if any)."""
         deterministic = rng is None or self.model_config.dropout == 0.0
         rngs = {} if deterministic else {"dropout": rng}
         exclude = corruption.action == 1 if self.model_config.decoder_depth else None
@@ -306,6 +349,12 @@ class MLM:
             rngs=rngs,
             method=BertMLM.decode,
         )
+        return hidden
+
+    def token_predictions(
+        self, params: Params, batch: Batch, corruption: MLMCorruption, hidden: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """`predict`'s outputs from `hidden_states`."""
         hidden, targets, weights = self.at_predicted(corruption.mask, hidden, batch["input_ids"], corruption.mask)
         logits = self.model.apply({"params": params}, hidden, method=BertMLM.logits)
         return logits, targets, weights
@@ -366,11 +415,16 @@ class MLM:
     def masked_loss(
         self, params: Params, batch: Batch, rng: jax.Array, train: bool = True
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Mean cross entropy over the chosen positions; metrics: masked-token accuracy, chosen fraction."""
+        """Mean cross entropy over the chosen positions; metrics: masked-token accuracy, chosen fraction.
+
+        With `ngram.vocab_size` > 0 adds `ngram.weight` times the n-gram head's cross-entropy
+        (`ngram_targets.ngram_loss`; metrics `mlm_loss`, the token term, and the `ngram_*` ones).
+        """
         k_corrupt, k_dropout = jax.random.split(rng)
         table = params.get(LOSS_TABLE) if self.weighs_by_loss else None
         corruption = self.corrupt(k_corrupt, batch["input_ids"], batch["segment_ids"], table)
-        logits, targets, weights = self.predict(params, batch, corruption, k_dropout if train else None)
+        hidden = self.hidden_states(params, batch, corruption, k_dropout if train else None)
+        logits, targets, weights = self.token_predictions(params, batch, corruption, hidden)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
         count = jnp.maximum(jnp.sum(weights), 1)
         loss = jnp.sum(jnp.where(weights, ce, 0.0)) / count
@@ -380,6 +434,10 @@ class MLM:
             "accuracy": jnp.sum(correct) / count,
             "mask_rate": jnp.sum(corruption.mask) / jnp.maximum(jnp.sum(real), 1),
         }
+        if self.lexicon is not None:
+            term, extra = self.ngram_term(params, batch, corruption, hidden)
+            metrics.update(mlm_loss=loss, **extra)
+            loss = loss + self.ngram.weight * term
         if table is not None:
             ids, w = targets.reshape(-1), weights.reshape(-1).astype(jnp.float32)
             per_id = jax.lax.stop_gradient(jnp.where(weights, ce, 0.0)).reshape(-1)
@@ -388,6 +446,20 @@ class MLM:
                 "count": jnp.zeros((self.vocab_size,)).at[ids].add(w, mode="drop"),
             }
         return loss, metrics
+
+    def ngram_term(
+        self, params: Params, batch: Batch, corruption: MLMCorruption, hidden: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """ERNIE-Gram's n-gram loss and its metrics, from the hidden states `[B, L, D]` of one corruption.
+
+        The head runs at the spans' first positions that have a class, as many per row as the
+        vocabulary head's (`at_predicted`).
+        """
+        rows, classes = (jnp.asarray(a) for a in self.lexicon.search_table())
+        classes_at, multi = ngram_targets(batch["input_ids"], corruption.mask, rows, classes, self.ngram.max_n)
+        at, chosen_classes = self.at_predicted(classes_at >= 0, hidden, classes_at)
+        loss, metrics = ngram_loss(params[NGRAM_HEAD], at, chosen_classes, self.model_config.layer_norm_eps)
+        return loss, {**metrics, "ngram_coverage": ngram_coverage(classes_at, multi)}
 
     def fill_mask(self, params: Params, tokenizer: Any, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """The `top_k` most likely tokens (and probabilities) at each `[MASK]` of `text`, in order."""
