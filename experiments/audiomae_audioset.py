@@ -18,8 +18,8 @@ lr = 2e-4 * batch / 256, 3 warmup epochs, no norm-pix loss.
 
 import ml_collections
 
-from mmjax.config import parse_arg, section_config
-from mmjax.data.presets import AudioData
+from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import audiomae
 from mmjax.train.defaults import training_sections
 
@@ -42,21 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         curriculum_steps=10 * steps_per_epoch,
         norm_pix_loss=False,
     )
-    config.data = section_config(
-        AudioData,
-        source="wav_folder",
-        root=variant["path"],
-        sample_rate=16000,
-        num_samples=400 + 1023 * 160,  # exactly 1024 frames
-        n_fft=400,
-        hop=160,
-        num_mels=128,
-        f_min=0.0,
-        f_max=8000.0,
-        spec_mean=0.0,
-        spec_std=1.0,
-        num_threads=16,
-    )
+    config.data = presets.audioset_wav(variant["path"])
     config.train.update(
         batch_size=batch,
         lr=2e-4 * batch / 256,

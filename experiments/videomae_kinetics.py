@@ -18,13 +18,12 @@ No augmentation beyond the crop here (the paper adds multi-scale crops and flips
 
 import ml_collections
 
-from mmjax.config import parse_arg, section_config
-from mmjax.data.presets import VideoData
+from mmjax.config import parse_arg
+from mmjax.data import presets
 from mmjax.methods import videomae
 from mmjax.train.defaults import training_sections
 
 TRAIN_CLIPS = {"kinetics": 240_000, "ssv2": 168_913}
-FRAME_STRIDE = {"kinetics": 4, "ssv2": 2}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -35,18 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(width=768, depth=12, heads=12, mlp_dim=3072, dtype="bfloat16")
     config.decoder.update(width=384, depth=4, heads=6, mlp_dim=1536)
     config.videomae.update(tubelet_size=(2, 16, 16), mask_ratio=0.9, norm_pix_loss=True)
-    config.data = section_config(
-        VideoData,
-        source="npy_folder",
-        root=variant["path"],
-        frames=16,
-        frame_stride=FRAME_STRIDE[variant["data"]],
-        image_size=(224, 224),
-        channels=3,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        num_threads=16,
-    )
+    config.data = presets.video_clips(variant["path"], variant["data"])
     batch = 1024
     steps_per_epoch = TRAIN_CLIPS[variant["data"]] // batch
     config.train.update(

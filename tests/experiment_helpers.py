@@ -166,16 +166,16 @@ def _shrink_data(config: ml_collections.ConfigDict, image: tuple[int, int] | Non
     if kind == "images" and image is not None:
         data.image_size = _like(data.image_size, image)
     elif kind == "video":
-        section = config.videomae
-        t, h, w = section.tubelet_size
+        section, field = (config.videomae, "tubelet_size") if "videomae" in config else (config.gridjepa, "patch_size")
+        t, h, w = section[field]
         tubelet = (min(t, 2), min(h, PATCH), min(w, PATCH))
-        section.tubelet_size = tuple(tubelet)
+        section[field] = tuple(tubelet)
         data.frames = min(data.frames, 2 * tubelet[0])
         data.image_size = (GRID * tubelet[1], GRID * tubelet[2])
         if "digit_size" in data:
             data.digit_size = min(data.digit_size, min(data.image_size))
     elif kind == "audio":
-        section = config.audiomae
+        section = config.audiomae if "audiomae" in config else config.gridjepa
         patch = tuple(min(p, PATCH) for p in section.patch_size)
         section.patch_size = patch
         frames, mels = GRID * patch[0], GRID * patch[1]

@@ -64,6 +64,12 @@ def spying(generators: dict[str, object], called: set[str]):
         yield
 
 
+def mask_layout(config) -> str:
+    """The layout whose kinds `config.mask.kind` may name: the method module's `mask_layout(config)` or `LAYOUT`."""
+    module = method_module(config.method)
+    return module.mask_layout(config) if hasattr(module, "mask_layout") else module.LAYOUT
+
+
 def trace_loss(config) -> None:
     """Build the method as the trainer does, then trace its init and training loss (shapes only)."""
     method = H.build(config)
@@ -84,11 +90,13 @@ def mask_cases(upstream_config_of) -> list[tuple[str, object]]:
             H.attach_upstream(config, path.stem, upstream_config_of)
             cases.append((case.id, config))
             method = config.method
-            if case.arg is None and "mask" in config and method not in swept:
-                swept.add(method)
-                for kind in MASKS.names(method_module(method).LAYOUT):
+            if case.arg is None and "mask" in config and (method, layout := mask_layout(config)) not in swept:
+                swept.add((method, layout))
+                for kind in MASKS.names(layout):
                     variant = H.shrunk(path)
                     variant.mask.kind = kind
+                    if "gridjepa" in variant:  # grid I-JEPA reads mask.kind with mask targets
+                        variant.gridjepa.targets = "mask"
                     cases.append((f"{case.id}:mask.kind={kind}", variant))
     return cases
 
@@ -156,6 +164,9 @@ def test_defaults_draw_the_papers_generators(reached):
         "remasker_wine:default": "remasker_masks",
         "maskgit_digits:default": "ratio_mask",
         "audiomae_synth:default": "curriculum_mask",
+        "ajepa_synth:default": "time_frequency_curriculum_mask",
+        "vjepa_moving_digits:default": "multiblock_masks",
+        "vjepa_moving_digits:masking=tube": "tube_mask",
         "mlm_pydoc:selection=span": "span_mask",
     }
     for case_id, generator in want.items():

@@ -275,3 +275,52 @@ def imagenet(
         flip=flip,
         num_threads=16,
     )
+
+
+# The frame stride each video set is sampled at (VideoMAE, V-JEPA).
+CLIP_FRAME_STRIDE = {"kinetics": 4, "ssv2": 2}
+
+
+def video_clips(path: str, dataset: str, frames: int = 16, image_size: int = 224) -> ml_collections.ConfigDict:
+    """Decoded RGB clips under `path` (`npy_folder`: `<path>/train/<class>/<clip>.npy`), ImageNet mean / std.
+
+    `dataset`: `kinetics` (Kinetics-400, frame stride 4) or `ssv2` (Something-Something v2, stride 2).
+    """
+    if dataset not in CLIP_FRAME_STRIDE:
+        raise ValueError(f"data must be one of {sorted(CLIP_FRAME_STRIDE)}, got {dataset!r}")
+    frame_stride = CLIP_FRAME_STRIDE[dataset]
+    return section_config(
+        VideoData,
+        source="npy_folder",
+        root=path,
+        frames=frames,
+        frame_stride=frame_stride,
+        image_size=(image_size, image_size),
+        channels=3,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        num_threads=16,
+    )
+
+
+def audioset_wav(path: str) -> ml_collections.ConfigDict:
+    """16 kHz wav clips under `path` (`wav_folder`: `<path>/train/<label>/<clip>.wav`) as 1024 x 128 log-mel.
+
+    Cropped or zero-padded to 10.23 s; 25 ms Hann windows every 10 ms (n_fft 400, hop 160), 128 HTK mel
+    bands, log, computed on device. `spec_mean` / `spec_std` are placeholders: measure them on your clips.
+    """
+    return section_config(
+        AudioData,
+        source="wav_folder",
+        root=path,
+        sample_rate=16000,
+        num_samples=400 + 1023 * 160,  # exactly 1024 frames
+        n_fft=400,
+        hop=160,
+        num_mels=128,
+        f_min=0.0,
+        f_max=8000.0,
+        spec_mean=0.0,
+        spec_std=1.0,
+        num_threads=16,
+    )

@@ -56,6 +56,7 @@ DEFAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "audiomae": ("kind_probe",),
     "beit": IMAGE_PROTOCOLS,
     "distill": IMAGE_PROTOCOLS,
+    "grid_jepa": ("kind_probe",),
     "jepa": IMAGE_PROTOCOLS,
     "mae": IMAGE_PROTOCOLS,
     "maskgit": ("generation",),

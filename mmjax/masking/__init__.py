@@ -26,7 +26,7 @@ from mmjax.masking.mask import (
     random_mask,
     random_mask_from_noise,
 )
-from mmjax.masking.multiblock import MultiBlockMasks, multiblock_masks
+from mmjax.masking.multiblock import MultiBlockMasks, mask_as_blocks, multiblock_masks, tube_blocks
 from mmjax.masking.multimodal import MultimodalMasks, disjoint_view_masks, multimodal_budget_masks
 from mmjax.masking.plot import plot_masks
 from mmjax.masking.points import (
@@ -44,6 +44,7 @@ from mmjax.masking.schedules import (
     ramp,
     ratio_mask,
     sample_mask_ratio,
+    time_frequency_curriculum_mask,
 )
 from mmjax.masking.signals import (
     FrequencyMask,
@@ -100,6 +101,7 @@ __all__ = [
     "image_spectrum",
     "knn_groups",
     "inverse_permutation",
+    "mask_as_blocks",
     "mask_from_ranking",
     "maskgit_schedule",
     "mixed_guided_mask",
@@ -126,8 +128,10 @@ __all__ = [
     "spacetime_mask",
     "span_mask",
     "spec_band_mask",
+    "time_frequency_curriculum_mask",
     "time_frequency_mask",
     "truncated_geometric_logits",
+    "tube_blocks",
     "tube_mask",
     "variate_patch_mask",
     "with_indices",

@@ -237,3 +237,78 @@ def _multiblock_one(key, target_hw, context_hw, *, grid, num_targets, max_target
     level, attempt = first // tries, first % tries
     context = _rect(grid, c_top[level, attempt], c_left[level, attempt], context_hw) & ~blocked[level]
     return context.reshape(-1), target_ids.astype(jnp.int32), target_mask.reshape(num_targets, -1)
+
+
+def _lift_ids(ids: jax.Array, valid: jax.Array, frames: int, plane: int) -> tuple[jax.Array, jax.Array]:
+    """Spatial ids `[..., K]` -> the same positions in every time slot `[..., frames * K]`, real ones first, sorted."""
+    offsets = jnp.arange(frames, dtype=ids.dtype)[:, None] * plane  # [T, 1]
+    lifted = (ids[..., None, :] + offsets).reshape(*ids.shape[:-1], frames * ids.shape[-1])
+    real = jnp.broadcast_to(valid[..., None, :], (*valid.shape[:-1], frames, valid.shape[-1])).reshape(lifted.shape)
+    order = jnp.argsort(jnp.where(real, lifted, frames * plane + lifted), axis=-1)
+    lifted, real = jnp.take_along_axis(lifted, order, -1), jnp.take_along_axis(real, order, -1)
+    return jnp.where(real, lifted, 0), real
+
+
+def tube_blocks(masks: MultiBlockMasks, frames: int) -> MultiBlockMasks:
+    """V-JEPA's 3-D multi-block masks (Bardes et al. 2024): spatial blocks extended over every time slot.
+
+    `masks` come from `multiblock_masks` on the spatial grid `(H, W)` of a `(T, H, W)` tubelet
+    grid; each context and target block is repeated in all `frames = T` slots, so a hidden
+    region cannot be copied from the same place in another frame. Token `(t, i)` of the 3-D
+    grid is `t * H W + i` (time-major, as `tubeletify`).
+
+    Returns:
+      MultiBlockMasks over `N = T H W` tokens: `context_ids` / `context_valid` `[B, T Nc]`,
+      `target_ids` / `target_valid` `[B, M, T T_blk]` (real entries first, increasing),
+      `context_mask` `[B, N]`, `target_mask` `[B, M, N]`, counts times T; the shapes stay
+      the spatial block sizes.
+    """
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    plane = masks.context_mask.shape[-1]
+    context_ids, context_valid = _lift_ids(masks.context_ids, masks.context_valid, frames, plane)
+    target_ids, target_valid = _lift_ids(masks.target_ids, masks.target_valid, frames, plane)
+    return MultiBlockMasks(
+        context_ids=context_ids,
+        context_valid=context_valid,
+        context_counts=masks.context_counts * frames,
+        context_mask=jnp.tile(masks.context_mask, (1, frames)),
+        target_ids=target_ids,
+        target_valid=target_valid,
+        target_mask=jnp.tile(masks.target_mask, (1, 1, frames)),
+        target_shape=masks.target_shape,
+        context_shape=masks.context_shape,
+    )
+
+
+def mask_as_blocks(mask: Mask) -> MultiBlockMasks:
+    """A fixed-count `Mask` as I-JEPA masks: the visible tokens are the context, the hidden ones one target set.
+
+    For JEPA over masks that are not blocks (A-JEPA's time-frequency masks and their curriculum,
+    VideoMAE's tubes): the predictor fills every hidden token from the visible ones at once.
+
+    Args:
+      mask: a Mask with `mask` bool `[B, N]` and `ids_keep` `[B, K]`: every example hides N - K.
+
+    Returns:
+      MultiBlockMasks with `context_ids` `[B, K]` and `target_ids` `[B, 1, N - K]`, both in
+      increasing order and all valid; `target_shape` and `context_shape` are `(0, 0)` (not blocks).
+    """
+    if mask.ids_keep is None:
+        raise ValueError("mask_as_blocks needs a fixed-count Mask (with ids_keep); draw it with fixed_count=True")
+    hidden = mask.mask.astype(bool)
+    batch, num_tokens = hidden.shape
+    keep = mask.ids_keep.shape[1]
+    order = jnp.argsort(hidden, axis=1, stable=True).astype(jnp.int32)  # visible first, each part increasing
+    context_ids, target_ids = order[:, :keep], order[:, keep:]
+    return MultiBlockMasks(
+        context_ids=context_ids,
+        context_valid=jnp.ones((batch, keep), bool),
+        context_counts=jnp.full((batch,), keep, jnp.int32),
+        context_mask=~hidden,
+        target_ids=target_ids[:, None],
+        target_valid=jnp.ones((batch, 1, num_tokens - keep), bool),
+        target_mask=hidden[:, None],
+        target_shape=jnp.zeros((2,), jnp.int32),
+        context_shape=jnp.zeros((2,), jnp.int32),
+    )

@@ -37,6 +37,7 @@ from mmjax.masking.dense import fixed_count_mask, simmim_mask
 from mmjax.masking.guided import attention_guided_mask, hard_patch_mask, prior_guided_mask
 from mmjax.masking.mask import Mask, num_visible_tokens, random_mask
 from mmjax.masking.points import region_mask
+from mmjax.masking.schedules import time_frequency_curriculum_mask
 from mmjax.masking.signals import spec_band_mask, time_frequency_mask, variate_patch_mask
 from mmjax.masking.video import frame_mask, running_cell_mask, spacetime_mask, tube_mask
 from mmjax.parts import Chosen, Parts
@@ -145,6 +146,34 @@ class TimeFrequencyArgs:
 def _time_frequency(key, batch_size, layout, ratio, args):
     del ratio  # its own ratios set the amount; a sparse encoder adapts the count to its ratio
     return time_frequency_mask(key, batch_size, layout.shape, args.time_ratio, args.freq_ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class CurriculumArgs:
+    """`mask.curriculum`: A-JEPA's easy-to-hard masks, random patches first, whole rows and columns later."""
+
+    time_ratio: float = knob(0.5, "hard mask: fraction of grid rows (time) hidden", low=0, high=1, high_open=True)
+    freq_ratio: float = knob(
+        0.5, "hard mask: fraction of grid columns (frequency) hidden", low=0, high=1, high_open=True
+    )
+    ramp_share: float = knob(
+        0.5, "share of train.steps over which the chance of the hard mask rises 0 -> 1", low=0, high=1, low_open=True
+    )
+
+
+@MASKS.register(
+    "curriculum",
+    fits=("grid",),
+    args=CurriculumArgs,
+    doc="A-JEPA: random masks at first, time-frequency ones with a chance rising over training",
+)
+def _curriculum(key, batch_size, layout, ratio, args):
+    del ratio  # its ratios set the count (the random mask hides as many); a sparse encoder adapts it
+    step = jnp.zeros(()) if layout.step is None else layout.step
+    ramp_steps = max(1, round(args.ramp_share * layout.total_steps))
+    return time_frequency_curriculum_mask(
+        key, batch_size, layout.shape, args.time_ratio, args.freq_ratio, step, ramp_steps
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,6 +377,8 @@ UTILITIES: dict[str, str] = {
     "image_spectrum": "Fourier transform helper for frequency masks",
     "inverse_permutation": "index bookkeeping for ids_restore",
     "knn_groups": "point-cloud grouping (k nearest neighbours), not a mask",
+    "mask_as_blocks": "bookkeeping: a fixed-count Mask as I-JEPA's context and one target set (grid JEPA)",
+    "tube_blocks": "lifts multiblock_masks over time (V-JEPA); multiblock masks are the JEPA method's own, not a kind",
     "mask_from_ranking": "building block: scores -> fixed-count Mask (random, guided and the adapter use it)",
     "maskgit_schedule": "MaskGIT's ratio schedule gamma(t), a number, not a mask",
     "mlm_candidates": "which text tokens may be masked (special tokens excluded), input to text masks",
@@ -372,6 +403,7 @@ __all__ = [
     "UTILITIES",
     "BlockwiseArgs",
     "CellsArgs",
+    "CurriculumArgs",
     "RegionArgs",
     "PriorGuidedArgs",
     "HardPatchArgs",

@@ -8,8 +8,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from mmjax.masking.dense import select_lowest
+from mmjax.masking.dense import select_lowest, with_indices
 from mmjax.masking.mask import Mask
+from mmjax.masking.signals import time_frequency_mask
 
 MASKGIT_SCHEDULES = ("cosine", "linear", "square", "cubic", "sqrt", "log", "exp")
 
@@ -166,3 +167,29 @@ def curriculum_mask(
         # Different kinds of masks (e.g. fixed and variable counts): only the boolean mask combines.
         return Mask(mask=choose(easy.mask, hard.mask))
     return jax.tree.map(choose, easy, hard)
+
+
+def time_frequency_curriculum_mask(
+    key: jax.Array,
+    batch_size: int,
+    grid: tuple[int, int],
+    time_ratio: float,
+    freq_ratio: float,
+    step: jax.Array,
+    total_steps: int,
+) -> Mask:
+    """A-JEPA's curriculum over a `(time, frequency)` grid: random masks first, time-frequency ones by `total_steps`.
+
+    The hard mask is `time_frequency_mask`; the easy one hides exactly as many tokens uniformly at
+    random, so both have the same count and `ids_keep` stays fixed-size. Each example takes the
+    hard one with probability `step / total_steps` (clipped to 1; `curriculum_mask`).
+
+    Returns:
+      Mask with `mask` `[B, N]`, `ids_keep` `[B, K]` and `ids_restore` `[B, N]`, K the time-frequency mask's.
+    """
+    k_easy, k_hard, k_pick = jax.random.split(key, 3)
+    hard = time_frequency_mask(k_hard, batch_size, grid, time_ratio, freq_ratio)
+    num_tokens, keep = hard.mask.shape[1], hard.ids_keep.shape[1]
+    noise = jax.random.uniform(k_easy, (batch_size, num_tokens))
+    easy = with_indices(select_lowest(noise, None, num_tokens - keep), keep)
+    return curriculum_mask(k_pick, step, total_steps, easy, hard)

@@ -4,6 +4,7 @@ from mmjax.methods import (
     audiomae,
     beit,
     distill,
+    grid_jepa,
     jepa,
     mae,
     maskgit,
@@ -19,6 +20,7 @@ from mmjax.methods import (
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.beit import BEiT
 from mmjax.methods.distill import Distill
+from mmjax.methods.grid_jepa import GridJEPA
 from mmjax.methods.jepa import JEPA
 from mmjax.methods.mae import MAE
 from mmjax.methods.maskgit import MaskGIT
@@ -41,6 +43,7 @@ __all__ = [
     "MLM",
     "Distill",
     "JEPA",
+    "GridJEPA",
     "EvalResult",
     "Method",
     "PatchTST",
@@ -55,6 +58,7 @@ __all__ = [
     "beit",
     "build_method",
     "distill",
+    "grid_jepa",
     "jepa",
     "mae",
     "maskgit",

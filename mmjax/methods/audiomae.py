@@ -21,9 +21,8 @@ import ml_collections
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.data.audio import spectrogram_shape
-from mmjax.masking.dense import select_lowest, with_indices
 from mmjax.masking.mask import Mask, random_mask
-from mmjax.masking.schedules import curriculum_mask
+from mmjax.masking.schedules import time_frequency_curriculum_mask
 from mmjax.masking.signals import time_frequency_mask
 from mmjax.methods.grid_mae import GridMAE
 from mmjax.methods.registry import register_method
@@ -117,15 +116,11 @@ class AudioMAE(GridMAE):
         o = self.options
         if o.masking == "random":
             return random_mask(rng, batch_size, self.grid[0] * self.grid[1], o.mask_ratio)
-        k_easy, k_hard, k_pick = jax.random.split(rng, 3)
-        hard = time_frequency_mask(k_hard, batch_size, self.grid, o.time_ratio, o.freq_ratio)
         if self.masking == "time_frequency":
-            return hard
-        # The easy mask hides exactly as many random patches as the hard one, so ids stay fixed-size.
-        num_tokens, keep = hard.mask.shape[1], hard.ids_keep.shape[1]
-        noise = jax.random.uniform(k_easy, (batch_size, num_tokens))
-        easy = with_indices(select_lowest(noise, None, num_tokens - keep), keep)
-        return curriculum_mask(k_pick, step, o.curriculum_steps, easy, hard)
+            return time_frequency_mask(jax.random.split(rng, 3)[1], batch_size, self.grid, o.time_ratio, o.freq_ratio)
+        return time_frequency_curriculum_mask(
+            rng, batch_size, self.grid, o.time_ratio, o.freq_ratio, step, o.curriculum_steps
+        )
 
 
 @register_method("audiomae")

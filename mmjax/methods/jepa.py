@@ -118,8 +118,9 @@ class JEPA:
             raise KeyError(f"I-JEPA batches need an 'image' entry [B, H, W, C]; got keys {sorted(batch)}")
         return batch["image"]
 
-    def make_masks(self, rng: jax.Array, batch_size: int) -> MultiBlockMasks:
-        """Multi-block masks over the token grid (`mmjax.masking.multiblock_masks`)."""
+    def make_masks(self, rng: jax.Array, batch_size: int, step: jax.Array | None = None) -> MultiBlockMasks:
+        """Multi-block masks over the token grid (`mmjax.masking.multiblock_masks`); `step` is for subclasses."""
+        del step
         o = self.options
         return multiblock_masks(
             rng,
@@ -144,11 +145,11 @@ class JEPA:
         return jnp.sum(masks.context_valid[0]).astype(jnp.int32), jnp.sum(masks.target_valid[0, 0]).astype(jnp.int32)
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:
-        images = self._images(batch)
-        masks = self.make_masks(jax.random.key(0), images.shape[0])
+        inputs = self._images(batch)
+        masks = self.make_masks(jax.random.key(0), inputs.shape[0])
         context_len, target_len = self._lengths(masks)
         params = nn.meta.unbox(
-            self.model.init(rng, images, masks.context_ids, context_len, masks.target_ids, target_len)["params"]
+            self.model.init(rng, inputs, masks.context_ids, context_len, masks.target_ids, target_len)["params"]
         )
         # The target encoder starts as an exact copy of the context encoder.
         params = {**params, "target_encoder": jax.tree.map(jnp.array, params["context_encoder"])}
@@ -159,18 +160,16 @@ class JEPA:
         return {**params, "momentum": jnp.asarray(self.options.momentum_start, jnp.float32)}
 
     def param_axes(self) -> Params:
-        shapes = jax.eval_shape(
-            lambda: self.model.init(
-                jax.random.key(0),
-                jnp.zeros((1, *self.model_config.image_size, self.model_config.channels)),
-                *self._init_masks(),
-            )
-        )
+        shapes = jax.eval_shape(lambda: self.model.init(jax.random.key(0), self._example_input(), *self._init_masks()))
         axes = nn.get_partition_spec(shapes)["params"]
         if self.clusters.enabled:
             replicated = jax.sharding.PartitionSpec()
             axes["clusters"] = {"prototypes": replicated, "head": {"kernel": replicated, "bias": replicated}}
         return {**axes, "momentum": jax.sharding.PartitionSpec()}
+
+    def _example_input(self) -> jax.Array:
+        """One zero model input `[1, H, W, C]` (for shapes)."""
+        return jnp.zeros((1, *self.model_config.image_size, self.model_config.channels))
 
     def _init_masks(self):
         masks = self.make_masks(jax.random.key(0), 1)
@@ -178,8 +177,8 @@ class JEPA:
         return masks.context_ids, context_len, masks.target_ids, target_len
 
     def trainable(self, params: Params) -> Params:
-        """Everything but the EMA target encoder and the momentum scalar."""
-        frozen = ("target_encoder", "momentum")
+        """Everything but the EMA target encoder and the scalars (momentum, a subclass's `steps_seen`)."""
+        frozen = ("target_encoder", "momentum", "steps_seen")
         return {name: jax.tree.map(lambda _, t=name not in frozen: t, value) for name, value in params.items()}
 
     def predict(
@@ -220,7 +219,7 @@ class JEPA:
         noise_rng = None
         if self.predictor_config.position_noise:  # I-JEPA's draws stay as they were without StoP
             rng, noise_rng = jax.random.split(rng)
-        masks = self.make_masks(rng, images.shape[0])
+        masks = self.make_masks(rng, images.shape[0], params.get("steps_seen"))
         pred, context = self.predict(params, images, masks, noise_rng)
         raw_targets = self.model.apply({"params": params}, images, method=JEPAModel.encode_target)
         targets = jax.lax.stop_gradient(layer_norm_no_affine(raw_targets, self.model_config.layer_norm_eps))
@@ -253,11 +252,14 @@ class JEPA:
         return loss, metrics
 
     def after_step(self, params: Params, state_inputs: None, step: jax.Array) -> Params:
-        """EMA: `target <- m * target + (1 - m) * context` with `m = momentum(step)`."""
+        """EMA: `target <- m * target + (1 - m) * context` with `m = momentum(step)`; counts `steps_seen` if kept."""
         del state_inputs
         m = self.momentum(step)
         target = jax.tree.map(lambda t, c: m * t + (1.0 - m) * c, params["target_encoder"], params["context_encoder"])
-        return {**params, "target_encoder": target, "momentum": self.momentum(step + 1)}
+        params = {**params, "target_encoder": target, "momentum": self.momentum(step + 1)}
+        if "steps_seen" in params:
+            params["steps_seen"] = params["steps_seen"] + 1.0
+        return params
 
     def features(self, params: Params, images: jax.Array, pool: str = "mean") -> jax.Array:
         """Target-encoder features of whole images (the paper evaluates the target encoder).

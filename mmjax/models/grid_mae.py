@@ -111,6 +111,59 @@ def grid_positions(grid: tuple[int, ...], dim: int, posemb: str = "sincos") -> j
     raise ValueError(f"token grid must have 2 or 3 axes, got {grid}")
 
 
+def patch_embedding(enc: GridEncoderConfig, name: str | None = None) -> nn.Dense:
+    """The linear patch embedding `[B, N, P] -> [B, N, model.width]` of an encoder of this size."""
+    return nn.Dense(
+        enc.width,
+        dtype=jnp.dtype(enc.dtype),
+        param_dtype=jnp.float32,
+        kernel_init=with_axes(xavier_uniform(), (None, "embed")),
+        bias_init=with_axes(zeros, ("embed",)),
+        name=name,
+    )
+
+
+def token_encoder(enc: GridEncoderConfig, name: str | None = None) -> TokenEncoder:
+    """The `TokenEncoder` that `model` describes."""
+    return TokenEncoder(
+        enc.width,
+        enc.depth,
+        enc.heads,
+        enc.mlp_dim,
+        cls_token=enc.cls_token,
+        layer_norm_eps=enc.layer_norm_eps,
+        qkv_bias=enc.qkv_bias,
+        dtype=enc.dtype,
+        attention_impl=enc.attention_impl,
+        remat=enc.remat,
+        final_norm=enc.final_norm,
+        name=name,
+    )
+
+
+class GridPatchEncoder(nn.Module):
+    """An encoder alone over patch vectors of a token grid: embed, add fixed positions, `TokenEncoder`.
+
+    The same parts as `GridMAEModel`'s encoder (`patch_embed`, `token_encoder`), for methods
+    without an MAE decoder (the grid I-JEPA of `mmjax.methods.grid_jepa`).
+    """
+
+    config: GridEncoderConfig
+    grid: tuple[int, ...]
+
+    @nn.compact
+    def __call__(
+        self, patches: jax.Array, ids_keep: jax.Array | None = None, key_lengths: jax.Array | None = None
+    ) -> jax.Array:
+        """`[B, N, P]` (+ kept ids `[B, K]`, real lengths `[B]`) -> `[B, (1 +) K, D]`, a cls row first if any."""
+        num_tokens = int(np.prod(self.grid))
+        if patches.shape[1] != num_tokens:
+            raise ValueError(f"expected {num_tokens} patches for grid {self.grid}, got {patches.shape[1]}")
+        tokens = patch_embedding(self.config, "patch_embed")(patches).astype(jnp.float32)
+        tokens = tokens + grid_positions(self.grid, self.config.width, self.config.posemb)
+        return token_encoder(self.config, "token_encoder")(tokens, ids_keep, key_lengths)
+
+
 class GridMAEModel(nn.Module):
     """Patch embedding + fixed positions + `TokenEncoder` (kept tokens) + `TokenDecoder`.
 
@@ -126,28 +179,9 @@ class GridMAEModel(nn.Module):
     out_dim: int
 
     def setup(self):
-        enc = self.encoder
-        self.patch_embed = nn.Dense(
-            enc.width,
-            dtype=jnp.dtype(enc.dtype),
-            param_dtype=jnp.float32,
-            kernel_init=with_axes(xavier_uniform(), (None, "embed")),
-            bias_init=with_axes(zeros, ("embed",)),
-        )
-        self.token_encoder = TokenEncoder(
-            enc.width,
-            enc.depth,
-            enc.heads,
-            enc.mlp_dim,
-            cls_token=enc.cls_token,
-            layer_norm_eps=enc.layer_norm_eps,
-            qkv_bias=enc.qkv_bias,
-            dtype=enc.dtype,
-            attention_impl=enc.attention_impl,
-            remat=enc.remat,
-            final_norm=enc.final_norm,
-        )
-        dec = self.decoder
+        self.patch_embed = patch_embedding(self.encoder)
+        self.token_encoder = token_encoder(self.encoder)
+        enc, dec = self.encoder, self.decoder
         self.token_decoder = TokenDecoder(
             dec.width,
             dec.depth,

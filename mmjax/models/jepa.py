@@ -10,11 +10,11 @@ import jax.numpy as jnp
 
 from mmjax.config import knob
 from mmjax.models.config import ViTConfig, _check_heads
+from mmjax.models.grid_mae import GridEncoderConfig, GridPatchEncoder, grid_positions
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
 from mmjax.models.vit import ViTEncoder
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
-from mmjax.ops.posemb import sincos_2d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,7 @@ class JEPAPredictor(nn.Module):
     noise away without also shrinking the context.
     """
 
-    grid: tuple[int, int]
+    grid: tuple[int, ...]
     config: PredictorConfig
     out_dim: int
     layer_norm_eps: float = 1e-6
@@ -91,7 +91,7 @@ class JEPAPredictor(nn.Module):
         dtype = jnp.dtype(self.dtype)
         batch, num_context, _ = context.shape
         _, num_targets, target_size = target_ids.shape
-        table = jnp.asarray(sincos_2d(self.grid, cfg.width))  # [N, Dp], fixed as in the reference
+        table = grid_positions(self.grid, cfg.width)  # [N, Dp], fixed as in the reference (2-D or 3-D grid)
         embed = nn.Dense(
             cfg.width,
             dtype=dtype,
@@ -145,27 +145,43 @@ class JEPAPredictor(nn.Module):
 
 
 class JEPAModel(nn.Module):
-    """`context_encoder` and `target_encoder` (same ViT, no cls token: I-JEPA has none) and the `predictor`."""
+    """`context_encoder` and `target_encoder` (the same encoder, no cls token: I-JEPA has none) and the `predictor`.
 
-    config: ViTConfig
+    Without `grid` the encoders are ViTs over images `[B, H, W, C]` (`config` a `ViTConfig`);
+    with `grid` they are `GridPatchEncoder`s over patch vectors `[B, N, P]` of that 2-D or 3-D
+    token grid (`config` a `GridEncoderConfig`: spectrogram patches, video tubelets). Either
+    way the methods below take "inputs" of that form.
+    """
+
+    config: ViTConfig | GridEncoderConfig
     predictor_config: PredictorConfig
+    grid: tuple[int, ...] | None = None
 
     def setup(self):
         cfg = self.config
-        self.context_encoder = ViTEncoder(cfg, cls_token=False)
-        self.target_encoder = ViTEncoder(cfg, cls_token=False)
+        if self.grid is None:
+            self.context_encoder = ViTEncoder(cfg, cls_token=False)
+            self.target_encoder = ViTEncoder(cfg, cls_token=False)
+        else:
+            self.context_encoder = GridPatchEncoder(cfg, self.grid)
+            self.target_encoder = GridPatchEncoder(cfg, self.grid)
         self.predictor = JEPAPredictor(
-            cfg.grid, self.predictor_config, cfg.width, cfg.layer_norm_eps, cfg.dtype, cfg.attention_impl
+            cfg.grid if self.grid is None else self.grid,
+            self.predictor_config,
+            cfg.width,
+            cfg.layer_norm_eps,
+            cfg.dtype,
+            cfg.attention_impl,
         )
 
-    def encode_context(self, images: jax.Array, context_ids: jax.Array, context_len: jax.Array) -> jax.Array:
-        """`[B, H, W, C]`, padded context ids `[B, Nc]` -> `[B, Nc, D]` (padding rows meaningless)."""
-        lengths = jnp.full((images.shape[0],), context_len, jnp.int32)  # the real context
-        return self.context_encoder(images, ids_keep=context_ids, key_lengths=lengths)
+    def encode_context(self, inputs: jax.Array, context_ids: jax.Array, context_len: jax.Array) -> jax.Array:
+        """Inputs (`[B, H, W, C]` or `[B, N, P]`), padded context ids `[B, Nc]` -> `[B, Nc, D]` (padding: junk)."""
+        lengths = jnp.full((inputs.shape[0],), context_len, jnp.int32)  # the real context
+        return self.context_encoder(inputs, ids_keep=context_ids, key_lengths=lengths)
 
-    def encode_target(self, images: jax.Array) -> jax.Array:
-        """Whole images through the target encoder: `[B, H, W, C] -> [B, N, D]`."""
-        return self.target_encoder(images)
+    def encode_target(self, inputs: jax.Array) -> jax.Array:
+        """Whole inputs through the target encoder: `[B, H, W, C]` or `[B, N, P]` -> `[B, N, D]`."""
+        return self.target_encoder(inputs)
 
     def predict(
         self,
@@ -179,11 +195,11 @@ class JEPAModel(nn.Module):
         """`JEPAPredictor`: `[B, Nc, D]` context -> `[B, M, T, D]` target predictions."""
         return self.predictor(context, context_ids, context_len, target_ids, target_len, noise_rng)
 
-    def features(self, images: jax.Array) -> jax.Array:
-        """The target encoder on whole images, what I-JEPA evaluates: `[B, H, W, C] -> [B, N, D]`."""
-        return self.target_encoder(images)
+    def features(self, inputs: jax.Array) -> jax.Array:
+        """The target encoder on whole inputs, what I-JEPA evaluates: `-> [B, N, D]`."""
+        return self.target_encoder(inputs)
 
-    def __call__(self, images, context_ids, context_len, target_ids, target_len) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, inputs, context_ids, context_len, target_ids, target_len) -> tuple[jax.Array, jax.Array]:
         """Every submodule once (for `init`): predictions `[B, M, T, D]` and targets `[B, N, D]`."""
-        context = self.encode_context(images, context_ids, context_len)
-        return self.predict(context, context_ids, context_len, target_ids, target_len), self.encode_target(images)
+        context = self.encode_context(inputs, context_ids, context_len)
+        return self.predict(context, context_ids, context_len, target_ids, target_len), self.encode_target(inputs)

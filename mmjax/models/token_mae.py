@@ -41,8 +41,15 @@ class TokenEncoder(nn.Module):
     final_norm: bool = True
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
-        """`[B, N, D]` embedded tokens (+ positions), `ids_keep` int `[B, K]` -> `[B, (1 +) K, D]`."""
+    def __call__(
+        self, tokens: jax.Array, ids_keep: jax.Array | None = None, key_lengths: jax.Array | None = None
+    ) -> jax.Array:
+        """`[B, N, D]` embedded tokens (+ positions), `ids_keep` int `[B, K]` -> `[B, (1 +) K, D]`.
+
+        `key_lengths` int `[B]`: only the first that many kept tokens are real (the rest are padding
+        that no token attends to; I-JEPA's contexts are cut to the shortest of the batch); the cls
+        row, if any, is always a key.
+        """
         if tokens.shape[-1] != self.width:
             raise ValueError(f"tokens must be [B, N, {self.width}] (encoder width); got {tokens.shape}")
         x = tokens if ids_keep is None else gather_tokens(tokens, ids_keep)
@@ -61,7 +68,7 @@ class TokenEncoder(nn.Module):
             self.remat,
             self.scan,
             name="blocks",
-        )(x)
+        )(x, None if key_lengths is None else key_lengths + int(self.cls_token))
         return layer_norm(self.layer_norm_eps, jnp.float32, "norm")(x) if self.final_norm else x
 
 
