@@ -26,6 +26,7 @@ EXPERIMENTS = {
     "beit": "beit_mnist",
     "distill": "distill_mnist",
     "jepa": "jepa_mnist",
+    "grid_jepa": "ajepa_synth",
     "maskgit": "maskgit_digits",
     "mlm": "mlm_pydoc",
     "remasker": "remasker_wine",
