@@ -38,7 +38,7 @@ from jax.sharding import PartitionSpec as P
 
 from mmjax.config import ConfigError, dataclass_from_config, knob, section_config
 from mmjax.data.audio import spectrogram_shape
-from mmjax.masking.multiblock import MultiBlockMasks, mask_as_blocks, multiblock_masks, tube_blocks
+from mmjax.masking.multiblock import MultiBlockMasks, mask_as_blocks, tube_blocks
 from mmjax.masking.registry import Layout, check_scores, draw_mask, mask_section, resolve_mask
 from mmjax.methods.cluster_targets import ClusterOptions
 from mmjax.methods.jepa import JEPA, JEPAOptions
@@ -149,9 +149,8 @@ class GridJEPA(JEPA):
             grid_positions(grid, predictor.width)
         except ValueError as err:
             raise ConfigError(f"predictor.width={predictor.width} cannot carry sin-cos positions of {grid}") from err
-        blocks_grid = grid[-2:]
-        if options.targets == "blocks" and min(blocks_grid) < 2:
-            raise ConfigError(f"gridjepa.targets=blocks needs a block grid of at least 2 x 2, got {blocks_grid}")
+        if options.targets == "blocks" and min(grid[-2:]) < 2:
+            raise ConfigError(f"gridjepa.targets=blocks needs a block grid of at least 2 x 2, got {grid[-2:]}")
         mask_part = resolve_mask(config.get("mask"), layout, paper_mask)
         check_scores(mask_part, (), "grid_jepa")
         steps = int(config.train.steps) if "train" in config else 1
@@ -197,23 +196,18 @@ class GridJEPA(JEPA):
     def _example_input(self) -> jax.Array:
         return jnp.zeros((1, self.num_tokens, self.patch_dim))
 
+    @property
+    def block_grid(self) -> tuple[int, int]:
+        """I-JEPA's blocks are drawn on the last two axes: the spectrogram grid, or a clip's spatial grid."""
+        return self.grid[-2:]
+
     def make_masks(self, rng: jax.Array, batch_size: int, step: jax.Array | None = None) -> MultiBlockMasks:
         """`gridjepa.targets`: multi-block masks (video: lifted over time), or `mask.kind`'s as one target set."""
         if self.grid_options.targets == "mask":
             layout = Layout(self.layout, self.grid, step=step, total_steps=self.total_steps)
             mask = draw_mask(self.mask_part, rng, batch_size, layout, self.grid_options.mask_ratio, fixed_count=True)
             return mask_as_blocks(mask)
-        o = self.options
-        masks = multiblock_masks(
-            rng,
-            batch_size,
-            self.grid[-2:],
-            num_targets=o.num_targets,
-            target_scale=o.target_scale,
-            target_aspect=o.target_aspect,
-            context_scale=o.context_scale,
-            min_keep=o.min_keep,
-        )
+        masks = super().make_masks(rng, batch_size)
         return tube_blocks(masks, self.grid[0]) if len(self.grid) == 3 else masks
 
     def init(self, rng: jax.Array, batch: Batch) -> Params:

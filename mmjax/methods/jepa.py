@@ -125,13 +125,18 @@ class JEPA:
         return multiblock_masks(
             rng,
             batch_size,
-            self.model_config.grid,
+            self.block_grid,
             num_targets=o.num_targets,
             target_scale=o.target_scale,
             target_aspect=o.target_aspect,
             context_scale=o.context_scale,
             min_keep=o.min_keep,
         )
+
+    @property
+    def block_grid(self) -> tuple[int, int]:
+        """The `(H, W)` grid the multi-block masks are drawn on: the ViT's token grid."""
+        return self.model_config.grid
 
     def momentum(self, step: jax.Array) -> jax.Array:
         """EMA momentum for the update after `step` earlier updates: linear start -> end over `train.steps`."""
