@@ -26,13 +26,18 @@ def layer_norm(eps: float, dtype, name: str) -> nn.LayerNorm:
 
 
 def first_query_attention(
-    q: jax.Array, k: jax.Array, key_lengths: jax.Array | None = None, bias: jax.Array | None = None
+    q: jax.Array,
+    k: jax.Array,
+    key_lengths: jax.Array | None = None,
+    bias: jax.Array | None = None,
+    mask: jax.Array | None = None,
 ) -> jax.Array:
     """Softmax attention weights of the first query (the cls token) over the keys, averaged over heads.
 
     Args:
       q: `[B, L, H, Dh]`; k: `[B, M, H, Dh]`; key_lengths: int `[B]`, keys at or past it ignored;
-      bias: `[B or 1, H or 1, L, M]` added to the logits (a relative position bias).
+      bias: `[B or 1, H or 1, L, M]` added to the logits (a relative position bias);
+      mask: bool `[B or 1, L, M]` or `[B or 1, H or 1, L, M]`, True = may attend (only its first row is read).
 
     Returns:
       float32 `[B, M]`, each row summing to 1.
@@ -44,6 +49,9 @@ def first_query_attention(
     if key_lengths is not None:
         valid = jnp.arange(k.shape[1])[None, None, :] < key_lengths[:, None, None]
         logits = jnp.where(valid, logits, -jnp.inf)
+    if mask is not None:
+        first = mask[:, None, 0] if mask.ndim == 3 else mask[:, :, 0]
+        logits = jnp.where(first, logits, -jnp.inf)
     return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=1)
 
 
@@ -92,12 +100,15 @@ class MultiHeadAttention(nn.Module):
         key_lengths: jax.Array | None = None,
         context: jax.Array | None = None,
         bias: jax.Array | None = None,
+        mask: jax.Array | None = None,
     ) -> jax.Array:
         """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys.
 
         `context` `[B, M, C]`: the keys and values come from it (`key_lengths` then counts
         its rows); a row whose key length is 0 sees no key and gets zeros. `bias`
         `[B or 1, H, L, M]` is added to the attention logits (`mmjax.ops.attention`).
+        `mask` bool `[B or 1, L, M]` or `[B or 1, H, L, M]`, True = may attend (e.g.
+        `mmjax.ops.causal_mask`); a query row with no allowed key gets zeros.
         """
         dim = x.shape[-1]
         head_dim = dim // self.heads
@@ -114,8 +125,8 @@ class MultiHeadAttention(nn.Module):
         key = project(name="key", use_bias=self.qkv_bias and self.key_bias)
         q, k, v = project(name="query")(x), key(source), project(name="value")(source)
         if self.is_mutable_collection("intermediates"):
-            self.sow("intermediates", "cls_attention", first_query_attention(q, k, key_lengths, bias))
-        out = attention(q, k, v, key_lengths=key_lengths, bias=bias, impl=self.attention_impl)
+            self.sow("intermediates", "cls_attention", first_query_attention(q, k, key_lengths, bias, mask))
+        out = attention(q, k, v, key_lengths=key_lengths, mask=mask, bias=bias, impl=self.attention_impl)
         return nn.DenseGeneral(
             dim,
             axis=(-2, -1),
@@ -183,11 +194,13 @@ class EncoderBlock(nn.Module):
         key_lengths: jax.Array | None = None,
         bias: jax.Array | None = None,
         rel_index: jax.Array | None = None,
+        mask: jax.Array | None = None,
     ) -> jax.Array:
         """`[B, L, D] -> [B, L, D]`; the residual stream stays float32.
 
         `bias` `[B or 1, H, L, L]` (a shared relative position bias) is added to every head's
         logits; `rel_index` int `[B or 1, L, L]` is needed when the block has its own table.
+        `mask` bool `[B or 1, L, L]` or `[B or 1, H, L, L]`, True = may attend.
         """
         if self.rel_pos_entries:
             if rel_index is None:
@@ -198,7 +211,7 @@ class EncoderBlock(nn.Module):
         attn = MultiHeadAttention(
             self.heads, self.qkv_bias, self.dtype, self.attention_impl, self.key_bias, name="attn"
         )
-        x = x + self._scaled(attn(y, key_lengths, bias=bias), "gamma_1").astype(x.dtype)
+        x = x + self._scaled(attn(y, key_lengths, bias=bias, mask=mask), "gamma_1").astype(x.dtype)
         y = layer_norm(self.layer_norm_eps, self.dtype, "norm2")(x)
         y = MLP(self.mlp_dim, self.dtype, name="mlp")(y)
         return x + self._scaled(y, "gamma_2").astype(x.dtype)
@@ -223,8 +236,9 @@ class _ScannedBlock(EncoderBlock):
         key_lengths: jax.Array | None = None,
         bias: jax.Array | None = None,
         rel_index: jax.Array | None = None,
+        mask: jax.Array | None = None,
     ) -> tuple[jax.Array, None]:
-        return super().__call__(x, key_lengths, bias, rel_index), None
+        return super().__call__(x, key_lengths, bias, rel_index, mask), None
 
 
 class TransformerStack(nn.Module):
@@ -260,6 +274,7 @@ class TransformerStack(nn.Module):
         key_lengths: jax.Array | None = None,
         bias: jax.Array | None = None,
         rel_index: jax.Array | None = None,
+        mask: jax.Array | None = None,
     ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, ...]]:
         """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys in every block.
 
@@ -267,6 +282,8 @@ class TransformerStack(nn.Module):
 
         `bias` `[B or 1, H, L, L]` is added to every block's attention logits (BEiT's shared
         relative position bias); `rel_index` int `[B or 1, L, L]` reads per-block tables.
+        `mask` bool `[B or 1, L, L]` or `[B or 1, H, L, L]` (True = may attend; e.g.
+        `mmjax.ops.build_attention_mask`) restricts every block's attention.
         """
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"model.remat={self.remat!r}: expected one of {sorted(REMAT_POLICIES)}")
@@ -294,15 +311,15 @@ class TransformerStack(nn.Module):
                 block,
                 variable_axes={"params": 0, "intermediates": 0},
                 split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
                 length=self.depth,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
-            x, _ = scanned(*args, name="layers")(x, key_lengths, bias, rel_index)
+            x, _ = scanned(*args, name="layers")(x, key_lengths, bias, rel_index, mask)
             return x
         kept = {}
         for i in range(self.depth):
-            x = block(*args, name=f"block_{i}")(x, key_lengths, bias, rel_index)
+            x = block(*args, name=f"block_{i}")(x, key_lengths, bias, rel_index, mask)
             kept[i + 1] = x
         return (x, tuple(kept[k] for k in self.keep)) if self.keep else x
 
