@@ -158,6 +158,12 @@ def masked_l1(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
     return masked_mean(per_patch, mask)
 
 
+def gaussian_kl(mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """`KL(N(mean, exp(logvar)) || N(0, 1))` summed over the last axis: `[..., C] -> [...]`, float32."""
+    mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
+    return 0.5 * jnp.sum(mean**2 + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
 def smooth_l1(pred: jax.Array, target: jax.Array, beta: float = 1.0) -> jax.Array:
     """torch's `smooth_l1_loss` elementwise: `0.5 d^2 / beta` if `|d| < beta`, else `|d| - 0.5 beta`."""
     diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))

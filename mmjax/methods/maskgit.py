@@ -35,8 +35,9 @@ from mmjax.generate.decode import decode
 from mmjax.generate.guidance import GUIDANCE_SCHEDULES, guided_tokens_to_logits
 from mmjax.losses import masked_mean
 from mmjax.masking.schedules import MASKGIT_SCHEDULES, ratio_mask, sample_mask_ratio
+from mmjax.methods.frozen_tokenizer import build_tokenizer, load_tokenizer, tokenizer_run, train_only
 from mmjax.methods.protocol import Batch, LoadedRun, Params, RunPart
-from mmjax.methods.registry import build_method, register_method
+from mmjax.methods.registry import register_method
 from mmjax.models.maskgit import MaskGITTransformer
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 
@@ -146,12 +147,8 @@ class MaskGIT:
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MaskGIT:
         section = dict(config.maskgit)
-        tokenizer = None
-        if config.tokenizer_config is not None:
-            tokenizer = build_method(config.tokenizer_config)
-            for name in ("tokenize", "detokenize", "vocab_size", "token_grid"):
-                if not hasattr(tokenizer, name):
-                    raise ValueError(f"tokenizer_config.method={config.tokenizer_config.method!r} has no {name!r}")
+        tokenizer = build_tokenizer(config, ("tokenize", "detokenize", "vocab_size", "token_grid"))
+        if tokenizer is not None:
             section.update(vocab_size=tokenizer.vocab_size, token_grid=tuple(tokenizer.token_grid))
         return cls(
             model_options=dataclass_from_config(ModelOptions, config.model, "model"),
@@ -221,33 +218,22 @@ class MaskGIT:
 
     def trainable(self, params: Params) -> Params:
         """The transformer trains; the tokenizer is frozen."""
-        return {name: jax.tree.map(lambda _, t=name == "transformer": t, tree) for name, tree in params.items()}
+        return train_only(params, ("transformer",))
 
     def frozen_runs(self) -> dict[str, RunPart]:
         """The tokenizer run `maskgit.tokenizer_workdir` (loaded by the trainer); {} without a tokenizer."""
-        if self.tokenizer is None:
-            return {}
-        workdir = self.options.tokenizer_workdir
-        if not workdir:
-            raise ValueError("tokenizer_config is set but maskgit.tokenizer_workdir is empty; expected a tokenizer run")
-        step = None if self.options.tokenizer_step < 0 else self.options.tokenizer_step
-        return {"tokenizer": RunPart("maskgit.tokenizer_workdir", workdir, step)}
+        return tokenizer_run(self.tokenizer, "maskgit", self.options.tokenizer_workdir, self.options.tokenizer_step)
 
     def load_frozen(self, params: Params, runs: dict[str, LoadedRun]) -> Params:
         """Fill `params["tokenizer"]` from the tokenizer run (`runs["tokenizer"]`, a fresh run only)."""
         if self.tokenizer is None:
             return params
-        workdir = self.options.tokenizer_workdir
-        _, tokenizer, loaded = runs["tokenizer"]
-        if (tokenizer.vocab_size, tuple(tokenizer.token_grid)) != (self.options.vocab_size, self.options.token_grid):
-            raise ValueError(
-                f"maskgit.tokenizer_workdir={workdir!r} has vocab {tokenizer.vocab_size}, grid {tokenizer.token_grid}; "
-                f"tokenizer_config expects {self.options.vocab_size}, {self.options.token_grid}"
-            )
-        expected = jax.tree.structure(params["tokenizer"])
-        if jax.tree.structure(loaded) != expected:
-            raise ValueError(f"maskgit.tokenizer_workdir={workdir!r}: its params do not match tokenizer_config")
-        return {**params, "tokenizer": jax.device_get(loaded)}
+        expected = (self.options.vocab_size, self.options.token_grid)
+
+        def shape_of(tokenizer):
+            return tokenizer.vocab_size, tuple(tokenizer.token_grid)
+
+        return load_tokenizer(params, runs, "maskgit", self.options.tokenizer_workdir, shape_of, expected)
 
     # --- Training ---------------------------------------------------------------------
 

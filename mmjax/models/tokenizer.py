@@ -30,11 +30,14 @@ class TokenizerModel(nn.Module):
     """ViT encoder -> `code_dim` vector per patch; `decoder_depth` blocks -> patch pixels.
 
     The decoder has the encoder's width, heads and MLP size and fixed 2-D sincos positions.
+    `latent_dim > 0` (a VAE): the encoder's `code_dim = 2 * latent_dim` channels are a posterior's
+    mean and log-variance, and the decoder reads `latent_dim` channels.
     """
 
     config: ViTConfig
     code_dim: int
     decoder_depth: int
+    latent_dim: int = 0
 
     def setup(self):
         cfg = self.config
@@ -57,8 +60,9 @@ class TokenizerModel(nn.Module):
         self.head = _dense(cfg.patch_dim, ("embed", None), "head", dtype)
 
     def __call__(self, images: jax.Array) -> jax.Array:
-        """Initialises every part: `[B, H, W, C]` -> reconstruction `[B, H, W, C]` (no quantizer)."""
-        return self.decode(self.encode(images))
+        """Initialises every part: `[B, H, W, C]` -> reconstruction `[B, H, W, C]` (no quantizer, posterior mean)."""
+        z = self.encode(images)
+        return self.decode(z[..., : self.latent_dim] if self.latent_dim else z)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """`[B, H, W, C]` -> float32 code vectors `[B, h, w, code_dim]` (before quantization)."""
@@ -67,10 +71,11 @@ class TokenizerModel(nn.Module):
         return self.to_code(tokens.astype(jnp.float32)).reshape(images.shape[0], rows, cols, self.code_dim)
 
     def decode(self, codes: jax.Array) -> jax.Array:
-        """Quantized code vectors `[B, h, w, code_dim]` -> float32 images `[B, H, W, C]`."""
+        """Quantized code vectors `[B, h, w, code_dim]` (VAE: latents `[B, h, w, latent_dim]`) -> float32
+        images `[B, H, W, C]`."""
         cfg = self.config
         batch = codes.shape[0]
-        x = self.from_code(codes.reshape(batch, cfg.num_patches, self.code_dim))
+        x = self.from_code(codes.reshape(batch, cfg.num_patches, codes.shape[-1]))
         x = x.astype(jnp.float32) + jnp.asarray(sincos_2d(cfg.grid, cfg.width))[None]
         x = self.decoder_norm(self.decoder(x))
         patches = self.head(x).astype(jnp.float32)
