@@ -12,7 +12,7 @@
 (`--reevaluate` runs the evaluation again). `eval` restores a checkpoint with the config
 stored beside it and reruns the evaluation. `export` writes a checkpoint for transformers, as
 safetensors, or as StableHLO (`mmjax.export.export_workdir`); it refuses to replace an existing
-OUT without `--force`. `sample` decodes images from a MaskGIT workdir into a PNG grid.
+OUT without `--force`. `sample` decodes images from a MaskGIT, GIVT or MAR workdir into a PNG grid.
 `summarize` prints one table over the `eval.json` of several runs. `config` checks a config the
 way `train` does before it compiles, then prints it with what the command line changed and
 what the experiment file sets away from the library's defaults; it trains nothing.

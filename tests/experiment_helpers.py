@@ -30,15 +30,20 @@ from mmjax import config as mmjax_config
 UPSTREAM_FIELD = {
     "beit": "beit.tokenizer_workdir",
     "distill": "distill.teacher_workdir",
+    "givt": "givt.tokenizer_workdir",
+    "mar": "mar.tokenizer_workdir",
     "maskgit": "maskgit.tokenizer_workdir",
 }
 UPSTREAM_RUN = {
     "beit_mnist": ("vq_mnist", None),
     "beit_vit_imagenet": ("vq_vit_imagenet", None),
+    "continuous_digits": ("continuous_digits", "stage=vae"),
     "distill_mnist": ("mae_mnist", "runlocal"),
     "distill_vit_imagenet": ("mae_vit_imagenet", None),
+    "givt_imagenet": ("givt_imagenet", "stage=vae"),
     "maskgit_digits": ("maskgit_digits", "stage=tokenizer"),
     "maskgit_imagenet": ("maskgit_imagenet", "stage=tokenizer"),
+    "mar_imagenet": ("mar_imagenet", "stage=vae"),
 }
 
 

@@ -28,6 +28,9 @@ EXPERIMENTS = {
     "jepa": "jepa_mnist",
     "grid_jepa": "ajepa_synth",
     "maskgit": "maskgit_digits",
+    "vae": ("continuous_digits", "stage=vae"),
+    "givt": ("continuous_digits", "stage=givt"),
+    "mar": ("continuous_digits", "stage=mar"),
     "mlm": "mlm_pydoc",
     "remasker": "remasker_wine",
     "videomae": "videomae_moving_digits",
@@ -60,7 +63,12 @@ def evaluated(tmp_path_factory):
     """method -> the workdir its evaluation wrote (each method at tiny size, untrained)."""
     root = tmp_path_factory.mktemp("eval_report")
     needed = {}  # the runs other methods load: a tokenizer and a teacher, one step each
-    for name, experiment, arg in (("vq_mnist", "vq_mnist", None), ("digits_vq", "maskgit_digits", "stage=tokenizer")):
+    upstream = (
+        ("vq_mnist", "vq_mnist", None),
+        ("digits_vq", "maskgit_digits", "stage=tokenizer"),
+        ("digits_vae", "continuous_digits", "stage=vae"),
+    )
+    for name, experiment, arg in upstream:
         config = load_experiment(experiment, arg)  # full size: maskgit_digits names its tokenizer's shape
         config.train.update(steps=1, batch_size=16, checkpoint_every=1, tensorboard=False)
         config.eval.update(probe=False, figure=False)
@@ -71,7 +79,9 @@ def evaluated(tmp_path_factory):
     train(teacher, str(root / "teacher"), devices=jax.devices()[:1])
     workdirs = {}
     for method, experiment in EXPERIMENTS.items():
-        config = shrink(load_experiment(experiment))
+        config = shrink(load_experiment(*experiment) if isinstance(experiment, tuple) else load_experiment(experiment))
+        if method in ("givt", "mar"):
+            config[method].tokenizer_workdir = needed["digits_vae"]
         if method == "beit":
             config.beit.tokenizer_workdir = needed["vq_mnist"]
         if method == "distill":

@@ -41,7 +41,7 @@ from mmjax.evaluate.report import announce
 from mmjax.evaluate.series import evaluate_series
 from mmjax.evaluate.tables import evaluate_tables
 from mmjax.evaluate.text import evaluate_mlm
-from mmjax.evaluate.tokenizers import tokenizer_results
+from mmjax.evaluate.tokenizers import latent_tokenizer_results, tokenizer_results
 from mmjax.methods.protocol import EvalResult
 
 Outcome = tuple[list[EvalResult], dict[str, str]]
@@ -59,6 +59,8 @@ DEFAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "grid_jepa": ("kind_probe",),
     "jepa": IMAGE_PROTOCOLS,
     "mae": IMAGE_PROTOCOLS,
+    "givt": ("generation",),
+    "mar": ("generation",),
     "maskgit": ("generation",),
     "mlm": ("text_mlm",),
     "patchtst": ("series",),
@@ -66,6 +68,7 @@ DEFAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "remasker": ("tables_imputation",),
     "simmim": IMAGE_PROTOCOLS,
     "timesbert": ("series",),
+    "vae": IMAGE_PROTOCOLS,
     "videomae": ("kind_probe",),
     "vq": IMAGE_PROTOCOLS,
 }
@@ -153,6 +156,8 @@ def tokenizer_protocol(config: Any, method: Any, params: Any, workdir: str) -> O
     if not hasattr(method, "tokenize"):
         return [], {}
     announce("tokenizer reconstruction of the test split")
+    if hasattr(method, "latent_dim"):
+        return latent_tokenizer_results(config, method, params), {}
     return tokenizer_results(config, method, params), {}
 
 

@@ -1,4 +1,4 @@
-"""`python -m mmjax sample`: generate images from a trained MaskGIT workdir and write a PNG grid.
+"""`python -m mmjax sample`: generate images from a trained generator workdir (MaskGIT, GIVT, MAR) and write a PNG grid.
 
 Run-level (it loads a workdir through `mmjax.train`), so it lives here, above the methods; the
 pure decoding that methods use is `mmjax.generate`.
@@ -31,7 +31,7 @@ def sample_workdir(
     """Generate `num` images of class `class_id` (None: one row per class) and save them as a PNG grid.
 
     Args:
-      workdir: a MaskGIT training workdir (its params hold the frozen tokenizer).
+      workdir: a MaskGIT, GIVT or MAR training workdir (its params hold the frozen tokenizer).
       num: images per class.
       class_id: the class to generate; None generates every class, one row each.
       steps, guidance: decoding steps and guidance scale (default: the config's `sample` section).
@@ -44,7 +44,9 @@ def sample_workdir(
     """
     config, method, params = load_trained(workdir, step)
     if not hasattr(method, "sampler") or not hasattr(method, "decode_images"):
-        raise ValueError(f"{workdir} holds a {config.method!r} run, which does not generate; expected maskgit")
+        raise ValueError(
+            f"{workdir} holds a {config.method!r} run, which does not generate; expected maskgit, givt or mar"
+        )
     classes = method.options.num_classes
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")

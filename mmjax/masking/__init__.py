@@ -45,6 +45,7 @@ from mmjax.masking.schedules import (
     ratio_mask,
     sample_mask_ratio,
     time_frequency_curriculum_mask,
+    truncated_normal_ratio,
 )
 from mmjax.masking.signals import (
     FrequencyMask,
@@ -123,6 +124,7 @@ __all__ = [
     "restore_with_mask_tokens",
     "running_cell_mask",
     "sample_mask_ratio",
+    "truncated_normal_ratio",
     "select_lowest",
     "simmim_mask",
     "spacetime_mask",

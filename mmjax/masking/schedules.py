@@ -79,6 +79,20 @@ def sample_mask_ratio(
     return jnp.maximum(maskgit_schedule(t, kind, num_tokens), min_ratio)
 
 
+def truncated_normal_ratio(
+    key: jax.Array, batch_size: int, min_ratio: float, *, mean: float = 1.0, std: float = 0.25
+) -> jax.Array:
+    """MAR's training ratios: `N(mean, std)` truncated to `[min_ratio, 1]` (MAR: 1.0, 0.25, min 0.7).
+
+    Returns:
+      float32 `[B]`.
+    """
+    if not 0.0 <= min_ratio < 1.0 or std <= 0:
+        raise ValueError(f"min_ratio must be in [0, 1) and std > 0, got {min_ratio}, {std}")
+    z = jax.random.truncated_normal(key, (min_ratio - mean) / std, (1.0 - mean) / std, (batch_size,))
+    return jnp.clip(mean + std * z, min_ratio, 1.0).astype(jnp.float32)
+
+
 @partial(jax.jit, static_argnames=("num_tokens",))
 def ratio_mask(key: jax.Array, num_tokens: int, ratios: jax.Array) -> Mask:
     """Hide `clip(ceil(ratio * N), 1, N)` random tokens per example, with per-example (traced) ratios.

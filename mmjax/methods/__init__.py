@@ -3,10 +3,13 @@
 from mmjax.methods import (
     audiomae,
     beit,
+    continuous,
     distill,
+    givt,
     grid_jepa,
     jepa,
     mae,
+    mar,
     maskgit,
     mlm,
     patchtst,
@@ -14,11 +17,13 @@ from mmjax.methods import (
     remasker,
     simmim,
     timesbert,
+    vae,
     videomae,
     vq,
 )
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.beit import BEiT
+from mmjax.methods.continuous import ContinuousGenerator
 from mmjax.methods.distill import Distill
 from mmjax.methods.grid_jepa import GridJEPA
 from mmjax.methods.jepa import JEPA
@@ -32,6 +37,7 @@ from mmjax.methods.registry import available_methods, build_method, register_met
 from mmjax.methods.remasker import ReMasker
 from mmjax.methods.simmim import SimMIM
 from mmjax.methods.timesbert import TimesBERT
+from mmjax.methods.vae import VAETokenizer
 from mmjax.methods.videomae import VideoMAE
 from mmjax.methods.vq import VQTokenizer
 
@@ -39,6 +45,7 @@ __all__ = [
     "MAE",
     "AudioMAE",
     "BEiT",
+    "ContinuousGenerator",
     "MaskGIT",
     "MLM",
     "Distill",
@@ -51,16 +58,20 @@ __all__ = [
     "ReMasker",
     "SimMIM",
     "TimesBERT",
+    "VAETokenizer",
     "VQTokenizer",
     "VideoMAE",
     "audiomae",
     "available_methods",
     "beit",
     "build_method",
+    "continuous",
     "distill",
+    "givt",
     "grid_jepa",
     "jepa",
     "mae",
+    "mar",
     "maskgit",
     "mlm",
     "patchtst",
@@ -69,6 +80,7 @@ __all__ = [
     "remasker",
     "simmim",
     "timesbert",
+    "vae",
     "videomae",
     "vq",
 ]

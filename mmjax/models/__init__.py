@@ -4,7 +4,10 @@ from mmjax.models import quantizers
 from mmjax.models.beit import BEiTModel
 from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
 from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
+from mmjax.models.diffusion_head import DiffusionHead
+from mmjax.models.gmm_head import GMMHead
 from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
+from mmjax.models.latent_transformer import LAYOUTS, LatentTransformer
 from mmjax.models.mae import MAEDecoder, MAEModel
 from mmjax.models.patchtst import PatchTSTModel
 from mmjax.models.pointmae import CenterEmbedding, MiniPointNet, PointMAEModel
@@ -33,6 +36,10 @@ __all__ = [
     "VIT_SIZES",
     "CenterEmbedding",
     "DecoderConfig",
+    "DiffusionHead",
+    "GMMHead",
+    "LAYOUTS",
+    "LatentTransformer",
     "EncoderBlock",
     "GridDecoderConfig",
     "GridEncoderConfig",
