@@ -1,6 +1,7 @@
 """Command line: `python -m mmjax train|eval|export|sample|summarize ...`.
 
   python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=v ...] [--reevaluate]
+                        [--restart]
   python -m mmjax eval --workdir DIR [--step N]
   python -m mmjax export --workdir DIR --format hf|hf-vit|safetensors|stablehlo --out OUT [--step N] [--force]
   python -m mmjax sample --workdir DIR [--num N] [--class C] [--steps T] [--guidance S] [--out PNG]
@@ -9,7 +10,8 @@
 
 `train` resumes when DIR already has checkpoints and ends with the configured evaluation
 (`eval.json` / `eval.md` in DIR); rerun on a finished DIR it shows the saved results
-(`--reevaluate` runs the evaluation again). `eval` restores a checkpoint with the config
+(`--reevaluate` runs the evaluation again); a DIR that holds only unfinished saves (killed while
+writing its first checkpoint) is refused unless `--restart` starts it over. `eval` restores a checkpoint with the config
 stored beside it and reruns the evaluation. `export` writes a checkpoint for transformers, as
 safetensors, or as StableHLO (`mmjax.export.export_workdir`); it refuses to replace an existing
 OUT without `--force`. `sample` decodes images from a MaskGIT, GIVT or MAR workdir into a PNG grid.
@@ -55,6 +57,9 @@ _GUIDANCE = flags.DEFINE_float("guidance", None, "sample: guidance scale (defaul
 _SEED = flags.DEFINE_integer("seed", 0, "sample: PRNG seed")
 _REEVALUATE = flags.DEFINE_bool(
     "reevaluate", False, "train: evaluate a finished run again instead of showing its saved results"
+)
+_RESTART = flags.DEFINE_bool(
+    "restart", False, "train: start from step 0 when the workdir holds only unfinished saves (a kill while saving)"
 )
 _VERBOSE = flags.DEFINE_bool("verbose", False, "show tracebacks and library warnings")
 
@@ -224,7 +229,7 @@ def train_and_evaluate(workdir: str, watcher) -> None:
     if config is None:
         raise ValueError("train needs --config experiments/<file>.py[:variant]")
     check_protocols(config.eval.protocols)  # an evaluation named wrong fails before training, not after
-    result = train(config, workdir, watcher=watcher)
+    result = train(config, workdir, watcher=watcher, restart=_RESTART.value)
     saved = load_report(workdir) if result.already_complete and not _REEVALUATE.value else None
     if saved is not None and saved["step"] == result.step:
         with open(os.path.join(workdir, REPORT_MD)) as f:

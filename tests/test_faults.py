@@ -4,7 +4,6 @@ In-process tests train `experiments/mae_digits.py` at batch 16 on one device; th
 tests run the real command line (`python -m mmjax train`), as a cluster launcher would.
 """
 
-import dataclasses
 import json
 import os
 import re
@@ -15,71 +14,21 @@ import sys
 import time
 import types
 
-import grain
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from mmjax.config import ConfigError
-from mmjax.data import DataKind, register_data_kind
-from mmjax.data.pipeline import batched_stream
-from mmjax.methods import register_method
+from mmjax.errors import user_message
 from mmjax.train import NonFiniteLossError, Preempted, load_trained, restore_state, train
 from mmjax.train import checkpoint as checkpoint_lib
 from mmjax.train.checkpoint import CheckpointRestoreError
-from mmjax.train.defaults import training_sections
+from mmjax.train.retention import Retention
 from mmjax.train.workdir import config_changes
+from tests.fault_model import tiny, vector_stream
 from tests.helpers import ROOT, load_experiment
 from tests.xla_flags import xla_flags
-
-# A model that compiles in well under a second, fed by a real grain pipeline (`batched_stream`, so its
-# iterator state is a position in examples): the loop's fault handling does not depend on the model.
-DIM = 4
-
-
-def vector_stream(data_config, global_batch_size, seed, process_index, process_count):
-    x = np.random.default_rng(0).normal(size=(512, DIM)).astype(np.float32)
-    records = [{"x": row, "y": np.float32(row.sum())} for row in x]
-    ds = grain.MapDataset.source(records)[process_index::process_count].shuffle(seed=seed).repeat(None)
-    return batched_stream(ds, global_batch_size, process_count, data_config)
-
-
-def vector_spec(data_config, batch_size):
-    return {
-        "x": jax.ShapeDtypeStruct((batch_size, DIM), jnp.float32),
-        "y": jax.ShapeDtypeStruct((batch_size,), jnp.float32),
-    }
-
-
-@dataclasses.dataclass(frozen=True)
-class Linear:
-    def init(self, rng, batch):
-        return {"w": jnp.zeros(DIM), "b": jnp.zeros(())}
-
-    def param_axes(self):
-        return {"w": P(None), "b": P()}
-
-    def loss(self, params, batch, rng, train=True):
-        loss = jnp.mean((batch["x"] @ params["w"] + params["b"] - batch["y"]) ** 2)
-        return loss, {}
-
-
-register_data_kind(DataKind("fault_vectors", vector_stream, vector_spec))
-register_method("fault_linear")(lambda config: Linear())
-
-
-def tiny(steps=6, **train_knobs):
-    """The linear model: batch 16, a log row per step, checkpoints every 3 steps, one device."""
-    config = training_sections(ml_collections.ConfigDict({"method": "fault_linear"}))
-    config.data = ml_collections.ConfigDict({"kind": "fault_vectors", "num_threads": 0})
-    config.train.update(steps=steps, batch_size=16, lr=0.05, warmup_steps=0, log_every=1, checkpoint_every=3)
-    config.train.update({"tensorboard": False, **train_knobs})
-    config.eval.update(probe=False, figure=False)
-    return config
 
 
 def one_device():
@@ -182,6 +131,97 @@ def test_the_last_good_checkpoint_survives_keep_one(tmp_path):
     shutil.rmtree(tmp_path)
     result = train(tiny(steps=8, keep_checkpoints=1, checkpoint_every=2), str(tmp_path), devices=one_device())
     assert result.step == 8 and steps_in(tmp_path / "checkpoints") == [8]
+
+
+class FakeManager:
+    """The steps a `CheckpointManager` holds, and what was deleted from them."""
+
+    def __init__(self):
+        self.steps, self.deleted = [], []
+
+    def all_steps(self):
+        return list(self.steps)
+
+    def delete(self, step):
+        self.steps.remove(step)
+        self.deleted.append(step)
+
+
+@pytest.mark.parametrize("async_save", [True, False])
+def test_keep_one_deletes_the_old_checkpoint_only_once_the_new_one_is_written(async_save):
+    # Before: confirming checkpoint 10 (step 11 trained from it) deleted 5 while 10 was still being written in
+    # the background, so a kill then left no finished checkpoint.
+    manager = FakeManager()
+    retention = Retention(manager, "unused", keep=1, async_save=async_save)
+    for step in (5, 10, 15):
+        manager.steps.append(step)
+        retention.saved(step)
+        retention.confirm_before(step + 1)
+    # asynchronous: 15 may be unwritten, so 10 stays; 5 went once 10 was surely written (the save of 15 began)
+    assert manager.steps == ([10, 15] if async_save else [15])
+    retention.all_written()  # the run waited for its saves
+    retention.prune()
+    assert manager.steps == [15]
+
+
+def worker(workdir, steps, *knobs):
+    """`tests.fault_model` as its own process: the linear model trained by `mmjax.train.train` on one device."""
+    env = {**os.environ, "XLA_FLAGS": xla_flags(1), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "tests.fault_model", str(workdir), str(steps), *knobs]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.promise
+def test_keep_one_with_background_saves_survives_kills_at_twelve_moments(tmp_path):
+    # keep_checkpoints=1, a save every 2 steps in the background. Each life is killed a little later after its
+    # first new checkpoint (0 to 0.17 s: inside a save, between saves, during a delete). Every kill must leave a
+    # finished checkpoint equal to the straight run's at that step, and the run must end bitwise equal to it.
+    # Before: 8 of 12 kills left none, and the rerun began again at step 0 with exit status 0.
+    steps, knobs = 600, ("checkpoint_every=2", "keep_checkpoints=1", "log_every=10000")
+    straight = worker(tmp_path / "straight", steps, "checkpoint_every=2", "keep_checkpoints=1000", "log_every=10000")
+    run, copies, kept = tmp_path / "killed", tmp_path / "copies", []
+    for moment in range(12):
+        before = max(steps_in(run / "checkpoints"), default=0)
+        proc = worker(run, steps, *knobs)
+        deadline = time.time() + 120
+        newest = before
+        while time.time() < deadline and proc.poll() is None and newest <= before:
+            time.sleep(0.005)
+            newest = max(steps_in(run / "checkpoints"), default=0)
+        time.sleep(0.015 * moment)
+        assert proc.poll() is None, proc.stdout.read()
+        proc.kill()
+        out = proc.communicate()[0]
+        assert before == 0 or f"resumed from step {before}" in out, out
+        finished = steps_in(run / "checkpoints")
+        assert finished, f"kill {moment} left no finished checkpoint: {os.listdir(run / 'checkpoints')}"
+        kept.append(finished[-1])
+        shutil.copytree(run / "checkpoints" / str(kept[-1]), copies / "checkpoints" / str(kept[-1]), dirs_exist_ok=True)
+    last = worker(run, steps, *knobs)
+    out = last.communicate(timeout=300)[0]
+    assert last.returncode == 0 and f"resumed from step {kept[-1]}" in out and f"done at step {steps}" in out, out
+    assert straight.wait(timeout=300) == 0, straight.stdout.read()
+    for step in [*sorted(set(kept)), steps]:  # what each restart resumed from, and the end: the straight run's
+        killed = load_trained(str(copies if step < steps else run), step, devices=one_device())[2]
+        same(load_trained(str(tmp_path / "straight"), step, devices=one_device())[2], killed)
+    assert steps_in(run / "checkpoints") == [steps]
+
+
+def test_a_workdir_with_only_unfinished_saves_is_not_silently_started_over(tmp_path, capsys):
+    # A run killed while writing its first checkpoint: orbax's temporary folder is all there is. Before: the
+    # rerun removed it and trained from step 0 with exit status 0 and no word.
+    train(tiny(steps=3), str(tmp_path), devices=one_device())
+    (tmp_path / "checkpoints" / "3").rename(tmp_path / "checkpoints" / f"3{checkpoint_lib.TMP_SUFFIX}")
+    with pytest.raises(checkpoint_lib.InterruptedSavesError) as caught:
+        train(tiny(steps=6), str(tmp_path), devices=one_device())
+    message = user_message(caught.value)
+    assert "no finished checkpoint, only the unfinished save of step 3" in message and "--restart" in message
+    assert str(tmp_path / "checkpoints") in message and "\n" not in message
+    assert os.listdir(tmp_path / "checkpoints") == [f"3{checkpoint_lib.TMP_SUFFIX}"]  # nothing removed
+    capsys.readouterr()
+    result = train(tiny(steps=6), str(tmp_path), devices=one_device(), restart=True)
+    assert result.step == 6 and "removed the unfinished save of step 3" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "6"]  # the new run's
 
 
 # --- 5. A damaged newest checkpoint: reported, moved aside, the one before it resumed ----------------------------

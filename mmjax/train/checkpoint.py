@@ -35,8 +35,38 @@ class CheckpointRestoreError(RuntimeError):
     """No checkpoint of a workdir could be restored; none was moved."""
 
 
+class InterruptedSavesError(RuntimeError):
+    """A workdir holds only unfinished saves: starting again from step 0 would discard them unasked."""
+
+
+TMP_SUFFIX = ".orbax-checkpoint-tmp"  # what orbax appends to a step folder until its save is committed
+
+
 def _root(workdir: str) -> epath.Path:
     return epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
+
+
+def interrupted_saves(workdir: str) -> tuple[list[int], list[int]]:
+    """`(finished steps, steps of unfinished saves)` on disk, read before a writing manager opens
+    the directory (it removes the unfinished ones)."""
+    folder = _root(workdir) / "checkpoints"
+    names = [p.name for p in folder.iterdir()] if folder.exists() else []
+    finished = sorted(int(n) for n in names if n.isdigit())
+    unfinished = sorted({int(m.group(1)) for n in names if (m := re.fullmatch(rf"(\d+){re.escape(TMP_SUFFIX)}.*", n))})
+    return finished, unfinished
+
+
+def check_restartable(workdir: str, restart: bool) -> list[int]:
+    """The steps of unfinished saves in `workdir`; raises `InterruptedSavesError` when they are all
+    it holds and `restart` is False (a fresh start would silently throw the run away)."""
+    finished, unfinished = interrupted_saves(workdir)
+    if unfinished and not finished and not restart:
+        raise InterruptedSavesError(
+            f"{_root(workdir) / 'checkpoints'} holds no finished checkpoint, only the unfinished save of step "
+            f"{', '.join(map(str, unfinished))} (the run was killed while saving): nothing can be resumed. "
+            "Pass --restart to train again from step 0, which removes it"
+        )
+    return unfinished
 
 
 def checkpoint_manager(workdir: str, async_save: bool = True, read_only: bool = False) -> ocp.CheckpointManager:

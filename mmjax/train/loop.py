@@ -238,6 +238,7 @@ def train(
     data_iterator: Iterator | None = None,
     devices: list[jax.Device] | None = None,
     watcher: PreemptionWatcher | None = None,
+    restart: bool = False,
 ) -> TrainResult:
     """Train `config.method` per `config.train`, resuming from `workdir` when it has checkpoints.
 
@@ -250,10 +251,13 @@ def train(
       devices: the devices of the mesh (default: all).
       watcher: a `PreemptionWatcher` already installed by the caller (the command line installs
         one before anything else, so a SIGTERM during start-up is caught); default: one of its own.
+      restart: start from step 0 when the workdir holds only unfinished saves (a run killed while
+        writing its first checkpoints); without it that is refused.
 
     Raises:
       ConfigError: a knob, or a config that does not fit the workdir's checkpoint (nothing written).
       WorkdirBusyError: another run holds the workdir.
+      InterruptedSavesError: the workdir holds only unfinished saves and `restart` is False.
       NonFiniteLossError: a NaN / Inf stopped the run (no non-finite state was saved).
       Preempted: SIGTERM; the checkpoint of the step named is saved (exit status 42).
     """
@@ -265,10 +269,10 @@ def train(
         elif started:
             watcher.reinstall()
         stack.enter_context(WorkdirLock(workdir, enabled=distributed.is_chief()))
-        return _train(config, workdir, data_iterator, devices, watcher)
+        return _train(config, workdir, data_iterator, devices, watcher, restart)
 
 
-def _train(config, workdir, data_iterator, devices, watcher) -> TrainResult:
+def _train(config, workdir, data_iterator, devices, watcher, restart) -> TrainResult:
     tc = config.train
     # --- Method and mesh --------------------------------------------------------------
     method = build_method(config)
@@ -289,6 +293,7 @@ def _train(config, workdir, data_iterator, devices, watcher) -> TrainResult:
     train_step = make_train_step(config, method, optimizer, schedule, state_shardings, mesh)
 
     # --- Resume: the newest checkpoint that restores and fits this config ----------------
+    unfinished = checkpoint.check_restartable(workdir, restart)  # before the manager removes them
     manager = checkpoint.checkpoint_manager(workdir, tc.async_checkpoints)
     try:
         resumed = _resume(manager, workdir, run_config, abstract, data if data_iterator is None else None)
@@ -297,6 +302,8 @@ def _train(config, workdir, data_iterator, devices, watcher) -> TrainResult:
         if distributed.is_chief():  # the run starts: only now is the workdir's config written
             checkpoint.write_config(workdir, run_config)
             truncate_metrics(workdir, start)
+        if unfinished:
+            _say(f"removed the unfinished save of step {', '.join(map(str, unfinished))} (stopped while writing)")
         if resumed is not None:
             _say(f"resumed from step {start} in {workdir}")
         if start >= tc.steps:
@@ -310,7 +317,13 @@ def _train(config, workdir, data_iterator, devices, watcher) -> TrainResult:
             data=data,
             saved_iterator=data if data_iterator is None else None,
             manager=manager,
-            retention=Retention(manager, workdir, tc.keep_checkpoints, unconfirmed=() if resumed is None else (start,)),
+            retention=Retention(
+                manager,
+                workdir,
+                tc.keep_checkpoints,
+                unconfirmed=() if resumed is None else (start,),
+                async_save=tc.async_checkpoints,
+            ),
             watcher=watcher,
         )
         return _loop(run, train_step, state, start)
@@ -412,6 +425,7 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
         if pending is not None:
             settle(*pending)
         run.manager.wait_until_finished()
+        retention.all_written()
         retention.confirm_before(tc.steps + 1)  # the last state is finite and nothing trains from it here
     except (Preempted, NonFiniteLossError):
         raise
