@@ -1,18 +1,25 @@
 """Feature distillation: the teacher comes from a finished run and stays frozen; losses on the right tokens."""
 
+import os
+import shutil
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mmjax.data import presets
+from mmjax.export import export_workdir, load_encoder, load_feature_extractor
 from mmjax.methods import distill
-from mmjax.train import build_method, checkpoint, load_frozen, load_trained
+from mmjax.train import build_method, checkpoint, load_frozen, load_trained, train
 from mmjax.train.defaults import training_sections
 from mmjax.train.loop import config_as_dict, create_state
 from mmjax.train.mesh import make_mesh
 from tests.feature_helpers import digit_images, run_steps
-from tests.helpers import load_experiment
+from tests.helpers import ROOT, load_experiment
+from tests.xla_flags import xla_flags
 
 STEPS = 20
 
@@ -147,3 +154,32 @@ def test_student_features_ignore_the_teacher(method, params, images):
     other = {**params, "teacher": jax.tree.map(jnp.zeros_like, params["teacher"])}
     np.testing.assert_array_equal(features(params), features(other))
     assert features(params).shape == (images.shape[0], 16)
+
+
+def test_a_student_resumes_evaluates_and_exports_after_its_teacher_is_deleted(teacher_dir, tmp_path, capsys):
+    # The student's checkpoints hold the teacher's parameters, and its workdir keeps the teacher's config
+    # (read_runs.json). Before: with the teacher's workdir gone, resume, eval and export all failed on its
+    # missing config.json.
+    teacher, student = tmp_path / "teacher", str(tmp_path / "student")
+    shutil.copytree(teacher_dir, teacher)
+    config = student_config(str(teacher))
+    config.train.update(steps=4, checkpoint_every=2, batch_size=16, log_every=2, tensorboard=False)
+    config.eval.update(probe_steps=5, figure=False, batch_size=256)
+    train(config, student, devices=jax.devices()[:1])
+    shutil.rmtree(teacher)
+    config.train.steps = 6
+    capsys.readouterr()
+    result = train(config, student, devices=jax.devices()[:1])
+    assert result.step == 6 and "resumed from step 4" in capsys.readouterr().out
+    env = {**os.environ, "XLA_FLAGS": xla_flags(1), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "mmjax", "eval", "--workdir", student]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "linear probe" in done.stdout, done.stdout + done.stderr
+    _, method, params = load_trained(student, devices=jax.devices()[:1])
+    images = digit_images(4)
+    for fmt in ("safetensors", "stablehlo"):
+        export_workdir(student, fmt, tmp_path / fmt)
+    _, encoder = load_encoder(tmp_path / "safetensors")
+    assert "mask_token" not in encoder  # the student's training-only mask token is left out
+    extract = load_feature_extractor(tmp_path / "stablehlo")
+    np.testing.assert_allclose(extract(np.asarray(images)), method.features(params, images), atol=1e-5)

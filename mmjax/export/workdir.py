@@ -6,11 +6,12 @@ import os
 
 import jax
 
-from mmjax.export.encoder import save_encoder
+from mmjax.export.encoder import encoder_param_shapes, save_encoder
 from mmjax.export.hf_vit import save_hf_vit
 from mmjax.export.hf_vitmae import save_hf_vitmae
 from mmjax.export.stablehlo import save_stablehlo
 from mmjax.methods.mae import MAE
+from mmjax.models.config import ViTConfig
 from mmjax.train.loop import load_trained
 
 FORMATS = ("hf", "hf-vit", "safetensors", "stablehlo")
@@ -36,7 +37,8 @@ def export_workdir(
     Every format is written to a temporary directory and renamed to `out` at the end.
 
     Raises:
-      ValueError: unknown format, or a method other than MAE.
+      ValueError: unknown format; `hf` for a method other than MAE; a method without an `encoder`
+        hook (the `ViTEncoder` its features come from).
       FileExistsError: `out` exists and `force` is False (checked before loading the checkpoint).
     """
     if format not in FORMATS:
@@ -44,13 +46,26 @@ def export_workdir(
     if os.path.lexists(out) and not force:
         raise FileExistsError(f"export output {os.path.abspath(out)} already exists; pass --force to replace it")
     config, method, params = load_trained(os.fspath(workdir), step)
-    if not isinstance(method, MAE):
-        raise ValueError(f"export supports the 'mae' method; {workdir}/config.json has method={config.method!r}")
+    if format == "hf" and not isinstance(method, MAE):
+        raise ValueError(
+            f"--format hf writes ViTMAEForPreTraining, for the 'mae' method; {workdir} has method={config.method!r} "
+            "(--format hf-vit, safetensors or stablehlo write its encoder)"
+        )
+    if not hasattr(method, "encoder"):
+        raise ValueError(f"export: the {config.method!r} method of {workdir} has no ViT encoder to export yet")
     params = jax.device_get(params)
     if format == "hf":
         return save_hf_vitmae(method, params, out, force)
+    model_config, encoder = method.encoder(params)
+    encoder = encoder_only(model_config, encoder)
     if format == "hf-vit":
-        return save_hf_vit(method.model_config, params["encoder"], out, force)
+        return save_hf_vit(model_config, encoder, out, force)
     if format == "safetensors":
-        return save_encoder(method.model_config, params["encoder"], out, force)
-    return save_stablehlo(method.model_config, params["encoder"], out, pool=pool, force=force)
+        return save_encoder(model_config, encoder, out, force)
+    return save_stablehlo(model_config, encoder, out, pool=pool, force=force)
+
+
+def encoder_only(config: ViTConfig, params: dict) -> dict:
+    """`params` without what training alone uses (the mask token of an encoder that took hidden patches)."""
+    declared = encoder_param_shapes(config)
+    return {k: v for k, v in params.items() if any(name == k or name.startswith(f"{k}/") for name in declared)}

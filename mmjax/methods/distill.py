@@ -224,6 +224,10 @@ class Distill:
         loss = feature_loss(pred, target, weights, self.options.loss, self.options.smooth_l1_beta)
         return loss, {"loss": loss, "mask_ratio": jnp.mean(mask.mask.astype(jnp.float32))}
 
+    def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
+        """The student's `ViTEncoder` (what `features` runs; the teacher is not exported)."""
+        return self.model_config, params["student"]["encoder"]
+
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """The student's unmasked encoder: `cls` / `mean` `[B, D]`, or `tokens` `[B, 1 + N, D]`."""
         tokens = self.student.apply({"params": params["student"]}, images, method=FeatureStudent.encode)

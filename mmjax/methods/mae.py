@@ -479,6 +479,10 @@ class MAE:
             pred, self._images(batch), mask.mask, self.model_config, norm_pix=self.norm_pix_loss
         )
 
+    def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
+        """The `ViTEncoder` that `features` runs, for export."""
+        return self.model_config, params["encoder"]
+
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """Encoder features of whole (unmasked) images.
 

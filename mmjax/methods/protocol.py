@@ -94,6 +94,10 @@ class Method(Protocol):
     right shape) declares it at registration, `register_method(name, reads=...)`
     (`mmjax.methods.registry`); `mmjax.train.build_method` reads those configs.
 
+    Export reads one hook when present: `encoder(params) -> (ViTConfig, encoder params)`, the
+    `mmjax.models.vit.ViTEncoder` whose tokens `features` pools (`python -m mmjax export`
+    writes it as safetensors, a StableHLO feature extractor or an HF `ViTModel`).
+
     Evaluation is not a method hook: `mmjax.evaluate.protocols` names the end-of-run
     evaluations (`eval.protocols`, default per method) and runs them against the method's
     public functions (`features`, `reconstruct`, `tokenize`, `impute`, ...).

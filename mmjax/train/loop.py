@@ -47,7 +47,7 @@ from mmjax.train.metrics import MetricWriter, Progress, duration
 from mmjax.train.optimizer import decay_mask, make_optimizer, weight_decay_schedule
 from mmjax.train.preemption import Preempted, PreemptionWatcher
 from mmjax.train.retention import Retention
-from mmjax.train.runs import build_method
+from mmjax.train.runs import build_method, keep_run_configs
 from mmjax.train.state import TrainState
 from mmjax.train.validate import check_batch_divides, check_runtime_config
 from mmjax.train.workdir import WorkdirLock, check_resumable, truncate_metrics
@@ -275,7 +275,7 @@ def train(
 def _train(config, workdir, data_iterator, devices, watcher, restart) -> TrainResult:
     tc = config.train
     # --- Method and mesh --------------------------------------------------------------
-    method = build_method(config)
+    method = build_method(config, workdir)
     mesh = make_mesh(config.mesh.to_dict(), devices)
     check_batch_divides(tc.batch_size, mesh.shape["data"] * mesh.shape["fsdp"], jax.process_count())
     run_config = config_as_dict(config)
@@ -301,6 +301,7 @@ def _train(config, workdir, data_iterator, devices, watcher, restart) -> TrainRe
         start = int(jax.device_get(state.step))
         if distributed.is_chief():  # the run starts: only now is the workdir's config written
             checkpoint.write_config(workdir, run_config)
+            keep_run_configs(workdir, config)
             truncate_metrics(workdir, start)
         if unfinished:
             _say(f"removed the unfinished save of step {', '.join(map(str, unfinished))} (stopped while writing)")
@@ -504,7 +505,7 @@ def restore_state(
                 mesh_shape(sizes, len(jax.devices() if devices is None else devices))
             except ValueError:
                 sizes = {"data": -1}  # the saved mesh does not fit these devices
-            method = build_method(config)
+            method = build_method(config, workdir)
             init_state, shardings, _, _ = create_state(config, method, make_mesh(sizes, devices))
             return config, method, checkpoint.restore(manager, at, abstract_state(init_state, shardings))
 
