@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmjax.errors import user_message
 from mmjax.evaluate.sampling import sample_workdir
 from mmjax.train import load_trained, train
 from tests.helpers import load_experiment
@@ -69,3 +70,19 @@ def test_a_generator_refuses_a_vae_of_another_shape(vae_run, tmp_path):
     ):
         train(config, str(tmp_path / "mar"))
     assert not list((tmp_path / "mar" / "checkpoints").glob("*"))  # no step was written
+
+
+def test_a_generator_refuses_a_run_of_another_method_and_leaves_nothing(vae_run, tmp_path):
+    # Before: "'MAE' object has no attribute 'latent_dim'", and `.lock` with an empty checkpoints/ left behind.
+    vae_config, _ = vae_run
+    mae_workdir = str(tmp_path / "mae")
+    train(shrink(load_experiment("mae_digits"), steps=1), mae_workdir)
+    config = shrink(load_experiment("continuous_digits", "stage=mar"), steps=1)
+    config.tokenizer_config.model = vae_config.model
+    config.tokenizer_config.vae = vae_config.vae
+    config.mar.tokenizer_workdir = mae_workdir
+    with pytest.raises(ValueError) as caught:
+        train(config, str(tmp_path / "mar"))
+    message = user_message(caught.value)
+    assert f"mar.tokenizer_workdir={mae_workdir!r} holds a 'mae' run" in message and "VAETokenizer" in message
+    assert not (tmp_path / "mar").exists()

@@ -81,12 +81,34 @@ def write_report(
 
 
 def load_report(workdir: str) -> dict[str, Any] | None:
-    """`workdir/eval.json` as a dict with `EvalResult` rows, or None when there is none."""
+    """`workdir/eval.json` as a dict with `EvalResult` rows, or None when there is none.
+
+    Raises:
+      ValueError: the file is not an evaluation report (unparsable, or rows with unknown or missing
+        fields), in one line naming it.
+    """
     path = epath.Path(workdir) / REPORT_JSON
     if not path.exists():
         return None
-    report = json.loads(path.read_text())
-    report["results"] = [EvalResult(**r) for r in report["results"]]
+    try:
+        report = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); rerun `python -m mmjax eval --workdir {workdir}`"
+        ) from None
+    fields = {f.name for f in dataclasses.fields(EvalResult)}
+    required = {f.name for f in dataclasses.fields(EvalResult) if f.default is dataclasses.MISSING}
+    rows = report.get("results") if isinstance(report, dict) else None
+    if not isinstance(rows, list) or not {"method", "step"} <= set(report):
+        raise ValueError(f"{path} is not an mmjax evaluation report (expected keys method, step, results)")
+    for i, row in enumerate(rows):
+        keys = set(row) if isinstance(row, dict) else set()
+        if not isinstance(row, dict) or keys - fields or required - keys:
+            raise ValueError(
+                f"{path}: results[{i}] has keys {sorted(keys)}; expected {sorted(required)} "
+                f"and optionally {sorted(fields - required)}"
+            )
+    report["results"] = [EvalResult(**r) for r in rows]
     return report
 
 

@@ -106,6 +106,11 @@ class TableCodec:
         unknown = [c for c in categorical if c not in columns]
         if unknown:
             raise ValueError(f"categorical={categorical}: {unknown} are not columns of X; columns are {columns}")
+        if not columns or not len(_column(table, columns[0])):
+            raise ValueError(
+                f"X is empty ({len(_column(table, columns[0])) if columns else 0} rows, {len(columns)} "
+                "columns): nothing to fit"
+            )
         categories, mean, std = {}, {}, {}
         for name in columns:
             column = _column(table, name)
@@ -117,8 +122,7 @@ class TableCodec:
                 continue
             values = _numeric(column, name)
             _check_finite(values, name)
-            mean[name] = float(np.nanmean(values))
-            spread = float(np.nanstd(values))
+            mean[name], spread = _moments(values)
             std[name] = spread if spread > 0 else 1.0
         return cls(tuple(columns), categories, mean, std, is_dataframe(table))
 
@@ -197,6 +201,16 @@ class TableCodec:
             else:
                 out[missing, name] = fill[missing]
         return out
+
+
+def _moments(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of the observed values, computed on values divided by their largest
+    magnitude: finite for any finite column (squares of 1e200 overflow float64)."""
+    scale = float(np.nanmax(np.abs(values)))
+    if scale == 0.0:
+        return 0.0, 0.0
+    scaled = values / scale
+    return float(np.nanmean(scaled)) * scale, float(np.nanstd(scaled)) * scale
 
 
 def _check_finite(values: np.ndarray, name: Any) -> None:

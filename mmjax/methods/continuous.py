@@ -279,7 +279,9 @@ class ContinuousGenerator:
             return tokenizer.latent_dim, tuple(tokenizer.token_grid)
 
         expected = (self.latent_dim, self.options.token_grid)
-        return load_tokenizer(params, runs, self.section, self.options.tokenizer_workdir, shape_of, expected)
+        return load_tokenizer(
+            params, runs, self.section, self.options.tokenizer_workdir, shape_of, expected, self.tokenizer
+        )
 
     # --- Training ---------------------------------------------------------------------
 

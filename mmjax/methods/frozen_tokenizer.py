@@ -42,15 +42,27 @@ def tokenizer_run(tokenizer: Any, section: str, workdir: str, step: int) -> dict
 
 
 def load_tokenizer(
-    params: Params, runs: dict[str, LoadedRun], section: str, workdir: str, shape_of: Any, expected: tuple
+    params: Params,
+    runs: dict[str, LoadedRun],
+    section: str,
+    workdir: str,
+    shape_of: Any,
+    expected: tuple,
+    built: Any,
 ) -> Params:
     """`params` with `params["tokenizer"]` replaced by the loaded run's (host-side).
 
     Args:
       shape_of: `tokenizer -> tuple`, what must agree with the config (vocab and grid, latent size ...).
       expected: that tuple for `tokenizer_config`.
+      built: the tokenizer built from `tokenizer_config`; the run must be of its method.
     """
-    _, tokenizer, loaded = runs["tokenizer"]
+    config, tokenizer, loaded = runs["tokenizer"]
+    if type(tokenizer) is not type(built):
+        raise ValueError(
+            f"{section}.tokenizer_workdir={workdir!r} holds a {config.method!r} run; tokenizer_config describes a "
+            f"{type(built).__name__} run"
+        )
     if shape_of(tokenizer) != expected:
         raise ValueError(
             f"{section}.tokenizer_workdir={workdir!r} has (vocab or channels, grid) {shape_of(tokenizer)}; "

@@ -233,7 +233,9 @@ class MaskGIT:
         def shape_of(tokenizer):
             return tokenizer.vocab_size, tuple(tokenizer.token_grid)
 
-        return load_tokenizer(params, runs, "maskgit", self.options.tokenizer_workdir, shape_of, expected)
+        return load_tokenizer(
+            params, runs, "maskgit", self.options.tokenizer_workdir, shape_of, expected, self.tokenizer
+        )
 
     # --- Training ---------------------------------------------------------------------
 

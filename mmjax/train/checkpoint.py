@@ -10,11 +10,13 @@ decided by `mmjax.train.retention`. A checkpoint that cannot be used is moved as
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grain
@@ -88,11 +90,37 @@ def checkpoint_manager(workdir: str, async_save: bool = True, read_only: bool = 
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_iterator: Any, config: dict) -> None:
-    """Save (asynchronously when enabled) at `step`; `data_iterator` None saves no data state."""
+    """Save (asynchronously when enabled) at `step`; `data_iterator` None saves no data state.
+
+    A failed write (this save's, or the previous one's in the background) is an `OSError` naming
+    the checkpoints folder (a full disk says which disk).
+    """
     args = {"state": ocp.args.StandardSave(state), "config": ocp.args.JsonSave(config)}
     if data_iterator is not None:
         args["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-    manager.save(step, args=ocp.args.Composite(**args))
+    with _named_failures(manager):
+        manager.save(step, args=ocp.args.Composite(**args))
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+    """Wait for the save in the background; its failure named as `save` names one."""
+    with _named_failures(manager):
+        manager.wait_until_finished()
+
+
+@contextlib.contextmanager
+def _named_failures(manager: ocp.CheckpointManager) -> Iterator[None]:
+    try:
+        yield
+    except Exception as err:
+        silence_abandoned_reads()  # the failed write leaves orbax's coroutines to end in tracebacks
+        text = f"{err} {describe_failure(err)}"
+        full = getattr(err, "errno", None) == errno.ENOSPC or "No space left on device" in text
+        if full:  # tensorstore says so in a ValueError of several hundred characters
+            raise OSError(errno.ENOSPC, "No space left on device", os.fspath(manager.directory)) from None
+        if isinstance(err, OSError) and err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), os.fspath(manager.directory)) from None
+        raise
 
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any, data_iterator: Any = None) -> Any:

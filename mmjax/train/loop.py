@@ -299,16 +299,13 @@ def _train(config, workdir, data_iterator, devices, watcher, restart) -> TrainRe
         resumed = _resume(manager, workdir, run_config, abstract, data if data_iterator is None else None)
         state = init_state() if resumed is None else resumed[1]
         start = int(jax.device_get(state.step))
-        if distributed.is_chief():  # the run starts: only now is the workdir's config written
-            checkpoint.write_config(workdir, run_config)
-            keep_run_configs(workdir, config)
-            truncate_metrics(workdir, start)
         if unfinished:
             _say(f"removed the unfinished save of step {', '.join(map(str, unfinished))} (stopped while writing)")
         if resumed is not None:
             _say(f"resumed from step {start} in {workdir}")
         if start >= tc.steps:
             _say(f"the run in {workdir} is complete (step {start}, train.steps={tc.steps}); nothing to train")
+            _record_start(config, workdir, start)
             return TrainResult(start, state, [], method, mesh, already_complete=True)
         run = _Run(
             config=config,
@@ -329,8 +326,17 @@ def _train(config, workdir, data_iterator, devices, watcher, restart) -> TrainRe
         )
         return _loop(run, train_step, state, start)
     finally:
-        manager.wait_until_finished()
+        checkpoint.wait(manager)
         manager.close()
+
+
+def _record_start(config: ml_collections.ConfigDict, workdir: str, start: int) -> None:
+    """The run has started (or found itself complete): write its config and the configs of the runs it read,
+    and cut `metrics.jsonl` back to `start`. Not before: a run stopped during start-up changes no file."""
+    if distributed.is_chief():
+        checkpoint.write_config(workdir, config_as_dict(config))
+        keep_run_configs(workdir, config)
+        truncate_metrics(workdir, start)
 
 
 @dataclasses.dataclass
@@ -367,6 +373,7 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
     if watcher.agree_now():  # a SIGTERM during start-up: nothing new to save
         _say(f"preempted during start-up: the workdir is as it was (step {start}); exiting with status 42")
         raise Preempted(start)
+    _record_start(config, run.workdir, start)
 
     # --- Loop ---------------------------------------------------------------------------
     writer = MetricWriter(run.workdir, tensorboard=tc.tensorboard)
@@ -425,7 +432,7 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
                 raise Preempted(step)
         if pending is not None:
             settle(*pending)
-        run.manager.wait_until_finished()
+        checkpoint.wait(run.manager)
         retention.all_written()
         retention.confirm_before(tc.steps + 1)  # the last state is finite and nothing trains from it here
     except (Preempted, NonFiniteLossError):

@@ -1,8 +1,9 @@
 """A training workdir that a rerun cannot damage: one trainer at a time, and only a config that fits.
 
 - `WorkdirLock`: an advisory lock (`flock`) on `workdir/.lock`, held by process 0 for the
-  whole run. The operating system drops it when the process dies, so a crashed or killed run
-  never leaves it stuck. Buckets (`gs://...`) have no locks; there it is skipped.
+  whole run and removed as it ends (with an empty `checkpoints/`, and the workdir itself if the
+  run made it and wrote nothing). The operating system drops the lock when the process dies, so
+  a crashed or killed run never leaves it stuck. Buckets (`gs://...`) have no locks; there it is skipped.
 - `check_resumable`: the config of a rerun against the config stored with the checkpoint it
   would resume. Only runtime knobs (`RESUMABLE`) may differ; anything else (model, method,
   data, seed) would not fit the checkpoint or would change what it means, and is refused in
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -62,21 +64,30 @@ class WorkdirLock:
         folder = os.path.dirname(self.path)
         self._made_folder = not os.path.exists(folder)
         os.makedirs(folder, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the run
+        while True:
+            handle = open(self.path, "a+")  # noqa: SIM115 - held open for the run
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise WorkdirBusyError(
+                    f"workdir {folder} is in use by another run ({holder}); "
+                    "wait for it to end or pass another --workdir"
+                ) from None
+            if _same_file(handle, self.path):
+                break
+            handle.close()  # the run before removed this lock file as it ended: lock the new one
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise WorkdirBusyError(
-                f"workdir {os.path.dirname(self.path)} is in use by another run ({holder}); "
-                "wait for it to end or pass another --workdir"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        handle.flush()
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.flush()
+        except OSError as err:  # a full disk: name the file
+            with contextlib.suppress(OSError):  # closing flushes the same bytes again
+                handle.close()
+            raise OSError(err.errno, err.strerror, self.path) from None
         self._file = handle
         return self
 
@@ -84,11 +95,22 @@ class WorkdirLock:
         if self._file is None:
             return
         folder = os.path.dirname(self.path)
-        if self._made_folder and os.listdir(folder) == [".lock"]:  # a run that wrote nothing leaves nothing
-            os.remove(self.path)
+        os.remove(self.path)  # while still held: a waiting run then locks a new file (`_same_file`)
+        checkpoints = os.path.join(folder, "checkpoints")
+        if os.path.isdir(checkpoints) and not os.listdir(checkpoints):  # a run that failed before its first save
+            os.rmdir(checkpoints)
+        if self._made_folder and not os.listdir(folder):  # a run that wrote nothing leaves nothing
             os.rmdir(folder)
         self._file.close()  # closing releases the lock
         self._file = None
+
+
+def _same_file(handle: Any, path: str) -> bool:
+    """Whether the open `handle` is still the file at `path` (not one removed since it was opened)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 ABSENT = "<absent>"
