@@ -7,6 +7,8 @@ line, naming the file, field or path it is about.
 import json
 import os
 import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -17,10 +19,12 @@ from mmjax.evaluate.report import summarize
 from mmjax.files import write_text_atomic
 from mmjax.impute import MaskedImputer
 from mmjax.impute.table import TableCodec
-from mmjax.train import Preempted, train
+from mmjax.train import Preempted, restore_state, train
 from mmjax.train.preemption import PreemptionWatcher
 from mmjax.train.workdir import WorkdirBusyError, WorkdirLock
 from tests.fault_model import tiny
+from tests.helpers import ROOT
+from tests.xla_flags import xla_flags
 
 
 def one_device():
@@ -163,3 +167,24 @@ def test_a_full_disk_is_named_in_one_line_and_resuming_on_it_names_the_file(smal
     with pytest.raises(OSError) as caught:  # a rerun on the full disk: the lock file cannot be written
         train(tiny(steps=300, checkpoint_every=1, keep_checkpoints=1000), str(run), devices=one_device())
     assert "No space left on device" in user_message(caught.value) and str(run) in user_message(caught.value)
+
+
+def test_eval_reads_a_run_that_keeps_one_checkpoint_while_it_trains(tmp_path):
+    # Before: `eval` during a keep_checkpoints=1 run often found no finished checkpoint ("is it a training
+    # workdir?"), or read one that the run deleted under it.
+    run = tmp_path / "run"
+    env = {**os.environ, "XLA_FLAGS": xla_flags(1), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "tests.fault_model", str(run), "100000", "checkpoint_every=1", "keep_checkpoints=1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not steps_in(run / "checkpoints") and time.time() < deadline:
+            time.sleep(0.01)
+        seen = []
+        for _ in range(12):
+            assert proc.poll() is None, proc.stdout.read()
+            seen.append(int(restore_state(str(run), devices=one_device(), say=lambda _: None)[2].step))
+        assert len(set(seen)) > 3 and seen == sorted(seen)  # read while the run went on
+    finally:
+        proc.kill()
+        proc.wait()

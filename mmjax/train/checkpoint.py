@@ -89,6 +89,27 @@ def checkpoint_manager(workdir: str, async_save: bool = True, read_only: bool = 
     )
 
 
+def open_for_reading(workdir: str, tries: int = 5) -> ocp.CheckpointManager:
+    """A read-only manager of `workdir/checkpoints`. Listing stats every step folder, which a run
+    still training may delete meanwhile (`train.keep_checkpoints`): then it lists again."""
+    for left in reversed(range(tries)):
+        try:
+            return checkpoint_manager(workdir, async_save=False, read_only=True)
+        except FileNotFoundError:
+            if not left:
+                raise
+    raise AssertionError("unreachable")
+
+
+def steps_on_disk(workdir: str) -> list[int]:
+    """The finished checkpoints of `workdir`, listed now."""
+    manager = open_for_reading(workdir)
+    try:
+        return list(manager.all_steps())
+    finally:
+        manager.close()
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_iterator: Any, config: dict) -> None:
     """Save (asynchronously when enabled) at `step`; `data_iterator` None saves no data state.
 

@@ -494,33 +494,52 @@ def restore_state(
 
     The config is the one stored with the checkpoint (what its state was trained with), not
     the workdir's `config.json`. Every array is read straight onto its shard of the new mesh.
+    A run still training may delete the checkpoint being read (`train.keep_checkpoints`): then
+    the newest one is read again, up to three times.
     """
     if mesh is not None:
         mesh_shape(mesh, len(jax.devices() if devices is None else devices))  # a bad mesh is the caller's error
-    manager = checkpoint.checkpoint_manager(workdir, async_save=False, read_only=True)
-    try:
-        steps = manager.all_steps()
-        if not steps:
-            raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: is it a training workdir?")
-        if step is not None and step not in steps:
-            raise FileNotFoundError(f"no checkpoint at step {step} in {workdir}; it has steps {sorted(steps)}")
+    for retries in (2, 1, 0):
+        manager = checkpoint.open_for_reading(workdir)
+        try:
+            listed = set(manager.all_steps())
+            return _restore_from(manager, workdir, step, mesh, devices, say)
+        except checkpoint.CheckpointRestoreError:
+            # A run still training may have deleted the checkpoint while it was read: read the newest again.
+            if not retries or step is not None or set(checkpoint.steps_on_disk(workdir)) == listed:
+                raise
+        finally:
+            manager.close()
+    raise AssertionError("unreachable")
 
-        def attempt(at: int) -> tuple[ml_collections.ConfigDict, Any, TrainState]:
-            config = ml_collections.ConfigDict(checkpoint.saved_config(manager, at))
-            sizes = config.mesh.to_dict() if mesh is None else mesh
-            try:
-                mesh_shape(sizes, len(jax.devices() if devices is None else devices))
-            except ValueError:
-                sizes = {"data": -1}  # the saved mesh does not fit these devices
-            method = build_method(config, workdir)
-            init_state, shardings, _, _ = create_state(config, method, make_mesh(sizes, devices))
-            return config, method, checkpoint.restore(manager, at, abstract_state(init_state, shardings))
 
-        if step is not None:
-            return attempt(step)
-        return checkpoint.restore_with_fallback(manager, workdir, attempt, move_failed=False, say=say)[1]
-    finally:
-        manager.close()
+def _restore_from(
+    manager: Any, workdir: str, step: int | None, mesh: Any, devices: Any, say: Callable[[str], None]
+) -> tuple[ml_collections.ConfigDict, Any, TrainState]:
+    """`restore_state` with one read-only manager."""
+    steps = manager.all_steps()
+    if not steps:
+        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: is it a training workdir?")
+    if step is not None and step not in steps:
+        raise FileNotFoundError(f"no checkpoint at step {step} in {workdir}; it has steps {sorted(steps)}")
+
+    def attempt(at: int) -> tuple[ml_collections.ConfigDict, Any, TrainState]:
+        config = ml_collections.ConfigDict(checkpoint.saved_config(manager, at))
+        sizes = config.mesh.to_dict() if mesh is None else mesh
+        try:
+            mesh_shape(sizes, len(jax.devices() if devices is None else devices))
+        except ValueError:
+            sizes = {"data": -1}  # the saved mesh does not fit these devices
+        method = build_method(config, workdir)
+        init_state, shardings, _, _ = create_state(config, method, make_mesh(sizes, devices))
+        return config, method, checkpoint.restore(manager, at, abstract_state(init_state, shardings))
+
+    if step is not None:
+        return attempt(step)
+    found = checkpoint.restore_with_fallback(manager, workdir, attempt, move_failed=False, say=say)
+    if found is None:  # deleted since it was listed
+        raise checkpoint.CheckpointRestoreError(f"no checkpoint of {workdir} is left to restore")
+    return found[1]
 
 
 def load_trained(
