@@ -1,3 +1,5 @@
+import shutil
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -135,6 +137,7 @@ def test_load_frozen_copies_a_tokenizer_run(tmp_path):
 
 @pytest.mark.slow
 def test_beit_trains_on_a_tokenizer_run_and_keeps_it_frozen(tmp_path):
+    from mmjax.export import export_workdir, load_encoder
     from mmjax.train import load_trained, train
 
     tok_dir, beit_dir = str(tmp_path / "tok"), str(tmp_path / "beit")
@@ -143,9 +146,13 @@ def test_beit_trains_on_a_tokenizer_run_and_keeps_it_frozen(tmp_path):
     assert all(np.isfinite(row["loss"]) for row in result.history)
     _, _, tok_params = load_trained(tok_dir)
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(result.state.params["tokenizer"]), tok_params)
-    # The checkpoint holds the tokenizer: it restores without the tokenizer's checkpoints.
+    # The checkpoint holds the tokenizer and the workdir its config (read_runs.json): with the tokenizer's
+    # workdir deleted, the run restores, resumes and exports its encoder.
+    shutil.rmtree(tok_dir)
     _, _, params = load_trained(beit_dir)
     jax.tree.map(np.testing.assert_array_equal, params["tokenizer"], tok_params)
+    assert train(run_config(tiny_config(tok_dir), steps=3), beit_dir, devices=jax.devices()[:1]).step == 3
+    load_encoder(export_workdir(beit_dir, "safetensors", tmp_path / "encoder"))
 
 
 def test_config_errors_name_the_field(tmp_path):

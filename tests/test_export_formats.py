@@ -139,3 +139,28 @@ def test_export_workdir_safetensors_and_stablehlo(workdir, tmp_path):
     np.testing.assert_allclose(extract(images), method.features(trained, images, "mean"), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="--format must be one of"):
         export_workdir(workdir, "onnx", tmp_path / "x")
+
+
+@pytest.mark.parametrize("name", ["simmim_mnist", "beit_mnist"])
+def test_the_encoder_of_simmim_and_beit_exports_to_the_features_they_report(name, tmp_path):
+    # The `encoder` hook: what `export` writes for each method reproduces its `features` (mask token left out).
+    from mmjax.export import load_feature_extractor
+    from mmjax.export.workdir import encoder_only
+    from mmjax.methods import registry
+    from mmjax.methods.protocol import BuiltRun
+    from tests.test_vq import tiny_config as tokenizer_config
+
+    config = load_experiment(name)
+    config.model.update(size=None, image_size=8, patch_size=2, channels=1, width=16, depth=1, heads=2, mlp_dim=32)
+    runs = {}
+    if name == "beit_mnist":
+        tokenizer = tokenizer_config()
+        runs["tokenizer"] = BuiltRun(tokenizer, registry.build_method(tokenizer))
+    method = registry.build_method(config, runs)
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    params = jax.jit(method.init)(jax.random.key(0), {"image": images})
+    model_config, encoder = method.encoder(params)
+    encoder = encoder_only(model_config, encoder)
+    assert "mask_token" not in encoder
+    extract = load_feature_extractor(save_stablehlo(model_config, encoder, tmp_path / "shlo", pool="mean"))
+    np.testing.assert_allclose(extract(images), method.features(params, images, "mean"), atol=1e-5, rtol=1e-5)

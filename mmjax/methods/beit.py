@@ -260,6 +260,10 @@ class BEiT:
             "mask": mask.mask,
         }
 
+    def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
+        """The `ViTEncoder` that `features` runs, for export (the tokenizer and the code head are left out)."""
+        return self.model_config, params["model"]["encoder"]
+
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """Unmasked encoder features: `cls` / `mean` `[B, D]` or `tokens` `[B, 1 + N, D]`."""
         return pool_tokens(self.model.apply({"params": params["model"]}, images, method=BEiTModel.encode), pool)

@@ -234,6 +234,10 @@ class SimMIM:
         norm_pix = bool(self.target_part.part.fact("normalized"))
         return reconstruction_images(pred, self._images(batch), mask.mask, self.model_config, norm_pix=norm_pix)
 
+    def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
+        """The `ViTEncoder` that `features` runs, for export (the prediction head is left out)."""
+        return self.model_config, params["encoder"]
+
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """Unmasked encoder features: `cls` / `mean` `[B, D]` or `tokens` `[B, 1 + N, D]`."""
         return pool_tokens(self.model.apply({"params": params}, images, method=SimMIMModel.encode), pool)
