@@ -1,4 +1,7 @@
-"""Command line: `python -m mmjax train|eval|export|sample|summarize ...`.
+"""Command line: `python -m mmjax train|eval|export|sample|summarize|config|list ...`.
+
+`python -m mmjax --help` lists the commands, `python -m mmjax COMMAND --help` shows one command's
+flags (`mmjax.cli`), `--version` the version.
 
   python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=v ...] [--reevaluate]
                         [--restart]
@@ -7,6 +10,7 @@
   python -m mmjax sample --workdir DIR [--num N] [--class C] [--steps T] [--guidance S] [--out PNG]
   python -m mmjax summarize DIR [DIR ...]
   python -m mmjax config --config experiments/mae_mnist.py[:variant] [--config.a.b=v ...]
+  python -m mmjax list
 
 `train` resumes when DIR already has checkpoints and ends with the configured evaluation
 (`eval.json` / `eval.md` in DIR); rerun on a finished DIR it shows the saved results
@@ -21,7 +25,8 @@ what the experiment file sets away from the library's defaults; it trains nothin
 
 Errors a user can fix are one line on stderr (`error: ...`), exit status 2 before a run
 starts and 1 after; `--verbose` shows the traceback. SIGTERM, at any moment, ends a run
-with status 42 and its last checkpoint intact; rerun the same command to resume.
+with status 42 and its last checkpoint intact; rerun the same command to resume. Ctrl-C
+(SIGINT) does the same with status 130, and a second Ctrl-C exits at once.
 """
 
 from __future__ import annotations
@@ -29,10 +34,20 @@ from __future__ import annotations
 import signal
 import sys
 
-# A SIGTERM that arrives while Python is still importing is remembered here, not fatal:
-# the run's watcher takes it over (`mmjax.train.preemption`) and exits 42 after start-up.
+# A SIGTERM or Ctrl-C that arrives while Python is still importing is remembered here, not fatal:
+# the run's watcher takes it over (`mmjax.train.preemption`) and exits 42 (130) after start-up.
+# A second Ctrl-C leaves at once.
 _EARLY_SIGNALS: list[int] = []
-signal.signal(signal.SIGTERM, lambda signum, frame: _EARLY_SIGNALS.append(signum))
+
+
+def _early_signal(signum: int, frame: object) -> None:
+    if signum == signal.SIGINT and signal.SIGINT in _EARLY_SIGNALS:
+        sys.exit(130)
+    _EARLY_SIGNALS.append(signum)
+
+
+signal.signal(signal.SIGTERM, _early_signal)
+signal.signal(signal.SIGINT, _early_signal)
 
 import os  # noqa: E402
 import re  # noqa: E402
@@ -42,7 +57,9 @@ import warnings  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-COMMANDS = ("train", "eval", "export", "sample", "summarize", "config")
+from mmjax import cli  # noqa: E402
+
+COMMANDS = tuple(cli.COMMANDS)
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and figures")
 _STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval/export (default: latest)")
@@ -116,7 +133,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with one-line errors: a missing experiment file, a misspelt override, a bad value."""
     path = (_config_spec(argv) or "").partition(":")[0] or None
     if path is not None and not os.path.isfile(path):
-        print(f"error: --config {path}: no such experiment file (they are in experiments/)", file=sys.stderr)
+        print(f"error: {cli.missing_experiment(path)}", file=sys.stderr)
         sys.exit(2)
     try:
         return flags.FLAGS(argv)
@@ -148,19 +165,29 @@ def _quiet(verbose: bool) -> None:
 def main(argv: list[str]) -> None:
     verbose = _VERBOSE.value
     _quiet(verbose)
-    if len(argv) < 2 or argv[1] not in COMMANDS or (argv[1] != "summarize" and len(argv) != 2):
-        print(
-            f"error: usage: python -m mmjax {{{'|'.join(COMMANDS)}}} --workdir DIR ...; got {argv[1:]}", file=sys.stderr
-        )
+    if len(argv) < 2:
+        print(cli.help_text(), file=sys.stderr)
+        sys.exit(2)
+    if argv[1] not in COMMANDS:
+        print(f"error: {cli.unknown_command(argv[1])}", file=sys.stderr)
         sys.exit(2)
     command = argv[1]
+    if command != "summarize" and len(argv) != 2:
+        print(
+            f"error: {command} takes no arguments besides flags, got {argv[2:]}; {cli.COMMANDS[command].usage}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    if command == "list":
+        print(cli.list_experiments())
+        return
     from mmjax.train.preemption import Preempted, PreemptionWatcher
 
-    watcher = PreemptionWatcher()
+    watcher = PreemptionWatcher(signals=(signal.SIGTERM, signal.SIGINT))
     try:
         with watcher:
-            if _EARLY_SIGNALS:
-                watcher.received = True
+            for signum in _EARLY_SIGNALS:
+                watcher.receive(signum)
             run_command(command, argv[2:], watcher)
     except Preempted as stop:
         print(stop, flush=True)
@@ -275,6 +302,19 @@ def show_config() -> None:
 
 
 def run() -> None:
+    args = sys.argv[1:]
+    if "--version" in args:
+        from mmjax import __version__
+
+        print(f"mmjax {__version__}")
+        sys.exit(0)
+    if any(a in ("--help", "-h", "--help=true") for a in args):
+        command = next((a for a in args if not a.startswith("-")), None)
+        if command is not None and command not in COMMANDS:
+            print(f"error: {cli.unknown_command(command)}", file=sys.stderr)
+            sys.exit(2)
+        print(cli.help_text(command))
+        sys.exit(0)
     app.run(main, flags_parser=parse_flags)
 
 

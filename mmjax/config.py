@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import difflib
@@ -224,11 +225,16 @@ def complete_section(cls: type, section: Any, where: str) -> None:
                 section[f.name] = ml_collections.FieldReference(f.default, field_type=kind) if kind else f.default
 
 
+_VARIANT_RECORDS: list[dict[str, Any]] = []  # filled by `parse_arg` while `experiment_variants` runs
+
+
 def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
     """Experiment variants: `"size=base,runlocal=True"` -> dict over `defaults`, typed like them.
 
     Unknown keys are errors that list the known ones.
     """
+    if _VARIANT_RECORDS:
+        _VARIANT_RECORDS[-1].update(defaults)
     values = dict(defaults)
     for item in filter(None, (arg or "").split(",")):
         key, sep, raw = item.partition("=")
@@ -252,6 +258,25 @@ def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
         else:
             values[key] = raw
     return values
+
+
+def experiment_variants(path: str | os.PathLike) -> dict[str, Any]:
+    """The variant keys `get_config` accepts, with their defaults: read by calling it once, with none."""
+    seen: dict[str, Any] = {}
+    _VARIANT_RECORDS.append(seen)
+    try:
+        load_experiment(path)
+    finally:
+        _VARIANT_RECORDS.pop()
+    return seen
+
+
+def experiment_description(path: str | os.PathLike, width: int = 160) -> str:
+    """The first paragraph of an experiment file's docstring on one line, cut at `width` (read, not run)."""
+    with open(path) as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 def load_experiment(path: str | os.PathLike, arg: str | None = None) -> Any:

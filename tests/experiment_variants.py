@@ -12,9 +12,9 @@ import ast
 import dataclasses
 import pathlib
 import re
-import unittest.mock
 from typing import Any
 
+from mmjax import cli
 from mmjax import config as mmjax_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -23,21 +23,12 @@ EXPERIMENTS = ROOT / "experiments"
 
 def experiment_files() -> list[pathlib.Path]:
     """Every experiment file (a new one is covered without editing the tests)."""
-    return sorted(p for p in EXPERIMENTS.glob("*.py") if not p.name.startswith("_"))
+    return cli.experiment_files(EXPERIMENTS)
 
 
 def accepted_variants(path: pathlib.Path) -> dict[str, Any]:
     """The keys (with defaults) `get_config` hands to `parse_arg`: read by calling it once."""
-    seen: dict[str, Any] = {}
-    real = mmjax_config.parse_arg
-
-    def spy(arg, **defaults):
-        seen.update(defaults)
-        return real(arg, **defaults)
-
-    with unittest.mock.patch.object(mmjax_config, "parse_arg", spy):
-        mmjax_config.load_experiment(path)
-    return seen
+    return mmjax_config.experiment_variants(path)
 
 
 def module_docstring(path: pathlib.Path) -> str:

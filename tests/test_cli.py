@@ -3,6 +3,8 @@
 import hashlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -198,3 +200,52 @@ def test_everyday_mistakes_are_one_line_errors(tmp_path, finished):
             assert text in err, (name, text, err)
     # A run that never started leaves no workdir behind (no stray config.json).
     assert not (tmp_path / "c").exists() and not (tmp_path / "g").exists() and not (tmp_path / "h").exists()
+
+
+def test_help_per_command_the_experiment_list_and_the_version():
+    # Before: --help exited 1 and every command printed the same global help; `list` and --version did not exist.
+    procs = {
+        "help": mmjax("--help"),
+        "train": mmjax("train", "--help"),
+        "export": mmjax("export", "-h"),
+        "version": mmjax("--version"),
+        "list": mmjax("list"),
+    }
+    done = {name: finish(proc) for name, proc in procs.items()}
+    assert all(code == 0 for code, _, _ in done.values()), done
+    for command in ("train", "eval", "export", "sample", "summarize", "config", "list"):
+        assert f"\n  {command} " in done["help"][1]
+    train, export = done["train"][1], done["export"][1]
+    assert "--restart" in train and "--config " in train and "--format" not in train and "--num" not in train
+    assert "--format" in export and "--pool" in export and "--config " not in export and "--restart" not in export
+    assert re.fullmatch(r"mmjax \d+\.\d+\.\d+\n", done["version"][1])
+    listed = done["list"][1]
+    for path in sorted((ROOT / "experiments").glob("*.py")):
+        assert f"experiments/{path.name}  " in listed
+    assert "experiments/mae_digits.py  MAE on scikit-learn's bundled 8x8 digits" in listed
+    assert "variants: steps=200" in listed
+
+
+def test_ctrl_c_saves_the_step_and_a_rerun_resumes_from_it(tmp_path):
+    # Before: Ctrl-C exited 130 with a ~50-line KeyboardInterrupt traceback from grain, and saved nothing.
+    run = tmp_path / "run"
+    args = ["train", "--config", "experiments/mae_digits.py:steps=100000", "--workdir", run, *QUICK]
+    first = mmjax(*args, "--config.eval.probe=False")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.jsonl").exists():
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    code, out, err = finish(first)
+    assert code == 130 and "Traceback" not in err, out + err
+    step = int(re.search(r"stopped after step (\d+): checkpoint saved", out).group(1))
+    assert f"interrupted: the last checkpoint is step {step}" in out
+    assert str(step) in os.listdir(run / "checkpoints")
+    second = mmjax(*args, "--config.eval.probe=False")
+    seen = []
+    while second.poll() is None and not any(f"resumed from step {step}" in line for line in seen):
+        seen.append(second.stdout.readline())
+    second.send_signal(signal.SIGINT)  # twice: the second leaves at once
+    time.sleep(0.05)
+    second.send_signal(signal.SIGINT)
+    code, out, err = finish(second)
+    assert code == 130 and "Traceback" not in err and "second Ctrl-C: exiting now" in out, "".join(seen) + out + err

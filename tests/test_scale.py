@@ -83,7 +83,7 @@ def test_sigterm_saves_within_a_step_exits_42_and_the_rerun_resumes(tmp_path):
     assert run.returncode == PREEMPTED_EXIT_CODE, out
     saved = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
     assert len(saved) == 1 and at_signal <= saved[0] <= at_signal + 2, (at_signal, saved)
-    assert f"preempted after step {saved[0]}" in out
+    assert f"stopped after step {saved[0]}" in out
 
     rerun = cli(tmp_path, steps=120)  # the same command
     out, _ = rerun.communicate(timeout=180)

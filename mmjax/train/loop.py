@@ -371,8 +371,11 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
     compiled = train_step.lower(state, first).compile()
     _say(f"compiled in {duration(time.perf_counter() - began)}")
     if watcher.agree_now():  # a SIGTERM during start-up: nothing new to save
-        _say(f"preempted during start-up: the workdir is as it was (step {start}); exiting with status 42")
-        raise Preempted(start)
+        _say(
+            f"stopped during start-up: the workdir is as it was (step {start}); "
+            f"exiting with status {watcher.exit_status}"
+        )
+        raise Preempted(start, watcher.exit_status)
     _record_start(config, run.workdir, start)
 
     # --- Loop ---------------------------------------------------------------------------
@@ -428,8 +431,8 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
                     checkpoint.save(run.manager, step, state, run.saved_iterator, config_as_dict(config))
                     retention.saved(step)
             if preempted:
-                _say(f"preempted after step {step}: checkpoint saved, exiting with status 42")
-                raise Preempted(step)
+                _say(f"stopped after step {step}: checkpoint saved, exiting with status {watcher.exit_status}")
+                raise Preempted(step, watcher.exit_status)
         if pending is not None:
             settle(*pending)
         checkpoint.wait(run.manager)

@@ -1,5 +1,8 @@
 """Preemption: SIGTERM (how TPU VMs and cloud GPUs announce eviction) -> finish the step, save, exit 42.
 
+The command line also watches SIGINT (Ctrl-C) the same way, with exit status 130; a second Ctrl-C
+exits at once, keeping the checkpoints already written.
+
 The loop asks `watcher.should_stop()` after every step. The signal handler only sets a flag;
 with several processes they agree through one tiny max-reduction per step, so that every
 process stops after the same step and the checkpoint is complete. The reduction is read one
@@ -25,54 +28,75 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 PREEMPTED_EXIT_CODE = 42
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 class Preempted(SystemExit):
-    """The run stopped on a preemption notice after saving `step`; exit status 42."""
+    """The run stopped on a signal after saving `step`: exit status 42 (SIGTERM) or 130 (SIGINT)."""
 
-    def __init__(self, step: int):
-        super().__init__(PREEMPTED_EXIT_CODE)
+    def __init__(self, step: int, status: int = PREEMPTED_EXIT_CODE):
+        super().__init__(status)
         self.step = step
 
     def __str__(self) -> str:
         saved = f"the last checkpoint is step {self.step}" if self.step else "no checkpoint was written yet"
-        return f"preempted: {saved}; rerun the same command to resume"
+        what = "interrupted" if self.code == INTERRUPTED_EXIT_CODE else "preempted"
+        return f"{what}: {saved}; rerun the same command to resume"
 
 
 class PreemptionWatcher:
     """Context manager that turns SIGTERM into a flag every process agrees on.
 
     Args:
-      signals: the signals that mean "preempted" (default SIGTERM).
+      signals: the signals that mean "stop" (default SIGTERM; the command line adds SIGINT). A
+        second SIGINT exits at once with status 130.
     """
 
     def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,)):
         self.signals = signals
         self.received = False
+        self.signum: int | None = None  # the first signal received
         self._previous: dict[int, object] = {}
         self._pending: jax.Array | None = None  # the agreement dispatched after the previous step
         self._reduce = None
         self._raise_at: int | None = None  # set by `immediate`: a signal raises `Preempted` at once
 
+    @property
+    def exit_status(self) -> int:
+        """130 when the first signal was SIGINT, else 42."""
+        return INTERRUPTED_EXIT_CODE if self.signum == signal.SIGINT else PREEMPTED_EXIT_CODE
+
+    def receive(self, signum: int) -> None:
+        """Record `signum` as received (also for a signal caught before the watcher was installed)."""
+        self.received = True
+        self.signum = signum if self.signum is None else self.signum
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         del frame
-        self.received = True
+        again = self.received and signum == signal.SIGINT
+        self.receive(signum)
+        if again:
+            print("second Ctrl-C: exiting now; the checkpoints already written are kept", flush=True)
+            sys.stderr.flush()
+            os._exit(INTERRUPTED_EXIT_CODE)
         if self._raise_at is not None:
-            print(f"received signal {signum}: stopping now (step {self._raise_at} is saved)", flush=True)
-            print(Preempted(self._raise_at), flush=True)
+            print(f"received {_name(signum)}: stopping now (step {self._raise_at} is saved)", flush=True)
+            print(Preempted(self._raise_at, self.exit_status), flush=True)
             sys.stderr.flush()
             # Work inside `immediate` (evaluation) has nothing to save, and an exception raised here,
             # inside it, could leave its worker threads blocked and the process alive past the
             # signal (a CI run timed out so, under load): leave at once.
-            os._exit(PREEMPTED_EXIT_CODE)
-        print(f"received signal {signum}: stopping after this step", flush=True)
+            os._exit(self.exit_status)
+        hint = " (Ctrl-C again to exit now)" if signum == signal.SIGINT else ""
+        print(f"received {_name(signum)}: stopping after this step{hint}", flush=True)
 
     @contextlib.contextmanager
     def immediate(self, saved_step: int) -> Iterator[None]:
-        """Inside, a signal ends the process at once with status 42, printing `Preempted(saved_step)`
-        (for work after the last save, such as evaluation, that can simply be redone)."""
+        """Inside, a signal ends the process at once with status 42 (130 for SIGINT), printing
+        `Preempted(saved_step)` (for work after the last save, such as evaluation, that can simply be
+        redone)."""
         if self.received:
-            raise Preempted(saved_step)
+            raise Preempted(saved_step, self.exit_status)
         self._raise_at = saved_step
         try:
             yield
@@ -123,4 +147,13 @@ class PreemptionWatcher:
         return previous is not None and bool(np.asarray(previous.addressable_data(0)))
 
 
-__all__ = ["PREEMPTED_EXIT_CODE", "Preempted", "PreemptionWatcher"]
+def _name(signum: int) -> str:
+    """`SIGINT (Ctrl-C)`, `SIGTERM`, or the number."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+    return "SIGINT (Ctrl-C)" if signum == signal.SIGINT else name
+
+
+__all__ = ["INTERRUPTED_EXIT_CODE", "PREEMPTED_EXIT_CODE", "Preempted", "PreemptionWatcher"]
