@@ -249,3 +249,19 @@ def test_ctrl_c_saves_the_step_and_a_rerun_resumes_from_it(tmp_path):
     second.send_signal(signal.SIGINT)
     code, out, err = finish(second)
     assert code == 130 and "Traceback" not in err and "second Ctrl-C: exiting now" in out, "".join(seen) + out + err
+
+
+def test_a_folder_without_a_test_split_is_scored_on_a_held_out_part(tmp_path):
+    # Before: with only data.path, the probe fitted and scored on the same images and called that `split: test`.
+    from tests.test_data import write_image_tree
+
+    write_image_tree(tmp_path / "images", n=40)
+    run = tmp_path / "run"
+    folder = ["--config.data.source=imagefolder", f"--config.data.path={tmp_path / 'images'}"]
+    code, out, err = finish(
+        mmjax("train", "--config", "experiments/mae_digits.py:steps=4", "--workdir", run, *QUICK, *folder)
+    )
+    assert code == 0, out + err
+    rows = json.loads((run / "eval.json").read_text())["results"]
+    assert rows and {r["split"] for r in rows} == {"held-out 1/10 of data.path"}
+    assert "| test |" not in out and "| held-out 1/10 of data.path |" in out

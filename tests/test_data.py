@@ -14,7 +14,7 @@ from mmjax.data import (
     train_dataset,
     write_array_record,
 )
-from mmjax.data.sources import split_indices
+from mmjax.data.sources import evaluated_split, split_indices
 from tests.helpers import ROOT, load_experiment
 
 # Experiment files whose data section is an image preset (bundled digits, or ImageNet from files).
@@ -178,7 +178,10 @@ def test_image_experiments_take_data_path_from_the_command_line(name, tmp_path):
     assert (len(train), len(test)) == (4, 2)
     assert train[0]["image"].shape == (9, 7, config.data.channels)
     config = command_line_config(name, "--config.data.source=imagefolder", f"--config.data.path={tmp_path / 'train'}")
-    assert len(make_source(config.data, "test")) == 4  # only `path`: both splits read that folder
+    train, test = make_source(config.data, "train"), make_source(config.data, "test")
+    # Only `path`: every 10th image is held out as the test split, and the rows say so.
+    assert (len(train), len(test)) == (3, 1) and test.indices == [0] and train.indices == [1, 2, 3]
+    assert evaluated_split(config.data) == "held-out 1/10 of data.path"
 
 
 @pytest.mark.parametrize(("damage", "threads"), [("garbage", 0), ("truncated", 2)])

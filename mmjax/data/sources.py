@@ -255,9 +255,10 @@ def make_source(config: Any, split: str) -> Any:
       and `mean` / `std` are those of the digits, and should be checked for your images.
     - `imagefolder` (a `root/<class>/<image>` tree) and `arrayrecord` (a file, or a glob of
       files, written by `write_array_record`): `train_path` / `test_path` name each
-      split's own folder or files; an empty one falls back to `path`. So with only `path`
-      set, the train and the test split are the same images (the linear probe then fits
-      and scores on one set); give `test_path` for a held-out evaluation.
+      split's own folder or files; an empty one falls back to `path`. With only `path` set,
+      every `HELD_OUT_EVERY`-th image (in file order, so each class gives its share) is held
+      out as the test split and the rest is the train split: the probe never scores on the
+      images it was fitted on, and its rows say so (`evaluated_split`).
 
     "" and a missing field both mean "not set".
     """
@@ -281,6 +282,49 @@ def make_source(config: Any, split: str) -> Any:
         raise ValueError(
             f"data.source={name!r} needs data.path (or data.{split}_path): add --config.data.path=/path/to/your/data"
         )
-    if name == "imagefolder":
-        return ImageFolderSource(path, config.channels)
-    return ArrayRecordImageSource(path, config.channels)
+    source = (
+        ImageFolderSource(path, config.channels)
+        if name == "imagefolder"
+        else ArrayRecordImageSource(path, config.channels)
+    )
+    if holds_out(config):
+        test = split == "test"
+        return SubsetSource(source, [i for i in range(len(source)) if (i % HELD_OUT_EVERY == 0) == test])
+    return source
+
+
+HELD_OUT_EVERY = 10
+"""With only `data.path` set, every 10th image is the test split."""
+
+
+def holds_out(config: Any) -> bool:
+    """Whether the test split is a part of `data.path` held out from training (no `train_path` or `test_path`)."""
+    return config.get("source") in FILE_SOURCES and not config.get("train_path") and not config.get("test_path")
+
+
+def evaluated_split(config: Any) -> str:
+    """What evaluation rows call the split they were scored on: `test`, or the held-out part of `data.path`."""
+    return f"held-out 1/{HELD_OUT_EVERY} of data.path" if holds_out(config) else "test"
+
+
+class SubsetSource:
+    """The records `indices` of a random-access source, in that order."""
+
+    def __init__(self, source: Any, indices: Sequence[int]):
+        if not len(indices):
+            raise ValueError(f"{source!r} has too few images to hold out a test split; set data.test_path")
+        self.source, self.indices = source, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.source[self.indices[index]]
+
+    def __getattr__(self, name: str) -> Any:  # `classes`, `channels`, ... of the whole source
+        if name in ("source", "indices"):  # not set yet (a copy being built)
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def __repr__(self) -> str:
+        return f"SubsetSource({self.source!r}, {len(self)} of them)"

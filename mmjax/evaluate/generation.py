@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from mmjax.data.pipeline import eval_dataset, padded_batches
+from mmjax.data.sources import evaluated_split
 from mmjax.data.transforms import denormalize_images, normalize_images
 from mmjax.evaluate.figures import image_grid, save_png
 from mmjax.evaluate.report import announce
@@ -235,8 +236,9 @@ def class_conditional_results(config: Any, method: Any, params: Any, workdir: st
         ("real test images", test_images, test_labels, True),
         ("tokenizer reconstructions", reconstructions, test_labels, True),
     )
+    split = evaluated_split(data)
     results = [
-        EvalResult(PROTOCOL, name, metric, value, baseline=baseline)
+        EvalResult(PROTOCOL, name, metric, value, baseline=baseline, split=split)
         for name, images, labels_of, baseline in rows
         for metric, value in classifier.judge(images, labels_of).items()
     ]

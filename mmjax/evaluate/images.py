@@ -15,7 +15,7 @@ import numpy as np
 
 from mmjax.data.kinds import data_kind
 from mmjax.data.pipeline import padded_batches
-from mmjax.data.sources import make_source
+from mmjax.data.sources import evaluated_split, make_source
 from mmjax.data.transforms import EvalResize, denormalize_images, normalize_images
 from mmjax.evaluate.figures import image_grid, save_png
 from mmjax.evaluate.knn import knn_accuracy
@@ -94,7 +94,7 @@ def _score_table(
         began = time.perf_counter()
         accuracy = score(train[name], train_y, test[name], test_y)
         announce(f"  [{i}/{len(calls)}] {name}: {100 * accuracy:.1f}% ({time.perf_counter() - began:.1f}s)")
-        results.append(EvalResult(protocol, name, "accuracy", accuracy, name != trained))
+        results.append(EvalResult(protocol, name, "accuracy", accuracy, name != trained, evaluated_split(config.data)))
     return results
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmjax.data.pipeline import eval_dataset, padded_batches
+from mmjax.data.sources import evaluated_split
 from mmjax.data.transforms import normalize_images
 from mmjax.losses import gaussian_kl
 from mmjax.methods.protocol import EvalResult
@@ -59,12 +60,12 @@ def tokenizer_results(config: Any, method: Any, params: Any) -> list[EvalResult]
         s, b, c = jax.device_get(statistics(params, batch["image"], valid))
         squared, baseline, counts, examples = squared + float(s), baseline + float(b), counts + c, examples + n
     counts = jnp.asarray(counts, jnp.float32)
-    name = f"{config.method} tokenizer"
+    name, split = f"{config.method} tokenizer", evaluated_split(data)
     return [
-        EvalResult(PROTOCOL, name, PIXEL_MSE, squared / examples),
-        EvalResult(PROTOCOL, name, "codebook usage", float(q.codebook_usage(counts))),
-        EvalResult(PROTOCOL, name, "code perplexity", float(q.code_perplexity(counts))),
-        EvalResult(PROTOCOL, "dataset mean", PIXEL_MSE, baseline / examples, baseline=True),
+        EvalResult(PROTOCOL, name, PIXEL_MSE, squared / examples, split=split),
+        EvalResult(PROTOCOL, name, "codebook usage", float(q.codebook_usage(counts)), split=split),
+        EvalResult(PROTOCOL, name, "code perplexity", float(q.code_perplexity(counts)), split=split),
+        EvalResult(PROTOCOL, "dataset mean", PIXEL_MSE, baseline / examples, baseline=True, split=split),
     ]
 
 
@@ -102,12 +103,12 @@ def latent_tokenizer_results(config: Any, method: Any, params: Any) -> list[Eval
         )
         examples += n
     squared, baseline, kl, first, second = totals / examples
-    name = f"{config.method} tokenizer"
+    name, split = f"{config.method} tokenizer", evaluated_split(data)
     return [
-        EvalResult(PROTOCOL, name, PIXEL_MSE, squared),
-        EvalResult(PROTOCOL, name, KL, kl),
-        EvalResult(PROTOCOL, name, "latent std", float(np.sqrt(max(0.0, second - first**2)))),
-        EvalResult(PROTOCOL, "dataset mean", PIXEL_MSE, baseline, baseline=True),
+        EvalResult(PROTOCOL, name, PIXEL_MSE, squared, split=split),
+        EvalResult(PROTOCOL, name, KL, kl, split=split),
+        EvalResult(PROTOCOL, name, "latent std", float(np.sqrt(max(0.0, second - first**2))), split=split),
+        EvalResult(PROTOCOL, "dataset mean", PIXEL_MSE, baseline, baseline=True, split=split),
     ]
 
 
