@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tests.helpers import ROOT
@@ -265,3 +266,31 @@ def test_a_folder_without_a_test_split_is_scored_on_a_held_out_part(tmp_path):
     rows = json.loads((run / "eval.json").read_text())["results"]
     assert rows and {r["split"] for r in rows} == {"held-out 1/10 of data.path"}
     assert "| test |" not in out and "| held-out 1/10 of data.path |" in out
+
+
+def test_imputing_a_users_csv_is_evaluated_and_summarized(tmp_path):
+    # Before: `imputed.csv` was written, then "nothing to evaluate (every evaluation ... switched off)", no
+    # eval.json, and `summarize` sent the user to `eval`, which wrote nothing either.
+    rng = np.random.default_rng(0)
+    factor = rng.normal(size=(80, 1))
+    table = factor * np.array([[1.0, 2.0, -1.0, 0.5]]) + 0.1 * rng.normal(size=(80, 4)) + 10.0
+    table[rng.random(table.shape) < 0.2] = np.nan
+    lines = ["a,b,c,d"] + [",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in table]
+    (tmp_path / "table.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    code, out, err = finish(
+        mmjax(
+            "train",
+            "--config",
+            f"experiments/remasker_wine.py:source={tmp_path / 'table.csv'},steps=60",
+            "--workdir",
+            run,
+        )
+    )
+    assert code == 0 and "nothing to" not in out, out + err
+    rows = json.loads((run / "eval.json").read_text())["results"]
+    assert {r["name"] for r in rows} == {"remasker", "column means", "KNN imputer (k=5)"}
+    assert {r["split"] for r in rows} == {"observed cells hidden again (1/10, seen in training)"}
+    assert (run / "imputed.csv").exists()
+    code, out, err = finish(mmjax("summarize", run))
+    assert code == 0 and "KNN imputer (k=5)" in out, out + err

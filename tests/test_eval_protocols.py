@@ -4,8 +4,16 @@ import ml_collections
 import pytest
 
 from mmjax.config import ConfigError
-from mmjax.evaluate.protocols import DEFAULT_PROTOCOLS, IMAGE_PROTOCOLS, available_protocols, protocols_for
+from mmjax.evaluate.protocols import (
+    DEFAULT_PROTOCOLS,
+    IMAGE_PROTOCOLS,
+    applicable_protocols,
+    available_protocols,
+    protocols_for,
+)
 from mmjax.methods import available_methods, registry
+from mmjax.train import build_method
+from tests.helpers import load_experiment
 
 
 def config(method, protocols=()):
@@ -34,3 +42,14 @@ def test_an_unknown_protocol_is_named_with_the_registered_ones():
     assert "\n" not in str(err.value) and "linear_probe" in str(err.value)
     with pytest.raises(ConfigError, match="eval.protocols='knn': expected a tuple"):
         protocols_for(config("mae", "knn"))
+
+
+def test_only_the_protocols_that_apply_are_announced_and_run():
+    # Before: MAE's evaluation header listed a `tokenizer` step that MAE, having no `tokenize`, skipped.
+    mae = load_experiment("mae_digits")
+    method = build_method(mae)
+    assert applicable_protocols(mae, method) == ("linear_probe", "reconstruction_figure")
+    mae.eval.update(probe=False, figure=False)
+    assert applicable_protocols(mae, method) == ()
+    vq = load_experiment("vq_mnist")
+    assert "tokenizer" in applicable_protocols(vq, build_method(vq))

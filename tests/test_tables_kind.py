@@ -10,6 +10,7 @@ from mmjax.config import load_experiment
 from mmjax.data.kinds import data_kind
 from mmjax.data.tables import BUNDLED_TABLES, bundled_table, masked_table, remove_cells, tables_config
 from mmjax.evaluate.protocols import run_protocols
+from mmjax.evaluate.tables import RECHECK_SPLIT
 from mmjax.methods import build_method
 from mmjax.train import train
 from tests.helpers import ROOT
@@ -128,7 +129,9 @@ def test_a_user_table_comes_back_in_its_own_units(tmp_path):
     config = load_experiment(ROOT / "experiments" / "remasker_wine.py", f"source={path},steps=10")
     method = build_method(config)
     params = method.init(jax.random.key(0), data_kind(config.data).example_batch(config.data, 8))
-    assert run_protocols(config, method, params, str(tmp_path))[0] == []  # no truth to score
+    rows = run_protocols(config, method, params, str(tmp_path))[0]  # no truth: observed cells hidden again
+    assert [r.name for r in rows] == ["remasker", "column means", "KNN imputer (k=5)"]
+    assert {r.split for r in rows} == {RECHECK_SPLIT} and all(np.isfinite(r.value) for r in rows)
     header, filled = read_imputed(tmp_path / "imputed.csv")
     observed = ~np.isnan(gappy)
     assert header == ["price", "rate", "count"] and np.isfinite(filled).all()

@@ -20,7 +20,7 @@ from typing import Any
 
 import jax
 
-from mmjax.evaluate.protocols import protocols_for, run_protocols
+from mmjax.evaluate.protocols import applicable_protocols, run_protocols
 from mmjax.evaluate.report import announce, results_table, write_report
 from mmjax.methods.protocol import EvalResult
 
@@ -47,14 +47,15 @@ def evaluate_pretraining(
     Returns the rows (`EvalResult`); with nothing evaluated (every evaluation switched off), no file
     is written. Every process must call it (the parameters are gathered).
     """
-    names = protocols_for(config)  # an unknown name fails before the parameters are gathered
+    names = applicable_protocols(config, method)  # an unknown name fails before the parameters are gathered
     params = host_params(params)
     began = time.perf_counter()
     announce(f"\nevaluating {config.method} (step {step}): {', '.join(names)} ...")
     results, files = run_protocols(config, method, params, workdir)
     source = config.data.get("source", config.data.get("kind", "data"))
     if not results and not files:  # e.g. eval.probe=False and eval.figure=False: no empty report either
-        announce("nothing to evaluate (every evaluation of this method is switched off in eval.*)")
+        why = f"{', '.join(names)} gave no rows" if names else "each evaluation of this method is off in eval.*"
+        announce(f"nothing to report ({why}); no eval.json written")
         return results
     if jax.process_index() == 0:
         if results:

@@ -6,8 +6,9 @@ in that table gets the image protocols, `IMAGE_PROTOCOLS`). Each protocol is a f
 `(config, method, params, workdir) -> (rows, files)` over the method's public functions
 (`features`, `reconstruct`, `tokenize`, `impute`, `sampler`, ...); it prints progress only
 (the caller prints the table and writes `eval.json`), writes files only on process 0, and
-gets host-local parameters. A protocol that does not apply (switched off in `eval.*`, or the
-method lacks what it measures) returns no rows.
+gets host-local parameters. A protocol may declare when it applies (`applies(config, method)`:
+switched on in `eval.*`, and the method has what it measures); one that does not is neither
+announced nor run (`applicable_protocols`).
 
 Registered protocols:
 
@@ -39,7 +40,7 @@ from mmjax.evaluate.kind_probe import encoder_probe_results
 from mmjax.evaluate.points import evaluate_points
 from mmjax.evaluate.report import announce
 from mmjax.evaluate.series import evaluate_series
-from mmjax.evaluate.tables import evaluate_tables
+from mmjax.evaluate.tables import IMPUTED_CSV, evaluate_tables
 from mmjax.evaluate.text import evaluate_mlm
 from mmjax.evaluate.tokenizers import latent_tokenizer_results, tokenizer_results
 from mmjax.methods.protocol import EvalResult
@@ -48,6 +49,7 @@ Outcome = tuple[list[EvalResult], dict[str, str]]
 EvalProtocol = Callable[[Any, Any, Any, str], Outcome]
 
 _PROTOCOLS: dict[str, EvalProtocol] = {}
+_APPLIES: dict[str, Callable[[Any, Any], bool]] = {}
 
 IMAGE_PROTOCOLS = ("linear_probe", "tokenizer", "reconstruction_figure")
 
@@ -74,16 +76,27 @@ DEFAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
 }
 
 
-def register_protocol(name: str) -> Callable[[EvalProtocol], EvalProtocol]:
-    """Decorator: `@register_protocol("knn")` on a function `(config, method, params, workdir) -> (rows, files)`."""
+def register_protocol(
+    name: str, applies: Callable[[Any, Any], bool] | None = None
+) -> Callable[[EvalProtocol], EvalProtocol]:
+    """Decorator: `@register_protocol("knn")` on a function `(config, method, params, workdir) -> (rows, files)`.
+
+    `applies(config, method)` says whether it has anything to do for that run (default: always).
+    """
 
     def wrap(fn: EvalProtocol) -> EvalProtocol:
         if name in _PROTOCOLS:
             raise ValueError(f"evaluation protocol {name!r} is already registered")
         _PROTOCOLS[name] = fn
+        _APPLIES[name] = applies or (lambda config, method: True)
         return fn
 
     return wrap
+
+
+def applicable_protocols(config: Any, method: Any) -> tuple[str, ...]:
+    """The protocols of `protocols_for(config)` that apply to this run, in order."""
+    return tuple(name for name in protocols_for(config) if _APPLIES[name](config, method))
 
 
 def available_protocols() -> list[str]:
@@ -122,14 +135,14 @@ def protocols_for(config: Any) -> tuple[str, ...]:
 
 
 def run_protocols(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
-    """Run the protocols of `protocols_for(config)` in order: `(rows, {name: file path})`.
+    """Run the protocols of `applicable_protocols` in order: `(rows, {name: file path})`.
 
     `params` must be host-local (see `mmjax.evaluate.pretraining.host_params`); nothing is printed
     but progress, nothing written but each protocol's own files (process 0).
     """
     results: list[EvalResult] = []
     files: dict[str, str] = {}
-    for name in protocols_for(config):
+    for name in applicable_protocols(config, method):
         rows, written = _PROTOCOLS[name](config, method, params, workdir)
         results += rows
         files.update(written)
@@ -139,10 +152,12 @@ def run_protocols(config: Any, method: Any, params: Any, workdir: str) -> Outcom
 # --- Images -------------------------------------------------------------------------------
 
 
-@register_protocol("linear_probe")
+def _probe_on(config: Any, method: Any) -> bool:
+    return bool(config.eval.probe)
+
+
+@register_protocol("linear_probe", applies=_probe_on)
 def linear_probe_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
-    if not config.eval.probe:
-        return [], {}
     return probe_table(config, method, params, random_image_params(config, method)), {}
 
 
@@ -151,20 +166,18 @@ def knn_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome
     return knn_table(config, method, params, random_image_params(config, method)), {}
 
 
-@register_protocol("tokenizer")
+@register_protocol("tokenizer", applies=lambda config, method: hasattr(method, "tokenize"))
 def tokenizer_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
-    if not hasattr(method, "tokenize"):
-        return [], {}
     announce("tokenizer reconstruction of the test split")
     if hasattr(method, "latent_dim"):
         return latent_tokenizer_results(config, method, params), {}
     return tokenizer_results(config, method, params), {}
 
 
-@register_protocol("reconstruction_figure")
+@register_protocol(
+    "reconstruction_figure", applies=lambda config, method: bool(config.eval.figure) and hasattr(method, "reconstruct")
+)
 def reconstruction_figure_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
-    if not config.eval.figure or not hasattr(method, "reconstruct"):
-        return [], {}
     path = os.path.join(workdir, "reconstructions.png")
     if jax.process_index() == 0:
         reconstruction_figure(config, method, params, path)
@@ -174,10 +187,8 @@ def reconstruction_figure_protocol(config: Any, method: Any, params: Any, workdi
 # --- Other data kinds ---------------------------------------------------------------------
 
 
-@register_protocol("kind_probe")
+@register_protocol("kind_probe", applies=_probe_on)
 def kind_probe_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
-    if not config.eval.probe:
-        return [], {}
     return encoder_probe_results(config, method, params), {}
 
 
@@ -188,7 +199,7 @@ def text_mlm_protocol(config: Any, method: Any, params: Any, workdir: str) -> Ou
 
 @register_protocol("tables_imputation")
 def tables_imputation_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
-    return evaluate_tables(config, method, params, workdir), {}
+    return evaluate_tables(config, method, params, workdir), {"imputed table": os.path.join(workdir, IMPUTED_CSV)}
 
 
 @register_protocol("series")
@@ -201,10 +212,12 @@ def points_probe_protocol(config: Any, method: Any, params: Any, workdir: str) -
     return evaluate_points(config, method, params), {}
 
 
-@register_protocol("generation")
+def _generates(config: Any, method: Any) -> bool:
+    return getattr(method, "tokenizer", None) is not None and bool(method.options.num_classes)
+
+
+@register_protocol("generation", applies=_generates)
 def generation_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
-    if getattr(method, "tokenizer", None) is None or not method.options.num_classes:
-        return [], {}
     return class_conditional_results(config, method, params, workdir), {}
 
 
@@ -212,6 +225,7 @@ __all__ = [
     "DEFAULT_PROTOCOLS",
     "IMAGE_PROTOCOLS",
     "EvalProtocol",
+    "applicable_protocols",
     "available_protocols",
     "check_protocols",
     "protocols_for",
