@@ -43,7 +43,7 @@ def spectrogram(time: int = 128, freq: int = 64) -> np.ndarray:
 
 def draw(name: str, masks, grid, images=None, titles=None) -> None:
     masks = np.asarray(masks)
-    M.plot_masks(masks, grid, images, titles=titles, path=str(OUT / f"{name}.png"), panel_size=1.5, dpi=64)
+    M.plot_masks(masks, grid, images, titles=titles, path=str(OUT / f"{name}.png"), panel_size=2.2, dpi=80)
 
 
 def to_time_x(mask, time, freq):

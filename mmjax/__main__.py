@@ -146,9 +146,23 @@ def parse_flags(argv: list[str]) -> list[str]:
         if "Traceback (most recent call last)" in text:  # config_flags embeds the experiment file's traceback
             last = [line for line in text.splitlines() if line.strip()][-1]
             text = re.sub(r"^[\w.]+(Error|Exception): ", "", last.strip())
-        message = _missing_field(argv) or one_line(text)
+        message = _missing_field(argv) or one_line(_plain_flag_error(text))
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def _plain_flag_error(text: str) -> str:
+    """absl's value errors in words: `flag --a.b=x: expected true or false, got 'x'` (not a Python tuple)."""
+    found = re.fullmatch(r"flag (--[\w.]+)=(.*?): \('Non-boolean argument to boolean flag', '(.*)'\)", text.strip())
+    if found:
+        return f"{found.group(1)}={found.group(2)}: expected true or false, got {found.group(3)!r}"
+    found = re.fullmatch(
+        r"flag (--[\w.]+)=(.*?): (invalid literal for int\(\)|could not convert string to float).*", text.strip()
+    )
+    if found:
+        kind = "an integer" if "int" in found.group(3) else "a number"
+        return f"{found.group(1)}={found.group(2)}: expected {kind}"
+    return text
 
 
 def _quiet(verbose: bool) -> None:
@@ -212,6 +226,8 @@ def run_command(command: str, args: list[str], watcher) -> None:
     if not _WORKDIR.value:
         raise ValueError(f"{command} needs --workdir DIR")
     workdir = _WORKDIR.value
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise NotADirectoryError(f"--workdir {workdir} is a file; expected a directory (new, or a run's)")
     if command == "train":
         train_and_evaluate(workdir, watcher)
     elif command == "eval":

@@ -50,9 +50,11 @@ def test_generator_trains_on_the_frozen_vae_and_samples_a_png(vae_run, tmp_path,
 
     path = sample_workdir(str(tmp_path / stage), num=2, class_id=3)
     grid = np.asarray(Image.open(path))
-    # 1 x 2 digits of 8 px with 2 px padding between and around, the whole grid scaled by 8.
-    assert grid.shape == (8 * (8 + 4), 8 * (2 * (8 + 2) + 2), 3)
-    assert grid.std() > 0
+    # 1 x 2 digits of 8 px with 2 px padding between and around, the whole grid scaled by 8, and a label column
+    # on the left naming the class (before: no label).
+    width = 8 * (2 * (8 + 2) + 2)
+    assert grid.shape[0] == 8 * (8 + 4) and grid.shape[1] > width + 20 and grid.std() > 0
+    assert (grid[:, : grid.shape[1] - width] < 128).any()  # the label's text
     with pytest.raises(ValueError, match="--class=10"):
         sample_workdir(str(tmp_path / stage), num=1, class_id=10)
 

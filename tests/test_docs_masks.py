@@ -71,3 +71,15 @@ def test_every_block_runs_and_gives_the_documented_shapes():
     assert namespace["out"].input_ids.shape == namespace["ids"].shape  # bert_corruption
     assert namespace["views"].mask.shape[:2] == (3, 4)  # disjoint views: [V, B, ...]
     assert namespace["corrupted"].shape == namespace["images"].shape
+
+
+def test_the_pictures_are_large_enough_to_read():
+    # Before: 96 px tall, with the titles of multiblock.png and maskgit.png cut off at the top.
+    from PIL import Image
+
+    for path in sorted((ROOT / "docs" / "masks").glob("*.png")):
+        with Image.open(path) as image:
+            assert image.width >= 300 and image.height >= 60, (path.name, image.size)  # token strips are short
+    for name in ("multiblock", "maskgit", "random", "tube"):
+        with Image.open(ROOT / "docs" / "masks" / f"{name}.png") as image:
+            assert image.height >= 150, (name, image.size)

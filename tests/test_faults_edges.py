@@ -5,6 +5,7 @@ line, naming the file, field or path it is about.
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from mmjax.evaluate.report import summarize
 from mmjax.files import write_text_atomic
 from mmjax.impute import MaskedImputer
 from mmjax.impute.table import TableCodec
-from mmjax.train import Preempted, restore_state, train
+from mmjax.train import Preempted, load_trained, restore_state, train
+from mmjax.train.metrics import MetricWriter
 from mmjax.train.preemption import PreemptionWatcher
 from mmjax.train.workdir import WorkdirBusyError, WorkdirLock
 from tests.fault_model import tiny
@@ -188,3 +190,22 @@ def test_eval_reads_a_run_that_keeps_one_checkpoint_while_it_trains(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_loading_a_finished_run_is_quiet(tmp_path, caplog):
+    # Before: "Given directory is read only", "setting save_interval_steps=0" and "Metadata file does not exist".
+    train(tiny(steps=3), str(tmp_path), devices=one_device())
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="absl"):
+        load_trained(str(tmp_path), devices=one_device())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_tensorboard_on_without_tensorboardx_says_so(tmp_path, capsys):
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        MetricWriter(str(tmp_path), tensorboard=True).close()
+        assert "tensorboardX is not installed, so only metrics.jsonl is written" in capsys.readouterr().out
+    else:
+        pytest.skip("tensorboardX is installed here")

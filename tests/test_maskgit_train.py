@@ -55,8 +55,10 @@ def test_maskgit_trains_on_a_frozen_tokenizer_and_samples_a_png(tmp_path):
 
     path = sample_workdir(str(tmp_path / "maskgit"), num=4, class_id=3)
     grid = np.asarray(Image.open(path))
-    # 2 x 2 digits of 8 px with 2 px padding between and around, the whole grid scaled by 8.
-    assert grid.shape == (8 * (2 * (8 + 2) + 2), 8 * (2 * (8 + 2) + 2), 3)
+    # 2 x 2 digits of 8 px with 2 px padding between and around, the whole grid scaled by 8, and a label column
+    # naming the class on the left.
+    side = 8 * (2 * (8 + 2) + 2)
+    assert grid.shape[0] == side and grid.shape[1] > side + 20 and (grid[:, : grid.shape[1] - side] < 128).any()
     with pytest.raises(ValueError, match="--class=10"):
         sample_workdir(str(tmp_path / "maskgit"), num=1, class_id=10)
 

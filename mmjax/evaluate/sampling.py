@@ -63,6 +63,6 @@ def sample_workdir(
     if out is None:
         suffix = "" if class_id is None else f"_class{class_id}"
         out = os.path.join(workdir, f"samples{suffix}.png")
-    labels = [f"class {c}" for c in range(classes)] if class_id is None else None
+    labels = [f"class {c}" for c in range(classes)] if class_id is None else [f"class {class_id}"] * num_rows
     save_png(out, image_grid(rows, scale=max(1, 64 // images.shape[1]), labels=labels))
     return out

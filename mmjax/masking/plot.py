@@ -70,7 +70,7 @@ def plot_masks(
     fig.tight_layout(pad=0.3)
     if path is None:
         return fig
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)  # titles whole
     plt.close(fig)
     return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import re
 import sys
@@ -89,12 +90,26 @@ def checkpoint_manager(workdir: str, async_save: bool = True, read_only: bool = 
     )
 
 
+@contextlib.contextmanager
+def quiet_reads() -> Iterator[None]:
+    """Inside, orbax's notes on reading a finished run stay off the console ("Given directory is read
+    only", "setting save_interval_steps=0", "Metadata file does not exist"); errors still show."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def open_for_reading(workdir: str, tries: int = 5) -> ocp.CheckpointManager:
     """A read-only manager of `workdir/checkpoints`. Listing stats every step folder, which a run
     still training may delete meanwhile (`train.keep_checkpoints`): then it lists again."""
     for left in reversed(range(tries)):
         try:
-            return checkpoint_manager(workdir, async_save=False, read_only=True)
+            with quiet_reads():
+                return checkpoint_manager(workdir, async_save=False, read_only=True)
         except FileNotFoundError:
             if not left:
                 raise

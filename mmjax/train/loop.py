@@ -506,7 +506,8 @@ def restore_state(
         manager = checkpoint.open_for_reading(workdir)
         try:
             listed = set(manager.all_steps())
-            return _restore_from(manager, workdir, step, mesh, devices, say)
+            with checkpoint.quiet_reads():
+                return _restore_from(manager, workdir, step, mesh, devices, say)
         except checkpoint.CheckpointRestoreError:
             # A run still training may have deleted the checkpoint while it was read: read the newest again.
             if not retries or step is not None or set(checkpoint.steps_on_disk(workdir)) == listed:

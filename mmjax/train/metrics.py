@@ -38,6 +38,11 @@ class MetricWriter:
                 self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
             except ImportError:
                 self._tb = None
+                print(
+                    "note: train.tensorboard is on but tensorboardX is not installed, so only metrics.jsonl is "
+                    "written (pip install 'mmjax[tensorboard]', or --config.train.tensorboard=False)",
+                    flush=True,
+                )
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.active:
