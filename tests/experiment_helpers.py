@@ -30,6 +30,7 @@ from mmjax import config as mmjax_config
 UPSTREAM_FIELD = {
     "beit": "beit.tokenizer_workdir",
     "distill": "distill.teacher_workdir",
+    "finetune": "finetune.from_workdir",
     "givt": "givt.tokenizer_workdir",
     "mar": "mar.tokenizer_workdir",
     "maskgit": "maskgit.tokenizer_workdir",
@@ -40,6 +41,7 @@ UPSTREAM_RUN = {
     "continuous_digits": ("continuous_digits", "stage=vae"),
     "distill_mnist": ("mae_mnist", "runlocal"),
     "distill_vit_imagenet": ("mae_vit_imagenet", None),
+    "finetune_mnist": ("mae_mnist", "runlocal"),
     "givt_imagenet": ("givt_imagenet", "stage=vae"),
     "maskgit_digits": ("maskgit_digits", "stage=tokenizer"),
     "maskgit_imagenet": ("maskgit_imagenet", "stage=tokenizer"),
@@ -237,6 +239,8 @@ def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         for where, section in _sections(config):
             if where != "data" and isinstance(section.get("vocab_size"), int):
                 section.vocab_size = min(section.vocab_size, 16)
+        if image is None and config.get("method") == "finetune":  # the upstream encoder's, shrunk the same way
+            image = (GRID * PATCH, GRID * PATCH)
         if "data" in config:
             _shrink_data(config, image)
         _scale_counts(config, tokens_before)

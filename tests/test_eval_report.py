@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "vq": "vq_mnist",
     "beit": "beit_mnist",
     "distill": "distill_mnist",
+    "finetune": "finetune_mnist",
     "jepa": "jepa_mnist",
     "grid_jepa": "ajepa_synth",
     "maskgit": "maskgit_digits",
@@ -86,6 +87,8 @@ def evaluated(tmp_path_factory):
             config.beit.tokenizer_workdir = needed["vq_mnist"]
         if method == "distill":
             config.distill.teacher_workdir = str(root / "teacher")
+        if method == "finetune":
+            config.finetune.from_workdir = str(root / "teacher")
         if method == "maskgit":
             config.maskgit.tokenizer_workdir = needed["digits_vq"]
         built = build_method(config)

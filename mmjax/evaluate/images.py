@@ -53,6 +53,25 @@ def image_features(
     return {name: np.concatenate(f) for name, f in feats.items()}, np.concatenate(labels)
 
 
+def classification_results(config: Any, method: Any, params: Any) -> list[EvalResult]:
+    """Top-1 accuracy of `method.logits` on the test split, and the most frequent class's share (baseline)."""
+    data = config.data
+
+    @jax.jit
+    def logits(p, images):
+        return method.logits(p, normalize_images(images, data.mean, data.std))
+
+    announce(f"classification of the {evaluated_split(data)} split of {data.source}")
+    scores, labels = image_features(config, {"classifier": (logits, params)}, "test")
+    accuracy = float(np.mean(np.argmax(scores["classifier"], -1) == labels))
+    majority = float(np.max(np.bincount(labels.astype(np.int64))) / len(labels))
+    split = evaluated_split(data)
+    return [
+        EvalResult("classification", f"{config.method} classifier", "accuracy", accuracy, split=split),
+        EvalResult("classification", "most frequent class", "accuracy", majority, baseline=True, split=split),
+    ]
+
+
 def random_image_params(config: Any, method: Any) -> Any:
     """`method.init` at seed `config.seed + RANDOM_SEED_OFFSET`: the random-encoder baseline."""
     images = np.zeros((1, *config.data.image_size, config.data.channels), np.float32)

@@ -22,6 +22,8 @@ Registered protocols:
 - `tables_imputation`: impute the `tables` kind's table, RMSE on removed cells (`mmjax.evaluate.tables`).
 - `series`: imputation and forecasting against baselines, UCR probes (`mmjax.evaluate.series`).
 - `points_probe`: linear probe on the shape class of point clouds (`mmjax.evaluate.points`).
+- `classification`: a fine-tuned classifier's accuracy on the test split, against the most frequent
+  class (`mmjax.evaluate.images.classification_results`).
 - `generation`: class-conditional samples, `samples.png` and sample metrics (`mmjax.evaluate.generation`).
 """
 
@@ -35,7 +37,13 @@ import jax
 
 from mmjax.config import ConfigError
 from mmjax.evaluate.generation import class_conditional_results
-from mmjax.evaluate.images import knn_table, probe_table, random_image_params, reconstruction_figure
+from mmjax.evaluate.images import (
+    classification_results,
+    knn_table,
+    probe_table,
+    random_image_params,
+    reconstruction_figure,
+)
 from mmjax.evaluate.kind_probe import encoder_probe_results
 from mmjax.evaluate.points import evaluate_points
 from mmjax.evaluate.report import announce
@@ -58,6 +66,7 @@ DEFAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "audiomae": ("kind_probe",),
     "beit": IMAGE_PROTOCOLS,
     "distill": IMAGE_PROTOCOLS,
+    "finetune": ("classification",),
     "grid_jepa": ("kind_probe",),
     "jepa": IMAGE_PROTOCOLS,
     "mae": IMAGE_PROTOCOLS,
@@ -164,6 +173,11 @@ def linear_probe_protocol(config: Any, method: Any, params: Any, workdir: str) -
 @register_protocol("knn")
 def knn_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
     return knn_table(config, method, params, random_image_params(config, method)), {}
+
+
+@register_protocol("classification", applies=lambda config, method: hasattr(method, "logits"))
+def classification_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
+    return classification_results(config, method, params), {}
 
 
 @register_protocol("tokenizer", applies=lambda config, method: hasattr(method, "tokenize"))

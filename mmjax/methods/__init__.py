@@ -5,6 +5,7 @@ from mmjax.methods import (
     beit,
     continuous,
     distill,
+    finetune,
     givt,
     grid_jepa,
     jepa,
@@ -25,6 +26,7 @@ from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.beit import BEiT
 from mmjax.methods.continuous import ContinuousGenerator
 from mmjax.methods.distill import Distill
+from mmjax.methods.finetune import FineTune
 from mmjax.methods.grid_jepa import GridJEPA
 from mmjax.methods.jepa import JEPA
 from mmjax.methods.mae import MAE
@@ -49,6 +51,7 @@ __all__ = [
     "MaskGIT",
     "MLM",
     "Distill",
+    "FineTune",
     "JEPA",
     "GridJEPA",
     "EvalResult",
@@ -67,6 +70,7 @@ __all__ = [
     "build_method",
     "continuous",
     "distill",
+    "finetune",
     "givt",
     "grid_jepa",
     "jepa",

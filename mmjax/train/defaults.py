@@ -50,6 +50,13 @@ class TrainSection:
     b1: float = knob(0.9, "Adam beta1", low=0, high=1, high_open=True)
     b2: float = knob(0.95, "Adam beta2", low=0, high=1, high_open=True)
     grad_clip: float = knob(0.0, "clip by global norm; 0 = no clipping", low=0)
+    layer_decay: float = knob(
+        1.0,
+        "layer-wise lr decay (BEiT, MAE fine-tuning): block i of L trains at lr * decay^(L - i); 1 = off",
+        low=0,
+        low_open=True,
+        high=1,
+    )
     log_every: int = knob(50, "steps between metric rows", low=1)
     checkpoint_every: int = knob(500, "steps between checkpoints", low=1)
     keep_checkpoints: int = knob(3, "the newest confirmed ones; an unconfirmed newer one is kept too", low=1)

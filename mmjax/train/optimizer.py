@@ -1,4 +1,5 @@
-"""AdamW with warmup + cosine, gradient clipping, and weight decay chosen by parameter-path rules."""
+"""AdamW with warmup + cosine, gradient clipping, weight decay chosen by parameter-path rules, and
+layer-wise learning-rate decay."""
 
 from __future__ import annotations
 
@@ -64,6 +65,64 @@ def weight_decay_schedule(config: Any) -> float | optax.Schedule:
     return schedule
 
 
+_BLOCK = re.compile(r"(?:^|/)blocks/block_(\d+)(?:/|$)")
+_SCANNED = re.compile(r"(?:^|/)blocks/layers(?:/|$)")
+EMBEDDINGS = ("patch_embed", "cls_token", "pos_embed", "mask_token", "reg_tokens")
+
+
+def layer_of(name: str, num_layers: int) -> int | None:
+    """The layer of a parameter path for layer-wise decay: 0 for the embeddings, `i + 1` for block i,
+    `num_layers + 1` for what follows the blocks (final norm, head); None for a scanned stack (one per row)."""
+    if (found := _BLOCK.search(name)) is not None:
+        return int(found.group(1)) + 1
+    if _SCANNED.search(name):
+        return None
+    if any(part in EMBEDDINGS for part in name.split("/")):
+        return 0
+    return num_layers + 1
+
+
+def layer_decay_scales(params: Any, decay: float) -> Any:
+    """A tree like `params` of the lr scale of each leaf: `decay ** (L + 1 - layer)` (BEiT's rule, L blocks).
+
+    Blocks are found by path (`blocks/block_<i>/...`; a scanned stack `blocks/layers/...` gets a
+    scale per row of its leading axis). The head trains at the full rate, the embeddings at
+    `decay ** (L + 1)`.
+    """
+    names = [path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    blocks = {int(m.group(1)) for n in names if (m := _BLOCK.search(n))}
+    scanned = [
+        leaf.shape[0]
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+        if _SCANNED.search(path_name(path))
+    ]
+    num_layers = max(blocks, default=-1) + 1 if blocks else max(scanned, default=0)
+
+    def scale(path: tuple, leaf: Any) -> Any:
+        layer = layer_of(path_name(path), num_layers)
+        if layer is None:  # [L, ...]: row i is block i
+            rows = decay ** (num_layers - jnp.arange(leaf.shape[0], dtype=jnp.float32))
+            return rows.reshape((-1,) + (1,) * (len(leaf.shape) - 1))
+        return jnp.asarray(decay ** (num_layers + 1 - layer), jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def scale_by_layer_decay(decay: float) -> optax.GradientTransformation:
+    """Multiply each update by its `layer_decay_scales` (after AdamW: the lr and the decoupled decay alike)."""
+
+    def init(params: Any) -> optax.EmptyState:
+        del params
+        return optax.EmptyState()
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params
+        scales = layer_decay_scales(updates, decay)
+        return jax.tree.map(lambda u, s: (u * s).astype(u.dtype), updates, scales), state
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(
     config: Any, params: Any, trainable: Any | None = None
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -89,6 +148,8 @@ def make_optimizer(
             mask=lambda p: decay_mask(p, no_decay),
         )
     )
+    if config.layer_decay < 1.0:
+        parts.append(scale_by_layer_decay(config.layer_decay))
     optimizer = optax.chain(*parts)
     if trainable is not None:
         labels = jax.tree.map(lambda t: "train" if t else "frozen", trainable)

@@ -1,0 +1,118 @@
+"""Fine-tuning: layer-wise learning-rate decay at BEiT's rates, a classifier that starts from the pretrained encoder."""
+
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmjax.data import presets
+from mmjax.errors import user_message
+from mmjax.evaluate.report import load_report
+from mmjax.methods import finetune
+from mmjax.train import build_method, checkpoint, load_trained, train
+from mmjax.train.defaults import training_sections
+from mmjax.train.loop import config_as_dict
+from mmjax.train.optimizer import layer_decay_scales, make_optimizer
+from tests.helpers import load_experiment
+
+
+def test_layer_decay_gives_block_i_of_l_the_rate_decay_to_the_l_minus_i():
+    d, leaf = 0.5, jnp.ones((2,))
+    params = {
+        "encoder": {
+            "patch_embed": {"kernel": leaf},
+            "cls_token": leaf,
+            "blocks": {f"block_{i}": {"mlp": {"kernel": leaf}} for i in range(3)},
+            "norm": {"scale": leaf},
+        },
+        "head": {"kernel": leaf},
+    }
+    scales = layer_decay_scales(params, d)
+    enc = scales["encoder"]
+    assert float(enc["patch_embed"]["kernel"]) == float(enc["cls_token"]) == d**4  # the embeddings: L + 1
+    assert [float(enc["blocks"][f"block_{i}"]["mlp"]["kernel"]) for i in range(3)] == [d**3, d**2, d**1]
+    assert float(enc["norm"]["scale"]) == float(scales["head"]["kernel"]) == 1.0
+    scanned = layer_decay_scales({"blocks": {"layers": {"kernel": jnp.ones((3, 4, 4))}}, "head": leaf}, d)
+    np.testing.assert_allclose(scanned["blocks"]["layers"]["kernel"][:, 0, 0], [d**3, d**2, d**1])
+    # Through the optimizer: each update is the undecayed one times its scale.
+    config = training_sections(finetune.default_config()).train
+    config.update(steps=10, warmup_steps=0, lr=0.1, layer_decay=d)
+    grads = jax.tree.map(lambda x: x * 0.3, params)
+    decayed, plain = make_optimizer(config, params)[0], None
+    config.layer_decay = 1.0
+    plain = make_optimizer(config, params)[0]
+    a = decayed.update(grads, decayed.init(params), params)[0]
+    b = plain.update(grads, plain.init(params), params)[0]
+    jax.tree.map(lambda x, y, s: np.testing.assert_allclose(x, y * s, rtol=1e-6), a, b, scales)
+
+
+def tiny_mae(workdir):
+    config = load_experiment("mae_digits", "steps=4")
+    config.model.update(width=16, depth=2, heads=2, mlp_dim=32)
+    config.decoder.update(width=16, depth=1, heads=2, mlp_dim=32)
+    config.train.update(batch_size=16, tensorboard=False)
+    config.eval.update(probe=False, figure=False)
+    train(config, str(workdir), devices=jax.devices()[:1])
+    return workdir
+
+
+def finetune_config(pretrained, steps=80):
+    config = training_sections(finetune.default_config())
+    config.finetune.update(from_workdir=str(pretrained), num_classes=10)
+    config.data = presets.digits()
+    config.train.update(steps=steps, batch_size=32, lr=1e-2, warmup_steps=5, layer_decay=0.75, log_every=5)
+    config.train.update(checkpoint_every=20, tensorboard=False)
+    config.eval.update(batch_size=128)
+    return config
+
+
+def test_a_classifier_starts_from_the_pretrained_encoder_and_learns_the_digits(tmp_path):
+    pretrained = tiny_mae(tmp_path / "mae")
+    _, _, mae_params = load_trained(str(pretrained), devices=jax.devices()[:1])
+    config = finetune_config(pretrained)
+    method = build_method(config)
+    assert method.model_config.depth == 2 and method.model_config.width == 16  # the pretrained run's encoder
+    result = train(config, str(tmp_path / "ft"), devices=jax.devices()[:1])
+    losses = [row["loss"] for row in result.history]
+    assert np.mean(losses[-2:]) < 0.8 * losses[0], losses
+
+    from mmjax.evaluate import evaluate_pretraining
+
+    evaluate_pretraining(config, result.method, result.state.params, str(tmp_path / "ft"), step=result.step)
+    rows = {r.name: r.value for r in load_report(str(tmp_path / "ft"))["results"]}
+    assert rows["finetune classifier"] > rows["most frequent class"] + 0.2, rows
+    # The first checkpoint's encoder moved away from the pretrained one, but started from it: a fresh init of the
+    # same seed with the pretrained encoder copied in is what `load_frozen` gives.
+    fresh = method.load_frozen(
+        method.init(jax.random.key(0), {"image": jnp.zeros((1, 8, 8, 1)), "label": jnp.zeros((1,), jnp.int32)}),
+        {"pretrained": load_run(pretrained)},
+    )
+    jax.tree.map(np.testing.assert_array_equal, fresh["encoder"], jax.device_get(mae_params["encoder"]))
+    # The pretrained workdir can go: the fine-tuned run resumes from its own files.
+    shutil.rmtree(pretrained)
+    config.train.steps = 85
+    assert train(config, str(tmp_path / "ft"), devices=jax.devices()[:1]).step == 85
+
+
+def load_run(workdir):
+    from mmjax.methods.protocol import LoadedRun
+
+    return LoadedRun(*load_trained(str(workdir), devices=jax.devices()[:1]))
+
+
+def test_a_start_without_an_encoder_or_without_a_run_is_named(tmp_path):
+    vq = load_experiment("vq_mnist")
+    checkpoint.write_config(str(tmp_path / "vq"), config_as_dict(vq))
+    with pytest.raises(ValueError) as caught:
+        build_method(finetune_config(tmp_path / "vq"))
+    assert "finetune.from_workdir: a 'vq' run has no ViT encoder to fine-tune" in user_message(caught.value)
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError) as caught:
+        build_method(finetune_config(tmp_path / "empty"))
+    message = user_message(caught.value)
+    assert f"finetune.from_workdir='{tmp_path / 'empty'}' has no config.json" in message and "\n" not in message
+    with pytest.raises(ValueError, match="finetune.from_workdir is empty"):
+        build_method(finetune_config(""))
