@@ -5,6 +5,7 @@ flags (`mmjax.cli`), `--version` the version.
 
   python -m mmjax train --config experiments/mae_mnist.py[:variant] --workdir DIR [--config.a.b=v ...] [--reevaluate]
                         [--restart]
+  python -m mmjax finetune --from PRETRAINED --config experiments/finetune_mnist.py --workdir DIR
   python -m mmjax eval --workdir DIR [--step N]
   python -m mmjax export --workdir DIR --format hf|hf-vit|safetensors|stablehlo --out OUT [--step N] [--force]
   python -m mmjax sample --workdir DIR [--num N] [--class C] [--steps T] [--guidance S] [--out PNG]
@@ -78,6 +79,7 @@ _REEVALUATE = flags.DEFINE_bool(
 _RESTART = flags.DEFINE_bool(
     "restart", False, "train: start from step 0 when the workdir holds only unfinished saves (a kill while saving)"
 )
+_FROM = flags.DEFINE_string("from", None, "finetune: the pretrained run's workdir (sets finetune.from_workdir)")
 _VERBOSE = flags.DEFINE_bool("verbose", False, "show tracebacks and library warnings")
 
 
@@ -229,6 +231,15 @@ def run_command(command: str, args: list[str], watcher) -> None:
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise NotADirectoryError(f"--workdir {workdir} is a file; expected a directory (new, or a run's)")
     if command == "train":
+        train_and_evaluate(workdir, watcher)
+    elif command == "finetune":
+        config = _CONFIG.value
+        if config is None or config.get("method") != "finetune" or not _FROM.value:
+            raise ValueError(
+                "finetune needs --from PRETRAINED and --config with a finetune experiment "
+                "(experiments/finetune_mnist.py); python -m mmjax finetune --help"
+            )
+        config.finetune.from_workdir = _FROM.value
         train_and_evaluate(workdir, watcher)
     elif command == "eval":
         from mmjax.evaluate import evaluate_pretraining

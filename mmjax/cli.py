@@ -32,6 +32,12 @@ COMMANDS = {
         "Rerun on a finished DIR it shows the saved results.",
         ("config", "workdir", "reevaluate", "restart"),
     ),
+    "finetune": Command(
+        "python -m mmjax finetune --from PRETRAINED --config experiments/finetune_mnist.py --workdir DIR",
+        "Fine-tune the encoder of the run in PRETRAINED with a classification head (train with "
+        "finetune.from_workdir set to PRETRAINED).",
+        ("from", "config", "workdir", "reevaluate", "restart"),
+    ),
     "eval": Command(
         "python -m mmjax eval --workdir DIR [--step N]",
         "Evaluate a checkpoint again, with the config stored beside it.",

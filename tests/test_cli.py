@@ -115,10 +115,35 @@ def blocked_package(tmp_path, name):
     return {"PYTHONPATH": f"{folder}{os.pathsep}{ROOT}"}
 
 
+def config_only_run(folder, experiment):
+    """A workdir holding only the `config.json` of `experiment` (no checkpoint)."""
+    from mmjax.train.checkpoint import write_config
+    from mmjax.train.loop import config_as_dict
+    from tests.helpers import load_experiment
+
+    write_config(str(folder), config_as_dict(load_experiment(experiment)))
+    return folder
+
+
 def mistakes(tmp_path, finished):
     """(command line, env, expected exit status, texts the error must name)."""
     d = "experiments/mae_digits.py:steps=8"
+    ft = ["finetune", "--config", "experiments/finetune_mnist.py", "--workdir"]
+    no_checkpoint = config_only_run(tmp_path / "mae_no_checkpoint", "mae_mnist")
+    no_encoder = config_only_run(tmp_path / "vq_run", "vq_mnist")
     return {
+        "fine-tuning a run without a checkpoint": (
+            [*ft, tmp_path / "k", "--from", no_checkpoint],
+            {},
+            2,
+            ["no checkpoint in", str(no_checkpoint)],
+        ),
+        "fine-tuning a run without an encoder": (
+            [*ft, tmp_path / "l", "--from", no_encoder],
+            {},
+            2,
+            ["finetune.from_workdir", "a 'vq' run has no ViT encoder to fine-tune"],
+        ),
         "misspelt override": (
             ["train", "--config", d, "--workdir", tmp_path / "a", "--config.train.stepz=3"],
             {},
@@ -213,6 +238,7 @@ def test_everyday_mistakes_are_one_line_errors(tmp_path, finished):
             assert text in err, (name, text, err)
     # A run that never started leaves no workdir behind (no stray config.json).
     assert not (tmp_path / "c").exists() and not (tmp_path / "g").exists() and not (tmp_path / "h").exists()
+    assert not (tmp_path / "k").exists() and not (tmp_path / "l").exists()
 
 
 def test_help_per_command_the_experiment_list_and_the_version():
@@ -226,7 +252,7 @@ def test_help_per_command_the_experiment_list_and_the_version():
     }
     done = {name: finish(proc) for name, proc in procs.items()}
     assert all(code == 0 for code, _, _ in done.values()), done
-    for command in ("train", "eval", "export", "sample", "summarize", "config", "list"):
+    for command in ("train", "finetune", "eval", "export", "sample", "summarize", "config", "list"):
         assert f"\n  {command} " in done["help"][1]
     train, export = done["train"][1], done["export"][1]
     assert "--restart" in train and "--config " in train and "--format" not in train and "--num" not in train
