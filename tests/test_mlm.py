@@ -184,3 +184,25 @@ def test_experiment_files_resolve_to_valid_sections():
         small = mlm_pydoc.get_config(f"selection={selection},steps=5")
         assert dataclass_from_config(MLMOptions, small.mlm, "mlm").selection == selection
         assert small.data.seq_len <= bert_config_from_section(small.model, 4000).max_len
+
+
+def test_pseudo_log_likelihood_is_the_sum_of_each_token_masked_alone(tokenizer_file, batch):
+    # Salazar et al. 2020: mask each token in turn. Computed here one position at a time, unpadded, in float64.
+    method = build_method(tiny_config(tokenizer_file))
+    params = jax.jit(method.init)(jax.random.key(2), batch)
+    tokenizer = load_tokenizer(tiny_config(tokenizer_file).data)
+    texts = ["the test fails when the value is wrong", "return the list", "a"]
+    got = method.pseudo_log_likelihood(params, tokenizer, texts, batch_size=4)  # several chunks, a padded last one
+    apply = jax.jit(BertMLM(method.model_config).apply)
+    for text, score in zip(texts, got, strict=True):
+        ids = [method.special.cls, *tokenizer.encode(text, add_special_tokens=False).ids, method.special.sep]
+        expected = 0.0
+        for i in range(1, len(ids) - 1):
+            masked = list(ids)
+            masked[i] = method.special.mask
+            logits = np.asarray(apply({"params": params}, jnp.asarray([masked]))[0, i, : method.vocab_size], np.float64)
+            expected += logits[ids[i]] - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
+        np.testing.assert_allclose(score, expected, rtol=1e-5, atol=1e-4)
+    assert got[0] < got[1] < 0  # more tokens, more surprise (random weights)
+    with pytest.raises(ValueError, match="text 0 has .* tokens; model.max_len=32"):
+        method.pseudo_log_likelihood(params, tokenizer, [" ".join(["word"] * 40)])

@@ -480,6 +480,66 @@ class MLM:
             for ps, is_ in zip(top_p, top_i, strict=True)
         ]
 
+    def pseudo_log_likelihood(
+        self, params: Params, tokenizer: Any, texts: list[str], batch_size: int = 64
+    ) -> np.ndarray:
+        """Each text's pseudo-log-likelihood (Salazar et al. 2020): the sum over its tokens of
+        `log p(token | the text with that token alone masked)`, in nats; float64 `[len(texts)]`.
+
+        Every token of a text is masked in turn, `batch_size` copies per forward pass; texts are
+        padded to a multiple of `PLL_BUCKET` tokens (padding is segment 0, which no token attends to).
+        Used to rank sequences (higher is more likely to the model).
+        """
+        mask_id, vocab = self.special.mask, self.vocab_size
+
+        @jax.jit
+        def token_log_probs(params, rows, segments, where, targets):
+            exclude = rows == mask_id if self.model_config.decoder_depth else None
+            logits = self.model.apply({"params": params}, rows, segments, exclude=exclude)
+            at = jnp.take_along_axis(logits, where[:, None, None], axis=1)[:, 0, :vocab]
+            return jnp.take_along_axis(jax.nn.log_softmax(at, axis=-1), targets[:, None], axis=1)[:, 0]
+
+        scores = np.zeros(len(texts))
+        for t, text in enumerate(texts):
+            ids = np.asarray(
+                [self.special.cls, *tokenizer.encode(text, add_special_tokens=False).ids, self.special.sep]
+            )
+            if len(ids) > self.model_config.max_len:
+                raise ValueError(
+                    f"pseudo_log_likelihood: text {t} has {len(ids)} tokens; model.max_len={self.model_config.max_len}"
+                )
+            if len(ids) < 3:
+                continue  # no token between [CLS] and [SEP]: log 1
+            length = min(-(-len(ids) // PLL_BUCKET) * PLL_BUCKET, self.model_config.max_len)
+            rows, segments = masked_one_at_a_time(ids, mask_id, length)
+            where, targets = np.arange(1, len(ids) - 1, dtype=np.int32), ids[1:-1].astype(np.int32)
+            for begin in range(0, len(rows), batch_size):
+                chunk = slice(begin, begin + batch_size)
+                n = len(rows[chunk])
+                # One shape per length: the last chunk is padded with copies of its first row.
+                padded = [
+                    np.concatenate([a[chunk], np.repeat(a[chunk][:1], batch_size - n, 0)])
+                    for a in (rows, segments, where, targets)
+                ]
+                got = token_log_probs(params, *padded)
+                scores[t] += float(np.sum(np.asarray(got, np.float64)[:n]))
+        return scores
+
+
+PLL_BUCKET = 16  # texts are padded to a multiple of this length, so few lengths compile
+
+
+def masked_one_at_a_time(ids: np.ndarray, mask_id: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """`(rows [n - 2, length], segments [n - 2, length])`: row k is `ids` (with `[CLS]` first and `[SEP]`
+    last) padded to `length`, its token `k + 1` replaced by `mask_id`; padding is segment 0."""
+    n = len(ids)
+    rows = np.zeros((n - 2, length), np.int32)
+    rows[:, :n] = ids
+    rows[np.arange(n - 2), np.arange(1, n - 1)] = mask_id
+    segments = np.zeros_like(rows)
+    segments[:, :n] = 1
+    return rows, segments
+
 
 @register_method("mlm")
 def build_mlm(config: ml_collections.ConfigDict) -> MLM:
