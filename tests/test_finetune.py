@@ -116,3 +116,29 @@ def test_a_start_without_an_encoder_or_without_a_run_is_named(tmp_path):
     assert f"finetune.from_workdir='{tmp_path / 'empty'}' has no config.json" in message and "\n" not in message
     with pytest.raises(ValueError, match="finetune.from_workdir is empty"):
         build_method(finetune_config(""))
+
+
+def test_lora_trains_the_adapters_and_the_head_and_exports_them_merged(tmp_path):
+    pretrained = tiny_mae(tmp_path / "mae")
+    _, _, mae_params = load_trained(str(pretrained), devices=jax.devices()[:1])
+    config = finetune_config(pretrained, steps=20)
+    config.finetune.update(lora_rank=4, lora_targets=("attention", "mlp"))
+    result = train(config, str(tmp_path / "ft"), devices=jax.devices()[:1])
+    params = jax.device_get(result.state.params)
+    # The encoder is the pretrained one to the bit; the adapters and the head moved.
+    jax.tree.map(np.testing.assert_array_equal, params["encoder"], jax.device_get(mae_params["encoder"]))
+    assert sorted(params["lora"]) == [
+        f"encoder/blocks/block_{i}/{n}"
+        for i in (0, 1)
+        for n in ("attn/key", "attn/out", "attn/query", "attn/value", "mlp/fc1", "mlp/fc2")
+    ]
+    assert all(np.abs(a["b"]).max() > 0 for a in params["lora"].values())
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < losses[0], losses
+    # Exported, the adapters are folded into the kernels: the extractor gives the run's features.
+    from mmjax.export import export_workdir, load_feature_extractor
+
+    extract = load_feature_extractor(export_workdir(tmp_path / "ft", "stablehlo", tmp_path / "shlo", pool="mean"))
+    images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 1)).astype(np.float32) / 255.0
+    expected = result.method.features(params, jnp.asarray((images - 0.3) / 0.4), "mean")
+    np.testing.assert_allclose(extract((images - 0.3) / 0.4), expected, atol=1e-5, rtol=1e-5)

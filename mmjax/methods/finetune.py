@@ -9,9 +9,13 @@ at `lr * decay^(L - i)`, the embeddings at `decay^(L + 1)`, the head at `lr`;
 `finetune.from_workdir` names the pretrained run. Any method with an `encoder` hook (MAE,
 SimMIM, BEiT, a distilled student) gives its encoder: the builder reads the run's config for
 the encoder's architecture, and on a fresh run the trainer loads its checkpoint once for
-`load_frozen` to copy the encoder in (it then trains; nothing is frozen). The run keeps the
+`load_frozen` to copy the encoder in (it then trains, unless LoRA freezes it). The run keeps the
 pretrained run's config (`read_runs.json`) and its own parameters, so it resumes, evaluates
 and exports after the pretrained workdir is gone.
+
+With `finetune.lora_rank` > 0 the encoder stays frozen and low-rank adapters (Hu et al. 2022) on the
+projections `lora_targets` names (the paper's `W_q`, `W_v` by default) train with the head; they run
+unmerged in training (`mmjax.models.lora.with_lora`) and are merged into the kernels for export.
 
 Left out so far (stated, not hidden): drop path (stochastic depth; MAE uses 0.1 for ViT-B),
 mixup / cutmix, the averaged-pool `fc_norm` of MAE's `global_pool` (here `pool="mean"` averages
@@ -27,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from jax.sharding import PartitionSpec as P
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.data.kinds import data_kind
@@ -34,6 +39,7 @@ from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
 from mmjax.models.classifier import ViTClassifier
 from mmjax.models.config import ViTConfig
+from mmjax.models.lora import init_lora, lora_scale, lora_sites, merge_lora, with_lora
 
 POOLS = ("cls", "mean")
 
@@ -47,6 +53,11 @@ class FineTuneOptions:
     num_classes: int = knob(10, "classes of the head", low=2)
     pool: str = knob("cls", "the head reads the cls token or the mean patch token", choices=POOLS)
     label_smoothing: float = knob(0.1, "label smoothing of the cross-entropy (MAE: 0.1)", low=0, high=1, high_open=True)
+    lora_rank: int = knob(0, "LoRA: adapters of this rank train, the encoder stays frozen; 0 = train it all", low=0)
+    lora_alpha: float = knob(16.0, "LoRA: the low-rank path is scaled by alpha / rank", low=0, low_open=True)
+    lora_targets: tuple[str, ...] = knob(
+        ("query_value",), "LoRA: projections to adapt, names of mmjax.models.lora.TARGETS or path regexes"
+    )
 
     def __post_init__(self):
         if not self.from_workdir:
@@ -92,6 +103,11 @@ class FineTune:
                 f"{options.from_workdir!r} takes {tuple(model_config.image_size)} images with "
                 f"{model_config.channels} channels"
             )
+        if options.lora_rank and model_config.scan:
+            raise ValueError(
+                f"finetune.lora_rank={options.lora_rank} with a scanned encoder (model.scan=True in "
+                f"{options.from_workdir!r}): the adapters need unrolled blocks"
+            )
         return cls(model_config, options)
 
     @property
@@ -105,14 +121,37 @@ class FineTune:
 
     # --- Parameters -------------------------------------------------------------------
 
+    @property
+    def adapter_scale(self) -> float:
+        return lora_scale(self.options.lora_alpha, max(self.options.lora_rank, 1))
+
     def init(self, rng: jax.Array, batch: Batch) -> Params:
-        """Random encoder and head; on a fresh run `load_frozen` puts the pretrained encoder in."""
-        return nn.meta.unbox(self.model.init(rng, self._images(batch))["params"])
+        """Random encoder and head (plus `lora` adapters with `lora_rank`); on a fresh run `load_frozen`
+        puts the pretrained encoder in."""
+        images = self._images(batch)
+        model_key, lora_key = jax.random.split(rng)
+        params = nn.meta.unbox(self.model.init(model_key, images)["params"])
+        if not self.options.lora_rank:
+            return params
+        sites = lora_sites(lambda p, x: self.model.apply({"params": p}, x), params, images)
+        encoder_sites = {path: shapes for path, shapes in sites.items() if path.startswith("encoder/")}
+        adapters = init_lora(lora_key, encoder_sites, self.options.lora_rank, self.options.lora_targets)
+        return {**params, "lora": adapters}
 
     def param_axes(self) -> Params:
         cfg = self.model_config
         images = jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
-        return nn.get_partition_spec(jax.eval_shape(lambda x: self.model.init(jax.random.key(0), x), images))["params"]
+        axes = nn.get_partition_spec(jax.eval_shape(lambda x: self.model.init(jax.random.key(0), x), images))["params"]
+        if not self.options.lora_rank:
+            return axes
+        batch = {"image": images, "label": jax.ShapeDtypeStruct((1,), jnp.int32)}
+        adapters = jax.eval_shape(self.init, jax.random.key(0), batch)["lora"]
+        return {**axes, "lora": jax.tree.map(lambda _: P(), adapters)}
+
+    def trainable(self, params: Params) -> Params:
+        """Everything trains; with LoRA, the adapters and the head only."""
+        frozen = {"encoder"} if self.options.lora_rank else set()
+        return {part: jax.tree.map(lambda _, t=part not in frozen: t, tree) for part, tree in params.items()}
 
     def frozen_runs(self) -> dict[str, RunPart]:
         return {"pretrained": pretrained_part(self.options)}
@@ -134,8 +173,10 @@ class FineTune:
     # --- Training ---------------------------------------------------------------------
 
     def logits(self, params: Params, images: jax.Array) -> jax.Array:
-        """float32 `[B, num_classes]` of normalized images `[B, H, W, C]`."""
-        return self.model.apply({"params": params}, images)
+        """float32 `[B, num_classes]` of normalized images `[B, H, W, C]` (the adapters unmerged)."""
+        model_params = {k: v for k, v in params.items() if k != "lora"}
+        with with_lora(params.get("lora", {}), self.adapter_scale):
+            return self.model.apply({"params": model_params}, images)
 
     def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
         del rng, train
@@ -148,14 +189,19 @@ class FineTune:
 
     # --- Evaluation -------------------------------------------------------------------
 
+    def merged(self, params: Params) -> Params:
+        """`{"encoder", "head"}` with the LoRA adapters folded into the kernels (as they are without LoRA)."""
+        model_params = {k: v for k, v in params.items() if k != "lora"}
+        return merge_lora(model_params, params["lora"], self.adapter_scale) if "lora" in params else model_params
+
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """The fine-tuned encoder's features: `cls` / `mean` `[B, D]`."""
-        tokens = self.model.apply({"params": params}, images, method=lambda m, x: m.encoder(x))
+        tokens = self.model.apply({"params": self.merged(params)}, images, method=lambda m, x: m.encoder(x))
         return tokens[:, 0] if pool == "cls" else jnp.mean(tokens[:, 1:], axis=1)
 
     def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
-        """The fine-tuned `ViTEncoder`, for export."""
-        return self.model_config, params["encoder"]
+        """The fine-tuned `ViTEncoder` (adapters merged), for export."""
+        return self.model_config, self.merged(params)["encoder"]
 
 
 def pretrained_part(options: FineTuneOptions) -> RunPart:
