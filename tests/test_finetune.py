@@ -12,10 +12,11 @@ from mmjax.data import presets
 from mmjax.errors import user_message
 from mmjax.evaluate.report import load_report
 from mmjax.methods import finetune
-from mmjax.train import build_method, checkpoint, load_trained, train
+from mmjax.train import Preempted, build_method, checkpoint, load_trained, train
 from mmjax.train.defaults import training_sections
 from mmjax.train.loop import config_as_dict
 from mmjax.train.optimizer import layer_decay_scales, make_optimizer
+from mmjax.train.preemption import PreemptionWatcher
 from tests.helpers import load_experiment
 
 
@@ -142,3 +143,29 @@ def test_lora_trains_the_adapters_and_the_head_and_exports_them_merged(tmp_path)
     images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 1)).astype(np.float32) / 255.0
     expected = result.method.features(params, jnp.asarray((images - 0.3) / 0.4), "mean")
     np.testing.assert_allclose(extract((images - 0.3) / 0.4), expected, atol=1e-5, rtol=1e-5)
+
+
+class StopAfter(PreemptionWatcher):
+    """A preemption notice after `steps` steps (what SIGTERM does, at a chosen step)."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.left = steps
+
+    def should_stop(self):
+        self.left -= 1
+        return self.left == 0 or self.received
+
+
+def test_a_stopped_fine_tune_resumes_to_the_same_parameters(tmp_path):
+    pretrained = tiny_mae(tmp_path / "mae")
+    config = finetune_config(pretrained, steps=20)
+    config.finetune.lora_rank = 2  # the adapters, the head and their optimizer state all resume
+    straight = train(config, str(tmp_path / "straight"), devices=jax.devices()[:1])
+    with StopAfter(9) as watcher, pytest.raises(Preempted):
+        train(config, str(tmp_path / "stopped"), devices=jax.devices()[:1], watcher=watcher)
+    resumed = train(config, str(tmp_path / "stopped"), devices=jax.devices()[:1])
+    assert resumed.history[0]["step"] > 9
+    jax.tree.map(
+        np.testing.assert_array_equal, jax.device_get(straight.state.params), jax.device_get(resumed.state.params)
+    )
