@@ -61,11 +61,11 @@ def classification_results(config: Any, method: Any, params: Any) -> list[EvalRe
     def logits(p, images):
         return method.logits(p, normalize_images(images, data.mean, data.std))
 
-    announce(f"classification of the {evaluated_split(data)} split of {data.source}")
+    split = evaluated_split(data)
+    announce(f"classification of the {split} split of {data.source}")
     scores, labels = image_features(config, {"classifier": (logits, params)}, "test")
     accuracy = float(np.mean(np.argmax(scores["classifier"], -1) == labels))
     majority = float(np.max(np.bincount(labels.astype(np.int64))) / len(labels))
-    split = evaluated_split(data)
     return [
         EvalResult("classification", f"{config.method} classifier", "accuracy", accuracy, split=split),
         EvalResult("classification", "most frequent class", "accuracy", majority, baseline=True, split=split),

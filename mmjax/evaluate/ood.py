@@ -21,10 +21,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from mmjax.data.pipeline import padded_batches
 from mmjax.data.transforms import normalize_images
 from mmjax.methods.protocol import EvalResult
 
-SCORES = ("knn", "mahalanobis")
 RIDGE = 1e-8  # relative to the covariance's mean variance
 
 
@@ -69,17 +69,9 @@ def auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their average rank (the Mann-Whitney U statistic's)."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    start = 0
-    while start < len(values):
-        end = start
-        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return ranks
+    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)  # a tie group holds ranks last - count + 1 .. last
+    return ((last - counts + 1 + last) / 2)[group]
 
 
 def ood_results(
@@ -118,14 +110,10 @@ def feature_extractor(method: Any, params: Any, mean: Any, std: Any, pool: str, 
         return method.features(params, normalize_images(images, mean, std), pool=pool)
 
     def extract(images: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(images), batch):
-            part = images[start : start + batch]
-            padded = np.concatenate([part, np.repeat(part[-1:], batch - len(part), 0)])
-            out.append(np.asarray(run(padded))[: len(part)])
-        return np.concatenate(out)
+        chunks = ({"image": images[i : i + batch]} for i in range(0, len(images), batch))
+        return np.concatenate([np.asarray(run(b["image"]))[:n] for b, n in padded_batches(chunks, batch)])
 
     return extract
 
 
-__all__ = ["SCORES", "auroc", "feature_extractor", "knn_score", "mahalanobis_score", "ood_results"]
+__all__ = ["auroc", "feature_extractor", "knn_score", "mahalanobis_score", "ood_results"]

@@ -40,6 +40,7 @@ SPLIT = "removed cells"
 
 RECHECK_RATE = 0.1
 RECHECK_SPLIT = "observed cells hidden again (1/10, seen in training)"
+RECHECK_RMSE = "RMSE (observed column std units)"
 
 
 def scaled_rmse(filled: np.ndarray, truth: np.ndarray, cells: np.ndarray, std: np.ndarray) -> float:
@@ -84,7 +85,7 @@ def recheck_rows(config: Any, method: Any, params: Any, table: MaskedTable) -> l
         EvalResult(
             "imputation",
             name,
-            RMSE.replace("column std", "observed column std"),
+            RECHECK_RMSE,
             scaled_rmse(f, table.raw, hidden, table.std),
             baseline=name != config.method,
             split=RECHECK_SPLIT,

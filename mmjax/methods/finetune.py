@@ -35,6 +35,7 @@ from jax.sharding import PartitionSpec as P
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.data.kinds import data_kind
+from mmjax.methods.common import pool_tokens
 from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
 from mmjax.models.classifier import ViTClassifier
@@ -195,9 +196,9 @@ class FineTune:
         return merge_lora(model_params, params["lora"], self.adapter_scale) if "lora" in params else model_params
 
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
-        """The fine-tuned encoder's features: `cls` / `mean` `[B, D]`."""
+        """The fine-tuned encoder's features: `cls` / `mean` `[B, D]` or `tokens` `[B, 1 + N, D]`."""
         tokens = self.model.apply({"params": self.merged(params)}, images, method=lambda m, x: m.encoder(x))
-        return tokens[:, 0] if pool == "cls" else jnp.mean(tokens[:, 1:], axis=1)
+        return pool_tokens(tokens, pool)
 
     def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
         """The fine-tuned `ViTEncoder` (adapters merged), for export."""

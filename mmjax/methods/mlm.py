@@ -47,6 +47,7 @@ import numpy as np
 import optax
 
 from mmjax.config import dataclass_from_config, section_config
+from mmjax.data.pipeline import padded_batches
 from mmjax.data.text import (
     NgramLexicon,
     SpecialIds,
@@ -512,16 +513,15 @@ class MLM:
                 continue  # no token between [CLS] and [SEP]: log 1
             length = min(-(-len(ids) // PLL_BUCKET) * PLL_BUCKET, self.model_config.max_len)
             rows, segments = masked_one_at_a_time(ids, mask_id, length)
-            where, targets = np.arange(1, len(ids) - 1, dtype=np.int32), ids[1:-1].astype(np.int32)
-            for begin in range(0, len(rows), batch_size):
-                chunk = slice(begin, begin + batch_size)
-                n = len(rows[chunk])
-                # One shape per length: the last chunk is padded with copies of its first row.
-                padded = [
-                    np.concatenate([a[chunk], np.repeat(a[chunk][:1], batch_size - n, 0)])
-                    for a in (rows, segments, where, targets)
-                ]
-                got = token_log_probs(params, *padded)
+            columns = {
+                "rows": rows,
+                "segments": segments,
+                "where": np.arange(1, len(ids) - 1, dtype=np.int32),
+                "targets": ids[1:-1].astype(np.int32),
+            }
+            chunks = ({k: v[i : i + batch_size] for k, v in columns.items()} for i in range(0, len(rows), batch_size))
+            for batch, n in padded_batches(chunks, batch_size):  # one shape per length
+                got = token_log_probs(params, **batch)
                 scores[t] += float(np.sum(np.asarray(got, np.float64)[:n]))
         return scores
 

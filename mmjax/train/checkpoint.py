@@ -305,6 +305,11 @@ def silence_abandoned_reads() -> None:
     sys.unraisablehook = hook
 
 
+def config_as_dict(config: Any) -> dict[str, Any]:
+    """JSON-safe copy of a resolved config (tuples become lists): what `config.json` and checkpoints hold."""
+    return json.loads(json.dumps(config.to_dict(), default=list))
+
+
 def write_config(workdir: str, config: dict) -> None:
     """The resolved config as `workdir/config.json` (readable; what `eval` falls back to)."""
     write_text_atomic(epath.Path(workdir) / "config.json", json.dumps(config, indent=2, sort_keys=True))

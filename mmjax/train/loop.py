@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +32,7 @@ from mmjax.config import ConfigError
 from mmjax.data.kinds import data_kind
 from mmjax.methods.protocol import STATE_INPUTS, LoadedRun
 from mmjax.train import checkpoint, distributed
+from mmjax.train.checkpoint import config_as_dict
 from mmjax.train.finite import (
     NONFINITE_LEAF,
     NonFiniteGuard,
@@ -71,11 +71,6 @@ class TrainResult:
     method: Any
     mesh: Any
     already_complete: bool = False
-
-
-def config_as_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """JSON-safe copy of the resolved config (tuples become lists)."""
-    return json.loads(json.dumps(config.to_dict(), default=list))
 
 
 def create_state(config: ml_collections.ConfigDict, method: Any, mesh: Any):

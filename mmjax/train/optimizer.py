@@ -89,13 +89,9 @@ def layer_decay_scales(params: Any, decay: float) -> Any:
     scale per row of its leading axis). The head trains at the full rate, the embeddings at
     `decay ** (L + 1)`.
     """
-    names = [path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
-    blocks = {int(m.group(1)) for n in names if (m := _BLOCK.search(n))}
-    scanned = [
-        leaf.shape[0]
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-        if _SCANNED.search(path_name(path))
-    ]
+    leaves = [(path_name(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]]
+    blocks = {int(m.group(1)) for name, _ in leaves if (m := _BLOCK.search(name))}
+    scanned = [leaf.shape[0] for name, leaf in leaves if _SCANNED.search(name)]
     num_layers = max(blocks, default=-1) + 1 if blocks else max(scanned, default=0)
 
     def scale(path: tuple, leaf: Any) -> Any:

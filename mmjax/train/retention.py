@@ -82,7 +82,7 @@ class Retention:
 
     def last_kept(self) -> int | None:
         """The newest checkpoint still in place."""
-        self.manager.wait_until_finished()
+        checkpoint.wait(self.manager)
         self.all_written()
         return self.manager.latest_step()
 

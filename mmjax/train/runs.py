@@ -77,7 +77,7 @@ def keep_run_configs(workdir: str, config: Any) -> None:
 
     def gather(config: Any) -> None:
         for part, run_config in _read_runs(config, kept).values():
-            found[part.workdir] = json.loads(json.dumps(run_config.to_dict(), default=list))
+            found[part.workdir] = checkpoint.config_as_dict(run_config)
             gather(run_config)
 
     gather(config)
