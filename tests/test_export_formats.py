@@ -141,8 +141,8 @@ def test_export_workdir_safetensors_and_stablehlo(workdir, tmp_path):
         export_workdir(workdir, "onnx", tmp_path / "x")
 
 
-@pytest.mark.parametrize("name", ["simmim_mnist", "beit_mnist"])
-def test_the_encoder_of_simmim_and_beit_exports_to_the_features_they_report(name, tmp_path):
+@pytest.mark.parametrize("name", ["simmim_mnist", "beit_mnist", "jepa_mnist"])
+def test_the_encoder_of_simmim_beit_and_jepa_exports_to_the_features_they_report(name, tmp_path):
     # The `encoder` hook: what `export` writes for each method reproduces its `features` (mask token left out).
     from mmjax.export import load_feature_extractor
     from mmjax.export.workdir import encoder_only
@@ -162,5 +162,12 @@ def test_the_encoder_of_simmim_and_beit_exports_to_the_features_they_report(name
     model_config, encoder = method.encoder(params)
     encoder = encoder_only(model_config, encoder)
     assert "mask_token" not in encoder
-    extract = load_feature_extractor(save_stablehlo(model_config, encoder, tmp_path / "shlo", pool="mean"))
-    np.testing.assert_allclose(extract(images), method.features(params, images, "mean"), atol=1e-5, rtol=1e-5)
+    for pool in ("mean", "tokens"):
+        extract = load_feature_extractor(save_stablehlo(model_config, encoder, tmp_path / pool, pool=pool))
+        np.testing.assert_allclose(extract(images), method.features(params, images, pool), atol=1e-5, rtol=1e-5)
+    # The safetensors artifact knows whether there is a cls token (I-JEPA's encoder has none).
+    back_config, back = load_encoder(save_encoder(model_config, encoder, tmp_path / "st"))
+    assert ("cls_token" in back) == (name != "jepa_mnist")
+    np.testing.assert_allclose(
+        encoder_features(back_config, back, images, "cls"), method.features(params, images, "cls"), atol=1e-5
+    )

@@ -169,3 +169,37 @@ def test_a_stopped_fine_tune_resumes_to_the_same_parameters(tmp_path):
     jax.tree.map(
         np.testing.assert_array_equal, jax.device_get(straight.state.params), jax.device_get(resumed.state.params)
     )
+
+
+def tiny_jepa(workdir):
+    config = load_experiment("jepa_mnist", "steps=2")
+    config.data = presets.digits()
+    config.model.update(image_size=8, patch_size=2, width=16, depth=2, heads=2, mlp_dim=32)
+    config.predictor.update(width=16, depth=1, heads=2, mlp_dim=32)
+    config.train.update(batch_size=16, tensorboard=False)
+    config.eval.update(probe=False, figure=False)
+    train(config, str(workdir), devices=jax.devices()[:1])
+    return workdir
+
+
+def test_jepa_s_encoder_without_a_cls_token_fine_tunes_on_its_mean_and_exports(tmp_path):
+    from mmjax.export import export_workdir, load_feature_extractor
+
+    pretrained = tiny_jepa(tmp_path / "jepa")
+    config = finetune_config(pretrained, steps=20)
+    with pytest.raises(ValueError) as caught:
+        build_method(config)
+    assert "finetune.pool='cls': the 'jepa' encoder of finetune.from_workdir=" in user_message(caught.value)
+    config.finetune.pool = "mean"
+    result = train(config, str(tmp_path / "ft"), devices=jax.devices()[:1])
+    params = jax.device_get(result.state.params)
+    assert "cls_token" not in params["encoder"]
+    _, _, jepa_params = load_trained(str(pretrained), devices=jax.devices()[:1])
+    assert params["encoder"].keys() == jax.device_get(jepa_params["target_encoder"]).keys()
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < losses[0], losses
+    images = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    extract = load_feature_extractor(export_workdir(tmp_path / "ft", "stablehlo", tmp_path / "shlo", pool="cls"))
+    np.testing.assert_allclose(extract(images), result.method.features(params, images, "mean"), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="HF ViTModel has a cls token and the 'jepa' encoder"):
+        export_workdir(pretrained, "hf-vit", tmp_path / "hf")

@@ -15,11 +15,11 @@ import numpy as np
 
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.plan import CheckpointMismatchError
+from mmjax.methods.common import POOLS, pool_tokens
 from mmjax.models.config import ViTConfig
-from mmjax.models.vit import ViTEncoder
+from mmjax.models.vit import ViTEncoder, has_cls_token
 
 ENCODER_FORMAT = "mmjax-vit-encoder"
-POOLS = ("cls", "mean", "tokens")
 
 
 def flatten_params(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -43,20 +43,18 @@ def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
 
 
 def encoder_features(config: ViTConfig, params: Mapping[str, Any], images: jax.Array, pool: str = "cls") -> jax.Array:
-    """Features of whole images from `ViTEncoder` params.
+    """Features of whole images from `ViTEncoder` params (with or without a `cls_token`).
 
     Args:
       images: `[B, H, W, C]`.
       pool: `cls` -> `[B, D]`; `mean` -> `[B, D]` mean of patch tokens; `tokens` -> `[B, 1 + N, D]`.
+        Without a cls token (I-JEPA) the mean of the patch tokens stands in for it (`pool_tokens`).
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-    tokens = ViTEncoder(config).apply({"params": params}, images)
-    if pool == "cls":
-        return tokens[:, 0]
-    if pool == "mean":
-        return jnp.mean(tokens[:, 1:], axis=1)
-    return tokens
+    cls_token = has_cls_token(params)
+    tokens = ViTEncoder(config, cls_token=cls_token).apply({"params": params}, images)
+    return pool_tokens(tokens, pool, cls_token)
 
 
 def config_to_dict(config: ViTConfig) -> dict[str, Any]:
@@ -75,7 +73,8 @@ def save_encoder(config: ViTConfig, params: Mapping[str, Any], out: str | os.Pat
     with atomic_directory(out, force) as tmp:
         save_file(flat, os.path.join(tmp, "model.safetensors"), metadata={"format": ENCODER_FORMAT})
         with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump({"format": ENCODER_FORMAT, "version": 1, "model": config_to_dict(config)}, f, indent=2)
+            meta = {"format": ENCODER_FORMAT, "version": 1, "cls_token": has_cls_token(params)}
+            json.dump({**meta, "model": config_to_dict(config)}, f, indent=2)
     return os.fspath(out)
 
 
@@ -89,14 +88,15 @@ def load_encoder(path: str | os.PathLike) -> tuple[ViTConfig, dict[str, Any]]:
         raise ValueError(f"{path}/config.json: format must be {ENCODER_FORMAT!r}, got {meta.get('format')!r}")
     config = ViTConfig(**meta["model"])
     flat = load_file(os.path.join(path, "model.safetensors"))
-    check_encoder_params(config, flat)
+    check_encoder_params(config, flat, meta.get("cls_token", True))
     return config, unflatten_params(flat)
 
 
-def encoder_param_shapes(config: ViTConfig) -> dict[str, tuple[int, ...]]:
+def encoder_param_shapes(config: ViTConfig, cls_token: bool = True) -> dict[str, tuple[int, ...]]:
     """`{"blocks/block_0/attn/query/kernel": shape}` of a `ViTEncoder` built from `config` (no compute)."""
     images = jax.ShapeDtypeStruct((1, *config.image_size, config.channels), jnp.float32)
-    shapes = nn.meta.unbox(jax.eval_shape(ViTEncoder(config).init, jax.random.key(0), images))["params"]
+    encoder = ViTEncoder(config, cls_token=cls_token)
+    shapes = nn.meta.unbox(jax.eval_shape(encoder.init, jax.random.key(0), images))["params"]
     return {"/".join(str(p.key) for p in path): tuple(leaf.shape) for path, leaf in tree_paths(shapes)}
 
 
@@ -104,9 +104,9 @@ def tree_paths(tree: Any) -> list[tuple[Any, Any]]:
     return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
-def check_encoder_params(config: ViTConfig, flat: Mapping[str, np.ndarray]) -> None:
+def check_encoder_params(config: ViTConfig, flat: Mapping[str, np.ndarray], cls_token: bool = True) -> None:
     """Raise `CheckpointMismatchError` unless `flat` has exactly the encoder's keys and shapes."""
-    shapes = encoder_param_shapes(config)
+    shapes = encoder_param_shapes(config, cls_token)
     missing = sorted(set(shapes) - set(flat))
     unexpected = sorted(set(flat) - set(shapes))
     mismatched = sorted(

@@ -10,8 +10,10 @@ from mmjax.export.encoder import encoder_param_shapes, save_encoder
 from mmjax.export.hf_vit import save_hf_vit
 from mmjax.export.hf_vitmae import save_hf_vitmae
 from mmjax.export.stablehlo import save_stablehlo
+from mmjax.methods.common import has_image_encoder
 from mmjax.methods.mae import MAE
 from mmjax.models.config import ViTConfig
+from mmjax.models.vit import has_cls_token
 from mmjax.train.loop import load_trained
 
 FORMATS = ("hf", "hf-vit", "safetensors", "stablehlo")
@@ -51,7 +53,7 @@ def export_workdir(
             f"--format hf writes ViTMAEForPreTraining, for the 'mae' method; {workdir} has method={config.method!r} "
             "(--format hf-vit, safetensors or stablehlo write its encoder)"
         )
-    if not hasattr(method, "encoder"):
+    if not has_image_encoder(method):
         raise ValueError(f"export: the {config.method!r} method of {workdir} has no ViT encoder to export yet")
     params = jax.device_get(params)
     if format == "hf":
@@ -59,6 +61,11 @@ def export_workdir(
     model_config, encoder = method.encoder(params)
     encoder = encoder_only(model_config, encoder)
     if format == "hf-vit":
+        if not has_cls_token(encoder):
+            raise ValueError(
+                f"--format hf-vit: HF ViTModel has a cls token and the {config.method!r} encoder of {workdir} has "
+                "none (--format safetensors or stablehlo write it)"
+            )
         return save_hf_vit(model_config, encoder, out, force)
     if format == "safetensors":
         return save_encoder(model_config, encoder, out, force)
@@ -67,5 +74,5 @@ def export_workdir(
 
 def encoder_only(config: ViTConfig, params: dict) -> dict:
     """`params` without what training alone uses (the mask token of an encoder that took hidden patches)."""
-    declared = encoder_param_shapes(config)
+    declared = encoder_param_shapes(config, has_cls_token(params))
     return {k: v for k, v in params.items() if any(name == k or name.startswith(f"{k}/") for name in declared)}

@@ -100,8 +100,21 @@ def reconstruction_images(
     }
 
 
-def pool_tokens(tokens: jax.Array, pool: str) -> jax.Array:
-    """`[B, 1 + N, D]` encoder output (cls first) -> `cls` / `mean` `[B, D]`, or `tokens` unchanged."""
+def has_image_encoder(method: object) -> bool:
+    """Whether `method.encoder(params) -> (ViTConfig, params)` gives a `ViTEncoder` over images (the hook
+    export and fine-tuning read)."""
+    return callable(getattr(method, "encoder", None))
+
+
+def pool_tokens(tokens: jax.Array, pool: str, cls_token: bool = True) -> jax.Array:
+    """`[B, 1 + N, D]` encoder output (cls first) -> `cls` / `mean` `[B, D]`, or `tokens` unchanged.
+
+    An encoder without a cls token (I-JEPA) gives `[B, N, D]`: `cls` and `mean` pool the mean of
+    the tokens, and `tokens` is `[B, 1 + N, D]` with that mean first (where a cls token would be).
+    """
+    if not cls_token:
+        tokens = jnp.concatenate([jnp.mean(tokens, axis=1, keepdims=True), tokens], axis=1)
+        pool = "mean" if pool == "cls" else pool
     if pool == "cls":
         return tokens[:, 0]
     if pool == "mean":

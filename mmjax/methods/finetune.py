@@ -7,11 +7,11 @@ at `lr * decay^(L - i)`, the embeddings at `decay^(L + 1)`, the head at `lr`;
 `mmjax.train.optimizer.layer_decay_scales`).
 
 `finetune.from_workdir` names the pretrained run. Any method with an `encoder` hook (MAE,
-SimMIM, BEiT, a distilled student) gives its encoder: the builder reads the run's config for
-the encoder's architecture, and on a fresh run the trainer loads its checkpoint once for
-`load_frozen` to copy the encoder in (it then trains, unless LoRA freezes it). The run keeps the
-pretrained run's config (`read_runs.json`) and its own parameters, so it resumes, evaluates
-and exports after the pretrained workdir is gone.
+SimMIM, BEiT, a distilled student, I-JEPA's target encoder with `pool="mean"`) gives its
+encoder: the builder reads the run's config for the encoder's architecture, and on a fresh run
+the trainer loads its checkpoint once for `load_frozen` to copy the encoder in (it then trains,
+unless LoRA freezes it). The run keeps the pretrained run's config (`read_runs.json`) and its
+own parameters, so it resumes, evaluates and exports after the pretrained workdir is gone.
 
 With `finetune.lora_rank` > 0 the encoder stays frozen and low-rank adapters (Hu et al. 2022) on the
 projections `lora_targets` names (the paper's `W_q`, `W_v` by default) train with the head; they run
@@ -35,12 +35,13 @@ from jax.sharding import PartitionSpec as P
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.data.kinds import data_kind
-from mmjax.methods.common import pool_tokens
+from mmjax.methods.common import has_image_encoder, pool_tokens
 from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
 from mmjax.models.classifier import ViTClassifier
 from mmjax.models.config import ViTConfig
 from mmjax.models.lora import init_lora, lora_scale, lora_sites, merge_lora, with_lora
+from mmjax.models.vit import has_cls_token
 
 POOLS = ("cls", "mean")
 
@@ -73,16 +74,18 @@ def default_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({"method": "finetune", "finetune": section_config(FineTuneOptions)})
 
 
-def pretrained_encoder_config(run: BuiltRun, field: str) -> ViTConfig:
-    """The `ViTConfig` of the encoder a pretrained run's method exports (`encoder` hook), from shapes alone."""
-    if not hasattr(run.method, "encoder"):
+def pretrained_encoder(run: BuiltRun, field: str) -> tuple[ViTConfig, bool]:
+    """The `ViTConfig` of the encoder a pretrained run's method exports (`encoder` hook), and whether it
+    has a cls token, from shapes alone."""
+    if not has_image_encoder(run.method):
         raise ValueError(
             f"{field}: a {run.config.method!r} run has no ViT encoder to fine-tune "
-            "(methods with one: mae, simmim, beit, distill)"
+            "(methods with one: mae, simmim, beit, distill, jepa)"
         )
     example = data_kind(run.config.data).example_batch(run.config.data)
     abstract = jax.eval_shape(run.method.init, jax.random.key(0), example)
-    return run.method.encoder(abstract)[0]
+    config, encoder = run.method.encoder(abstract)
+    return config, has_cls_token(encoder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +94,17 @@ class FineTune:
 
     model_config: ViTConfig
     options: FineTuneOptions
+    cls_token: bool = True
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, pretrained: BuiltRun) -> FineTune:
         options = dataclass_from_config(FineTuneOptions, config.finetune, "finetune")
-        model_config = pretrained_encoder_config(pretrained, "finetune.from_workdir")
+        model_config, cls_token = pretrained_encoder(pretrained, "finetune.from_workdir")
+        if options.pool == "cls" and not cls_token:
+            raise ValueError(
+                f"finetune.pool='cls': the {pretrained.config.method!r} encoder of finetune.from_workdir="
+                f"{options.from_workdir!r} has no cls token; expected finetune.pool='mean'"
+            )
         data = config.get("data") or {}
         got = (tuple(data.get("image_size", model_config.image_size)), data.get("channels", model_config.channels))
         if got != (tuple(model_config.image_size), model_config.channels):
@@ -109,11 +118,11 @@ class FineTune:
                 f"finetune.lora_rank={options.lora_rank} with a scanned encoder (model.scan=True in "
                 f"{options.from_workdir!r}): the adapters need unrolled blocks"
             )
-        return cls(model_config, options)
+        return cls(model_config, options, cls_token)
 
     @property
     def model(self) -> ViTClassifier:
-        return ViTClassifier(self.model_config, self.options.num_classes, self.options.pool)
+        return ViTClassifier(self.model_config, self.options.num_classes, self.options.pool, self.cls_token)
 
     def _images(self, batch: Batch) -> jax.Array:
         if "image" not in batch or "label" not in batch:
@@ -198,7 +207,7 @@ class FineTune:
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
         """The fine-tuned encoder's features: `cls` / `mean` `[B, D]` or `tokens` `[B, 1 + N, D]`."""
         tokens = self.model.apply({"params": self.merged(params)}, images, method=lambda m, x: m.encoder(x))
-        return pool_tokens(tokens, pool)
+        return pool_tokens(tokens, pool, self.cls_token)
 
     def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
         """The fine-tuned `ViTEncoder` (adapters merged), for export."""
@@ -221,4 +230,4 @@ def build_finetune(config: ml_collections.ConfigDict, runs: dict[str, BuiltRun])
     return FineTune.from_config(config, runs["pretrained"])
 
 
-__all__ = ["POOLS", "FineTune", "FineTuneOptions", "build_finetune", "default_config", "pretrained_encoder_config"]
+__all__ = ["POOLS", "FineTune", "FineTuneOptions", "build_finetune", "default_config", "pretrained_encoder"]

@@ -216,6 +216,9 @@ class GridJEPA(JEPA):
     def param_axes(self) -> Params:
         return {**super().param_axes(), "steps_seen": P()}
 
+    # Its encoder reads token vectors of video or spectrograms, not images: no image encoder to export.
+    encoder = None
+
     def features(self, params: Params, inputs: jax.Array, pool: str = "mean") -> jax.Array:
         """Target-encoder features of whole inputs (video or spectrogram, as batches hold them); see `JEPA.features`."""
         return super().features(params, self.patches(inputs), pool)

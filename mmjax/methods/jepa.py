@@ -274,8 +274,11 @@ class JEPA:
         their cls token), then the patch tokens.
         """
         tokens = self.model.apply({"params": params}, images, method=JEPAModel.features)
-        tokens = jnp.concatenate([jnp.mean(tokens, axis=1, keepdims=True), tokens], axis=1)
-        return pool_tokens(tokens, "mean" if pool == "cls" else pool)
+        return pool_tokens(tokens, pool, cls_token=False)
+
+    def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
+        """The target `ViTEncoder` (no cls token) that `features` runs, for export and fine-tuning."""
+        return self.model_config, params["target_encoder"]
 
 
 @register_method("jepa")

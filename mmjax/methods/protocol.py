@@ -96,7 +96,9 @@ class Method(Protocol):
 
     Export reads one hook when present: `encoder(params) -> (ViTConfig, encoder params)`, the
     `mmjax.models.vit.ViTEncoder` whose tokens `features` pools (`python -m mmjax export`
-    writes it as safetensors, a StableHLO feature extractor or an HF `ViTModel`).
+    writes it as safetensors, a StableHLO feature extractor or an HF `ViTModel`; `finetune`
+    trains it). Params without a `cls_token` (I-JEPA) mean an encoder built with
+    `cls_token=False`; a subclass whose encoder does not read images sets `encoder = None`.
 
     Evaluation is not a method hook: `mmjax.evaluate.protocols` names the end-of-run
     evaluations (`eval.protocols`, default per method) and runs them against the method's

@@ -16,15 +16,19 @@ HEAD_INIT_STD = 2e-5  # MAE's fine-tuning head: trunc_normal_(std=2e-5), so the 
 class ViTClassifier(nn.Module):
     """`[B, H, W, C]` -> logits float32 `[B, num_classes]`, from the `cls` token or the mean patch token.
 
-    Parameters: `encoder` (a `ViTEncoder`, the pretrained run's) and `head` (`Dense`).
+    Parameters: `encoder` (a `ViTEncoder`, the pretrained run's; `cls_token=False` for I-JEPA's,
+    which only pools `mean`) and `head` (`Dense`).
     """
 
     config: ViTConfig
     num_classes: int
     pool: str = "cls"
+    cls_token: bool = True
 
     def setup(self):
-        self.encoder = ViTEncoder(self.config)
+        if self.pool == "cls" and not self.cls_token:
+            raise ValueError("pool='cls' needs an encoder with a cls token; this one has none (pool='mean')")
+        self.encoder = ViTEncoder(self.config, cls_token=self.cls_token)
         self.head = nn.Dense(
             self.num_classes,
             dtype=self.config.compute_dtype,
@@ -36,7 +40,9 @@ class ViTClassifier(nn.Module):
     def features(self, images: jax.Array) -> jax.Array:
         """Pooled encoder features `[B, D]` (`pool`: the cls token, or the mean of the patch tokens)."""
         tokens = self.encoder(images)
-        return tokens[:, 0] if self.pool == "cls" else jnp.mean(tokens[:, 1:], axis=1)
+        if self.pool == "cls":
+            return tokens[:, 0]
+        return jnp.mean(tokens[:, 1:] if self.cls_token else tokens, axis=1)
 
     def __call__(self, images: jax.Array) -> jax.Array:
         return self.head(self.features(images)).astype(jnp.float32)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -34,6 +37,11 @@ def check_images(images: jax.Array, config: ViTConfig) -> None:
             f"images must be [B, {expected[0]}, {expected[1]}, {expected[2]}] "
             f"(model.image_size={config.image_size}, model.channels={config.channels}); got {images.shape}"
         )
+
+
+def has_cls_token(params: Mapping[str, Any]) -> bool:
+    """Whether `ViTEncoder` params have a `cls_token` (I-JEPA's encoders have none)."""
+    return "cls_token" in params
 
 
 class ViTEncoder(nn.Module):
