@@ -161,6 +161,7 @@ def test_a_stopped_fine_tune_resumes_to_the_same_parameters(tmp_path):
     pretrained = tiny_mae(tmp_path / "mae")
     config = finetune_config(pretrained, steps=20)
     config.finetune.lora_rank = 2  # the adapters, the head and their optimizer state all resume
+    config.finetune.update(drop_path=0.2, mixup=0.8, cutmix=1.0)  # and every random draw of a step
     straight = train(config, str(tmp_path / "straight"), devices=jax.devices()[:1])
     with StopAfter(9) as watcher, pytest.raises(Preempted):
         train(config, str(tmp_path / "stopped"), devices=jax.devices()[:1], watcher=watcher)

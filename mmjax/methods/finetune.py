@@ -17,9 +17,13 @@ With `finetune.lora_rank` > 0 the encoder stays frozen and low-rank adapters (Hu
 projections `lora_targets` names (the paper's `W_q`, `W_v` by default) train with the head; they run
 unmerged in training (`mmjax.models.lora.with_lora`) and are merged into the kernels for export.
 
-Left out so far (stated, not hidden): drop path (stochastic depth; MAE uses 0.1 for ViT-B),
-mixup / cutmix, the averaged-pool `fc_norm` of MAE's `global_pool` (here `pool="mean"` averages
-the encoder's final-normed patch tokens, as the probes do), and text and series fine-tuning.
+In training, `drop_path` drops each block's branches per example (stochastic depth, timm's linear
+rule) and `mixup` / `cutmix` mix the batch with its mirror (`mmjax.ops.mixing`, timm's batch mode);
+evaluation and `features` run the whole network.
+
+Left out so far (stated, not hidden): the averaged-pool `fc_norm` of MAE's `global_pool` (here
+`pool="mean"` averages the encoder's final-normed patch tokens, as the probes do), and text and
+series fine-tuning.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from mmjax.methods.registry import register_method
 from mmjax.models.classifier import ViTClassifier
 from mmjax.models.config import ViTConfig
 from mmjax.models.lora import init_lora, lora_scale, lora_sites, merge_lora, with_lora
+from mmjax.models.transformer import DROP_PATH_RNG
 from mmjax.models.vit import has_cls_token
+from mmjax.ops.mixing import mix_batch
 
 POOLS = ("cls", "mean")
 
@@ -55,6 +61,11 @@ class FineTuneOptions:
     num_classes: int = knob(10, "classes of the head", low=2)
     pool: str = knob("cls", "the head reads the cls token or the mean patch token", choices=POOLS)
     label_smoothing: float = knob(0.1, "label smoothing of the cross-entropy (MAE: 0.1)", low=0, high=1, high_open=True)
+    drop_path: float = knob(
+        0.1, "stochastic depth of the last block, linear from 0 (MAE ViT-B: 0.1)", low=0, high=1, high_open=True
+    )
+    mixup: float = knob(0.0, "Mixup's Beta alpha; 0 = off (MAE ViT-B: 0.8)", low=0)
+    cutmix: float = knob(0.0, "CutMix's Beta alpha; 0 = off (MAE ViT-B: 1.0; with mixup, either per batch)", low=0)
     lora_rank: int = knob(0, "LoRA: adapters of this rank train, the encoder stays frozen; 0 = train it all", low=0)
     lora_alpha: float = knob(16.0, "LoRA: the low-rank path is scaled by alpha / rank", low=0, low_open=True)
     lora_targets: tuple[str, ...] = knob(
@@ -113,16 +124,18 @@ class FineTune:
                 f"{options.from_workdir!r} takes {tuple(model_config.image_size)} images with "
                 f"{model_config.channels} channels"
             )
-        if options.lora_rank and model_config.scan:
-            raise ValueError(
-                f"finetune.lora_rank={options.lora_rank} with a scanned encoder (model.scan=True in "
-                f"{options.from_workdir!r}): the adapters need unrolled blocks"
-            )
+        for field, value in (("lora_rank", options.lora_rank), ("drop_path", options.drop_path)):
+            if value and model_config.scan:
+                raise ValueError(
+                    f"finetune.{field}={value} with a scanned encoder (model.scan=True in "
+                    f"{options.from_workdir!r}): it needs unrolled blocks"
+                )
         return cls(model_config, options, cls_token)
 
     @property
     def model(self) -> ViTClassifier:
-        return ViTClassifier(self.model_config, self.options.num_classes, self.options.pool, self.cls_token)
+        options = self.options
+        return ViTClassifier(self.model_config, options.num_classes, options.pool, self.cls_token, options.drop_path)
 
     def _images(self, batch: Batch) -> jax.Array:
         if "image" not in batch or "label" not in batch:
@@ -182,17 +195,24 @@ class FineTune:
 
     # --- Training ---------------------------------------------------------------------
 
-    def logits(self, params: Params, images: jax.Array) -> jax.Array:
-        """float32 `[B, num_classes]` of normalized images `[B, H, W, C]` (the adapters unmerged)."""
+    def logits(self, params: Params, images: jax.Array, drop_rng: jax.Array | None = None) -> jax.Array:
+        """float32 `[B, num_classes]` of normalized images `[B, H, W, C]` (the adapters unmerged); with
+        `drop_rng`, the encoder's blocks drop per example (stochastic depth)."""
         model_params = {k: v for k, v in params.items() if k != "lora"}
+        rngs = {} if drop_rng is None else {DROP_PATH_RNG: drop_rng}
         with with_lora(params.get("lora", {}), self.adapter_scale):
-            return self.model.apply({"params": model_params}, images)
+            return self.model.apply({"params": model_params}, images, rngs=rngs)
 
     def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
-        del rng, train
-        logits = self.logits(params, self._images(batch))
-        labels = batch["label"].astype(jnp.int32)
-        targets = optax.smooth_labels(jax.nn.one_hot(labels, self.options.num_classes), self.options.label_smoothing)
+        """Cross-entropy against smoothed labels; in training, Mixup / CutMix and drop path first."""
+        options = self.options
+        images, labels = self._images(batch), batch["label"].astype(jnp.int32)
+        targets = optax.smooth_labels(jax.nn.one_hot(labels, options.num_classes), options.label_smoothing)
+        drop_rng = None
+        if train:
+            mix_rng, drop_rng = jax.random.split(rng)
+            images, targets = mix_batch(mix_rng, images, targets, options.mixup, options.cutmix)
+        logits = self.logits(params, images, drop_rng)
         loss = jnp.mean(optax.softmax_cross_entropy(logits, targets))
         accuracy = jnp.mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32))
         return loss, {"loss": loss, "train_accuracy": accuracy}

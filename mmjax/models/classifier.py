@@ -24,11 +24,12 @@ class ViTClassifier(nn.Module):
     num_classes: int
     pool: str = "cls"
     cls_token: bool = True
+    drop_path: float = 0.0  # the encoder's stochastic depth (`ViTEncoder.drop_path`)
 
     def setup(self):
         if self.pool == "cls" and not self.cls_token:
             raise ValueError("pool='cls' needs an encoder with a cls token; this one has none (pool='mean')")
-        self.encoder = ViTEncoder(self.config, cls_token=self.cls_token)
+        self.encoder = ViTEncoder(self.config, cls_token=self.cls_token, drop_path=self.drop_path)
         self.head = nn.Dense(
             self.num_classes,
             dtype=self.config.compute_dtype,

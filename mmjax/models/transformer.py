@@ -8,6 +8,7 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax.models.initializers import constant, ones, with_axes, xavier_uniform, xavier_uniform_fused, zeros
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, attention
@@ -169,6 +170,9 @@ class EncoderBlock(nn.Module):
     BEiT's options: `layer_scale > 0` multiplies each branch by a learned per-channel
     `gamma_1` / `gamma_2` `[D]` initialised to it; `rel_pos_entries > 0` gives the block its
     own relative position table (`rel_pos_bias/table` `[entries, H]`), read through `rel_index`.
+    `drop_path > 0` is stochastic depth (Huang et al. 2016, timm's `DropPath`): when the module
+    is applied with a `drop_path` rng, each example's branch output is zeroed with that
+    probability and the kept ones are scaled by `1 / (1 - drop_path)`; without the rng, nothing drops.
     """
 
     heads: int
@@ -180,12 +184,17 @@ class EncoderBlock(nn.Module):
     key_bias: bool = True
     layer_scale: float = 0.0
     rel_pos_entries: int = 0
+    drop_path: float = 0.0
 
     def _scaled(self, y: jax.Array, name: str) -> jax.Array:
-        if not self.layer_scale:
+        if self.layer_scale:
+            gamma = self.param(name, with_axes(constant(self.layer_scale), ("embed",)), (y.shape[-1],), jnp.float32)
+            y = y * gamma.astype(y.dtype)
+        if not self.drop_path or not self.has_rng(DROP_PATH_RNG):
             return y
-        gamma = self.param(name, with_axes(constant(self.layer_scale), ("embed",)), (y.shape[-1],), jnp.float32)
-        return y * gamma.astype(y.dtype)
+        keep = 1.0 - self.drop_path
+        kept = jax.random.bernoulli(self.make_rng(DROP_PATH_RNG), keep, (y.shape[0],) + (1,) * (y.ndim - 1))
+        return jnp.where(kept, y / keep, 0.0).astype(y.dtype)
 
     @nn.compact
     def __call__(
@@ -216,6 +225,9 @@ class EncoderBlock(nn.Module):
         y = MLP(self.mlp_dim, self.dtype, name="mlp")(y)
         return x + self._scaled(y, "gamma_2").astype(x.dtype)
 
+
+# The rng stream that turns stochastic depth on (`EncoderBlock.drop_path`): `apply(..., rngs={DROP_PATH_RNG: key})`.
+DROP_PATH_RNG = "drop_path"
 
 # model.remat -> what the backward pass keeps (None: keep nothing, recompute each block).
 REMAT_POLICIES = {
@@ -251,6 +263,8 @@ class TransformerStack(nn.Module):
     block in the backward pass, `dots` keeps only matmul outputs; the values do not change.
     `key_bias`, `layer_scale` and `rel_pos_entries` are `EncoderBlock`'s BEiT options, for every block.
     `keep` (1-based block numbers, unrolled only) also returns those blocks' outputs (LocalMIM).
+    `drop_path` is the last block's stochastic-depth rate; block i of L drops at `drop_path * i / (L - 1)`
+    (timm's `linspace(0, drop_path, L)`: the first block never; unrolled only).
     """
 
     depth: int
@@ -266,6 +280,7 @@ class TransformerStack(nn.Module):
     layer_scale: float = 0.0
     rel_pos_entries: int = 0
     keep: tuple[int, ...] = ()
+    drop_path: float = 0.0
 
     @nn.compact
     def __call__(
@@ -306,6 +321,10 @@ class TransformerStack(nn.Module):
                 f"intermediate blocks {self.keep} of a {self.depth}-block stack: expected numbers in "
                 f"1..{self.depth} and model.scan=False (got scan={self.scan})"
             )
+        if self.drop_path and self.scan:
+            raise ValueError(
+                f"drop path {self.drop_path} with model.scan=True: the per-block rates need unrolled blocks"
+            )
         if self.scan:
             scanned = nn.scan(
                 block,
@@ -318,8 +337,9 @@ class TransformerStack(nn.Module):
             x, _ = scanned(*args, name="layers")(x, key_lengths, bias, rel_index, mask)
             return x
         kept = {}
+        rates = np.linspace(0.0, self.drop_path, self.depth)
         for i in range(self.depth):
-            x = block(*args, name=f"block_{i}")(x, key_lengths, bias, rel_index, mask)
+            x = block(*args, float(rates[i]), name=f"block_{i}")(x, key_lengths, bias, rel_index, mask)
             kept[i + 1] = x
         return (x, tuple(kept[k] for k in self.keep)) if self.keep else x
 

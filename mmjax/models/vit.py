@@ -58,6 +58,7 @@ class ViTEncoder(nn.Module):
     config: ViTConfig
     cls_token: bool = True
     keep_blocks: tuple[int, ...] = ()  # also return these blocks' outputs (1-based; LocalMIM)
+    drop_path: float = 0.0  # stochastic depth of the last block (`TransformerStack`), on with a `drop_path` rng
 
     @nn.compact
     def __call__(
@@ -131,6 +132,7 @@ class ViTEncoder(nn.Module):
             cfg.layer_scale,
             entries if cfg.rel_pos_bias == "layer" else 0,
             self.keep_blocks,
+            self.drop_path,
             name="blocks",
         )(x, key_lengths, bias, rel_index)
         if not self.keep_blocks:
