@@ -67,7 +67,12 @@ _STEP = flags.DEFINE_integer("step", None, "checkpoint step for eval/export (def
 _FORMAT = flags.DEFINE_enum("format", None, ["hf", "hf-vit", "safetensors", "stablehlo"], "export format")
 _OUT = flags.DEFINE_string("out", None, "export output directory (must not exist unless --force); sample: PNG path")
 _FORCE = flags.DEFINE_bool("force", False, "export: replace an existing --out")
-_POOL = flags.DEFINE_enum("pool", "cls", ["cls", "mean", "tokens"], "export stablehlo: feature pooling")
+_POOL = flags.DEFINE_enum(
+    "pool",
+    None,
+    ["cls", "mean", "tokens"],
+    "export stablehlo: feature pooling (default: cls for a ViT encoder, else the method's own)",
+)
 _NUM = flags.DEFINE_integer("num", 8, "sample: images per class")
 _CLASS = flags.DEFINE_integer("class", None, "sample: the class to generate (default: every class, a row each)")
 _STEPS = flags.DEFINE_integer("steps", None, "sample: decoding steps (default: the config's sample.steps)")

@@ -12,12 +12,14 @@ PatchTSTForPretraining, both ways),
 `ViTEncoder`; `resize_encoder` moves a learned position table to another resolution.
 Export: `export_workdir` (the `python -m mmjax export` command), `save_hf_vitmae`,
 `save_encoder` / `load_encoder` (safetensors + JSON), `save_stablehlo` /
-`load_feature_extractor` (`jax.export`, symbolic batch size).
+`load_feature_extractor` (`jax.export`, symbolic batch size); methods without a ViT encoder export
+their `features` (`mmjax.export.features`, `save_feature_params` / `load_feature_params`).
 Every import checks every key and raises `CheckpointMismatchError` listing the problems.
 """
 
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import encoder_features, load_encoder, save_encoder
+from mmjax.export.features import load_feature_params, save_feature_params
 from mmjax.export.hf_beit import (
     beit_config_from_hf,
     convert_hf_beit,
@@ -76,6 +78,8 @@ __all__ = [
     "encoder_features",
     "export_features",
     "export_workdir",
+    "load_feature_params",
+    "save_feature_params",
     "hf_simmim_config",
     "hf_vit_config",
     "hf_vitmae_config",

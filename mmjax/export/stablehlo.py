@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import POOLS, encoder_features, flatten_params, unflatten_params
@@ -57,21 +58,36 @@ def save_stablehlo(
 
     Load with `mmjax.export.load_feature_extractor(out)` or, without mmjax, `out/load.py`.
     """
+    exported, flat = export_features(config, params, pool, platforms)
+    inputs = jax.ShapeDtypeStruct((1, *config.image_size, config.channels), jnp.float32)
+    return write_stablehlo(exported, flat, inputs, pool, out, force)
+
+
+def write_stablehlo(
+    exported: jax.export.Exported,
+    flat: Mapping[str, np.ndarray],
+    inputs: jax.ShapeDtypeStruct,
+    pool: str,
+    out: str | os.PathLike,
+    force: bool = False,
+) -> str:
+    """The files of a `stablehlo` export: `exported` takes `(list of flat's values in order, inputs [b, ...])`;
+    `inputs` is one example's `[1, ...]`."""
     from safetensors.numpy import save_file
 
-    exported, flat = export_features(config, params, pool, platforms)
     meta = {
         "format": STABLEHLO_FORMAT,
         "version": 1,
         "pool": pool,
-        "image_shape": [*config.image_size, config.channels],
+        "input_shape": list(inputs.shape[1:]),
+        "input_dtype": np.dtype(inputs.dtype).name,
         "param_names": list(flat),
         "platforms": list(exported.platforms),
     }
     with atomic_directory(out, force) as tmp:
         with open(os.path.join(tmp, "features.stablehlo"), "wb") as f:
             f.write(exported.serialize())
-        save_file(flat, os.path.join(tmp, "params.safetensors"))
+        save_file(dict(flat), os.path.join(tmp, "params.safetensors"))
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f, indent=2)
         shutil.copyfile(os.path.join(os.path.dirname(__file__), "stablehlo_loader.py"), os.path.join(tmp, "load.py"))

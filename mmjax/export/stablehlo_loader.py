@@ -6,6 +6,9 @@ This file is copied into every `stablehlo` export as `load.py`:
     extract = load_feature_extractor("OUT")
     features = extract(images)                     # [B, H, W, C] float32 -> [B, D]
 
+(or whatever one example of the method's input is: `meta.json`'s `input_shape`, e.g. a video
+clip `[T, H, W, C]`, a series window `[L, V]`).
+
 Needs only `jax`, `numpy` and `safetensors`.
 """
 
@@ -22,14 +25,14 @@ STABLEHLO_FORMAT = "mmjax-stablehlo-features"
 
 
 def load_feature_extractor(path: str | os.PathLike) -> Callable[[np.ndarray], jax.Array]:
-    """`extract(images)` from an export directory.
+    """`extract(inputs)` from an export directory.
 
     The directory holds `features.stablehlo` (a serialized `jax.export.Exported` taking
-    `(params, images)` with a symbolic batch size), `params.safetensors` and `meta.json`.
+    `(params, inputs)` with a symbolic batch size), `params.safetensors` and `meta.json`.
 
     Returns:
-      A function `[B, H, W, C] float32 -> features` (`[B, D]` for cls/mean pooling,
-      `[B, 1 + N, D]` for tokens) for any batch size `B`.
+      A function `[B, *input_shape] -> features` (images `[B, H, W, C]` float32 -> `[B, D]` for
+      cls/mean pooling, `[B, 1 + N, D]` for tokens) for any batch size `B`.
     """
     from safetensors.numpy import load_file
 
@@ -41,12 +44,13 @@ def load_feature_extractor(path: str | os.PathLike) -> Callable[[np.ndarray], ja
         exported = jax.export.deserialize(bytearray(f.read()))
     flat = load_file(os.path.join(path, "params.safetensors"))
     params = [jax.numpy.asarray(flat[name]) for name in meta["param_names"]]
-    image_shape = tuple(meta["image_shape"])
+    shape = tuple(meta["input_shape"] if "input_shape" in meta else meta["image_shape"])  # older exports: images
+    dtype = np.dtype(meta.get("input_dtype", "float32"))
 
-    def extract(images: np.ndarray) -> jax.Array:
-        images = jax.numpy.asarray(images, dtype=jax.numpy.float32)
-        if images.ndim != 4 or tuple(images.shape[1:]) != image_shape:
-            raise ValueError(f"images must be [B, {', '.join(map(str, image_shape))}], got {images.shape}")
-        return exported.call(params, images)
+    def extract(inputs: np.ndarray) -> jax.Array:
+        inputs = jax.numpy.asarray(inputs, dtype=dtype)
+        if inputs.ndim != len(shape) + 1 or tuple(inputs.shape[1:]) != shape:
+            raise ValueError(f"inputs must be [B, {', '.join(map(str, shape))}], got {inputs.shape}")
+        return exported.call(params, inputs)
 
     return extract

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -104,6 +105,13 @@ def has_image_encoder(method: object) -> bool:
     """Whether `method.encoder(params) -> (ViTConfig, params)` gives a `ViTEncoder` over images (the hook
     export and fine-tuning read)."""
     return callable(getattr(method, "encoder", None))
+
+
+def has_feature_function(method: object) -> bool:
+    """Whether the method has the probes' `features(params, inputs, pool)` (a generator's `features` of
+    codes and labels is another function)."""
+    features = getattr(method, "features", None)
+    return callable(features) and "pool" in inspect.signature(features).parameters
 
 
 def pool_tokens(tokens: jax.Array, pool: str, cls_token: bool = True) -> jax.Array:

@@ -88,6 +88,8 @@ def default_config() -> ml_collections.ConfigDict:
 class PatchTST:
     """The PatchTST method over batches `{"series": float32 [B, L, V]}`; `mask_part` None = `variate_patch`."""
 
+    input_key = "series"  # the prepared batch entry `features` reads (export)
+
     window: int
     options: PatchTSTOptions
     model_options: ModelOptions

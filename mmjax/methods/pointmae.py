@@ -82,6 +82,8 @@ def default_config() -> ml_collections.ConfigDict:
 class PointMAE:
     """The Point-MAE method over batches `{"points": float32 [B, P, 3]}`; `mask_part` None = `random`."""
 
+    input_key = "points"  # the prepared batch entry `features` reads (export)
+
     options: PointMAEOptions
     encoder: EncoderSection
     decoder: DecoderSection

@@ -112,6 +112,8 @@ class TimesBERT:
     the [DOM] objective (0 = off). `mask_part` None = `random`.
     """
 
+    input_key = "series"  # the prepared batch entry `features` reads (export)
+
     window: int
     variates: int
     num_domains: int
