@@ -32,8 +32,8 @@ def _first_file_per_method() -> dict[str, str]:
 
 FILES = _first_file_per_method()
 # Methods with neither a ViT encoder nor a `features` function: generators (their transformer reads codes,
-# not inputs), the table imputer and the text MLM (`test_the_methods_left_out_have_nothing_to_export`).
-NO_FEATURES = {"givt", "mar", "maskgit", "mlm", "remasker"}
+# not inputs) and the table imputer (`test_the_methods_left_out_have_nothing_to_export`).
+NO_FEATURES = {"givt", "mar", "maskgit", "remasker"}
 
 
 @functools.cache
@@ -117,6 +117,20 @@ def test_export_workdir_of_methods_without_a_vit_encoder(tmp_path):
     _, _, trained = load_trained_run(run)
     _, back = load_hf_videomae(export_workdir(run, "hf", tmp_path / "videomae"))
     jax.tree.map(np.testing.assert_array_equal, back, jax.device_get(trained))
+    # MLM: `--format hf` is BertForMaskedLM; transformers' encoder gives the features `mlm` reports.
+    run = upstream("mlm_pydoc", None)
+    _, method, trained = load_trained_run(run)
+    out = export_workdir(run, "hf", tmp_path / "bert")
+    ids = np.array(H.example_batch(H.shrunk(V.EXPERIMENTS / "mlm_pydoc.py"), 2)["input_ids"])
+    ids[:, 0] = method.special.cls
+    ids[1, ids.shape[1] // 2 :] = method.special.pad  # a shorter text: padding no token attends to
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    bert = transformers.BertForMaskedLM.from_pretrained(out).eval()
+    with torch.no_grad():
+        real = torch.from_numpy((ids != method.special.pad).astype(np.int64))
+        hidden = bert.bert(input_ids=torch.from_numpy(ids.astype(np.int64)), attention_mask=real).last_hidden_state
+    np.testing.assert_allclose(hidden[:, 0].numpy(), jax.jit(method.features)(trained, ids), atol=1e-4, rtol=1e-4)
     # A method with nothing to export is named.
     with pytest.raises(ValueError, match="'remasker' method of .* has no ViT encoder and no features function"):
         export_workdir(upstream("remasker_wine", None), "stablehlo", tmp_path / "remasker")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mmjax.export.atomic import atomic_directory
 from mmjax.export.plan import Plan, PlanBuilder, apply_plan, invert_plan, to_numpy
 from mmjax.models.bert import BertConfig
 
@@ -150,6 +151,20 @@ def to_hf_bert(params: Mapping[str, Any], cfg: BertConfig) -> dict[str, np.ndarr
     """`BertMLM` params -> a `BertForMaskedLM` state dict (numpy float32, tied keys written out)."""
     check_exportable(cfg)
     return invert_plan(bert_plan(cfg), params)
+
+
+def save_hf_bert(method: Any, params: Mapping[str, Any], out: str | os.PathLike, force: bool = False) -> str:
+    """An MLM run's `BertMLM` as `config.json` + `model.safetensors` in `out` (atomically), for
+    `transformers.BertForMaskedLM.from_pretrained(out)`; `load_hf_bert(out)` reads it back."""
+    from safetensors.numpy import save_file
+
+    cfg = method.model_config
+    state = to_hf_bert(params, cfg)
+    with atomic_directory(out, force) as tmp:
+        save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump({"model_type": "bert", "architectures": ["BertForMaskedLM"], **hf_bert_config(cfg)}, f, indent=2)
+    return os.fspath(out)
 
 
 def load_hf_bert(source: Any) -> tuple[BertConfig, dict[str, Any]]:

@@ -10,12 +10,14 @@ import jax
 
 from mmjax.export.encoder import encoder_param_shapes, save_encoder
 from mmjax.export.features import export_method_features, save_feature_params
+from mmjax.export.hf_bert import save_hf_bert
 from mmjax.export.hf_videomae import save_hf_videomae
 from mmjax.export.hf_vit import save_hf_vit
 from mmjax.export.hf_vitmae import save_hf_vitmae
 from mmjax.export.stablehlo import DEFAULT_PLATFORMS, save_stablehlo, write_stablehlo
 from mmjax.methods.common import has_feature_function, has_image_encoder
 from mmjax.methods.mae import MAE
+from mmjax.methods.mlm import MLM
 from mmjax.methods.videomae import VideoMAE
 from mmjax.models.config import ViTConfig
 from mmjax.models.vit import has_cls_token
@@ -23,7 +25,7 @@ from mmjax.train.loop import load_trained
 
 FORMATS = ("hf", "hf-vit", "safetensors", "stablehlo")
 # `--format hf`: the method class -> its writer `(method, params, out, force) -> out`.
-HF_WRITERS = {MAE: save_hf_vitmae, VideoMAE: save_hf_videomae}
+HF_WRITERS = {MAE: save_hf_vitmae, VideoMAE: save_hf_videomae, MLM: save_hf_bert}
 
 
 def export_workdir(
@@ -37,8 +39,8 @@ def export_workdir(
     """Export the checkpoint at `step` (latest by default) of a training workdir.
 
     Formats:
-      `hf`: `config.json` + `model.safetensors` for `transformers.ViTMAEForPreTraining` (an MAE run)
-        or `transformers.VideoMAEForPreTraining` (a VideoMAE run) `.from_pretrained`.
+      `hf`: `config.json` + `model.safetensors` for `transformers.ViTMAEForPreTraining` (an MAE run),
+        `VideoMAEForPreTraining` (a VideoMAE run) or `BertForMaskedLM` (an MLM run) `.from_pretrained`.
       `hf-vit`: the encoder alone for `transformers.ViTModel.from_pretrained(out, add_pooling_layer=False)`.
       `safetensors`: a ViT encoder's params + `config.json`, read back by `mmjax.export.load_encoder`;
         for a method without one, the params its `features` read + the run's config
@@ -51,7 +53,7 @@ def export_workdir(
     Every format is written to a temporary directory and renamed to `out` at the end.
 
     Raises:
-      ValueError: unknown format; `hf` for a method other than MAE and VideoMAE; `hf-vit` without
+      ValueError: unknown format; `hf` for a method other than MAE, VideoMAE and MLM; `hf-vit` without
         a ViT encoder with a cls token; a method with neither an `encoder` hook nor `features`.
       FileExistsError: `out` exists and `force` is False (checked before loading the checkpoint).
     """
@@ -65,8 +67,9 @@ def export_workdir(
         writer = next((write for kind, write in HF_WRITERS.items() if isinstance(method, kind)), None)
         if writer is None:
             raise ValueError(
-                f"--format hf writes ViTMAEForPreTraining or VideoMAEForPreTraining, for the 'mae' and 'videomae' "
-                f"methods; {workdir} has method={config.method!r} (--format safetensors or stablehlo write it)"
+                f"--format hf writes ViTMAEForPreTraining, VideoMAEForPreTraining or BertForMaskedLM, for the 'mae', "
+                f"'videomae' and 'mlm' methods; {workdir} has method={config.method!r} (--format safetensors or "
+                "stablehlo write it)"
             )
         return writer(method, params, out, force)
     if has_image_encoder(method):

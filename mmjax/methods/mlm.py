@@ -66,6 +66,7 @@ from mmjax.masking.text import (
     span_mask,
     token_weighted_mask,
 )
+from mmjax.methods.common import pool_tokens
 from mmjax.methods.ngram_targets import (
     NGRAM_HEAD,
     NgramOptions,
@@ -196,6 +197,8 @@ class MLM:
     total_steps: int = 1  # train.steps: where `clm_then_mlm` switches
     ngram: NgramOptions = NgramOptions()
     lexicon: NgramLexicon | None = None
+
+    input_key = "input_ids"  # the prepared batch entry `features` reads (export)
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MLM:
@@ -351,6 +354,22 @@ class MLM:
             method=BertMLM.decode,
         )
         return hidden
+
+    def features(self, params: Params, inputs: jax.Array, pool: str = "cls") -> jax.Array:
+        """Encoder features of token rows int `[B, L]`, one text per row (`[CLS] ... [SEP]`, then padding).
+
+        `cls` -> `[B, D]` the first token's output; `mean` -> `[B, D]` the mean over the non-padding
+        tokens; `tokens` -> `[B, L, D]` (padding rows meaningless). Padding is segment 0, which no token
+        attends to; no dropout.
+        """
+        real = inputs != self.special.pad
+        hidden = self.model.apply({"params": params}, inputs, real.astype(jnp.int32), method=BertMLM.encode)
+        if pool == "cls":
+            return hidden[:, 0]
+        if pool == "mean":
+            weights = real[..., None].astype(hidden.dtype)
+            return jnp.sum(hidden * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+        return pool_tokens(hidden, pool)
 
     def token_predictions(
         self, params: Params, batch: Batch, corruption: MLMCorruption, hidden: jax.Array
