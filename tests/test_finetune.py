@@ -2,6 +2,9 @@
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +20,8 @@ from mmjax.train.defaults import training_sections
 from mmjax.train.loop import config_as_dict
 from mmjax.train.optimizer import layer_decay_scales, make_optimizer
 from mmjax.train.preemption import PreemptionWatcher
-from tests.helpers import load_experiment
+from tests.helpers import ROOT, load_experiment
+from tests.xla_flags import xla_flags
 
 
 def test_layer_decay_gives_block_i_of_l_the_rate_decay_to_the_l_minus_i():
@@ -204,3 +208,51 @@ def test_jepa_s_encoder_without_a_cls_token_fine_tunes_on_its_mean_and_exports(t
     np.testing.assert_allclose(extract(images), result.method.features(params, images, "mean"), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="HF ViTModel has a cls token and the 'jepa' encoder"):
         export_workdir(pretrained, "hf-vit", tmp_path / "hf")
+
+
+FINETUNE_EXPERIMENT = """
+from tests.test_finetune import finetune_config
+
+
+def get_config(arg=None):
+    config = finetune_config("", steps=60)
+    config.finetune.update(drop_path=0.2, mixup=0.8, cutmix=1.0)
+    config.train.update(checkpoint_every=10, keep_checkpoints=100)
+    return config
+"""
+
+
+def finetune_cli(workdir, experiment, pretrained):
+    env = {**os.environ, "XLA_FLAGS": xla_flags(1), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "mmjax", "finetune", "--config", str(experiment), "--workdir", str(workdir)]
+    cmd += ["--from", str(pretrained)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.promise
+def test_a_killed_fine_tune_resumes_to_the_straight_run_bitwise(tmp_path):
+    # `python -m mmjax finetune`, killed (SIGKILL) once its first checkpoint is written, then run again: it
+    # resumes there and ends equal to a run never killed, drop path and Mixup / CutMix draws included.
+    pretrained = tiny_mae(tmp_path / "mae")
+    experiment = tmp_path / "finetune_digits.py"
+    experiment.write_text(FINETUNE_EXPERIMENT)
+    straight = finetune_cli(tmp_path / "straight", experiment, pretrained)
+    killed = finetune_cli(tmp_path / "killed", experiment, pretrained)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and killed.poll() is None and not any(p.isdigit() for p in listing(checkpoints)):
+        time.sleep(0.01)
+    assert killed.poll() is None, killed.communicate()[0]
+    killed.kill()
+    killed.communicate()
+    first = min(int(p) for p in listing(checkpoints) if p.isdigit())
+    again = finetune_cli(tmp_path / "killed", experiment, pretrained)
+    out = again.communicate(timeout=600)[0]
+    assert again.returncode == 0 and f"resumed from step {first}" in out, out
+    assert straight.wait(timeout=600) == 0, straight.communicate()[0]
+    ends = [load_trained(str(tmp_path / run), 60, devices=jax.devices()[:1])[2] for run in ("straight", "killed")]
+    jax.tree.map(np.testing.assert_array_equal, *map(jax.device_get, ends))
+
+
+def listing(folder):
+    return os.listdir(folder) if os.path.isdir(folder) else []
