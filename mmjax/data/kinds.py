@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import mmjax.data.audio  # noqa: F401  (registers "audio")
+import mmjax.data.docstrings  # noqa: F401  (registers "text_classes")
 import mmjax.data.pipeline  # noqa: F401  (registers "images")
 import mmjax.data.series  # noqa: F401  (registers "series")
 import mmjax.data.shapes  # noqa: F401  (registers "points")

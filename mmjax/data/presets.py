@@ -127,6 +127,22 @@ class TextData:
 
 
 @dataclasses.dataclass(frozen=True)
+class TextClassesData:
+    """`data` of kind `text_classes` (`mmjax.data.docstrings`): one labelled text per row."""
+
+    kind: str = knob("text_classes", "the data kind", choices=("text_classes",))
+    packages: tuple[str, ...] = knob(
+        ("asyncio", "email", "xml", "logging", "multiprocessing", "http", "importlib", "typing"),
+        "standard-library packages whose docstrings are the examples; the label is the package's index",
+    )
+    tokenizer: str = knob("", "tokenizer.json of the pretrained text encoder (required)")
+    seq_len: int = knob(128, "tokens per row ([CLS] text [SEP], cut and padded)", low=3)
+    test_every: int = knob(5, "every n-th docstring is a test example", low=2)
+    min_chars: int = knob(40, "shorter docstrings are dropped", low=1)
+    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
+
+
+@dataclasses.dataclass(frozen=True)
 class TablesData:
     """`data` of kind `tables` (`mmjax.data.tables`): a standardized table with missing cells."""
 
@@ -138,7 +154,8 @@ class TablesData:
 
 
 DATA_SECTIONS = {
-    cls.kind: cls for cls in (ImageData, VideoData, AudioData, SeriesData, PointsData, TextData, TablesData)
+    cls.kind: cls
+    for cls in (ImageData, VideoData, AudioData, SeriesData, PointsData, TextData, TextClassesData, TablesData)
 }
 
 
