@@ -245,6 +245,8 @@ def run_command(command: str, args: list[str], watcher) -> None:
                 "(experiments/finetune_mnist.py); python -m mmjax finetune --help"
             )
         config.finetune.from_workdir = _FROM.value
+        if "tokenizer" in config.data and not config.data.tokenizer:  # text: the pretrained run's tokenizer
+            config.data.tokenizer = _FROM.value
         train_and_evaluate(workdir, watcher)
     elif command == "eval":
         from mmjax.evaluate import evaluate_pretraining

@@ -41,6 +41,7 @@ UPSTREAM_RUN = {
     "continuous_digits": ("continuous_digits", "stage=vae"),
     "distill_mnist": ("mae_mnist", "runlocal"),
     "distill_vit_imagenet": ("mae_vit_imagenet", None),
+    "finetune_docstrings": ("mlm_pydoc", None),
     "finetune_mnist": ("mae_mnist", "runlocal"),
     "givt_imagenet": ("givt_imagenet", "stage=vae"),
     "maskgit_digits": ("maskgit_digits", "stage=tokenizer"),
@@ -202,6 +203,8 @@ def _shrink_data(config: ml_collections.ConfigDict, image: tuple[int, int] | Non
         config.model.max_len = min(config.model.max_len, 32)
         if config.mlm.max_predictions:
             config.mlm.max_predictions = min(config.mlm.max_predictions, data.seq_len)
+    elif kind == "text_classes":
+        data.seq_len = min(data.seq_len, 16)  # within the shrunk MLM's positions
 
 
 def _scale_counts(config: ml_collections.ConfigDict, tokens_before: int | None) -> None:

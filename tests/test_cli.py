@@ -142,7 +142,7 @@ def mistakes(tmp_path, finished):
             [*ft, tmp_path / "l", "--from", no_encoder],
             {},
             2,
-            ["finetune.from_workdir", "a 'vq' run has no ViT encoder to fine-tune"],
+            ["finetune.from_workdir", "a 'vq' run has no ViT or BERT encoder to fine-tune"],
         ),
         "misspelt override": (
             ["train", "--config", d, "--workdir", tmp_path / "a", "--config.train.stepz=3"],

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mmjax.data import presets
+from mmjax.data.kinds import data_kind
 from mmjax.errors import user_message
 from mmjax.evaluate.report import load_report
 from mmjax.methods import finetune
@@ -113,7 +114,7 @@ def test_a_start_without_an_encoder_or_without_a_run_is_named(tmp_path):
     checkpoint.write_config(str(tmp_path / "vq"), config_as_dict(vq))
     with pytest.raises(ValueError) as caught:
         build_method(finetune_config(tmp_path / "vq"))
-    assert "finetune.from_workdir: a 'vq' run has no ViT encoder to fine-tune" in user_message(caught.value)
+    assert "finetune.from_workdir: a 'vq' run has no ViT or BERT encoder to fine-tune" in user_message(caught.value)
     os.makedirs(tmp_path / "empty")
     with pytest.raises(FileNotFoundError) as caught:
         build_method(finetune_config(tmp_path / "empty"))
@@ -256,3 +257,45 @@ def test_a_killed_fine_tune_resumes_to_the_straight_run_bitwise(tmp_path):
 
 def listing(folder):
     return os.listdir(folder) if os.path.isdir(folder) else []
+
+
+def tiny_mlm(workdir):
+    config = load_experiment("mlm_pydoc", "steps=4")
+    config.model.update(width=32, depth=2, heads=2, mlp_dim=64, max_len=32)
+    config.data.update(seq_len=32, vocab_size=300)
+    config.mlm.max_predictions = 8
+    config.train.update(batch_size=16, tensorboard=False, log_every=2)
+    train(config, str(workdir), devices=jax.devices()[:1])
+    return workdir
+
+
+def test_a_bert_mlm_fine_tunes_to_tell_the_packages_of_docstrings_apart(tmp_path):
+    from mmjax.evaluate.images import classification_results
+    from mmjax.export import export_workdir, load_feature_extractor
+    from mmjax.train.optimizer import layer_decay_scales
+
+    pretrained = tiny_mlm(tmp_path / "mlm")
+    config = load_experiment("finetune_docstrings", "steps=120,pool=mean")
+    config.finetune.from_workdir = config.data.tokenizer = str(pretrained)  # what `finetune --from` sets
+    config.data.seq_len = 32
+    config.train.update(lr=3e-3, warmup_steps=10, checkpoint_every=120, tensorboard=False)
+    method = build_method(config)
+    batch = {"input_ids": jnp.zeros((2, 32), jnp.int32), "label": jnp.zeros((2,), jnp.int32)}
+    scales = layer_decay_scales(method.init(jax.random.key(0), batch), 0.9)["encoder"]
+    assert float(scales["word_embeddings"]["embedding"]) == pytest.approx(0.9**3)  # BERT's names, L = 2
+    assert float(scales["block_0"]["query"]["kernel"]) == pytest.approx(0.9**2)
+    assert float(scales["block_1"]["fc2"]["kernel"]) == pytest.approx(0.9)
+    result = train(config, str(tmp_path / "ft"), devices=jax.devices()[:1])
+    params = jax.device_get(result.state.params)
+    _, _, mlm_params = load_trained(str(pretrained), devices=jax.devices()[:1])
+    assert not np.array_equal(params["encoder"]["block_0"]["query"]["kernel"], mlm_params["block_0"]["query"]["kernel"])
+    accuracy, majority = (row.value for row in classification_results(config, result.method, params))
+    assert accuracy > majority + 0.15, (accuracy, majority)
+    # Exported through `features` (a BERT encoder has no ViT `encoder` hook): the extractor equals them.
+    rows = np.asarray(next(iter(data_kind(config.data).eval_batches(config.data, "test", 4)))["input_ids"])
+    extract = load_feature_extractor(export_workdir(tmp_path / "ft", "stablehlo", tmp_path / "shlo", pool="mean"))
+    np.testing.assert_allclose(extract(rows), result.method.features(params, rows, "mean"), atol=1e-5, rtol=1e-5)
+    # LoRA finds BERT's projections under their own names.
+    config.finetune.update(lora_rank=2, lora_targets=("query_value", "mlp"))
+    adapters = build_method(config).init(jax.random.key(0), batch)["lora"]
+    assert sorted(adapters) == [f"encoder/block_{i}/{n}" for i in (0, 1) for n in ("fc1", "fc2", "query", "value")]

@@ -10,8 +10,8 @@ on, and not part of it (that corpus is the language reference).
 
 A host batch holds `input_ids` int32 `[B, L]` (`[CLS] docstring [SEP] [PAD]...`, the docstring
 cut to `L - 2` tokens) and `label` int32 `[B]`. Every `test_every`-th docstring of the sorted
-list is a test example. The tokenizer is a file (`data.tokenizer`): the one the encoder was
-pretrained with (`mmjax.data.text.tokenizer_path` of its run's `data`).
+list is a test example. `data.tokenizer` is the one the encoder was pretrained with: its
+`tokenizer.json`, or the pretrained run's workdir (`python -m mmjax finetune --from RUN` fills it in).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
+import os
 import pkgutil
 import re
 import warnings
@@ -27,12 +29,13 @@ from typing import Any
 import grain
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from mmjax.data.pipeline import batched_stream, per_process_batch_size
 from mmjax.data.presets import TextClassesData, complete_data
 from mmjax.data.registry import DataKind, register_data_kind
-from mmjax.data.text import special_ids
+from mmjax.data.text import special_ids, tokenizer_path
 
 _SPACES = re.compile(r"\s+")
 
@@ -94,19 +97,35 @@ def encode_texts(tokenizer: Any, texts: list[str], seq_len: int) -> np.ndarray:
 def docstring_split(data_config: Any, split: str) -> dict[str, np.ndarray]:
     """`input_ids` int32 `[N, L]` and `label` int32 `[N]` of `split` (`train` / `test`)."""
     data_config = complete_data(TextClassesData, data_config)
-    if not data_config.tokenizer:
-        raise ValueError(
-            "data.tokenizer is empty; text_classes needs the tokenizer.json the text encoder was pretrained with "
-            "(mmjax.data.text.tokenizer_path of its run's data section)"
-        )
+    tokenizer = tokenizer_file(data_config.tokenizer)
     return _split(
         tuple(data_config.packages),
-        data_config.tokenizer,
+        tokenizer,
         data_config.seq_len,
         data_config.test_every,
         data_config.min_chars,
         split,
     )
+
+
+def tokenizer_file(tokenizer: str) -> str:
+    """`data.tokenizer` as a `tokenizer.json` path: the file itself, or the tokenizer of the text run whose
+    workdir it names (read from that run's `config.json`)."""
+    if not tokenizer:
+        raise ValueError(
+            "data.tokenizer is empty; text_classes needs the tokenizer.json the text encoder was pretrained with, "
+            "or that run's workdir"
+        )
+    run_config = os.path.join(tokenizer, "config.json")
+    if os.path.isdir(tokenizer) and os.path.exists(run_config):
+        with open(run_config) as f:
+            data = json.load(f).get("data", {})
+        if data.get("kind") != "text":
+            raise ValueError(f"data.tokenizer={tokenizer!r}: that run's data.kind is {data.get('kind')!r}, not 'text'")
+        tokenizer = tokenizer_path(ml_collections.ConfigDict(data))
+    if not os.path.isfile(tokenizer):
+        raise FileNotFoundError(f"data.tokenizer={tokenizer!r} is not a tokenizer.json file or a text run's workdir")
+    return tokenizer
 
 
 @functools.lru_cache(maxsize=8)

@@ -135,7 +135,7 @@ class TextClassesData:
         ("asyncio", "email", "xml", "logging", "multiprocessing", "http", "importlib", "typing"),
         "standard-library packages whose docstrings are the examples; the label is the package's index",
     )
-    tokenizer: str = knob("", "tokenizer.json of the pretrained text encoder (required)")
+    tokenizer: str = knob("", "tokenizer.json of the pretrained text encoder, or its run's workdir (required)")
     seq_len: int = knob(128, "tokens per row ([CLS] text [SEP], cut and padded)", low=3)
     test_every: int = knob(5, "every n-th docstring is a test example", low=2)
     min_chars: int = knob(40, "shorter docstrings are dropped", low=1)

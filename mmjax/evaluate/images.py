@@ -18,6 +18,7 @@ from mmjax.data.pipeline import padded_batches
 from mmjax.data.sources import evaluated_split, make_source
 from mmjax.data.transforms import EvalResize, denormalize_images, normalize_images
 from mmjax.evaluate.figures import image_grid, save_png
+from mmjax.evaluate.kind_probe import kind_features
 from mmjax.evaluate.knn import knn_accuracy
 from mmjax.evaluate.linear_probe import linear_probe
 from mmjax.evaluate.report import announce
@@ -54,16 +55,31 @@ def image_features(
 
 
 def classification_results(config: Any, method: Any, params: Any) -> list[EvalResult]:
-    """Top-1 accuracy of `method.logits` on the test split, and the most frequent class's share (baseline)."""
+    """Top-1 accuracy of `method.logits` on the test split, and the most frequent class's share (baseline).
+
+    Images are read as the probes read them; another kind's batches (`text_classes`) through the kind's
+    `eval_batches` and `prepare`, the classifier reading `method.input_key`."""
     data = config.data
+    if getattr(method, "input_key", "image") != "image":
+        kind, size = data_kind(data), config.eval.batch_size
+        split = "test"
 
-    @jax.jit
-    def logits(p, images):
-        return method.logits(p, normalize_images(images, data.mean, data.std))
+        @jax.jit
+        def prepared_logits(p, batch):
+            return method.logits(p, kind.prepare(batch, data)[method.input_key])
 
-    split = evaluated_split(data)
-    announce(f"classification of the {split} split of {data.source}")
-    scores, labels = image_features(config, {"classifier": (logits, params)}, "test")
+        announce(f"classification of the test split of data.kind={kind.name!r}")
+        calls = {"classifier": (prepared_logits, params)}
+        scores, labels, _ = kind_features(calls, kind.eval_batches(data, split, size), size)
+    else:
+
+        @jax.jit
+        def logits(p, images):
+            return method.logits(p, normalize_images(images, data.mean, data.std))
+
+        split = evaluated_split(data)
+        announce(f"classification of the {split} split of {data.source}")
+        scores, labels = image_features(config, {"classifier": (logits, params)}, "test")
     accuracy = float(np.mean(np.argmax(scores["classifier"], -1) == labels))
     majority = float(np.max(np.bincount(labels.astype(np.int64))) / len(labels))
     return [

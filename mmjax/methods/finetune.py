@@ -21,14 +21,20 @@ In training, `drop_path` drops each block's branches per example (stochastic dep
 rule) and `mixup` / `cutmix` mix the batch with its mirror (`mmjax.ops.mixing`, timm's batch mode);
 evaluation and `features` run the whole network.
 
+An MLM run's BERT (`text_encoder` hook) fine-tunes for sequence classification on token rows
+(`BertClassifier`: the `[CLS]` or mean token, BERT's dropout in training; data kind
+`text_classes`); drop path and Mixup / CutMix are refused for it.
+
 Left out so far (stated, not hidden): the averaged-pool `fc_norm` of MAE's `global_pool` (here
-`pool="mean"` averages the encoder's final-normed patch tokens, as the probes do), and text and
-series fine-tuning.
+`pool="mean"` averages the encoder's final-normed patch tokens, as the probes do), BERT's
+pooler (a tanh layer these MLMs never trained), and series fine-tuning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -42,7 +48,8 @@ from mmjax.data.kinds import data_kind
 from mmjax.methods.common import has_image_encoder, pool_tokens
 from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
-from mmjax.models.classifier import ViTClassifier
+from mmjax.models.bert import BertConfig, pool_text
+from mmjax.models.classifier import BertClassifier, ViTClassifier
 from mmjax.models.config import ViTConfig
 from mmjax.models.lora import init_lora, lora_scale, lora_sites, merge_lora, with_lora
 from mmjax.models.transformer import DROP_PATH_RNG
@@ -85,44 +92,67 @@ def default_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({"method": "finetune", "finetune": section_config(FineTuneOptions)})
 
 
-def pretrained_encoder(run: BuiltRun, field: str) -> tuple[ViTConfig, bool]:
-    """The `ViTConfig` of the encoder a pretrained run's method exports (`encoder` hook), and whether it
-    has a cls token, from shapes alone."""
+@dataclasses.dataclass(frozen=True)
+class PretrainedEncoder:
+    """What fine-tuning reads of a pretrained run's encoder: its config (a `ViTConfig`, or a `BertConfig` for
+    text), whether it has a cls token (I-JEPA's ViT has none) and the padding id of its texts."""
+
+    config: ViTConfig | BertConfig
+    cls_token: bool = True
+    pad_id: int = 0
+
+    @property
+    def text(self) -> bool:
+        return isinstance(self.config, BertConfig)
+
+
+def pretrained_encoder(run: BuiltRun, field: str) -> PretrainedEncoder:
+    """The encoder a pretrained run's method gives (`encoder` hook for a ViT, `text_encoder` for BERT), from
+    shapes alone."""
+    if callable(getattr(run.method, "text_encoder", None)):
+        return PretrainedEncoder(run.method.model_config, pad_id=run.method.special.pad)
     if not has_image_encoder(run.method):
         raise ValueError(
-            f"{field}: a {run.config.method!r} run has no ViT encoder to fine-tune "
-            "(methods with one: mae, simmim, beit, distill, jepa)"
+            f"{field}: a {run.config.method!r} run has no ViT or BERT encoder to fine-tune "
+            "(methods with one: mae, simmim, beit, distill, jepa, mlm)"
         )
     example = data_kind(run.config.data).example_batch(run.config.data)
     abstract = jax.eval_shape(run.method.init, jax.random.key(0), example)
     config, encoder = run.method.encoder(abstract)
-    return config, has_cls_token(encoder)
+    return PretrainedEncoder(config, has_cls_token(encoder))
+
+
+def pretrained_params(run: LoadedRun) -> Params:
+    """The params of the encoder `pretrained_encoder` describes."""
+    hook = getattr(run.method, "text_encoder", None) or run.method.encoder
+    return hook(run.params)[1]
 
 
 @dataclasses.dataclass(frozen=True)
 class FineTune:
-    """Params `{"encoder": ..., "head": ...}`; batches hold `image` `[B, H, W, C]` (normalized) and `label` `[B]`."""
+    """Params `{"encoder": ..., "head": ...}`; batches hold `label` `[B]` and `image` `[B, H, W, C]`
+    (normalized; a ViT encoder) or `input_ids` `[B, L]` (`[CLS] text [SEP]` then padding; BERT)."""
 
-    model_config: ViTConfig
+    pretrained: PretrainedEncoder
     options: FineTuneOptions
-    cls_token: bool = True
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, pretrained: BuiltRun) -> FineTune:
         options = dataclass_from_config(FineTuneOptions, config.finetune, "finetune")
-        model_config, cls_token = pretrained_encoder(pretrained, "finetune.from_workdir")
-        if options.pool == "cls" and not cls_token:
-            raise ValueError(
-                f"finetune.pool='cls': the {pretrained.config.method!r} encoder of finetune.from_workdir="
-                f"{options.from_workdir!r} has no cls token; expected finetune.pool='mean'"
-            )
+        encoder = pretrained_encoder(pretrained, "finetune.from_workdir")
+        where = f"the {pretrained.config.method!r} encoder of finetune.from_workdir={options.from_workdir!r}"
         data = config.get("data") or {}
+        if encoder.text:
+            check_text_fine_tune(options, encoder.config, data, where)
+            return cls(encoder, options)
+        model_config = encoder.config
+        if options.pool == "cls" and not encoder.cls_token:
+            raise ValueError(f"finetune.pool='cls': {where} has no cls token; expected finetune.pool='mean'")
         got = (tuple(data.get("image_size", model_config.image_size)), data.get("channels", model_config.channels))
         if got != (tuple(model_config.image_size), model_config.channels):
             raise ValueError(
-                f"data.image_size={got[0]}, data.channels={got[1]}: the encoder of finetune.from_workdir="
-                f"{options.from_workdir!r} takes {tuple(model_config.image_size)} images with "
-                f"{model_config.channels} channels"
+                f"data.image_size={got[0]}, data.channels={got[1]}: {where} takes "
+                f"{tuple(model_config.image_size)} images with {model_config.channels} channels"
             )
         for field, value in (("lora_rank", options.lora_rank), ("drop_path", options.drop_path)):
             if value and model_config.scan:
@@ -130,17 +160,34 @@ class FineTune:
                     f"finetune.{field}={value} with a scanned encoder (model.scan=True in "
                     f"{options.from_workdir!r}): it needs unrolled blocks"
                 )
-        return cls(model_config, options, cls_token)
+        return cls(encoder, options)
 
     @property
-    def model(self) -> ViTClassifier:
-        options = self.options
-        return ViTClassifier(self.model_config, options.num_classes, options.pool, self.cls_token, options.drop_path)
+    def model_config(self) -> ViTConfig | BertConfig:
+        return self.pretrained.config
 
-    def _images(self, batch: Batch) -> jax.Array:
-        if "image" not in batch or "label" not in batch:
-            raise KeyError(f"finetune batches need 'image' [B, H, W, C] and 'label' [B]; got keys {sorted(batch)}")
-        return batch["image"]
+    @property
+    def input_key(self) -> str:
+        """The batch entry the classifier reads."""
+        return "input_ids" if self.pretrained.text else "image"
+
+    @property
+    def model(self) -> ViTClassifier | BertClassifier:
+        options, encoder = self.options, self.pretrained
+        if encoder.text:
+            return BertClassifier(encoder.config, options.num_classes, options.pool, encoder.pad_id)
+        return ViTClassifier(encoder.config, options.num_classes, options.pool, encoder.cls_token, options.drop_path)
+
+    def _inputs(self, batch: Batch) -> jax.Array:
+        if self.input_key not in batch or "label" not in batch:
+            raise KeyError(f"finetune batches need {self.input_key!r} and 'label' [B]; got keys {sorted(batch)}")
+        return batch[self.input_key]
+
+    def _example(self) -> jax.ShapeDtypeStruct:
+        cfg = self.model_config
+        if self.pretrained.text:
+            return jax.ShapeDtypeStruct((1, min(8, cfg.max_len)), jnp.int32)
+        return jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
 
     # --- Parameters -------------------------------------------------------------------
 
@@ -151,23 +198,23 @@ class FineTune:
     def init(self, rng: jax.Array, batch: Batch) -> Params:
         """Random encoder and head (plus `lora` adapters with `lora_rank`); on a fresh run `load_frozen`
         puts the pretrained encoder in."""
-        images = self._images(batch)
+        inputs = self._inputs(batch)
         model_key, lora_key = jax.random.split(rng)
-        params = nn.meta.unbox(self.model.init(model_key, images)["params"])
+        params = nn.meta.unbox(self.model.init(model_key, inputs)["params"])
         if not self.options.lora_rank:
             return params
-        sites = lora_sites(lambda p, x: self.model.apply({"params": p}, x), params, images)
+        sites = lora_sites(lambda p, x: self.model.apply({"params": p}, x), params, inputs)
         encoder_sites = {path: shapes for path, shapes in sites.items() if path.startswith("encoder/")}
         adapters = init_lora(lora_key, encoder_sites, self.options.lora_rank, self.options.lora_targets)
         return {**params, "lora": adapters}
 
     def param_axes(self) -> Params:
-        cfg = self.model_config
-        images = jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
-        axes = nn.get_partition_spec(jax.eval_shape(lambda x: self.model.init(jax.random.key(0), x), images))["params"]
+        example = self._example()
+        axes = nn.get_partition_spec(jax.eval_shape(lambda x: self.model.init(jax.random.key(0), x), example))
+        axes = axes["params"]
         if not self.options.lora_rank:
             return axes
-        batch = {"image": images, "label": jax.ShapeDtypeStruct((1,), jnp.int32)}
+        batch = {self.input_key: example, "label": jax.ShapeDtypeStruct((1,), jnp.int32)}
         adapters = jax.eval_shape(self.init, jax.random.key(0), batch)["lora"]
         return {**axes, "lora": jax.tree.map(lambda _: P(), adapters)}
 
@@ -181,8 +228,7 @@ class FineTune:
 
     def load_frozen(self, params: Params, runs: dict[str, LoadedRun]) -> Params:
         """Host-side: the pretrained run's encoder in `params["encoder"]` (its training-only parts left out)."""
-        run = runs["pretrained"]
-        _, encoder = run.method.encoder(run.params)
+        encoder = pretrained_params(runs["pretrained"])
         kept = {k: v for k, v in encoder.items() if k in params["encoder"]}
         expected = jax.tree.map(lambda x: (x.shape, x.dtype), params["encoder"])
         got = jax.tree.map(lambda x: (x.shape, x.dtype), kept)
@@ -196,17 +242,19 @@ class FineTune:
     # --- Training ---------------------------------------------------------------------
 
     def logits(self, params: Params, images: jax.Array, drop_rng: jax.Array | None = None) -> jax.Array:
-        """float32 `[B, num_classes]` of normalized images `[B, H, W, C]` (the adapters unmerged); with
-        `drop_rng`, the encoder's blocks drop per example (stochastic depth)."""
+        """float32 `[B, num_classes]` of normalized images `[B, H, W, C]` or token rows `[B, L]` (the adapters
+        unmerged); with `drop_rng`, a ViT's blocks drop per example (stochastic depth), BERT's dropout is on."""
         model_params = {k: v for k, v in params.items() if k != "lora"}
-        rngs = {} if drop_rng is None else {DROP_PATH_RNG: drop_rng}
+        text = self.pretrained.text
+        rngs = {} if drop_rng is None else {"dropout" if text else DROP_PATH_RNG: drop_rng}
+        kwargs = {"deterministic": drop_rng is None} if text else {}
         with with_lora(params.get("lora", {}), self.adapter_scale):
-            return self.model.apply({"params": model_params}, images, rngs=rngs)
+            return self.model.apply({"params": model_params}, images, rngs=rngs, **kwargs)
 
     def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
         """Cross-entropy against smoothed labels; in training, Mixup / CutMix and drop path first."""
         options = self.options
-        images, labels = self._images(batch), batch["label"].astype(jnp.int32)
+        images, labels = self._inputs(batch), batch["label"].astype(jnp.int32)
         targets = optax.smooth_labels(jax.nn.one_hot(labels, options.num_classes), options.label_smoothing)
         drop_rng = None
         if train:
@@ -224,14 +272,35 @@ class FineTune:
         model_params = {k: v for k, v in params.items() if k != "lora"}
         return merge_lora(model_params, params["lora"], self.adapter_scale) if "lora" in params else model_params
 
-    def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
-        """The fine-tuned encoder's features: `cls` / `mean` `[B, D]` or `tokens` `[B, 1 + N, D]`."""
-        tokens = self.model.apply({"params": self.merged(params)}, images, method=lambda m, x: m.encoder(x))
-        return pool_tokens(tokens, pool, self.cls_token)
+    def features(self, params: Params, inputs: jax.Array, pool: str = "cls") -> jax.Array:
+        """The fine-tuned encoder's features: `cls` / `mean` `[B, D]` or `tokens` (`[B, 1 + N, D]` of images,
+        `[B, L, D]` of token rows)."""
+        merged = {"params": self.merged(params)}
+        if self.pretrained.text:
+            pad = self.pretrained.pad_id
+            hidden = self.model.apply(merged, inputs, method=lambda m, x: m.encoder.encode(x, (x != pad).astype(int)))
+            return pool_text(hidden, inputs != pad, pool)
+        tokens = self.model.apply(merged, inputs, method=lambda m, x: m.encoder(x))
+        return pool_tokens(tokens, pool, self.pretrained.cls_token)
 
-    def encoder(self, params: Params) -> tuple[ViTConfig, Params]:
-        """The fine-tuned `ViTEncoder` (adapters merged), for export."""
+    @property
+    def encoder(self) -> Callable[[Params], tuple[ViTConfig, Params]] | None:
+        """The `encoder` hook of a fine-tuned ViT (adapters merged), for export; None for BERT, which
+        exports through `features`."""
+        return None if self.pretrained.text else self._vit_encoder
+
+    def _vit_encoder(self, params: Params) -> tuple[ViTConfig, Params]:
         return self.model_config, self.merged(params)["encoder"]
+
+
+def check_text_fine_tune(options: FineTuneOptions, config: BertConfig, data: Any, where: str) -> None:
+    """What a BERT encoder cannot take: the image-only parts of the recipe, rows longer than its positions."""
+    for field, value in (("drop_path", options.drop_path), ("mixup", options.mixup), ("cutmix", options.cutmix)):
+        if value:
+            raise ValueError(f"finetune.{field}={value}: {where} is a text encoder; expected 0 (images only)")
+    seq_len = data.get("seq_len", 0)
+    if seq_len > config.max_len:
+        raise ValueError(f"data.seq_len={seq_len}: {where} has {config.max_len} positions")
 
 
 def pretrained_part(options: FineTuneOptions) -> RunPart:
@@ -250,4 +319,12 @@ def build_finetune(config: ml_collections.ConfigDict, runs: dict[str, BuiltRun])
     return FineTune.from_config(config, runs["pretrained"])
 
 
-__all__ = ["POOLS", "FineTune", "FineTuneOptions", "build_finetune", "default_config", "pretrained_encoder"]
+__all__ = [
+    "POOLS",
+    "FineTune",
+    "FineTuneOptions",
+    "build_finetune",
+    "default_config",
+    "PretrainedEncoder",
+    "pretrained_encoder",
+]

@@ -66,7 +66,6 @@ from mmjax.masking.text import (
     span_mask,
     token_weighted_mask,
 )
-from mmjax.methods.common import pool_tokens
 from mmjax.methods.ngram_targets import (
     NGRAM_HEAD,
     NgramOptions,
@@ -79,7 +78,7 @@ from mmjax.methods.ngram_targets import (
 )
 from mmjax.methods.protocol import STATE_INPUTS, Batch, Params
 from mmjax.methods.registry import register_method
-from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
+from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM, pool_text
 
 SELECTIONS = ("random", "span", "ngram", "frequency_weighted", "loss_weighted")
 OBJECTIVES = ("mlm", "clm", "clm_then_mlm")
@@ -364,12 +363,11 @@ class MLM:
         """
         real = inputs != self.special.pad
         hidden = self.model.apply({"params": params}, inputs, real.astype(jnp.int32), method=BertMLM.encode)
-        if pool == "cls":
-            return hidden[:, 0]
-        if pool == "mean":
-            weights = real[..., None].astype(hidden.dtype)
-            return jnp.sum(hidden * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
-        return pool_tokens(hidden, pool)
+        return pool_text(hidden, real, pool)
+
+    def text_encoder(self, params: Params) -> tuple[BertConfig, Params]:
+        """The `BertMLM` whose encoder `features` runs (the MLM head's params included), for fine-tuning."""
+        return self.model_config, params
 
     def token_predictions(
         self, params: Params, batch: Batch, corruption: MLMCorruption, hidden: jax.Array

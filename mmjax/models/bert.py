@@ -86,6 +86,19 @@ def _dense(config: BertConfig, features, axes, name, **kwargs) -> nn.Module:
     )
 
 
+def pool_text(hidden: jax.Array, real: jax.Array, pool: str) -> jax.Array:
+    """Encoder output `[B, L, D]` of one text per row (`real` bool `[B, L]`: not padding) -> `cls` `[B, D]`
+    (the `[CLS]` token's), `mean` `[B, D]` (over the real tokens) or `tokens` `[B, L, D]`."""
+    if pool == "cls":
+        return hidden[:, 0]
+    if pool == "mean":
+        weights = real[..., None].astype(hidden.dtype)
+        return jnp.sum(hidden * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+    if pool == "tokens":
+        return hidden
+    raise ValueError(f"pool must be one of ('cls', 'mean', 'tokens'), got {pool!r}")
+
+
 class BertBlock(nn.Module):
     """One post-LN BERT layer: `[B, L, D] -> [B, L, D]`."""
 

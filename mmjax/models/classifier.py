@@ -1,4 +1,4 @@
-"""A ViT encoder with a linear classification head: what fine-tuning trains (`mmjax.methods.finetune`)."""
+"""An encoder (a ViT, or BERT) with a linear classification head: what fine-tuning trains (`mmjax.methods.finetune`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.models.bert import BertConfig, BertMLM, pool_text
 from mmjax.models.config import ViTConfig
 from mmjax.models.initializers import with_axes, zeros
 from mmjax.models.vit import ViTEncoder
@@ -30,13 +31,7 @@ class ViTClassifier(nn.Module):
         if self.pool == "cls" and not self.cls_token:
             raise ValueError("pool='cls' needs an encoder with a cls token; this one has none (pool='mean')")
         self.encoder = ViTEncoder(self.config, cls_token=self.cls_token, drop_path=self.drop_path)
-        self.head = nn.Dense(
-            self.num_classes,
-            dtype=self.config.compute_dtype,
-            param_dtype=jnp.float32,
-            kernel_init=with_axes(nn.initializers.truncated_normal(HEAD_INIT_STD), ("embed", None)),
-            bias_init=with_axes(zeros, (None,)),
-        )
+        self.head = classification_head(self.num_classes, self.config.compute_dtype)
 
     def features(self, images: jax.Array) -> jax.Array:
         """Pooled encoder features `[B, D]` (`pool`: the cls token, or the mean of the patch tokens)."""
@@ -49,4 +44,42 @@ class ViTClassifier(nn.Module):
         return self.head(self.features(images)).astype(jnp.float32)
 
 
-__all__ = ["HEAD_INIT_STD", "ViTClassifier"]
+class BertClassifier(nn.Module):
+    """Token rows int `[B, L]` (`[CLS] text [SEP]`, then `pad_id`) -> logits float32 `[B, num_classes]`, from
+    the `[CLS]` token's output or the mean of the non-padding tokens' (BERT's sequence classification,
+    without the pooler's tanh layer).
+
+    Parameters: `encoder` (a `BertMLM`, the pretrained run's; its MLM head is not called) and `head`.
+    """
+
+    config: BertConfig
+    num_classes: int
+    pool: str = "cls"
+    pad_id: int = 0
+
+    def setup(self):
+        self.encoder = BertMLM(self.config)
+        self.head = classification_head(self.num_classes, jnp.dtype(self.config.dtype))
+
+    def features(self, input_ids: jax.Array, deterministic: bool = True) -> jax.Array:
+        """Pooled encoder features `[B, D]`; `deterministic=False` applies BERT's dropout (a `dropout` rng)."""
+        real = input_ids != self.pad_id
+        tokens = self.encoder.encode(input_ids, real.astype(jnp.int32), deterministic=deterministic)
+        return pool_text(tokens, real, self.pool)
+
+    def __call__(self, input_ids: jax.Array, deterministic: bool = True) -> jax.Array:
+        return self.head(self.features(input_ids, deterministic)).astype(jnp.float32)
+
+
+def classification_head(num_classes: int, dtype: jnp.dtype) -> nn.Dense:
+    """The linear head, initialized near zero (MAE's fine-tuning)."""
+    return nn.Dense(
+        num_classes,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        kernel_init=with_axes(nn.initializers.truncated_normal(HEAD_INIT_STD), ("embed", None)),
+        bias_init=with_axes(zeros, (None,)),
+    )
+
+
+__all__ = ["HEAD_INIT_STD", "BertClassifier", "ViTClassifier", "classification_head"]

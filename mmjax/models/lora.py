@@ -26,10 +26,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-TARGETS = {
-    "query_value": r"(.*/)?attn/(query|value)",
-    "attention": r"(.*/)?attn/(query|key|value|out)",
-    "mlp": r"(.*/)?mlp/(fc1|fc2)",
+TARGETS = {  # a ViT block's `attn/query`, `mlp/fc1`; a BERT block's `query`, `fc1`
+    "query_value": r"(.*/)?(attn/)?(query|value)",
+    "attention": r"(.*/)?(attn/)?(query|key|value|out)",
+    "mlp": r"(.*/)?(mlp/)?(fc1|fc2)",
 }
 """Named groups of projections for `init_lora`'s `patterns`: the paper's `W_q`, `W_v`; every attention
 projection; the MLP layers."""

@@ -65,9 +65,10 @@ def weight_decay_schedule(config: Any) -> float | optax.Schedule:
     return schedule
 
 
-_BLOCK = re.compile(r"(?:^|/)blocks/block_(\d+)(?:/|$)")
+_BLOCK = re.compile(r"(?:^|/)(?:blocks/)?block_(\d+)(?:/|$)")  # a ViT's `blocks/block_i`, BERT's `block_i`
 _SCANNED = re.compile(r"(?:^|/)blocks/layers(?:/|$)")
 EMBEDDINGS = ("patch_embed", "cls_token", "pos_embed", "mask_token", "reg_tokens")
+EMBEDDINGS += ("word_embeddings", "position_embeddings", "token_type_embeddings", "embed_norm")  # BERT's
 
 
 def layer_of(name: str, num_layers: int) -> int | None:
@@ -85,7 +86,7 @@ def layer_of(name: str, num_layers: int) -> int | None:
 def layer_decay_scales(params: Any, decay: float) -> Any:
     """A tree like `params` of the lr scale of each leaf: `decay ** (L + 1 - layer)` (BEiT's rule, L blocks).
 
-    Blocks are found by path (`blocks/block_<i>/...`; a scanned stack `blocks/layers/...` gets a
+    Blocks are found by path (`blocks/block_<i>/...`, BERT's `block_<i>/...`; a scanned stack `blocks/layers/...` gets a
     scale per row of its leading axis). The head trains at the full rate, the embeddings at
     `decay ** (L + 1)`.
     """
