@@ -13,6 +13,7 @@ pretrained encoder's frozen features (mean pool, as `methods_probe.py`).
     python benchmarks/finetune.py                                  # 1000 + 300 steps, 2 seeds
     python benchmarks/finetune.py --methods mae,jepa --steps 200 --ft-steps 50 --seeds 1
     python benchmarks/finetune.py --reuse --drop-path 0 --mixup 0.8 --cutmix 1.0   # the same encoders again
+    python benchmarks/finetune.py --reuse --methods mae --no-scratch --drop-path 0.1
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--mixup", type=float, default=0.0, help="finetune.mixup")
     parser.add_argument("--cutmix", type=float, default=0.0, help="finetune.cutmix")
     parser.add_argument("--reuse", action="store_true", help="fine-tune the pretrained runs left in --workdir")
+    parser.add_argument("--no-scratch", action="store_true", help="leave out the scratch rows")
     parser.add_argument("--workdir", default="runs/finetune")
     args = parser.parse_args()
     recipe = {"drop_path": args.drop_path, "mixup": args.mixup, "cutmix": args.cutmix}
@@ -94,7 +96,7 @@ def main() -> None:
         result = ran["result"]
         linear = probes(ran["config"], result.method, result.state.params)["linear"]
         encoders[name] = (root / key, ran["config"].data, linear, ran["seconds"])
-    for label, size in SCRATCH.items():
+    for label, size in {} if args.no_scratch else SCRATCH.items():
         if not args.reuse:
             scratch(size, root / f"scratch_{size}")
         encoders[label] = (root / f"scratch_{size}", presets.mnist(image_size=(size, size)), None, 0.0)
