@@ -43,6 +43,7 @@ UPSTREAM_RUN = {
     "distill_vit_imagenet": ("mae_vit_imagenet", None),
     "finetune_docstrings": ("mlm_pydoc", None),
     "finetune_mnist": ("mae_mnist", "runlocal"),
+    "finetune_series": ("patchtst_series", None),
     "givt_imagenet": ("givt_imagenet", "stage=vae"),
     "maskgit_digits": ("maskgit_digits", "stage=tokenizer"),
     "maskgit_imagenet": ("maskgit_imagenet", "stage=tokenizer"),
@@ -203,6 +204,8 @@ def _shrink_data(config: ml_collections.ConfigDict, image: tuple[int, int] | Non
         config.model.max_len = min(config.model.max_len, 32)
         if config.mlm.max_predictions:
             config.mlm.max_predictions = min(config.mlm.max_predictions, data.seq_len)
+    elif kind == "series_classes":
+        data.window = min(data.window, 32)  # the shrunk PatchTST's window (4 patches of 8)
     elif kind == "text_classes":
         data.seq_len = min(data.seq_len, 16)  # within the shrunk MLM's positions
 

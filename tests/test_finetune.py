@@ -110,11 +110,11 @@ def load_run(workdir):
 
 
 def test_a_start_without_an_encoder_or_without_a_run_is_named(tmp_path):
-    vq = load_experiment("vq_mnist")
-    checkpoint.write_config(str(tmp_path / "vq"), config_as_dict(vq))
+    imputer = load_experiment("remasker_wine")
+    checkpoint.write_config(str(tmp_path / "remasker"), config_as_dict(imputer))
     with pytest.raises(ValueError) as caught:
-        build_method(finetune_config(tmp_path / "vq"))
-    assert "finetune.from_workdir: a 'vq' run has no ViT or BERT encoder to fine-tune" in user_message(caught.value)
+        build_method(finetune_config(tmp_path / "remasker"))
+    assert "finetune.from_workdir: a 'remasker' run has no encoder to fine-tune" in user_message(caught.value)
     os.makedirs(tmp_path / "empty")
     with pytest.raises(FileNotFoundError) as caught:
         build_method(finetune_config(tmp_path / "empty"))
@@ -299,3 +299,37 @@ def test_a_bert_mlm_fine_tunes_to_tell_the_packages_of_docstrings_apart(tmp_path
     config.finetune.update(lora_rank=2, lora_targets=("query_value", "mlp"))
     adapters = build_method(config).init(jax.random.key(0), batch)["lora"]
     assert sorted(adapters) == [f"encoder/block_{i}/{n}" for i in (0, 1) for n in ("fc1", "fc2", "query", "value")]
+
+
+def test_a_series_encoder_fine_tunes_on_a_ucr_set_through_its_features(tmp_path):
+    from mmjax.evaluate.images import classification_results
+    from mmjax.export import export_workdir, load_feature_extractor
+
+    config = load_experiment("patchtst_series", "steps=4,window=32")
+    config.model.update(width=16, depth=2, heads=2, mlp_dim=32)
+    config.train.update(batch_size=16, tensorboard=False)
+    train(config, str(tmp_path / "patchtst"), devices=jax.devices()[:1])
+    config = load_experiment("finetune_series", "window=32,steps=100")
+    config.finetune.from_workdir = str(tmp_path / "patchtst")
+    config.train.update(lr=3e-3, warmup_steps=10, tensorboard=False)
+    config.finetune.pool = "cls"
+    with pytest.raises(ValueError, match="finetune.pool='cls': the 'patchtst' encoder of finetune.from_workdir="):
+        build_method(config)
+    config.finetune.pool = "mean"
+    config.data.window = 48
+    with pytest.raises(ValueError, match=r"data: its batches give series \(48, 1\); the 'patchtst' encoder"):
+        build_method(config)
+    config.data.window = 32
+    method = build_method(config)
+    params = method.init(jax.random.key(0), {"series": jnp.zeros((2, 32, 1)), "label": jnp.zeros((2,), jnp.int32)})
+    marks = method.trainable(params)
+    trained = [jax.tree_util.keystr(p) for p, t in jax.tree_util.tree_flatten_with_path(marks["encoder"])[0] if t]
+    frozen = [jax.tree_util.keystr(p) for p, t in jax.tree_util.tree_flatten_with_path(marks["encoder"])[0] if not t]
+    assert trained and frozen and all("head" not in p for p in trained), frozen  # its pretraining head is not read
+    result = train(config, str(tmp_path / "ft"), devices=jax.devices()[:1])
+    params = jax.device_get(result.state.params)
+    accuracy, majority = (row.value for row in classification_results(config, result.method, params))
+    assert accuracy > majority + 0.1, (accuracy, majority)
+    series = np.random.default_rng(0).normal(size=(3, 32, 1)).astype(np.float32)
+    extract = load_feature_extractor(export_workdir(tmp_path / "ft", "stablehlo", tmp_path / "shlo", pool="mean"))
+    np.testing.assert_allclose(extract(series), result.method.features(params, series, "mean"), atol=1e-5, rtol=1e-5)

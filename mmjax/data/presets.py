@@ -98,6 +98,17 @@ class SeriesData:
 
 
 @dataclasses.dataclass(frozen=True)
+class SeriesClassesData:
+    """`data` of kind `series_classes` (`mmjax.data.series`): a bundled UCR / UEA classification set."""
+
+    kind: str = knob("series_classes", "the data kind", choices=("series_classes",))
+    set: str = knob("GunPoint", "a UCR / UEA set bundled with sktime (mmjax.data.series.bundled_ucr_names)")
+    window: int = knob(96, "steps per series (each is resampled to it)", low=1)
+    variates: int = knob(1, "channels of the set", low=1)
+    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
+
+
+@dataclasses.dataclass(frozen=True)
 class PointsData:
     """`data` of kind `points` (`mmjax.data.shapes`): point clouds."""
 
@@ -155,7 +166,17 @@ class TablesData:
 
 DATA_SECTIONS = {
     cls.kind: cls
-    for cls in (ImageData, VideoData, AudioData, SeriesData, PointsData, TextData, TextClassesData, TablesData)
+    for cls in (
+        ImageData,
+        VideoData,
+        AudioData,
+        SeriesData,
+        SeriesClassesData,
+        PointsData,
+        TextData,
+        TextClassesData,
+        TablesData,
+    )
 }
 
 

@@ -11,7 +11,9 @@ split) gives its samples resampled to the window. Either is cut into groups of `
 columns (the last group wraps around to the first columns), so every window has the same shape.
 
 Registers the data kind `series`: host batches `{"series": float32 [b, L, V], "domain": int32 [b]}`,
-`domain` the index of the window's source in `data.sources` (TimesBERT's domain objective).
+`domain` the index of the window's source in `data.sources` (TimesBERT's domain objective); and
+`series_classes`: one bundled UCR / UEA set, `{"series": float32 [b, L, V], "label": int32 [b]}`,
+for fine-tuning a series encoder.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from mmjax.config import section_config
 from mmjax.data.pipeline import batched_stream
-from mmjax.data.presets import SeriesData, complete_data
+from mmjax.data.presets import SeriesClassesData, SeriesData, complete_data
 from mmjax.data.registry import DataKind, register_data_kind
 
 # Series name -> season length in samples (for the seasonal-naive forecast).
@@ -249,3 +251,41 @@ def series_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeD
 
 
 SERIES = register_data_kind(DataKind("series", series_train_dataset, series_batch_spec))
+
+
+def ucr_split(data_config: Any, split: str) -> list[dict[str, np.ndarray]]:
+    """The examples of a `series_classes` split: `{"series": float32 [L, V], "label": int32}` each."""
+    data_config = complete_data(SeriesClassesData, data_config)
+    series, labels = ucr_dataset(data_config.set, split, data_config.window)
+    if series.shape[2] != data_config.variates:
+        raise ValueError(
+            f"data.variates={data_config.variates}: the UCR set {data_config.set!r} has {series.shape[2]} channels"
+        )
+    return [{"series": x, "label": y} for x, y in zip(series, labels, strict=True)]
+
+
+def ucr_train_dataset(
+    data_config: Any, global_batch_size: int, seed: int, process_index: int, process_count: int
+) -> grain.IterDataset:
+    """Endless shuffled batches `{"series": float32 [b, L, V], "label": int32 [b]}` of the set's train split."""
+    ds = grain.MapDataset.source(ucr_split(data_config, "train"))[process_index::process_count]
+    return batched_stream(ds.shuffle(seed=seed).repeat(None), global_batch_size, process_count, data_config)
+
+
+def ucr_batch_spec(data_config: Any, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    data_config = complete_data(SeriesClassesData, data_config)
+    return {
+        "series": jax.ShapeDtypeStruct((batch_size, data_config.window, data_config.variates), jnp.float32),
+        "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+    }
+
+
+def ucr_eval_dataset(data_config: Any, split: str, batch_size: int) -> grain.MapDataset:
+    """All of `split` in order, batched (last batch kept)."""
+    return grain.MapDataset.source(ucr_split(data_config, split)).batch(batch_size, drop_remainder=False)
+
+
+# Labelled series for fine-tuning (a UCR / UEA set); `prepare` is the identity, as for `series`.
+SERIES_CLASSES = register_data_kind(
+    DataKind("series_classes", ucr_train_dataset, ucr_batch_spec, eval_dataset=ucr_eval_dataset)
+)

@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.extend.core as jax_core
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from mmjax.data.kinds import data_kind
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import tree_paths, unflatten_params
-from mmjax.methods.common import POOLS
+from mmjax.methods.common import POOLS, read_leaves
 from mmjax.train.checkpoint import config_as_dict
 
 DEFAULT_INPUT_KEY = "image"
@@ -49,15 +48,6 @@ def flat_leaves(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Nested params -> `{"a/b/kernel": numpy array}` in their own dtypes, sorted by key."""
     flat = {"/".join(str(p.key) for p in path): np.ascontiguousarray(leaf) for path, leaf in tree_paths(params)}
     return dict(sorted(flat.items()))
-
-
-def read_leaves(fn: Any, flat: Mapping[str, np.ndarray], inputs: jax.ShapeDtypeStruct) -> list[str]:
-    """The names of the leaves `fn(list of leaves, inputs)` reads, from its jaxpr (no compute)."""
-    specs = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in flat.values()]
-    jaxpr = jax.make_jaxpr(fn)(specs, inputs).jaxpr
-    used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars if not isinstance(v, jax_core.Literal)}
-    used |= {id(v) for v in jaxpr.outvars if not isinstance(v, jax_core.Literal)}
-    return [name for name, var in zip(flat, jaxpr.invars, strict=False) if id(var) in used]
 
 
 def export_method_features(
@@ -127,5 +117,4 @@ __all__ = [
     "export_method_features",
     "feature_input",
     "flat_leaves",
-    "read_leaves",
 ]

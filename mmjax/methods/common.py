@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import ml_collections
 
@@ -112,6 +113,15 @@ def has_feature_function(method: object) -> bool:
     codes and labels is another function)."""
     features = getattr(method, "features", None)
     return callable(features) and "pool" in inspect.signature(features).parameters
+
+
+def read_leaves(fn: Any, flat: dict[str, Any], inputs: jax.ShapeDtypeStruct) -> list[str]:
+    """The names of the leaves `fn(list of flat's leaves in order, inputs)` reads, from its jaxpr (no compute)."""
+    specs = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in flat.values()]
+    jaxpr = jax.make_jaxpr(fn)(specs, inputs).jaxpr
+    used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars if not isinstance(v, jax_core.Literal)}
+    used |= {id(v) for v in jaxpr.outvars if not isinstance(v, jax_core.Literal)}
+    return [name for name, var in zip(flat, jaxpr.invars, strict=False) if id(var) in used]
 
 
 def pool_tokens(tokens: jax.Array, pool: str, cls_token: bool = True) -> jax.Array:

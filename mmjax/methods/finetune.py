@@ -25,14 +25,19 @@ An MLM run's BERT (`text_encoder` hook) fine-tunes for sequence classification o
 (`BertClassifier`: the `[CLS]` or mean token, BERT's dropout in training; data kind
 `text_classes`); drop path and Mixup / CutMix are refused for it.
 
+Any other method with a probe `features(params, inputs, pool)` (PatchTST, TimesBERT, Point-MAE,
+VideoMAE, ...) fine-tunes through it (`FeaturesClassifier`: its whole params as one `encoder`
+parameter, of which what `features` reads trains; `series_classes` serves UCR sets).
+
 Left out so far (stated, not hidden): the averaged-pool `fc_norm` of MAE's `global_pool` (here
 `pool="mean"` averages the encoder's final-normed patch tokens, as the probes do), BERT's
-pooler (a tanh layer these MLMs never trained), and series fine-tuning.
+pooler (a tanh layer these MLMs never trained), LoRA and drop path for encoders other than a ViT.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -45,11 +50,11 @@ from jax.sharding import PartitionSpec as P
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.data.kinds import data_kind
-from mmjax.methods.common import has_image_encoder, pool_tokens
+from mmjax.methods.common import has_feature_function, has_image_encoder, pool_tokens, read_leaves
 from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
 from mmjax.models.bert import BertConfig, pool_text
-from mmjax.models.classifier import BertClassifier, ViTClassifier
+from mmjax.models.classifier import BertClassifier, FeaturesClassifier, ViTClassifier
 from mmjax.models.config import ViTConfig
 from mmjax.models.lora import init_lora, lora_scale, lora_sites, merge_lora, with_lora
 from mmjax.models.transformer import DROP_PATH_RNG
@@ -92,18 +97,26 @@ def default_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({"method": "finetune", "finetune": section_config(FineTuneOptions)})
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class PretrainedEncoder:
     """What fine-tuning reads of a pretrained run's encoder: its config (a `ViTConfig`, or a `BertConfig` for
-    text), whether it has a cls token (I-JEPA's ViT has none) and the padding id of its texts."""
+    text), whether it has a cls token (I-JEPA's ViT has none) and the padding id of its texts. Any other
+    method with a probe `features` function (PatchTST, Point-MAE, VideoMAE, ...) is `method` itself, with
+    an `example` batch of its data for `method.init`, and no config."""
 
-    config: ViTConfig | BertConfig
+    config: ViTConfig | BertConfig | None
     cls_token: bool = True
     pad_id: int = 0
+    method: Any = None
+    example: Any = None
 
     @property
     def text(self) -> bool:
         return isinstance(self.config, BertConfig)
+
+    @property
+    def generic(self) -> bool:
+        return self.config is None
 
 
 def pretrained_encoder(run: BuiltRun, field: str) -> PretrainedEncoder:
@@ -111,12 +124,14 @@ def pretrained_encoder(run: BuiltRun, field: str) -> PretrainedEncoder:
     shapes alone."""
     if callable(getattr(run.method, "text_encoder", None)):
         return PretrainedEncoder(run.method.model_config, pad_id=run.method.special.pad)
+    example = data_kind(run.config.data).example_batch(run.config.data)
+    if not has_image_encoder(run.method) and has_feature_function(run.method):
+        return PretrainedEncoder(None, method=run.method, example=example)
     if not has_image_encoder(run.method):
         raise ValueError(
-            f"{field}: a {run.config.method!r} run has no ViT or BERT encoder to fine-tune "
-            "(methods with one: mae, simmim, beit, distill, jepa, mlm)"
+            f"{field}: a {run.config.method!r} run has no encoder to fine-tune: no ViT, no BERT and no "
+            "features(params, inputs, pool)"
         )
-    example = data_kind(run.config.data).example_batch(run.config.data)
     abstract = jax.eval_shape(run.method.init, jax.random.key(0), example)
     config, encoder = run.method.encoder(abstract)
     return PretrainedEncoder(config, has_cls_token(encoder))
@@ -124,8 +139,8 @@ def pretrained_encoder(run: BuiltRun, field: str) -> PretrainedEncoder:
 
 def pretrained_params(run: LoadedRun) -> Params:
     """The params of the encoder `pretrained_encoder` describes."""
-    hook = getattr(run.method, "text_encoder", None) or run.method.encoder
-    return hook(run.params)[1]
+    hook = getattr(run.method, "text_encoder", None) or getattr(run.method, "encoder", None)
+    return hook(run.params)[1] if callable(hook) else run.params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +157,8 @@ class FineTune:
         encoder = pretrained_encoder(pretrained, "finetune.from_workdir")
         where = f"the {pretrained.config.method!r} encoder of finetune.from_workdir={options.from_workdir!r}"
         data = config.get("data") or {}
-        if encoder.text:
-            check_text_fine_tune(options, encoder.config, data, where)
+        if encoder.text or encoder.generic:
+            check_other_fine_tune(options, encoder, data, where)
             return cls(encoder, options)
         model_config = encoder.config
         if options.pool == "cls" and not encoder.cls_token:
@@ -169,11 +184,19 @@ class FineTune:
     @property
     def input_key(self) -> str:
         """The batch entry the classifier reads."""
+        if self.pretrained.generic:
+            return getattr(self.pretrained.method, "input_key", "image")
         return "input_ids" if self.pretrained.text else "image"
 
     @property
-    def model(self) -> ViTClassifier | BertClassifier:
+    def model(self) -> ViTClassifier | BertClassifier | FeaturesClassifier:
         options, encoder = self.options, self.pretrained
+        if encoder.generic:
+            return FeaturesClassifier(
+                lambda rng: encoder.method.init(rng, encoder.example),
+                functools.partial(encoder.method.features, pool=options.pool),
+                options.num_classes,
+            )
         if encoder.text:
             return BertClassifier(encoder.config, options.num_classes, options.pool, encoder.pad_id)
         return ViTClassifier(encoder.config, options.num_classes, options.pool, encoder.cls_token, options.drop_path)
@@ -185,6 +208,9 @@ class FineTune:
 
     def _example(self) -> jax.ShapeDtypeStruct:
         cfg = self.model_config
+        if self.pretrained.generic:
+            example = self.pretrained.example[self.input_key]
+            return jax.ShapeDtypeStruct((1, *example.shape[1:]), example.dtype)
         if self.pretrained.text:
             return jax.ShapeDtypeStruct((1, min(8, cfg.max_len)), jnp.int32)
         return jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
@@ -219,9 +245,25 @@ class FineTune:
         return {**axes, "lora": jax.tree.map(lambda _: P(), adapters)}
 
     def trainable(self, params: Params) -> Params:
-        """Everything trains; with LoRA, the adapters and the head only."""
+        """Everything trains; with LoRA, the adapters and the head only; of a method's whole tree (a generic
+        encoder), what its `features` read."""
         frozen = {"encoder"} if self.options.lora_rank else set()
-        return {part: jax.tree.map(lambda _, t=part not in frozen: t, tree) for part, tree in params.items()}
+        marks = {part: jax.tree.map(lambda _, t=part not in frozen: t, tree) for part, tree in params.items()}
+        if self.pretrained.generic:
+            marks["encoder"] = self._read_by_features(params["encoder"])
+        return marks
+
+    def _read_by_features(self, encoder: Params) -> Params:
+        paths, treedef = jax.tree_util.tree_flatten_with_path(encoder)
+        flat = {jax.tree_util.keystr(path): leaf for path, leaf in paths}
+        names = list(flat)
+
+        def features(leaves, inputs):
+            tree = jax.tree_util.tree_unflatten(treedef, leaves)
+            return self.pretrained.method.features(tree, inputs, self.options.pool)
+
+        read = set(read_leaves(features, flat, self._example()))
+        return jax.tree_util.tree_unflatten(treedef, [name in read for name in names])
 
     def frozen_runs(self) -> dict[str, RunPart]:
         return {"pretrained": pretrained_part(self.options)}
@@ -276,6 +318,8 @@ class FineTune:
         """The fine-tuned encoder's features: `cls` / `mean` `[B, D]` or `tokens` (`[B, 1 + N, D]` of images,
         `[B, L, D]` of token rows)."""
         merged = {"params": self.merged(params)}
+        if self.pretrained.generic:
+            return self.pretrained.method.features(merged["params"]["encoder"], inputs, pool)
         if self.pretrained.text:
             pad = self.pretrained.pad_id
             hidden = self.model.apply(merged, inputs, method=lambda m, x: m.encoder.encode(x, (x != pad).astype(int)))
@@ -287,20 +331,40 @@ class FineTune:
     def encoder(self) -> Callable[[Params], tuple[ViTConfig, Params]] | None:
         """The `encoder` hook of a fine-tuned ViT (adapters merged), for export; None for BERT, which
         exports through `features`."""
-        return None if self.pretrained.text else self._vit_encoder
+        return None if self.pretrained.text or self.pretrained.generic else self._vit_encoder
 
     def _vit_encoder(self, params: Params) -> tuple[ViTConfig, Params]:
         return self.model_config, self.merged(params)["encoder"]
 
 
-def check_text_fine_tune(options: FineTuneOptions, config: BertConfig, data: Any, where: str) -> None:
-    """What a BERT encoder cannot take: the image-only parts of the recipe, rows longer than its positions."""
-    for field, value in (("drop_path", options.drop_path), ("mixup", options.mixup), ("cutmix", options.cutmix)):
+def check_other_fine_tune(options: FineTuneOptions, encoder: PretrainedEncoder, data: Any, where: str) -> None:
+    """What a BERT or a generic encoder cannot take: the ViT-only parts of the recipe (and, for a generic one,
+    LoRA), rows longer than BERT's positions, a pool its `features` refuses."""
+    kind = "a text encoder" if encoder.text else "not a ViT"
+    fields = [("drop_path", options.drop_path), ("mixup", options.mixup), ("cutmix", options.cutmix)]
+    fields += [("lora_rank", options.lora_rank)] if encoder.generic else []
+    for field, value in fields:
         if value:
-            raise ValueError(f"finetune.{field}={value}: {where} is a text encoder; expected 0 (images only)")
-    seq_len = data.get("seq_len", 0)
-    if seq_len > config.max_len:
-        raise ValueError(f"data.seq_len={seq_len}: {where} has {config.max_len} positions")
+            raise ValueError(f"finetune.{field}={value}: {where} is {kind}; expected 0 (ViT encoders only)")
+    if encoder.text and data.get("seq_len", 0) > encoder.config.max_len:
+        raise ValueError(f"data.seq_len={data.get('seq_len')}: {where} has {encoder.config.max_len} positions")
+    if encoder.generic:
+        key = getattr(encoder.method, "input_key", "image")
+        inputs = encoder.example[key]
+        if data:
+            got = data_kind(data).batch_spec(data, 1)
+            if key not in got or tuple(got[key].shape[1:]) != tuple(inputs.shape[1:]):
+                shape = tuple(got[key].shape[1:]) if key in got else f"no {key!r} entry"
+                raise ValueError(f"data: its batches give {key} {shape}; {where} reads {key} {tuple(inputs.shape[1:])}")
+
+        def features():
+            params = encoder.method.init(jax.random.key(0), encoder.example)
+            return encoder.method.features(params, inputs, options.pool)
+
+        try:
+            jax.eval_shape(features)
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"finetune.pool={options.pool!r}: {where} refuses it ({error})") from None
 
 
 def pretrained_part(options: FineTuneOptions) -> RunPart:

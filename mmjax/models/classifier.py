@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -71,10 +74,29 @@ class BertClassifier(nn.Module):
         return self.head(self.features(input_ids, deterministic)).astype(jnp.float32)
 
 
-def classification_head(num_classes: int, dtype: jnp.dtype) -> nn.Dense:
+class FeaturesClassifier(nn.Module):
+    """Any encoder given as two functions, `init_encoder(rng) -> params` and `features(params, inputs) -> [B, ...]`
+    (a pretrained method's `init` and `features`), with a linear head on the flattened features.
+
+    Parameters: `encoder` (the encoder's whole tree, one parameter) and `head`.
+    """
+
+    init_encoder: Callable[[jax.Array], Any]
+    features: Callable[[Any, jax.Array], jax.Array]
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        features = self.features(self.param("encoder", self.init_encoder), inputs)
+        head = classification_head(self.num_classes, jnp.float32, name="head")
+        return head(features.reshape(features.shape[0], -1).astype(jnp.float32)).astype(jnp.float32)
+
+
+def classification_head(num_classes: int, dtype: jnp.dtype, name: str | None = None) -> nn.Dense:
     """The linear head, initialized near zero (MAE's fine-tuning)."""
     return nn.Dense(
         num_classes,
+        name=name,
         dtype=dtype,
         param_dtype=jnp.float32,
         kernel_init=with_axes(nn.initializers.truncated_normal(HEAD_INIT_STD), ("embed", None)),
@@ -82,4 +104,4 @@ def classification_head(num_classes: int, dtype: jnp.dtype) -> nn.Dense:
     )
 
 
-__all__ = ["HEAD_INIT_STD", "BertClassifier", "ViTClassifier", "classification_head"]
+__all__ = ["HEAD_INIT_STD", "BertClassifier", "FeaturesClassifier", "ViTClassifier", "classification_head"]
