@@ -35,6 +35,7 @@ from mmjax.generate.decode import decode
 from mmjax.generate.guidance import GUIDANCE_SCHEDULES, guided_tokens_to_logits
 from mmjax.losses import masked_mean
 from mmjax.masking.schedules import MASKGIT_SCHEDULES, ratio_mask, sample_mask_ratio
+from mmjax.methods.common import pool_tokens
 from mmjax.methods.frozen_tokenizer import build_tokenizer, load_tokenizer, tokenizer_run, train_only
 from mmjax.methods.protocol import Batch, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
@@ -261,6 +262,27 @@ class MaskGIT:
     ) -> jax.Array:
         """`[B, N]` codes (mask id where hidden) -> float32 `[B, N, vocab_size]` logits."""
         return self.model.apply({"params": params["transformer"]}, codes, labels, context, context_lengths)
+
+    @property
+    def input_key(self) -> str:
+        """What `features` reads: images through the tokenizer, or codes `[B, h, w]` without one."""
+        return "image" if self.tokenizer is not None else "codes"
+
+    def features(self, params: Params, inputs: jax.Array, pool: str = "mean") -> jax.Array:
+        """The transformer's outputs over the codes of whole inputs, none hidden and unconditioned (the null
+        class, no context): MAGE's representation. `mean` (and `cls`: there is none) -> `[B, D]`; `tokens`
+        -> `[B, 1 + N, D]`, that mean first."""
+        codes = self.codes(params, {self.input_key: inputs})
+        batch = codes.shape[0]
+        labels = jnp.full((batch,), self.null_class, jnp.int32) if self.options.num_classes else None
+        context = lengths = None
+        if self.model_options.context_dim:
+            context = jnp.zeros((batch, 1, self.model_options.context_dim), jnp.float32)
+            lengths = jnp.zeros((batch,), jnp.int32)
+        _, state = self.model.apply(
+            {"params": params["transformer"]}, codes, labels, context, lengths, mutable=["intermediates"]
+        )
+        return pool_tokens(state["intermediates"]["hidden"][0], pool, cls_token=False)
 
     def conditions(
         self, rng: jax.Array, batch: Batch, dropout: float

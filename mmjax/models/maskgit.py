@@ -134,6 +134,7 @@ class MaskGITTransformer(nn.Module):
                 name="blocks",
             )(x)
         x = x[:, -num_tokens:]
+        self.sow("intermediates", "hidden", x)  # [B, N, D], the tokens' outputs (collected when mutable)
         # MaskGIT's MLM head: dense + GELU + LayerNorm, then logits tied to the code embeddings.
         x = nn.Dense(
             self.width,
