@@ -31,9 +31,9 @@ def _first_file_per_method() -> dict[str, str]:
 
 
 FILES = _first_file_per_method()
-# Methods with neither a ViT encoder nor a `features` function: generators (their transformer reads codes,
-# not inputs) and the table imputer (`test_the_methods_left_out_have_nothing_to_export`).
-NO_FEATURES = {"givt", "mar", "remasker"}
+# Methods with neither a ViT encoder nor a `features` function: the table imputer
+# (`test_the_methods_left_out_have_nothing_to_export`).
+NO_FEATURES = {"remasker"}
 
 
 @functools.cache

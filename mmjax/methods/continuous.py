@@ -35,6 +35,7 @@ from mmjax.generate.continuous import ORDERS, decode_causal, decode_masked
 from mmjax.generate.guidance import GUIDANCE_SCHEDULES, guidance_scale
 from mmjax.losses import masked_mean
 from mmjax.masking.schedules import MASKGIT_SCHEDULES, ratio_mask, sample_mask_ratio, truncated_normal_ratio
+from mmjax.methods.common import pool_tokens
 from mmjax.methods.frozen_tokenizer import build_tokenizer, load_tokenizer, tokenizer_run, train_only
 from mmjax.methods.protocol import Batch, LoadedRun, Params, RunPart
 from mmjax.models.diffusion_head import DiffusionHead
@@ -303,9 +304,24 @@ class ContinuousGenerator:
             )
         return z.reshape(z.shape[0], self.num_tokens, self.latent_dim).astype(jnp.float32) * self.options.latent_scale
 
-    def features(self, params: Params, tokens: jax.Array, hidden: jax.Array | None, labels: jax.Array) -> jax.Array:
+    def transformer_features(
+        self, params: Params, tokens: jax.Array, hidden: jax.Array | None, labels: jax.Array
+    ) -> jax.Array:
         """The transformer's `[B, N, width]` features of tokens `[B, N, C]` (hidden bool `[B, N]`) for labels `[B]`."""
         return self.model.apply({"params": params["transformer"]}, tokens, hidden, labels)
+
+    @property
+    def input_key(self) -> str:
+        """What `features` reads: images through the tokenizer, or latents `[B, h, w, C]` without one."""
+        return "image" if self.tokenizer is not None else "latents"
+
+    def features(self, params: Params, inputs: jax.Array, pool: str = "mean") -> jax.Array:
+        """The probes' features: the transformer's outputs over the tokens of whole inputs (the VAE's posterior
+        means), none hidden, for the null class. `mean` (and `cls`: there is none) -> `[B, width]`;
+        `tokens` -> `[B, 1 + N, width]`, that mean first."""
+        tokens = self.latents(params, {self.input_key: inputs})
+        labels = jnp.full((tokens.shape[0],), self.null_class, jnp.int32)
+        return pool_tokens(self.transformer_features(params, tokens, None, labels), pool, cls_token=False)
 
     def _gmm(self, params: Params, features: jax.Array) -> GMM:
         return self.head.apply({"params": params["head"]}, features)
@@ -361,7 +377,7 @@ class ContinuousGenerator:
         else:
             hidden = self.training_mask(mask_rng, tokens.shape[0])
             weights = hidden.astype(jnp.float32)
-        per_token = self.head_loss(params, self.features(params, tokens, hidden, labels), tokens, head_rng)
+        per_token = self.head_loss(params, self.transformer_features(params, tokens, hidden, labels), tokens, head_rng)
         loss = masked_mean(per_token, weights)
         metrics = {"loss": loss, "mask_ratio": jnp.mean(weights), "latent_std": jnp.std(tokens)}
         if self.options.head == "gmm":
@@ -423,8 +439,8 @@ class ContinuousGenerator:
         def features_pair(params, tokens, hidden, labels):
             """Conditional and (guided) unconditional features, one batched pass: `[B, N, W]` each."""
             if not guided:
-                return self.features(params, tokens, hidden, labels), None
-            both = self.features(
+                return self.transformer_features(params, tokens, hidden, labels), None
+            both = self.transformer_features(
                 params,
                 jnp.concatenate([tokens, tokens]),
                 None if hidden is None else jnp.concatenate([hidden, hidden]),
