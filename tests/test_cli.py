@@ -130,19 +130,12 @@ def mistakes(tmp_path, finished):
     d = "experiments/mae_digits.py:steps=8"
     ft = ["finetune", "--config", "experiments/finetune_mnist.py", "--workdir"]
     no_checkpoint = config_only_run(tmp_path / "mae_no_checkpoint", "mae_mnist")
-    no_encoder = config_only_run(tmp_path / "remasker_run", "remasker_wine")
     return {
         "fine-tuning a run without a checkpoint": (
             [*ft, tmp_path / "k", "--from", no_checkpoint],
             {},
             2,
             ["no checkpoint in", str(no_checkpoint)],
-        ),
-        "fine-tuning a run without an encoder": (
-            [*ft, tmp_path / "l", "--from", no_encoder],
-            {},
-            2,
-            ["finetune.from_workdir", "a 'remasker' run has no encoder to fine-tune"],
         ),
         "misspelt override": (
             ["train", "--config", d, "--workdir", tmp_path / "a", "--config.train.stepz=3"],

@@ -110,11 +110,13 @@ def load_run(workdir):
 
 
 def test_a_start_without_an_encoder_or_without_a_run_is_named(tmp_path):
-    imputer = load_experiment("remasker_wine")
-    checkpoint.write_config(str(tmp_path / "remasker"), config_as_dict(imputer))
+    # Every method of the library has an encoder; the fault tests' linear model has none.
+    from tests.fault_model import tiny
+
+    checkpoint.write_config(str(tmp_path / "linear"), config_as_dict(tiny()))
     with pytest.raises(ValueError) as caught:
-        build_method(finetune_config(tmp_path / "remasker"))
-    assert "finetune.from_workdir: a 'remasker' run has no encoder to fine-tune" in user_message(caught.value)
+        build_method(finetune_config(tmp_path / "linear"))
+    assert "finetune.from_workdir: a 'fault_linear' run has no encoder to fine-tune" in user_message(caught.value)
     os.makedirs(tmp_path / "empty")
     with pytest.raises(FileNotFoundError) as caught:
         build_method(finetune_config(tmp_path / "empty"))

@@ -116,12 +116,16 @@ def has_feature_function(method: object) -> bool:
 
 
 def read_leaves(fn: Any, flat: dict[str, Any], inputs: jax.ShapeDtypeStruct) -> list[str]:
-    """The names of the leaves `fn(list of flat's leaves in order, inputs)` reads, from its jaxpr (no compute)."""
+    """The names of the leaves `fn(list of flat's leaves in order, inputs)` reads to compute its output, from
+    its jaxpr (no compute): walking the equations backwards from the outputs, so a part computed and thrown
+    away (an MLM head after the features are sown) does not count."""
     specs = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in flat.values()]
     jaxpr = jax.make_jaxpr(fn)(specs, inputs).jaxpr
-    used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars if not isinstance(v, jax_core.Literal)}
-    used |= {id(v) for v in jaxpr.outvars if not isinstance(v, jax_core.Literal)}
-    return [name for name, var in zip(flat, jaxpr.invars, strict=False) if id(var) in used]
+    live = {id(v) for v in jaxpr.outvars if not isinstance(v, jax_core.Literal)}
+    for eqn in reversed(jaxpr.eqns):
+        if any(id(v) in live for v in eqn.outvars):
+            live |= {id(v) for v in eqn.invars if not isinstance(v, jax_core.Literal)}
+    return [name for name, var in zip(flat, jaxpr.invars, strict=False) if id(var) in live]
 
 
 def pool_tokens(tokens: jax.Array, pool: str, cls_token: bool = True) -> jax.Array:

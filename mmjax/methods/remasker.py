@@ -19,6 +19,7 @@ import numpy as np
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.losses import masked_mean
 from mmjax.masking.tables import RemaskerMasks, remasker_masks
+from mmjax.methods.common import pool_tokens
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.table_mae import TableMAE
@@ -165,6 +166,27 @@ class ReMasker:
         hidden = jax.ShapeDtypeStruct((1, self.options.num_columns), jnp.bool_)
         shapes = jax.eval_shape(self.model.init, jax.random.key(0), shape, hidden)
         return nn.get_partition_spec(shapes)["params"]
+
+    input_key = "values"  # the prepared batch entry `features` reads (export)
+
+    def features(self, params: Params, inputs: jax.Array, pool: str = "cls") -> jax.Array:
+        """The encoder's outputs for table rows float `[B, D]` (standardized; NaN = missing, not shown).
+
+        `cls` -> `[B, W]` the cls token; `mean` -> `[B, W]` the mean of the shown cells' tokens;
+        `tokens` -> `[B, 1 + D, W]`: the cls token, the shown cells in column order, then padding.
+        """
+        values = jnp.asarray(inputs, jnp.float32)
+        hidden = jnp.isnan(values)
+        _, state = self.model.apply(
+            {"params": params}, jnp.where(hidden, 0.0, values), hidden, mutable=["intermediates"]
+        )
+        tokens = state["intermediates"]["encoded"][0]
+        if pool != "mean":
+            return pool_tokens(tokens, pool)
+        shown = jnp.sum(~hidden, axis=1, keepdims=True)  # [B, 1]
+        position = jnp.arange(tokens.shape[1])[None]
+        weights = ((position >= 1) & (position <= shown)).astype(jnp.float32)[..., None]
+        return jnp.sum(tokens * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
 
     def predict(self, params: Params, values: jax.Array, hidden: jax.Array) -> jax.Array:
         """`[B, D]` predictions of every cell from the cells not `hidden`."""

@@ -128,6 +128,7 @@ class TableMAE(nn.Module):
             name="encoder",
         )(x, 1 + num_visible)
         x = layer_norm(self.layer_norm_eps, jnp.float32, "encoder_norm")(x)
+        self.sow("intermediates", "encoded", x)  # [B, 1 + D, W]: cls, the visible cells, padding (when mutable)
 
         # Decoder: back to column order, mask tokens at hidden cells, decoder column embeddings.
         x = nn.Dense(
