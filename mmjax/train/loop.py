@@ -472,6 +472,9 @@ def compile_train_step(config: ml_collections.ConfigDict, devices: list[jax.Devi
     return step.lower(abstract_state(init_state, shardings), batch_spec(config, config.train.batch_size)).compile()
 
 
+READ_AGAIN = 10  # `restore_state`: reads of a newer checkpoint after the one being read was deleted
+
+
 def restore_state(
     workdir: str,
     step: int | None = None,
@@ -493,11 +496,12 @@ def restore_state(
     The config is the one stored with the checkpoint (what its state was trained with), not
     the workdir's `config.json`. Every array is read straight onto its shard of the new mesh.
     A run still training may delete the checkpoint being read (`train.keep_checkpoints`): then
-    the newest one is read again, up to three times.
+    the newest one is read again, up to `READ_AGAIN` times (a loaded machine reads slower than a
+    small run writes a checkpoint a step).
     """
     if mesh is not None:
         mesh_shape(mesh, len(jax.devices() if devices is None else devices))  # a bad mesh is the caller's error
-    for retries in (2, 1, 0):
+    for retries in reversed(range(READ_AGAIN + 1)):
         manager = checkpoint.open_for_reading(workdir)
         try:
             listed = set(manager.all_steps())
