@@ -22,6 +22,7 @@ from mmjax.evaluate.kind_probe import kind_features
 from mmjax.evaluate.knn import knn_accuracy
 from mmjax.evaluate.linear_probe import linear_probe
 from mmjax.evaluate.report import announce
+from mmjax.methods.common import input_key
 from mmjax.methods.protocol import EvalResult
 
 # Rows of the reconstruction figure: the keys of `method.reconstruct`'s output, in this order.
@@ -60,7 +61,7 @@ def classification_results(config: Any, method: Any, params: Any) -> list[EvalRe
     Images are read as the probes read them; another kind's batches (`text_classes`) through the kind's
     `eval_batches` and `prepare`, the classifier reading `method.input_key`."""
     data = config.data
-    if getattr(method, "input_key", "image") != "image":
+    if input_key(method) != "image":
         kind, size = data_kind(data), config.eval.batch_size
         split = "test"
 

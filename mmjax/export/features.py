@@ -2,11 +2,11 @@
 
 The methods without a ViT `encoder` hook (VideoMAE and Audio-MAE, their JEPAs, PatchTST,
 TimesBERT, Point-MAE, the VQ / VAE tokenizers) still have `features(params, inputs, pool)`, the
-function their probes score. It reads the prepared batch entry `method.input_key` (`"image"`
-when a method does not name one): normalized images, video clips, spectrograms, series windows,
-point clouds. This module lowers that function with a symbolic batch size; the parameters it
-reads (and only those: a decoder, a teacher or a predictor that features never touch are left
-out) are an argument, stored in safetensors under their pytree paths (`a/b/kernel`).
+function their probes score. It reads the prepared batch entry `input_key(method)`:
+normalized images, video clips, spectrograms, series windows, point clouds, token rows, table
+rows. This module lowers that function with a symbolic batch size; the parameters it reads
+(and only those: a decoder, a teacher or a predictor that features never touch are left out)
+are an argument, stored in safetensors under their pytree paths (`a/b/kernel`).
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ import numpy as np
 from mmjax.data.kinds import data_kind
 from mmjax.export.atomic import atomic_directory
 from mmjax.export.encoder import tree_paths, unflatten_params
-from mmjax.methods.common import POOLS, read_leaves
+from mmjax.methods.common import POOLS, input_key, read_leaves
 from mmjax.train.checkpoint import config_as_dict
 
-DEFAULT_INPUT_KEY = "image"
 FEATURE_PARAMS_FORMAT = "mmjax-feature-params"
 
 
 def feature_input(config: Any, method: Any) -> tuple[str, jax.ShapeDtypeStruct]:
     """The prepared batch entry `method.features` reads, and its shape for one example `[1, ...]`."""
-    key = getattr(method, "input_key", DEFAULT_INPUT_KEY)
+    key = input_key(method)
     kind = data_kind(config.data)
     prepared = jax.eval_shape(lambda: kind.example_batch(config.data, 1))
     if key not in prepared:
@@ -113,7 +112,6 @@ __all__ = [
     "FEATURE_PARAMS_FORMAT",
     "load_feature_params",
     "save_feature_params",
-    "DEFAULT_INPUT_KEY",
     "export_method_features",
     "feature_input",
     "flat_leaves",

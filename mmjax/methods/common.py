@@ -108,6 +108,12 @@ def has_image_encoder(method: object) -> bool:
     return callable(getattr(method, "encoder", None))
 
 
+def input_key(method: object) -> str:
+    """The prepared batch entry a method's `features` (and a classifier on them) reads: `method.input_key`,
+    `"image"` for the image methods that name none."""
+    return getattr(method, "input_key", "image")
+
+
 def has_feature_function(method: object) -> bool:
     """Whether the method has the probes' `features(params, inputs, pool)` (a generator's `features` of
     codes and labels is another function)."""

@@ -50,7 +50,7 @@ from jax.sharding import PartitionSpec as P
 
 from mmjax.config import dataclass_from_config, knob, section_config
 from mmjax.data.kinds import data_kind
-from mmjax.methods.common import has_feature_function, has_image_encoder, pool_tokens, read_leaves
+from mmjax.methods.common import has_feature_function, has_image_encoder, input_key, pool_tokens, read_leaves
 from mmjax.methods.protocol import Batch, BuiltRun, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
 from mmjax.models.bert import BertConfig, pool_text
@@ -185,7 +185,7 @@ class FineTune:
     def input_key(self) -> str:
         """The batch entry the classifier reads."""
         if self.pretrained.generic:
-            return getattr(self.pretrained.method, "input_key", "image")
+            return input_key(self.pretrained.method)
         return "input_ids" if self.pretrained.text else "image"
 
     @property
@@ -349,7 +349,7 @@ def check_other_fine_tune(options: FineTuneOptions, encoder: PretrainedEncoder, 
     if encoder.text and data.get("seq_len", 0) > encoder.config.max_len:
         raise ValueError(f"data.seq_len={data.get('seq_len')}: {where} has {encoder.config.max_len} positions")
     if encoder.generic:
-        key = getattr(encoder.method, "input_key", "image")
+        key = input_key(encoder.method)
         inputs = encoder.example[key]
         if data:
             got = data_kind(data).batch_spec(data, 1)
