@@ -1,4 +1,4 @@
-"""MAE with DMJD's disjoint masking on the bundled MNIST: `experiments/mae_mnist.py` with `mae.num_views=2`.
+"""MAE with DMJD's disjoint masking on the bundled MNIST: `experiments/mae_mnist.py` with `dmjd.num_views=2`.
 
 DMJD (Ma et al. 2023, "Disjoint Masking with Joint Distillation") shows each image as several
 masked views whose visible sets never overlap (`mmjax.masking.disjoint_view_masks`): here 2
@@ -26,5 +26,5 @@ from mmjax.config import load_experiment
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = load_experiment(Path(__file__).with_name("mae_mnist.py"), arg)
-    config.mae.num_views = 2
+    config.dmjd.num_views = 2
     return config

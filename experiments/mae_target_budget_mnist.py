@@ -1,4 +1,4 @@
-"""MAE with 4M's target budget on the bundled MNIST: `experiments/mae_mnist.py` with `mae.target_ratio=0.5`.
+"""MAE with 4M's target budget on the bundled MNIST: `experiments/mae_mnist.py` with `budget.target_ratio=0.5`.
 
 4M (Mizrahi et al. 2023) draws, per example, an input budget and a separate, smaller target
 budget (`mmjax.masking.multimodal_budget_masks`): the model does not predict every token it
@@ -25,5 +25,5 @@ from mmjax.config import load_experiment
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = load_experiment(Path(__file__).with_name("mae_mnist.py"), arg)
-    config.mae.target_ratio = 0.5
+    config.budget.target_ratio = 0.5
     return config

@@ -224,10 +224,10 @@ def stack_setup():
 def test_stack_mask_none_is_unchanged(stack_setup):
     x, params = stack_setup
     module = stack(False)
-    old = module.apply({"params": params}, x)
-    np.testing.assert_array_equal(module.apply({"params": params}, x, None, None, None, None), old)
-    np.testing.assert_array_equal(module.apply({"params": params}, x, mask=None), old)
-    scanned = stack(True).apply({"params": stack_layers(params, DEPTH)}, x, mask=None)
+    old = module.apply({"params": params}, x)[0]
+    np.testing.assert_array_equal(module.apply({"params": params}, x, None, None, None, None)[0], old)
+    np.testing.assert_array_equal(module.apply({"params": params}, x, mask=None)[0], old)
+    scanned = stack(True).apply({"params": stack_layers(params, DEPTH)}, x, mask=None)[0]
     np.testing.assert_allclose(scanned, old, atol=1e-5)
 
 
@@ -239,22 +239,22 @@ def test_stack_causal_mask(stack_setup, scan):
     mask = causal_mask(SEQ)
     i = 3
     perturbed = x.at[:, i + 1 :].add(jax.random.normal(jax.random.key(2), (B, SEQ - i - 1, D)))
-    before = module.apply(variables, x, mask=mask)
-    after = module.apply(variables, perturbed, mask=mask)
+    before = module.apply(variables, x, mask=mask)[0]
+    after = module.apply(variables, perturbed, mask=mask)[0]
     np.testing.assert_allclose(after[:, : i + 1], before[:, : i + 1], atol=1e-6)
     assert not np.allclose(after[:, i + 1 :], before[:, i + 1 :], atol=1e-3)
     # Without the mask every position sees the future.
-    unmasked = module.apply(variables, x), module.apply(variables, perturbed)
+    unmasked = module.apply(variables, x)[0], module.apply(variables, perturbed)[0]
     assert not np.allclose(unmasked[1][:, : i + 1], unmasked[0][:, : i + 1], atol=1e-3)
 
 
 def test_stack_scanned_matches_unrolled(stack_setup):
     x, params = stack_setup
     mask = hybrid_mask(SEQ, prefix=2, block_size=3)
-    unrolled = stack(False).apply({"params": params}, x, mask=mask)
-    scanned = stack(True).apply({"params": stack_layers(params, DEPTH)}, x, mask=mask)
+    unrolled = stack(False).apply({"params": params}, x, mask=mask)[0]
+    scanned = stack(True).apply({"params": stack_layers(params, DEPTH)}, x, mask=mask)[0]
     np.testing.assert_allclose(scanned, unrolled, atol=1e-5)
-    assert not np.allclose(unrolled, stack(False).apply({"params": params}, x), atol=1e-3)
+    assert not np.allclose(unrolled, stack(False).apply({"params": params}, x)[0], atol=1e-3)
 
 
 def test_first_query_attention_with_mask():

@@ -9,6 +9,7 @@ import pytest
 
 from mmjax.config import ConfigError
 from mmjax.methods import build_method, simmim
+from mmjax.methods.mask_teacher import teacher_inputs
 from mmjax.models.transformer import (
     TransformerStack,
     first_query_attention,
@@ -58,10 +59,10 @@ def images():
 
 def test_the_mask_hides_the_most_or_least_attended_patches(images):
     method = build_method(attmask_config())
-    assert method.has_teacher and not method.mines_hard_patches
+    assert method.term("teacher") is not None and method.term("hpm") is None
     params = jax.jit(method.init)(jax.random.key(0), {"image": images})
-    assert "loss_blocks" not in params["decoder"]  # no loss predictor: only the teacher's attention
-    attention = np.asarray(method.teacher_scores(params, images)["attention"])
+    assert "hpm" not in params  # no loss predictor: only the teacher's attention
+    attention = np.asarray(teacher_inputs(method, params, images)["attention"])
     assert attention.shape == (8, 16) and np.all(attention.sum(axis=1) < 1)  # the cls key's share dropped
     for mode, order in (("high", -attention), ("low", attention)):
         mask = np.asarray(

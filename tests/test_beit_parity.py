@@ -194,7 +194,7 @@ def test_data2vec_vision_hidden_states_match_and_export_back():
         out = hf(torch.from_numpy(images).permute(0, 3, 1, 2), bool_masked_pos=torch.from_numpy(hidden))
     vit_config, params = convert_hf_data2vec_vision(hf.state_dict(), hf.config)
     assert (vit_config.rel_pos_bias, vit_config.posemb, vit_config.layer_scale) == ("layer", "learned", 0.2)
-    ours = ViTEncoder(vit_config).apply({"params": params}, jnp.asarray(images), hidden=jnp.asarray(hidden))
+    ours = ViTEncoder(vit_config).apply({"params": params}, jnp.asarray(images), hidden=jnp.asarray(hidden))[0]
     np.testing.assert_allclose(np.asarray(ours), out.last_hidden_state.numpy(), atol=1e-4)
     state, hf_config = to_hf_data2vec_vision(vit_config, params)
     assert set(state) == set(hf.state_dict())
@@ -244,9 +244,9 @@ def test_scanned_encoder_with_beit_options_equals_the_unrolled_one(rel_pos_bias)
     images = jax.random.normal(jax.random.key(8), (2, 8, 12, 1))
     ids_keep = jnp.array([[5, 0, 3], [1, 2, 4]])
     for kwargs in ({}, {"ids_keep": ids_keep}):
-        want = ViTEncoder(unrolled).apply({"params": params}, images, **kwargs)
+        want = ViTEncoder(unrolled).apply({"params": params}, images, **kwargs)[0]
         for extra in ({"scan": True}, {"scan": True, "remat": "full"}):
-            got = ViTEncoder(tiny_encoder(rel_pos_bias, **extra)).apply({"params": scanned_params}, images, **kwargs)
+            got = ViTEncoder(tiny_encoder(rel_pos_bias, **extra)).apply({"params": scanned_params}, images, **kwargs)[0]
             np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
 
 
@@ -258,15 +258,15 @@ def test_sparse_encoding_keeps_each_patch_its_relative_positions(rel_pos_bias):
     params = random_params(config, seed=9)
     images = jax.random.normal(jax.random.key(10), (2, 8, 12, 1))
     order = jnp.array([[4, 1, 5, 0, 2, 3], [2, 0, 1, 3, 5, 4]])
-    full = np.asarray(ViTEncoder(config).apply({"params": params}, images))
-    permuted = np.asarray(ViTEncoder(config).apply({"params": params}, images, ids_keep=order))
+    full = np.asarray(ViTEncoder(config).apply({"params": params}, images)[0])
+    permuted = np.asarray(ViTEncoder(config).apply({"params": params}, images, ids_keep=order)[0])
     np.testing.assert_allclose(permuted[:, 0], full[:, 0], atol=1e-5)
     np.testing.assert_allclose(
         permuted[:, 1:], np.take_along_axis(full[:, 1:], np.asarray(order)[..., None], 1), atol=1e-5
     )
     # The check has teeth: moving the patches themselves (their positions change) changes the outputs.
     patches = jnp.take_along_axis(patchify(images, 4), order[..., None], 1)
-    moved = np.asarray(ViTEncoder(config).apply({"params": params}, unpatchify(patches, (2, 3), 4)))
+    moved = np.asarray(ViTEncoder(config).apply({"params": params}, unpatchify(patches, (2, 3), 4))[0])
     assert np.abs(moved[:, 1:] - permuted[:, 1:]).max() > 1e-2
 
 

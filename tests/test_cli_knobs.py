@@ -141,8 +141,11 @@ def test_model_sharding_seed_data_and_parts_reach_their_consumers(mae_run):
     drawn = method.make_mask(jax.random.key(7), 4)
     np.testing.assert_array_equal(drawn.mask, expected.mask)
     assert (method.mask_part.name, method.target_part.name, method.loss_part.name) == ("blockwise", "pixels", "l1")
-    # Read only with a guided mask kind (hard_patch, attention_guided); their effect: tests/test_hpm.py.
-    assert method.hpm.weight == method.teacher.ema_ramp == 0.25
+    # Terms on only with a guided mask kind (hard_patch, attention_guided); their effect: tests/test_hpm.py.
+    assert method.term("hpm") is None and method.term("teacher") is None
+    config.mask.kind = "hard_patch"
+    hpm = build_method(config)
+    assert hpm.term("hpm").opts.weight == hpm.term("teacher").opts.ema_ramp == 0.25
 
 
 POINT_MASK = ("--config.mask.kind=region", "--config.mask.region.num_regions=2")

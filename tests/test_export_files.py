@@ -170,7 +170,7 @@ def test_vit_save_pretrained_imports_and_matches_transformers(tmp_path, cls):
     assert config.posemb == "learned" and config.layer_norm_eps == model.config.layer_norm_eps
     images, _ = images_and_noise(seed=2)
     expected = vit_tokens(model, images)
-    got = np.asarray(ViTEncoder(config).apply({"params": params}, images))
+    got = np.asarray(ViTEncoder(config).apply({"params": params}, images)[0])
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
 
 

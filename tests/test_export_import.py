@@ -35,7 +35,7 @@ def hf_tokens(model, images, interpolate=False):
 
 
 def mmjax_tokens(config, params, images):
-    return np.asarray(ViTEncoder(config).apply({"params": params}, images))
+    return np.asarray(ViTEncoder(config).apply({"params": params}, images)[0])
 
 
 def images(height=32, width=32, batch=2, seed=0):

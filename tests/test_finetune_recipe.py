@@ -32,12 +32,13 @@ def test_a_stack_s_first_block_never_drops_and_scan_is_refused():
     one = TransformerStack(depth=1, heads=2, mlp_dim=16, drop_path=0.9)  # timm: linspace(0, 0.9, 1) = [0]
     params = one.init(jax.random.key(1), x)["params"]
     np.testing.assert_array_equal(
-        one.apply({"params": params}, x, rngs={DROP_PATH_RNG: jax.random.key(2)}), one.apply({"params": params}, x)
+        one.apply({"params": params}, x, rngs={DROP_PATH_RNG: jax.random.key(2)})[0],
+        one.apply({"params": params}, x)[0],
     )
     two = TransformerStack(depth=2, heads=2, mlp_dim=16, drop_path=0.9)
     params = two.init(jax.random.key(1), x)["params"]
-    drops = two.apply({"params": params}, x, rngs={DROP_PATH_RNG: jax.random.key(2)})
-    assert not np.allclose(drops, two.apply({"params": params}, x))
+    drops = two.apply({"params": params}, x, rngs={DROP_PATH_RNG: jax.random.key(2)})[0]
+    assert not np.allclose(drops, two.apply({"params": params}, x)[0])
     with pytest.raises(ValueError, match="drop path 0.9 with model.scan=True"):
         TransformerStack(depth=2, heads=2, mlp_dim=16, drop_path=0.9, scan=True).init(jax.random.key(1), x)
 

@@ -10,6 +10,7 @@ import pytest
 from mmjax.config import ConfigError
 from mmjax.losses import masked_loss, normalized_regression_loss, pairwise_ranking_loss, token_loss
 from mmjax.methods import build_method, mae, simmim
+from mmjax.methods.mask_teacher import teacher_inputs
 from mmjax.targets import make_target
 from mmjax.train.defaults import training_sections
 from tests.feature_helpers import digit_images, run_steps
@@ -83,13 +84,13 @@ def leaves(tree):
 
 
 def test_the_teacher_starts_as_a_copy_is_frozen_and_follows_the_ema(method, params):
-    assert method.mines_hard_patches and "loss_blocks" in params["decoder"]
+    assert method.term("hpm") is not None and "blocks" in params["hpm"]  # the add-on term's own params
     student = {k: v for k, v in params.items() if k not in ("teacher", "steps_seen")}
     for a, b in zip(leaves(params["teacher"]), leaves(student), strict=True):
         np.testing.assert_array_equal(a, b)
     trainable = method.trainable(params)
     assert not any(jax.tree.leaves(trainable["teacher"])) and not trainable["steps_seen"]
-    assert all(jax.tree.leaves(trainable["encoder"])) and all(jax.tree.leaves(trainable["decoder"]))
+    assert all(jax.tree.leaves({k: trainable[k] for k in ("encoder", "decoder", "hpm")}))
     moved = {**params, "encoder": jax.tree.map(lambda x: x + 1.0, params["encoder"]), "steps_seen": jnp.float32(2)}
     out = method.after_step(moved, None, jnp.int32(2))
     m = 0.999 + (0.9999 - 0.999) * 2 / (STEPS // 2)  # the decay ramps over teacher.ema_ramp * train.steps = 6 steps
@@ -98,8 +99,9 @@ def test_the_teacher_starts_as_a_copy_is_frozen_and_follows_the_ema(method, para
     ):
         np.testing.assert_allclose(new, m * t + (1 - m) * s, rtol=1e-6, atol=1e-7)
     assert float(out["steps_seen"]) == 3.0
+    teacher = method.term("teacher")
     np.testing.assert_allclose(
-        [method.teacher_decay(0), method.teacher_decay(6), method.teacher_decay(12)], [0.999, 0.9999, 0.9999], rtol=1e-7
+        [teacher.decay(0), teacher.decay(6), teacher.decay(12)], [0.999, 0.9999, 0.9999], rtol=1e-7
     )
 
 
@@ -107,7 +109,7 @@ def test_masks_hide_the_patches_the_teacher_expects_hardest(images, params):
     config = tiny_config()
     config.mask.hard_patch.update(alpha_start=1.0, alpha_end=1.0)  # every hidden patch by predicted loss
     method = build_method(config)
-    scores = np.asarray(method.teacher_scores(params, images)["predicted_loss"])
+    scores = np.asarray(teacher_inputs(method, params, images)["predicted_loss"])
     mask = np.asarray(method.predict(params, {"image": images}, jax.random.key(3))[1].mask)
     top = np.argsort(-scores, axis=1)[:, :12]
     for b in range(len(images)):
@@ -121,7 +123,9 @@ def test_masks_hide_the_patches_the_teacher_expects_hardest(images, params):
 def test_the_loss_adds_the_weighted_ranking_objective(method, params, images):
     batch = {"image": images}
     total, metrics = method.loss(params, batch, jax.random.key(4))
-    pred, predicted, mask = method._forward(params, batch, jax.random.key(4), None, train=True)[:3]
+    step = method.forward(params, batch, jax.random.key(4), train=True)
+    pred, mask = step.pred, step.mask
+    predicted = method.term("hpm").predicted_loss(params, step.out)
     target = make_target(method.target_part, images, 2)
     recon = masked_loss(method.loss_part, pred, target, mask.mask)
     ranking = pairwise_ranking_loss(predicted, token_loss(method.loss_part, pred, target), mask.mask)
@@ -133,12 +137,12 @@ def test_the_loss_adds_the_weighted_ranking_objective(method, params, images):
 def test_trainer_steps_leave_the_teacher_without_gradient_and_learn_to_rank(method, params, images):
     (before, after, grads, _), final, losses = run_steps(method, tiny_config().train, params, images, STEPS)
     assert all(np.all(g == 0) for g in leaves(grads["teacher"]))
-    assert any(np.any(g != 0) for g in leaves(grads["decoder"]["loss_blocks"]))
+    assert any(np.any(g != 0) for g in leaves(grads["hpm"]["blocks"]))
     assert float(final["steps_seen"]) == STEPS
     for new, t, s in zip(
         leaves(after["teacher"]),
         leaves(before["teacher"]),
-        leaves({k: after[k] for k in ("decoder", "encoder")}),
+        leaves({k: after[k] for k in ("decoder", "encoder", "hpm")}),
         strict=True,
     ):
         np.testing.assert_allclose(new, 0.999 * t + 0.001 * s, rtol=1e-5, atol=1e-7)

@@ -38,16 +38,17 @@ def test_subregion_targets_normalize_each_region_of_a_patch():
     )
 
 
-def test_the_stack_returns_the_kept_blocks_outputs():
-    stack = TransformerStack(3, 2, 16, keep=(1, 3))
+def test_the_stack_returns_every_blocks_output_by_name():
+    stack = TransformerStack(3, 2, 16)
     x = jax.random.normal(jax.random.key(1), (2, 5, 8))
     params = stack.init(jax.random.key(0), x)
-    out, (first, third) = stack.apply(params, x)
-    np.testing.assert_array_equal(np.asarray(third), np.asarray(out))
-    one = TransformerStack(1, 2, 16).apply({"params": {"block_0": params["params"]["block_0"]}}, x)
-    np.testing.assert_allclose(np.asarray(first), np.asarray(one), rtol=1e-6)
-    with pytest.raises(ValueError, match="model.scan=False"):
-        TransformerStack(3, 2, 16, scan=True, keep=(1,)).init(jax.random.key(0), x)
+    y, out = stack.apply(params, x)
+    assert sorted(out) == ["block1", "block2", "block3"]
+    np.testing.assert_array_equal(np.asarray(out["block3"]), np.asarray(y))
+    one, _ = TransformerStack(1, 2, 16).apply({"params": {"block_0": params["params"]["block_0"]}}, x)
+    np.testing.assert_allclose(np.asarray(out["block1"]), np.asarray(one), rtol=1e-6)
+    scanned = TransformerStack(3, 2, 16, scan=True)
+    assert scanned.apply(scanned.init(jax.random.key(0), x), x)[1] == {}  # a scanned stack names no block
 
 
 def test_the_loss_adds_the_weighted_local_losses():
@@ -55,16 +56,17 @@ def test_the_loss_adds_the_weighted_local_losses():
     images = jax.random.normal(jax.random.key(0), (4, 16, 16, 1))
     batch = {"image": images}
     params = method.init(jax.random.key(0), batch)
-    assert "local_decoders_0" in params and "local_norms_0" in params
+    assert "decoders_0" in params["localmim"] and "norms_0" in params["localmim"]
     loss, metrics = method.loss(params, batch, jax.random.key(2))
     mask = method.make_mask(jax.random.key(2), 4)
-    pred, (local,) = method.model.apply({"params": params}, images, mask)
+    pred, out = method.model.apply({"params": params}, images, mask)
+    (local,) = method.term("localmim").module.apply({"params": params["localmim"]}, out, mask.ids_restore)
     recon = masked_loss(method.loss_part, pred, make_target(method.target_part, images, 4), mask.mask)
     fine = masked_mse(local, subregion_norm_pixels(images, (4, 4), 2), mask.mask)
     np.testing.assert_allclose(float(metrics["local_loss_block_1"]), float(fine), rtol=1e-5)
     np.testing.assert_allclose(float(loss), float(recon + fine), rtol=1e-5)
     grads = jax.grad(lambda p: method.loss(p, batch, jax.random.key(2))[0])(params)
-    assert float(jnp.abs(grads["local_decoders_0"]["pred"]["kernel"]).max()) > 0
+    assert float(jnp.abs(grads["localmim"]["decoders_0"]["pred"]["kernel"]).max()) > 0
 
 
 def test_bad_local_settings_are_named():

@@ -23,7 +23,7 @@ def encoder():
 
 def test_sites_are_every_projection_with_its_input_and_output_dims(encoder):
     model, params, images = encoder
-    sites = lora_sites(lambda p, x: model.apply({"params": p}, x), params, images)
+    sites = lora_sites(lambda p, x: model.apply({"params": p}, x)[0], params, images)
     assert sites["blocks/block_0/attn/query"] == ((32,), (4, 8))
     assert sites["blocks/block_1/attn/out"] == ((4, 8), (32,))  # DenseGeneral over two input axes
     assert sites["blocks/block_0/mlp/fc2"] == ((64,), (32,))
@@ -36,19 +36,19 @@ def test_sites_are_every_projection_with_its_input_and_output_dims(encoder):
 def test_merged_equals_unmerged_and_a_fresh_adapter_changes_nothing(encoder):
     model, params, images = encoder
     apply = jax.jit(lambda p, a, x: _unmerged(model, p, a, x))
-    sites = lora_sites(lambda p, x: model.apply({"params": p}, x), params, images)
+    sites = lora_sites(lambda p, x: model.apply({"params": p}, x)[0], params, images)
     fresh = init_lora(jax.random.key(1), sites, 4, ["attention", "mlp"])
-    base = model.apply({"params": params}, images)
+    base = model.apply({"params": params}, images)[0]
     np.testing.assert_allclose(apply(params, fresh, images), base, atol=1e-6)  # b = 0 (up to the compiled order)
     trained = {
         k: {"a": v["a"], "b": 0.1 * jax.random.normal(jax.random.key(2), v["b"].shape)} for k, v in fresh.items()
     }
     unmerged = apply(params, trained, images)
-    merged = model.apply({"params": merge_lora(params, trained, 2.0)}, images)
+    merged = model.apply({"params": merge_lora(params, trained, 2.0)}, images)[0]
     assert float(jnp.max(jnp.abs(unmerged - base))) > 0.1  # the adapters matter
     np.testing.assert_allclose(unmerged, merged, atol=1e-5, rtol=1e-5)
 
 
 def _unmerged(model, params, adapters, images):
     with with_lora(adapters, 2.0):
-        return model.apply({"params": params}, images)
+        return model.apply({"params": params}, images)[0]

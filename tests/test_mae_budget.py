@@ -1,5 +1,5 @@
-"""MAE with a target budget (`mae.target_ratio` < 1): 4M's budget sampler on one modality, and a decoder
-that runs only on the visible and target patches."""
+"""MAE with a target budget (`budget.target_ratio` < 1, the `TargetBudget` term): 4M's budget sampler on
+one modality, and a decoder that runs only on the visible and target patches."""
 
 import jax
 import jax.numpy as jnp
@@ -15,13 +15,13 @@ from tests.test_parts import tiny_mae_config
 
 def budget_config(ratio: float = 0.5):
     config = tiny_mae_config()
-    config.mae.target_ratio = ratio
+    config.budget.target_ratio = ratio
     return config
 
 
 def test_the_budget_keeps_maes_visible_count_and_draws_targets_among_the_hidden():
     method = build_method(budget_config())
-    mask, target_ids = method.draw_budget(jax.random.key(0), 64)
+    mask, target_ids = method.term("budget").draw_budget(jax.random.key(0), 64)
     assert mask.ids_keep.shape == (64, 4) and target_ids.shape == (64, 6)  # 16 patches: 4 visible, 6 of 12 hidden
     hidden = np.asarray(mask.mask)
     ids = np.asarray(target_ids)
@@ -40,11 +40,11 @@ def test_decoding_a_permutation_of_every_patch_is_the_full_decoder():
     batch = {"image": jax.random.normal(jax.random.key(0), (2, 16, 16, 1))}
     params = method.init(jax.random.key(0), batch)
     mask = method.make_mask(jax.random.key(1), 2)
-    full = method.model.apply({"params": params}, batch["image"], mask)
+    full = method.model.apply({"params": params}, batch["image"], mask)[0]
     order = jnp.stack([jax.random.permutation(jax.random.key(i), 16) for i in range(2)])
-    some = method.model.apply({"params": params}, batch["image"], mask, order)
+    some = method.model.apply({"params": params}, batch["image"], mask, order)[0]
     np.testing.assert_allclose(np.asarray(some), np.asarray(full), rtol=1e-5, atol=1e-6)
-    few = np.asarray(method.model.apply({"params": params}, batch["image"], mask, order[:, :5]))
+    few = np.asarray(method.model.apply({"params": params}, batch["image"], mask, order[:, :5])[0])
     for b in range(2):
         rest = np.setdiff1d(np.arange(16), np.asarray(order[b, :5]))
         assert np.all(few[b, rest] == 0) and np.any(few[b, np.asarray(order[b, :5])] != 0)
@@ -55,8 +55,10 @@ def test_the_loss_counts_only_the_target_patches():
     batch = {"image": jax.random.normal(jax.random.key(0), (2, 16, 16, 1))}
     params = method.init(jax.random.key(0), batch)
     loss, metrics = method.loss(params, batch, jax.random.key(3))
-    mask, target_ids = method.draw_budget(jax.random.key(3), 2)
-    pred = method.model.apply({"params": params}, batch["image"], mask, jnp.concatenate([mask.ids_keep, target_ids], 1))
+    mask, target_ids = method.term("budget").draw_budget(jax.random.key(3), 2)
+    pred = method.model.apply(
+        {"params": params}, batch["image"], mask, jnp.concatenate([mask.ids_keep, target_ids], 1)
+    )[0]
     weights = jnp.zeros((2, 16), bool).at[jnp.arange(2)[:, None], target_ids].set(True)
     want = masked_loss(method.loss_part, pred, make_target(method.target_part, batch["image"], 4), weights)
     np.testing.assert_allclose(float(loss), float(want), rtol=1e-6)
@@ -68,11 +70,11 @@ def test_the_loss_counts_only_the_target_patches():
 def test_a_target_budget_needs_the_random_mask_and_one_view():
     config = budget_config()
     config.mask.kind = "blockwise"
-    with pytest.raises(ConfigError, match=r"mae.target_ratio=0.5 .* expected mask.kind='random'"):
+    with pytest.raises(ConfigError, match=r"budget.target_ratio=0.5 .* expected mask.kind='random'"):
         build_method(config)
     config = budget_config()
-    config.mae.num_views = 2
-    with pytest.raises(ConfigError, match="mae.num_views=1"):
+    config.dmjd.num_views = 2
+    with pytest.raises(ConfigError, match="budget and dmjd both draw the masks"):
         build_method(config)
-    with pytest.raises(ConfigError, match="mae.target_ratio"):
+    with pytest.raises(ConfigError, match="budget.target_ratio"):
         build_method(budget_config(0.0))

@@ -272,9 +272,9 @@ def test_the_prior_guided_mask_hides_the_busiest_patches_of_mae_and_simmim():
 
 def test_mae_with_disjoint_views_sees_every_patch_once_and_averages_the_view_losses():
     config = tiny_mae_config()
-    config.mae.num_views = 4  # 4 views of int(16 * 0.25) = 4 visible patches: each patch visible exactly once
+    config.dmjd.num_views = 4  # 4 views of int(16 * 0.25) = 4 visible patches: each patch visible exactly once
     method = build_method(config)
-    mask = method.make_mask(jax.random.key(3), 2)
+    mask = method.term("dmjd").masks(jax.random.key(3), 2)
     assert mask.ids_keep.shape == (8, 4)
     visible = ~np.asarray(mask.mask).reshape(4, 2, 16)
     np.testing.assert_array_equal(visible.sum(axis=0), np.ones((2, 16)))
@@ -283,21 +283,21 @@ def test_mae_with_disjoint_views_sees_every_patch_once_and_averages_the_view_los
     # The joint loss is the mean of the four single-view MAE losses on the same masks.
     batch = {"image": jax.random.normal(jax.random.key(0), (2, 16, 16, 1))}
     joint, _ = method.loss(params, batch, jax.random.key(5))
-    views = method.make_mask(jax.random.key(5), 2)
+    views = method.term("dmjd").masks(jax.random.key(5), 2)
     single = build_method(tiny_mae_config())
     per_view = []
     for v in range(4):
         view = jax.tree.map(lambda x, v=v: x[2 * v : 2 * v + 2], views)
-        pred = single.model.apply({"params": params}, batch["image"], view)
+        pred, _ = single.model.apply({"params": params}, batch["image"], view)
         target = make_target(single.target_part, batch["image"], 4)
         per_view.append(float(masked_loss(single.loss_part, pred, target, view.mask)))
     np.testing.assert_allclose(float(joint), np.mean(per_view), rtol=1e-5)
     with pytest.raises(ValueError, match="noise reproduces one random mask"):
-        method.make_mask(jax.random.key(0), 2, noise=jnp.zeros((2, 16)))
-    config.mae.num_views = 5
-    with pytest.raises(ConfigError, match=r"mae.num_views=5: 5 disjoint views of 4 visible patches need 20"):
+        method.predict(params, batch, jax.random.key(0), noise=jnp.zeros((2, 16)))
+    config.dmjd.num_views = 5
+    with pytest.raises(ConfigError, match=r"dmjd.num_views=5: 5 disjoint views of 4 visible patches need 20"):
         build_method(config)
-    config.mae.num_views = 2
+    config.dmjd.num_views = 2
     config.mask.kind = "blockwise"
     with pytest.raises(ConfigError, match="expected mask.kind='random'"):
         build_method(config)

@@ -41,10 +41,11 @@ def test_the_loss_is_the_reconstruction_plus_the_weighted_label_loss():
     method = build_method(supervised_config(weight=0.5))
     batch = batch_of()
     params = method.init(jax.random.key(0), batch)
-    assert params["label_head"]["kernel"].shape == (32, 3) and "label_norm" in params
+    assert params["supervised"]["head"]["kernel"].shape == (32, 3) and "norm" in params["supervised"]
     loss, metrics = method.loss(params, batch, jax.random.key(1))
     mask = method.make_mask(jax.random.key(1), 4)
-    pred, logits = method.model.apply({"params": params}, batch["image"], mask)
+    pred, out = method.model.apply({"params": params}, batch["image"], mask)
+    logits = method.term("supervised").logits(params, out)
     target = make_target(method.target_part, batch["image"], method.model_config.patch_size)
     recon = masked_loss(method.loss_part, pred, target, mask.mask)
     ce = label_cross_entropy(logits, batch["label"])
@@ -58,15 +59,20 @@ def test_the_labels_are_predicted_from_the_visible_patches_only():
     batch = batch_of()
     params = method.init(jax.random.key(0), batch)
     mask = method.make_mask(jax.random.key(2), 4)
-    _, logits = method.model.apply({"params": params}, batch["image"], mask)
+    term = method.term("supervised")
+
+    def logits_of(images):
+        return term.logits(params, method.model.apply({"params": params}, images, mask)[1])
+
+    logits = logits_of(batch["image"])
     # Overwrite every hidden patch's pixels: the logits must not move; a visible patch's must move them.
     p = method.model_config.patch_size[0]
     hidden = np.asarray(mask.mask).reshape(4, 4, 4)
     pixel_hidden = np.repeat(np.repeat(hidden, p, axis=1), p, axis=2)[..., None]
     scrambled = jnp.where(pixel_hidden, 100.0, batch["image"])
-    _, same = method.model.apply({"params": params}, scrambled, mask)
+    same = logits_of(scrambled)
     np.testing.assert_allclose(np.asarray(same), np.asarray(logits), rtol=1e-5, atol=1e-6)
-    _, moved = method.model.apply({"params": params}, jnp.where(pixel_hidden, batch["image"], 100.0), mask)
+    moved = logits_of(jnp.where(pixel_hidden, batch["image"], 100.0))
     assert np.abs(np.asarray(moved) - np.asarray(logits)).max() > 1e-3
 
 
@@ -102,6 +108,6 @@ def test_a_label_loss_without_classes_or_labels_is_refused():
 def test_without_the_weight_mae_has_no_label_head():
     method = build_method(supervised_config(weight=0.0))
     params = method.init(jax.random.key(0), batch_of())
-    assert "label_head" not in params
+    assert "supervised" not in params and method.term("supervised") is None
     _, metrics = method.loss(params, batch_of(), jax.random.key(0))
     assert "label_loss" not in metrics

@@ -53,7 +53,7 @@ def encoder_features(config: ViTConfig, params: Mapping[str, Any], images: jax.A
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     cls_token = has_cls_token(params)
-    tokens = ViTEncoder(config, cls_token=cls_token).apply({"params": params}, images)
+    tokens, _ = ViTEncoder(config, cls_token=cls_token).apply({"params": params}, images)
     return pool_tokens(tokens, pool, cls_token)
 
 

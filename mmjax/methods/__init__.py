@@ -1,27 +1,12 @@
-"""Masked-modeling methods, each a bundle of pure functions, found by name in a registry."""
+"""Masked-modeling methods, each a bundle of pure functions, found by name in a registry.
 
-from mmjax.methods import (
-    audiomae,
-    beit,
-    continuous,
-    distill,
-    finetune,
-    givt,
-    grid_jepa,
-    jepa,
-    mae,
-    mar,
-    maskgit,
-    mlm,
-    patchtst,
-    pointmae,
-    remasker,
-    simmim,
-    timesbert,
-    vae,
-    videomae,
-    vq,
-)
+Every module of this package is imported here, so a method (`register_method`) or an add-on
+term (`mmjax.methods.terms.register_term`) defined in a new module is found with no import list.
+"""
+
+import importlib
+import pkgutil
+
 from mmjax.methods.audiomae import AudioMAE
 from mmjax.methods.beit import BEiT
 from mmjax.methods.continuous import ContinuousGenerator
@@ -42,6 +27,9 @@ from mmjax.methods.timesbert import TimesBERT
 from mmjax.methods.vae import VAETokenizer
 from mmjax.methods.videomae import VideoMAE
 from mmjax.methods.vq import VQTokenizer
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "MAE",

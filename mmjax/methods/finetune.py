@@ -324,7 +324,7 @@ class FineTune:
             pad = self.pretrained.pad_id
             hidden = self.model.apply(merged, inputs, method=lambda m, x: m.encoder.encode(x, (x != pad).astype(int)))
             return pool_text(hidden, inputs != pad, pool)
-        tokens = self.model.apply(merged, inputs, method=lambda m, x: m.encoder(x))
+        tokens, _ = self.model.apply(merged, inputs, method=lambda m, x: m.encoder(x))
         return pool_tokens(tokens, pool, self.pretrained.cls_token)
 
     @property

@@ -3,19 +3,23 @@
 SupMAE (Liang et al. 2022, "Supervised Masked Autoencoders Are Efficient Vision Learners")
 classifies each image from its *visible* patches only: the encoder's visible patch tokens are
 averaged (global pooling), normalized and mapped to class logits by a linear head, and the
-cross-entropy on `batch["label"]` is added to MAE's reconstruction loss. The model side is
-`mmjax.models.mae.MAEModel(num_classes=...)`; this module holds the knobs and the loss.
+cross-entropy on `batch["label"]` is added to MAE's reconstruction loss. It is an add-on term
+of MAE (`LabelTerm`, section `supervised`, params `params["supervised"]`: `norm`, `head`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from mmjax.config import ConfigError, knob
-from mmjax.methods.protocol import Batch
+from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.terms import Context, Step, Term, register_term
+from mmjax.models.initializers import normal, with_axes, zeros
+from mmjax.models.transformer import layer_norm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +40,6 @@ class LabelLossOptions:
     @property
     def enabled(self) -> bool:
         return self.weight > 0
-
-    @property
-    def head_classes(self) -> int:
-        """The label head's width: `num_classes` when the branch is on, else 0 (no head)."""
-        return self.num_classes if self.enabled else 0
 
 
 def batch_labels(batch: Batch, num_classes: int) -> jax.Array:
@@ -68,4 +67,56 @@ def label_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
 
 
-__all__ = ["LabelLossOptions", "batch_labels", "label_accuracy", "label_cross_entropy"]
+class LabelHead(nn.Module):
+    """SupMAE's head: mean of the visible patch tokens `[B, 1 + K, D]` (cls dropped), LayerNorm, linear -> `[B, K]`."""
+
+    num_classes: int
+    layer_norm_eps: float = 1e-6
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        x = layer_norm(self.layer_norm_eps, jnp.float32, "norm")(jnp.mean(tokens[:, 1:], axis=1))
+        return nn.Dense(
+            self.num_classes,
+            param_dtype=jnp.float32,
+            kernel_init=with_axes(normal(0.02), ("embed", None)),
+            bias_init=with_axes(zeros, (None,)),
+            name="head",
+        )(x)
+
+
+@register_term("mae")
+@dataclasses.dataclass(frozen=True)
+class LabelTerm(Term):
+    """SupMAE's term: `weight` times the label cross-entropy of `LabelHead` on the encoder's visible tokens."""
+
+    section = "supervised"
+    options = LabelLossOptions
+
+    opts: LabelLossOptions = LabelLossOptions()
+    layer_norm_eps: float = 1e-6
+
+    @classmethod
+    def build(cls, options: LabelLossOptions, context: Context) -> LabelTerm | None:
+        return cls(options, context.model_config.layer_norm_eps) if options.enabled else None
+
+    @property
+    def head(self) -> LabelHead:
+        return LabelHead(self.opts.num_classes, self.layer_norm_eps)
+
+    def init(self, rng: jax.Array, step: Step) -> Params:
+        return self.head.init(rng, step.out["encoded"])["params"]
+
+    def logits(self, params: Params, out: dict[str, jax.Array]) -> jax.Array:
+        """Class logits `[B, num_classes]` from a forward's `out["encoded"]`; `params` are the method's."""
+        return self.head.apply({"params": params[self.section]}, out["encoded"])
+
+    def loss(self, step: Step) -> tuple[jax.Array, dict[str, jax.Array]]:
+        logits = self.logits(step.params, step.out)
+        labels = batch_labels(step.batch, self.opts.num_classes)
+        label_loss = label_cross_entropy(logits, labels, self.opts.label_smoothing)
+        metrics = {"label_loss": label_loss, "label_accuracy": label_accuracy(logits, labels)}
+        return self.opts.weight * label_loss, metrics
+
+
+__all__ = ["LabelHead", "LabelTerm", "LabelLossOptions", "batch_labels", "label_accuracy", "label_cross_entropy"]

@@ -1,7 +1,8 @@
 """LocalMIM (Wang et al. 2023, "Masked Image Modeling with Local Multi-Scale Reconstruction"): the
 reconstruction task at several encoder blocks, lower blocks at finer scales.
 
-On MAE (`mae.py`, section `localmim`): the outputs of the encoder blocks `localmim.blocks`
+An add-on term of MAE (`LocalMIMTerm`, section `localmim`, params `params["localmim"]`): the
+outputs of the encoder blocks `localmim.blocks`
 (1-based) each get a light decoder of their own (a LayerNorm, then MAE's decoder at
 `localmim.decoder_*` size: mask tokens, position table, blocks, a linear head); block `blocks[i]`
 predicts, for every hidden patch, its pixels normalized per `regions[i] x regions[i]` region
@@ -16,12 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from mmjax.config import ConfigError, knob
-from mmjax.losses import normalize_patches
-from mmjax.models.config import DecoderConfig
+from mmjax.losses import masked_mse, normalize_patches
+from mmjax.methods.protocol import Params
+from mmjax.methods.terms import Context, Step, Term, register_term
+from mmjax.models.config import DecoderConfig, ViTConfig
+from mmjax.models.mae import MAEDecoder
+from mmjax.models.transformer import layer_norm
 from mmjax.ops.patches import patchify
 
 
@@ -75,4 +81,61 @@ def subregion_norm_pixels(images: jax.Array, patch: tuple[int, int], region: int
     return x.reshape(b, n, ph * pw * c)
 
 
-__all__ = ["LocalMIMOptions", "subregion_norm_pixels"]
+class LocalDecoders(nn.Module):
+    """One light decoder per block: block b's output `out["block{b}"]` through a LayerNorm (`norms_i`) and
+    an `MAEDecoder` of `decoder`'s size (`decoders_i`) -> one `[B, N, p_h p_w C]` prediction per block."""
+
+    config: ViTConfig
+    decoder: DecoderConfig
+    blocks: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, out: dict[str, jax.Array], ids_restore: jax.Array) -> tuple[jax.Array, ...]:
+        eps = self.config.layer_norm_eps
+        return tuple(
+            MAEDecoder(self.config, self.decoder, name=f"decoders_{i}")(
+                layer_norm(eps, jnp.float32, f"norms_{i}")(out[f"block{b}"]), ids_restore
+            )[0]
+            for i, b in enumerate(self.blocks)
+        )
+
+
+@register_term("mae")
+@dataclasses.dataclass(frozen=True)
+class LocalMIMTerm(Term):
+    """LocalMIM's term: `weight` times the mean of the local decoders' losses on the counted patches."""
+
+    section = "localmim"
+    options = LocalMIMOptions
+
+    opts: LocalMIMOptions
+    model_config: ViTConfig
+
+    @classmethod
+    def build(cls, options: LocalMIMOptions, context: Context) -> LocalMIMTerm | None:
+        cfg = context.model_config
+        options.check(cfg.depth, cfg.patch_size, cfg.scan)
+        return cls(options, cfg) if options.enabled else None
+
+    @property
+    def module(self) -> LocalDecoders:
+        return LocalDecoders(self.model_config, self.opts.decoder, self.opts.blocks)
+
+    def init(self, rng: jax.Array, step: Step) -> Params:
+        return self.module.init(rng, step.out, step.mask.ids_restore)["params"]
+
+    def predictions(self, params: Params, step: Step) -> tuple[jax.Array, ...]:
+        """Each local block's predictions `[B, N, p_h p_w C]`; `params` are the method's."""
+        return self.module.apply({"params": params[self.section]}, step.out, step.mask.ids_restore)
+
+    def loss(self, step: Step) -> tuple[jax.Array, dict[str, jax.Array]]:
+        images, patch = step.batch["image"], self.model_config.patch_size
+        local = [
+            masked_mse(p, subregion_norm_pixels(images, patch, r), step.counted)
+            for p, r in zip(self.predictions(step.params, step), self.opts.regions, strict=True)
+        ]
+        metrics = {f"local_loss_block_{b}": v for b, v in zip(self.opts.blocks, local, strict=True)}
+        return self.opts.weight * jnp.mean(jnp.stack(local)), metrics
+
+
+__all__ = ["LocalDecoders", "LocalMIMOptions", "LocalMIMTerm", "subregion_norm_pixels"]

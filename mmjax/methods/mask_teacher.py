@@ -1,10 +1,12 @@
-"""The EMA teacher whose scores draw guided masks (HPM's predicted loss, AttMask's attention), and HPM's
-loss-prediction objective.
+"""The EMA teacher whose scores draw guided masks (HPM's predicted loss, AttMask's attention).
 
 A method with a teacher keeps, next to its model's params, `teacher` (an EMA copy of them, not
 trained) and `steps_seen` (float32 `[]`, counted by `after_step`); the teacher scores the
 whole image and a guided mask kind (`mmjax.masking.registry.SCORES`) hides by those scores.
-MAE uses it (`mask.kind=hard_patch`, `attention_guided`).
+On MAE it is an add-on term (`MaskTeacher`, section `teacher`), on whenever the mask kind reads
+one of `TEACHER_SCORES` (`mask.kind=hard_patch`, `attention_guided`): `attention` it computes
+itself, the other maps come from the terms that compute them (`Term.scores`, HPM's loss predictor)
+on the teacher's forward pass.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.config import knob
-from mmjax.losses import normalized_regression_loss, pairwise_ranking_loss
 from mmjax.masking.mask import Mask
+from mmjax.masking.registry import needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.protocol import Params
+from mmjax.methods.terms import Context, Term, register_term
+from mmjax.models.transformer import last_block_cls_attention
 
 TEACHER_SCORES = ("predicted_loss", "attention")  # what the teacher computes on the whole image
 TEACHER_STATE = ("teacher", "steps_seen")  # the params entries a teacher adds (not trained)
@@ -34,14 +38,6 @@ class TeacherOptions:
     ema_ramp: float = knob(
         0.125, "share of train.steps the decay takes to rise (HPM: 100 of 800 epochs)", low=0, high=1
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class HardPatchOptions:
-    """`hpm`: HPM's loss predictor (read with mask.kind=hard_patch)."""
-
-    relative: bool = knob(True, "train the loss predictor on pairwise order (HPM's --relative), else standardized")
-    weight: float = knob(1.0, "weight of the loss-prediction term next to the reconstruction loss", low=0)
 
 
 def with_teacher(model_params: Params, teacher: Params, steps_seen: Any) -> Params:
@@ -78,19 +74,74 @@ def whole_image_mask(batch_size: int, num_patches: int) -> Mask:
     return Mask(mask=jnp.zeros((batch_size, num_patches), bool), ids_keep=every, ids_restore=every)
 
 
-def loss_prediction(options: HardPatchOptions, predicted: jax.Array, per_patch: jax.Array, weights: jax.Array):
-    """HPM's objective for the predicted loss `[B, N]` against each patch's loss `[B, N]` (no gradient) on `weights`."""
-    objective = pairwise_ranking_loss if options.relative else normalized_regression_loss
-    return objective(predicted, jax.lax.stop_gradient(per_patch), weights)
+def teacher_inputs(base: Any, params: Params, images: jax.Array) -> dict[str, jax.Array]:
+    """The score maps `[B, N]` a guided mask reads from the EMA teacher `params["teacher"]`, on whole images.
+
+    `attention`: the [CLS] row of the last encoder block's attention over the patches, averaged over
+    heads (AttMask). Any other teacher map comes from `base.terms`' `scores` on the teacher's
+    forward pass over the whole image (HPM's `predicted_loss`). No gradient flows.
+    """
+    needed, teacher = needed_scores(base.mask_part), params["teacher"]
+    maps = {}
+    if "attention" in needed:
+        _, state = base.model.apply({"params": teacher}, images, method="encode", mutable=["intermediates"])
+        blocks = state["intermediates"]["encoder"]["blocks"]
+        maps["attention"] = last_block_cls_attention(blocks, base.model_config.depth)[:, 1:]
+    if any(name in needed and name not in maps for name in TEACHER_SCORES):
+        whole = whole_image_mask(images.shape[0], base.model_config.num_patches)
+        _, out = base.model.apply({"params": teacher}, images, whole)
+        for term in base.terms:
+            maps.update(term.scores(teacher, out))
+    return jax.lax.stop_gradient(maps)
+
+
+@register_term("mae")
+@dataclasses.dataclass(frozen=True)
+class MaskTeacher(Term):
+    """The EMA teacher as a term: its state in the params, its EMA after each step, its scores for the mask."""
+
+    section = "teacher"
+    options = TeacherOptions
+
+    opts: TeacherOptions
+    total_steps: int
+
+    @classmethod
+    def build(cls, options: TeacherOptions, context: Context) -> MaskTeacher | None:
+        wanted = any(name in TEACHER_SCORES for name in needed_scores(context.mask_part))
+        return cls(options, context.total_steps) if wanted else None
+
+    def decay(self, steps_seen: Any) -> jax.Array:
+        """The EMA decay after `steps_seen` updates (`teacher_decay`)."""
+        return teacher_decay(self.opts, steps_seen, self.total_steps)
+
+    def wrap(self, params: Params) -> Params:
+        # The teacher starts as an exact copy of the model.
+        return with_teacher(params, jax.tree.map(jnp.array, params), jnp.zeros((), jnp.float32))
+
+    def wrap_axes(self, axes: Params) -> Params:
+        return with_teacher(axes, axes, jax.sharding.PartitionSpec())
+
+    def trainable(self, flags: Params) -> Params:
+        return trainable_flags(flags)
+
+    def after_step(self, params: Params) -> Params:
+        return ema_step(params, self.opts, self.total_steps)
+
+    def mask_inputs(self, base: Any, params: Params, images: jax.Array) -> dict[str, Any]:
+        return {"scores": teacher_inputs(base, params, images), "step": params["steps_seen"]}
+
+    def loss(self, step: Any) -> tuple[None, dict[str, jax.Array]]:
+        return None, {"teacher_decay": self.decay(step.params["steps_seen"])}
 
 
 __all__ = [
     "TEACHER_SCORES",
     "TEACHER_STATE",
-    "HardPatchOptions",
+    "MaskTeacher",
     "TeacherOptions",
     "ema_step",
-    "loss_prediction",
+    "teacher_inputs",
     "student_of",
     "teacher_decay",
     "trainable_flags",

@@ -30,9 +30,9 @@ class BEiTModel(nn.Module):
 
     def __call__(self, images: jax.Array, hidden: jax.Array) -> jax.Array:
         """`[B, H, W, C]` images, bool `[B, N]` hidden patches -> float32 code logits `[B, N, vocab_size]`."""
-        tokens = self.encoder(images, hidden=hidden)
+        tokens, _ = self.encoder(images, hidden=hidden)
         return self.head(tokens[:, 1:]).astype(jnp.float32)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """Unmasked encoder: `[B, H, W, C] -> [B, 1 + N, D]`."""
-        return self.encoder(images)
+        return self.encoder(images)[0]

@@ -38,7 +38,7 @@ class ViTClassifier(nn.Module):
 
     def features(self, images: jax.Array) -> jax.Array:
         """Pooled encoder features `[B, D]` (`pool`: the cls token, or the mean of the patch tokens)."""
-        tokens = self.encoder(images)
+        tokens, _ = self.encoder(images)
         if self.pool == "cls":
             return tokens[:, 0]
         return jnp.mean(tokens[:, 1:] if self.cls_token else tokens, axis=1)

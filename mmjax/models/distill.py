@@ -35,9 +35,9 @@ class FeatureStudent(nn.Module):
         self, images: jax.Array, hidden: jax.Array | None = None, ids_keep: jax.Array | None = None
     ) -> jax.Array:
         """`[B, H, W, C]` -> float32 `[B, N, out_dim]` (with `hidden` `[B, N]`) or `[B, K, out_dim]` (`ids_keep`)."""
-        tokens = self.encoder(images, ids_keep=ids_keep, hidden=hidden)
+        tokens, _ = self.encoder(images, ids_keep=ids_keep, hidden=hidden)
         return self.head(tokens[:, 1:]).astype(jnp.float32)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """Unmasked encoder: `[B, H, W, C] -> [B, 1 + N, D]`."""
-        return self.encoder(images)
+        return self.encoder(images)[0]

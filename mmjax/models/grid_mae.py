@@ -154,14 +154,18 @@ class GridPatchEncoder(nn.Module):
     @nn.compact
     def __call__(
         self, patches: jax.Array, ids_keep: jax.Array | None = None, key_lengths: jax.Array | None = None
-    ) -> jax.Array:
-        """`[B, N, P]` (+ kept ids `[B, K]`, real lengths `[B]`) -> `[B, (1 +) K, D]`, a cls row first if any."""
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """`[B, N, P]` (+ kept ids `[B, K]`, real lengths `[B]`) -> `([B, (1 +) K, D], out)`, a cls row first if any.
+
+        Returns `(tokens, out)` as `ViTEncoder` does; `out["encoded"]` is the tokens.
+        """
         num_tokens = int(np.prod(self.grid))
         if patches.shape[1] != num_tokens:
             raise ValueError(f"expected {num_tokens} patches for grid {self.grid}, got {patches.shape[1]}")
         tokens = patch_embedding(self.config, "patch_embed")(patches).astype(jnp.float32)
         tokens = tokens + grid_positions(self.grid, self.config.width, self.config.posemb)
-        return token_encoder(self.config, "token_encoder")(tokens, ids_keep, key_lengths)
+        tokens = token_encoder(self.config, "token_encoder")(tokens, ids_keep, key_lengths)
+        return tokens, {"encoded": tokens}
 
 
 class GridMAEModel(nn.Module):

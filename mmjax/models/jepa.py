@@ -121,7 +121,7 @@ class JEPAPredictor(nn.Module):
         )
         seq = jnp.take(seq, source, axis=1)
         lengths = jnp.full((batch * num_targets,), context_len + target_len, jnp.int32)
-        seq = TransformerStack(
+        seq, _ = TransformerStack(
             cfg.depth,
             cfg.heads,
             cfg.mlp_dim,
@@ -177,11 +177,11 @@ class JEPAModel(nn.Module):
     def encode_context(self, inputs: jax.Array, context_ids: jax.Array, context_len: jax.Array) -> jax.Array:
         """Inputs (`[B, H, W, C]` or `[B, N, P]`), padded context ids `[B, Nc]` -> `[B, Nc, D]` (padding: junk)."""
         lengths = jnp.full((inputs.shape[0],), context_len, jnp.int32)  # the real context
-        return self.context_encoder(inputs, ids_keep=context_ids, key_lengths=lengths)
+        return self.context_encoder(inputs, ids_keep=context_ids, key_lengths=lengths)[0]
 
     def encode_target(self, inputs: jax.Array) -> jax.Array:
         """Whole inputs through the target encoder: `[B, H, W, C]` or `[B, N, P]` -> `[B, N, D]`."""
-        return self.target_encoder(inputs)
+        return self.target_encoder(inputs)[0]
 
     def predict(
         self,
@@ -197,7 +197,7 @@ class JEPAModel(nn.Module):
 
     def features(self, inputs: jax.Array) -> jax.Array:
         """The target encoder on whole inputs, what I-JEPA evaluates: `-> [B, N, D]`."""
-        return self.target_encoder(inputs)
+        return self.target_encoder(inputs)[0]
 
     def __call__(self, inputs, context_ids, context_len, target_ids, target_len) -> tuple[jax.Array, jax.Array]:
         """Every submodule once (for `init`): predictions `[B, M, T, D]` and targets `[B, N, D]`."""

@@ -129,7 +129,7 @@ class LatentTransformer(nn.Module):
         x = jnp.concatenate([prefix, x], axis=1) + self._pos("pos_embed", self.buffer_size + num_tokens)
         x = layer_norm(self.layer_norm_eps, jnp.float32, "embed_norm")(x)
         if self.decoder_depth == 0:
-            x = self._stack(self.depth, "blocks")(x)
+            x = self._stack(self.depth, "blocks")(x)[0]
             return layer_norm(self.layer_norm_eps, jnp.float32, "norm")(x)[:, self.buffer_size :].astype(jnp.float32)
         return self._encoder_decoder(x, hidden)
 
@@ -140,19 +140,19 @@ class LatentTransformer(nn.Module):
             raise ValueError(f"model block_size={b} must divide the {num_tokens} tokens")
         x = jnp.concatenate([self._class_tokens(labels, batch, b), x[:, : num_tokens - b]], axis=1)
         x = layer_norm(self.layer_norm_eps, jnp.float32, "embed_norm")(x + self._pos("pos_embed", num_tokens))
-        x = self._stack(self.depth, "blocks")(x, mask=block_causal_mask(num_tokens, b))
+        x = self._stack(self.depth, "blocks")(x, mask=block_causal_mask(num_tokens, b))[0]
         return layer_norm(self.layer_norm_eps, jnp.float32, "norm")(x).astype(jnp.float32)
 
     def _encoder_decoder(self, x: jax.Array, hidden: jax.Array) -> jax.Array:
         batch, length, _ = x.shape
         visible = jnp.concatenate([jnp.ones((batch, self.buffer_size), bool), ~hidden], axis=1)
         keys = jnp.broadcast_to(visible[:, None, :], (batch, length, length))
-        x = self._stack(self.depth, "encoder")(x, mask=keys)
+        x = self._stack(self.depth, "encoder")(x, mask=keys)[0]
         x = layer_norm(self.layer_norm_eps, jnp.float32, "encoder_norm")(x)
         x = _dense(self.width, "decoder_embed", jnp.dtype(self.dtype))(x).astype(jnp.float32)
         mask_token = self.param("mask_token", with_axes(normal(0.02), ("embed",)), (self.width,))
         x = jnp.where(visible[..., None], x, mask_token) + self._pos("decoder_pos_embed", length)
-        x = self._stack(self.decoder_depth, "decoder")(x)
+        x = self._stack(self.decoder_depth, "decoder")(x)[0]
         x = layer_norm(self.layer_norm_eps, jnp.float32, "decoder_norm")(x)[:, self.buffer_size :]
         return (x + self._pos("head_pos_embed", self.num_tokens)).astype(jnp.float32)
 

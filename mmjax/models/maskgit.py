@@ -121,7 +121,7 @@ class MaskGITTransformer(nn.Module):
                     self.heads, self.mlp_dim, self.layer_norm_eps, dtype, self.attention_impl, name=f"block_{i}"
                 )(x, context, context_lengths)
         else:
-            x = TransformerStack(
+            x, _ = TransformerStack(
                 self.depth,
                 self.heads,
                 self.mlp_dim,

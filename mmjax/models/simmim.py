@@ -58,11 +58,11 @@ class SimMIMModel(nn.Module):
         `hidden=None`: no token is hidden and the model has no mask token (MFM corrupts the
         image itself).
         """
-        tokens = self.encoder(images, hidden=hidden)
+        tokens, _ = self.encoder(images, hidden=hidden)
         if self.head_depth:
-            tokens = self.head_norm(self.head_blocks(tokens))
+            tokens = self.head_norm(self.head_blocks(tokens)[0])
         return self.head(tokens[:, 1:]).astype(jnp.float32)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """Unmasked encoder: `[B, H, W, C] -> [B, 1 + N, D]`."""
-        return self.encoder(images)
+        return self.encoder(images)[0]

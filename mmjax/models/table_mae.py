@@ -119,7 +119,7 @@ class TableMAE(nn.Module):
         # Encoder: cls + the row's visible cells first, padded keys masked.
         cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, self.width))
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)), gather_tokens(tokens, order)], axis=1)
-        x = TransformerStack(
+        x, _ = TransformerStack(
             self.depth,
             self.heads,
             self.mlp_dim,
@@ -146,7 +146,7 @@ class TableMAE(nn.Module):
             (self.num_columns, self.decoder_width),
         )
         y = jnp.concatenate([x[:, :1], cells + positions], axis=1)
-        y = TransformerStack(
+        y, _ = TransformerStack(
             self.decoder_depth,
             self.decoder_heads,
             self.decoder_mlp_dim,

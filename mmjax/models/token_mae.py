@@ -57,7 +57,7 @@ class TokenEncoder(nn.Module):
         if self.cls_token:
             cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, self.width))
             x = jnp.concatenate([jnp.broadcast_to(cls, (x.shape[0], 1, self.width)), x], axis=1)
-        x = TransformerStack(
+        x, _ = TransformerStack(
             self.depth,
             self.heads,
             self.mlp_dim,
@@ -121,7 +121,7 @@ class TokenDecoder(nn.Module):
         kept = x[:, 1:] if self.cls_token else x
         token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, self.width))
         x = restore_with_mask_tokens(kept, token, ids_restore).astype(jnp.float32) + positions
-        x = TransformerStack(
+        x, _ = TransformerStack(
             self.depth,
             self.heads,
             self.mlp_dim,

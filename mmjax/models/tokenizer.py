@@ -67,7 +67,7 @@ class TokenizerModel(nn.Module):
     def encode(self, images: jax.Array) -> jax.Array:
         """`[B, H, W, C]` -> float32 code vectors `[B, h, w, code_dim]` (before quantization)."""
         rows, cols = self.config.grid
-        tokens = self.encoder(images)[:, 1:]
+        tokens = self.encoder(images)[0][:, 1:]
         return self.to_code(tokens.astype(jnp.float32)).reshape(images.shape[0], rows, cols, self.code_dim)
 
     def decode(self, codes: jax.Array) -> jax.Array:
@@ -77,10 +77,10 @@ class TokenizerModel(nn.Module):
         batch = codes.shape[0]
         x = self.from_code(codes.reshape(batch, cfg.num_patches, codes.shape[-1]))
         x = x.astype(jnp.float32) + jnp.asarray(sincos_2d(cfg.grid, cfg.width))[None]
-        x = self.decoder_norm(self.decoder(x))
+        x = self.decoder_norm(self.decoder(x)[0])
         patches = self.head(x).astype(jnp.float32)
         return unpatchify(patches, cfg.grid, cfg.patch_size)
 
     def encode_tokens(self, images: jax.Array) -> jax.Array:
         """The ViT encoder's output `[B, 1 + N, D]` (cls first), for feature probes."""
-        return self.encoder(images)
+        return self.encoder(images)[0]

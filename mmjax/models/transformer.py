@@ -262,7 +262,8 @@ class TransformerStack(nn.Module):
     `remat` in `REMAT_POLICIES` trades compute for activation memory: `full` recomputes each
     block in the backward pass, `dots` keeps only matmul outputs; the values do not change.
     `key_bias`, `layer_scale` and `rel_pos_entries` are `EncoderBlock`'s BEiT options, for every block.
-    `keep` (1-based block numbers, unrolled only) also returns those blocks' outputs (LocalMIM).
+    It returns `(x, out)`: `out["block{i}"]` is block i's output (1-based, unrolled stacks; a
+    scanned stack keeps none), as big_vision's `out` dict.
     `drop_path` is the last block's stochastic-depth rate; block i of L drops at `drop_path * i / (L - 1)`
     (timm's `linspace(0, drop_path, L)`: the first block never; unrolled only).
     """
@@ -279,7 +280,6 @@ class TransformerStack(nn.Module):
     key_bias: bool = True
     layer_scale: float = 0.0
     rel_pos_entries: int = 0
-    keep: tuple[int, ...] = ()
     drop_path: float = 0.0
 
     @nn.compact
@@ -290,10 +290,10 @@ class TransformerStack(nn.Module):
         bias: jax.Array | None = None,
         rel_index: jax.Array | None = None,
         mask: jax.Array | None = None,
-    ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, ...]]:
-        """`[B, L, D] -> [B, L, D]`; `key_lengths` `[B]` masks padded keys in every block.
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """`[B, L, D] -> ([B, L, D], out)`; `key_lengths` `[B]` masks padded keys in every block.
 
-        With `keep`, `(output, (the output of each kept block, [B, L, D], in keep's order))`.
+        `out["block{i}"]` `[B, L, D]`: the output of block i (1-based), unrolled stacks only.
 
         `bias` `[B or 1, H, L, L]` is added to every block's attention logits (BEiT's shared
         relative position bias); `rel_index` int `[B or 1, L, L]` reads per-block tables.
@@ -316,11 +316,6 @@ class TransformerStack(nn.Module):
         block = _ScannedBlock if self.scan else EncoderBlock
         if self.remat != "none":
             block = nn.remat(block, policy=REMAT_POLICIES[self.remat], prevent_cse=not self.scan)
-        if self.keep and (self.scan or not all(1 <= k <= self.depth for k in self.keep)):
-            raise ValueError(
-                f"intermediate blocks {self.keep} of a {self.depth}-block stack: expected numbers in "
-                f"1..{self.depth} and model.scan=False (got scan={self.scan})"
-            )
         if self.drop_path and self.scan:
             raise ValueError(
                 f"drop path {self.drop_path} with model.scan=True: the per-block rates need unrolled blocks"
@@ -335,13 +330,13 @@ class TransformerStack(nn.Module):
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
             x, _ = scanned(*args, name="layers")(x, key_lengths, bias, rel_index, mask)
-            return x
-        kept = {}
+            return x, {}
+        out = {}
         rates = np.linspace(0.0, self.drop_path, self.depth)
         for i in range(self.depth):
             x = block(*args, float(rates[i]), name=f"block_{i}")(x, key_lengths, bias, rel_index, mask)
-            kept[i + 1] = x
-        return (x, tuple(kept[k] for k in self.keep)) if self.keep else x
+            out[f"block{i + 1}"] = x
+        return x, out
 
 
 def stack_layers(blocks: dict, depth: int) -> dict:

@@ -53,11 +53,11 @@ class ViTEncoder(nn.Module):
     BEiT's options come from the config: `posemb="none"` adds no absolute position table;
     `rel_pos_bias="shared"` adds one learned relative bias (`rel_pos_bias/table`) to every
     block's logits, `"layer"` gives each block its own; both follow `ids_keep`.
+    It returns `(tokens, out)` as big_vision's ViT: `out` names the intermediates.
     """
 
     config: ViTConfig
     cls_token: bool = True
-    keep_blocks: tuple[int, ...] = ()  # also return these blocks' outputs (1-based; LocalMIM)
     drop_path: float = 0.0  # stochastic depth of the last block (`TransformerStack`), on with a `drop_path` rng
 
     @nn.compact
@@ -67,7 +67,7 @@ class ViTEncoder(nn.Module):
         ids_keep: jax.Array | None = None,
         hidden: jax.Array | None = None,
         key_lengths: jax.Array | None = None,
-    ) -> jax.Array:
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Encode images.
 
         Args:
@@ -81,9 +81,10 @@ class ViTEncoder(nn.Module):
             `ids_keep`, as I-JEPA's contexts).
 
         Returns:
-          `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after the final LayerNorm;
-          without a cls token `[B, K, D]` (or `[B, N, D]`). With `keep_blocks`, also the tuple
-          of those blocks' outputs (same rows, before any LayerNorm).
+          `(tokens, out)`: tokens `[B, 1 + K, D]` (or `[B, 1 + N, D]`), cls token first, after
+          the final LayerNorm; without a cls token `[B, K, D]` (or `[B, N, D]`). `out["encoded"]`
+          is the same tokens; `out["block{i}"]` block i's output (1-based, same rows, before any
+          LayerNorm; unrolled encoders only).
         """
         cfg = self.config
         check_images(images, cfg)
@@ -118,7 +119,7 @@ class ViTEncoder(nn.Module):
             rel_index = sequence_relative_index(cfg.grid, ids_keep, self.cls_token)
         if cfg.rel_pos_bias == "shared":
             bias = RelativePositionBias(entries, cfg.heads, name="rel_pos_bias")(rel_index)
-        x = TransformerStack(
+        x, out = TransformerStack(
             cfg.depth,
             cfg.heads,
             cfg.mlp_dim,
@@ -131,11 +132,8 @@ class ViTEncoder(nn.Module):
             cfg.key_bias,
             cfg.layer_scale,
             entries if cfg.rel_pos_bias == "layer" else 0,
-            self.keep_blocks,
-            self.drop_path,
+            drop_path=self.drop_path,
             name="blocks",
         )(x, key_lengths, bias, rel_index)
-        if not self.keep_blocks:
-            return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)
-        x, kept = x
-        return layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x), kept
+        x = layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)
+        return x, {**out, "encoded": x}

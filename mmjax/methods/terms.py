@@ -1,0 +1,291 @@
+"""Add-on terms: what a variant adds to a base method (MAE, ...), each in a file of its own.
+
+A base method is its paper's method. A variant of the field (HPM, SupMAE, LocalMIM, DMJD, ...)
+is the base plus one or more *terms*: a term has an options section of its own (`knob`s, one
+config section, named by `section`), may own parameters (under `params[section]`), and adds
+a loss and metrics computed from the base's forward pass (a `Step`). A few hooks let a term
+change how a step's masks are drawn (`draw`), how a batch is laid out (`expand`), or keep
+non-trained state (an EMA teacher: `wrap`, `trainable`, `after_step`). Every hook has a
+do-nothing default, so a term overrides only what it needs.
+
+A term registers itself for a base method by name:
+
+    @register_term("mae")
+    class LabelTerm(Term):
+        section = "supervised"
+        options = LabelLossOptions
+
+        @classmethod
+        def build(cls, options, base): ...   # the term, or None when the options turn it off
+
+`default_config()` of the base gets one section per registered term (`terms_sections`), and
+`build_terms` builds the ones the config turns on, so a new term touches its own file, an
+experiment file and a test: the base method's `loss` never names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import ml_collections
+
+from mmjax.config import ConfigError, dataclass_from_config, section_config
+from mmjax.masking.mask import Mask
+from mmjax.methods.protocol import Batch, Params
+
+_TERMS: dict[str, dict[str, type[Term]]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a term's `build` may read of its base method's config: the base's own parts, in its words.
+
+    `values` holds them by name (MAE: `model_config`, `decoder_config`, `mask_part`, `loss_part`,
+    `mask_ratio`, `total_steps`); `config` is the whole experiment config (to check a knob of another section).
+    """
+
+    base: str
+    values: dict[str, Any]
+    config: Any
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(f"{self.base} gives its terms no {name!r}; it gives {sorted(self.values)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Drawn:
+    """A step's masks as a term draws them: the `Mask`, the tokens the loss counts `[B, N]`, and
+    optionally the only tokens the decoder computes (`decode_ids` `[B, S]`)."""
+
+    mask: Mask
+    counted: jax.Array
+    decode_ids: jax.Array | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One forward pass of a base method, as its terms see it.
+
+    Attributes:
+      batch: the batch the model saw (after every term's `expand`).
+      mask: the step's `Mask`.
+      counted: bool `[B, N]`, the tokens the base loss counts.
+      pred: the base's predictions `[B, N, D]`.
+      target: the base's targets `[B, N, D]`.
+      out: the model's named intermediates (MAE: `encoded`, `block{i}`, `decoder_tokens`).
+      params: the whole params of the method (a term reads its own at `params[term.section]`).
+    """
+
+    batch: Batch
+    mask: Mask
+    counted: jax.Array
+    pred: jax.Array
+    target: jax.Array
+    out: dict[str, jax.Array]
+    params: Params
+
+
+class Term:
+    """An add-on term of a base method; every hook defaults to doing nothing.
+
+    Class attributes: `section` (its config section and its params entry), `options` (the
+    frozen dataclass of its knobs).
+    """
+
+    section: ClassVar[str] = ""
+    options: ClassVar[type | None] = None
+
+    @classmethod
+    def build(cls, options: Any, context: Context) -> Term | None:
+        """The term for these options, or None when they turn it off (the default: never on)."""
+        del options, context
+        return None
+
+    def expand(self, batch: Batch) -> Batch:
+        """The batch the model sees (DMJD repeats it once per view)."""
+        return batch
+
+    def draw(self, base: Any, rng: jax.Array, images: jax.Array, train: bool, noise: jax.Array | None) -> Drawn | None:
+        """The step's masks, when this term draws them (else None: the base's mask part does).
+
+        `train`: a training step (not `predict`); `noise`: the caller's fixed random-mask noise, if any.
+        """
+        del base, rng, images, train, noise
+        return None
+
+    def init(self, rng: jax.Array, step: Step) -> Params | None:
+        """This term's own params (flax-boxed, as `Module.init` returns them), from the base's init step."""
+        del rng, step
+        return None
+
+    def loss(self, step: Step) -> tuple[jax.Array | None, dict[str, jax.Array]]:
+        """What this term adds to the loss (already weighted; None: nothing) and its metrics."""
+        del step
+        return None, {}
+
+    def mask_inputs(self, base: Any, params: Params, images: jax.Array) -> dict[str, Any]:
+        """What a guided mask kind reads from this term before the step: `scores` (maps `[B, N]`) and
+        `step` (a curriculum's position); the EMA teacher gives both."""
+        del base, params, images
+        return {}
+
+    def scores(self, params: Params, out: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """Score maps `[B, N]` this term computes from a forward's intermediates (HPM's predicted loss)."""
+        del params, out
+        return {}
+
+    def wrap(self, params: Params) -> Params:
+        """The params with this term's untrained state added (an EMA teacher's copy)."""
+        return params
+
+    def wrap_axes(self, axes: Params) -> Params:
+        """`wrap` on the logical-axis tree."""
+        return axes
+
+    def trainable(self, flags: Params) -> Params:
+        """The trainable flags with this term's untrained state turned off."""
+        return flags
+
+    def after_step(self, params: Params) -> Params:
+        """A non-gradient update after each optimizer step (an EMA)."""
+        return params
+
+
+def register_term(base: str) -> Callable[[type[Term]], type[Term]]:
+    """Class decorator: register a `Term` subclass for base method `base` under its `section`."""
+
+    def wrap(cls: type[Term]) -> type[Term]:
+        if not cls.section:
+            raise ValueError(f"term {cls.__name__} has no section name")
+        terms = _TERMS.setdefault(base, {})
+        if cls.section in terms and terms[cls.section] is not cls:
+            raise ValueError(f"{base} already has a term in section {cls.section!r} ({terms[cls.section].__name__})")
+        terms[cls.section] = cls
+        return cls
+
+    return wrap
+
+
+def registered_terms(base: str) -> dict[str, type[Term]]:
+    """The term classes registered for `base`, by section name (sorted)."""
+    return dict(sorted(_TERMS.get(base, {}).items()))
+
+
+def terms_sections(base: str) -> dict[str, ml_collections.ConfigDict]:
+    """One config section per registered term of `base` that has options, with its defaults."""
+    return {name: section_config(cls.options) for name, cls in registered_terms(base).items() if cls.options}
+
+
+def build_terms(base: str, config: Any, **values: Any) -> tuple[Term, ...]:
+    """The terms of `base` that `config` turns on, in section order; `values` is the base's `Context`."""
+    context = Context(base, values, config)
+    terms = []
+    for name, cls in registered_terms(base).items():
+        options = None
+        if cls.options is not None:
+            options = dataclass_from_config(cls.options, config.get(name) or {}, name)
+        term = cls.build(options, context)
+        if term is not None:
+            terms.append(term)
+    drawers = [t.section for t in terms if type(t).draw is not Term.draw]
+    if len(drawers) > 1:
+        raise ConfigError(f"{' and '.join(drawers)} both draw the masks of a step; expected at most one of them on")
+    return tuple(terms)
+
+
+def expand(terms: tuple[Term, ...], batch: Batch) -> Batch:
+    for term in terms:
+        batch = term.expand(batch)
+    return batch
+
+
+def draw(
+    terms: tuple[Term, ...], base: Any, rng: jax.Array, images: jax.Array, train: bool, noise: jax.Array | None
+) -> Drawn | None:
+    """The masks a term draws (at most one term draws them), or None."""
+    for term in terms:
+        drawn = term.draw(base, rng, images, train, noise)
+        if drawn is not None:
+            return drawn
+    return None
+
+
+def init_terms(terms: tuple[Term, ...], rng: jax.Array, step: Step) -> Params:
+    """`{section: boxed params}` of the terms that own params; each term's key folds in its position."""
+    owned = {}
+    for i, term in enumerate(terms):
+        params = term.init(jax.random.fold_in(rng, i + 1), step)
+        if params is not None:
+            owned[term.section] = params
+    return owned
+
+
+def add_terms(terms: tuple[Term, ...], loss: jax.Array, metrics: dict, step: Step) -> tuple[jax.Array, dict]:
+    """The base `loss` plus every term's; metrics gain each term's, and `reconstruction_loss` (the base's)
+    when any term adds to the loss."""
+    total, metrics = loss, dict(metrics)
+    for term in terms:
+        extra, more = term.loss(step)
+        metrics.update(more)
+        if extra is not None:
+            metrics.setdefault("reconstruction_loss", loss)
+            total = total + extra
+    metrics["loss"] = total
+    return total, metrics
+
+
+def wrap(terms: tuple[Term, ...], params: Params, axes: bool = False) -> Params:
+    for term in terms:
+        params = term.wrap_axes(params) if axes else term.wrap(params)
+    return params
+
+
+def trainable(terms: tuple[Term, ...], params: Params) -> Params:
+    flags = jax.tree.map(lambda _: True, params)
+    for term in terms:
+        flags = term.trainable(flags)
+    return flags
+
+
+def mask_inputs(terms: tuple[Term, ...], base: Any, params: Params, images: jax.Array) -> dict[str, Any]:
+    """Every term's `mask_inputs`, score maps merged: `{"scores": {...}, "step": ...}` (entries may be absent)."""
+    merged: dict[str, Any] = {}
+    for term in terms:
+        given = term.mask_inputs(base, params, images)
+        if "scores" in given:
+            merged["scores"] = {**merged.get("scores", {}), **given["scores"]}
+        if "step" in given:
+            merged["step"] = given["step"]
+    return merged
+
+
+def after_step(terms: tuple[Term, ...], params: Params) -> Params:
+    for term in terms:
+        params = term.after_step(params)
+    return params
+
+
+__all__ = [
+    "Context",
+    "Drawn",
+    "Step",
+    "Term",
+    "add_terms",
+    "after_step",
+    "build_terms",
+    "draw",
+    "expand",
+    "init_terms",
+    "mask_inputs",
+    "register_term",
+    "registered_terms",
+    "terms_sections",
+    "trainable",
+    "wrap",
+]
