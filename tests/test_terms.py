@@ -6,7 +6,9 @@ trains the trainer's way; off (its default), the method is MAE exactly.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +17,7 @@ import pytest
 
 from mmjax.config import ConfigError, knob
 from mmjax.methods import build_method, mae, terms
-from mmjax.methods.terms import Context, Step, Term, register_term, registered_terms
+from mmjax.methods.terms import Step, Term, register_term, registered_terms
 from mmjax.train.defaults import training_sections
 from tests.feature_helpers import run_steps
 
@@ -36,8 +38,8 @@ class Pull(Term):
     opts: PullOptions
 
     @classmethod
-    def build(cls, options: PullOptions, context: Context) -> Pull | None:
-        if options.weight and context.mask_part.name != "random":
+    def build(cls, options: PullOptions, base) -> Pull | None:
+        if options.weight and base.mask_part.name != "random":
             raise ConfigError(f"pull.weight={options.weight}: expected mask.kind='random'")
         return cls(options) if options.weight else None
 
@@ -101,3 +103,27 @@ def test_the_term_trains_with_the_method_and_checks_its_own_section(registered):
     config.pull.wieght = 1.0
     with pytest.raises(ConfigError, match="pull.wieght"):
         build_method(config)
+
+
+def test_the_base_method_never_names_its_terms():
+    # MAE's code (docstrings aside) reads no term's section or knob: terms join through the hooks only.
+    source = pathlib.Path(mae.__file__).read_text()
+    assert len(source.splitlines()) < 250
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node) is not None
+    }
+    words = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            words.update(node.value.replace(".", " ").split())
+        elif isinstance(node, ast.Attribute):
+            words.add(node.attr)
+        elif isinstance(node, ast.Name):
+            words.add(node.id)
+    sections = set(registered_terms("mae"))
+    assert sections >= {"hpm", "teacher", "dmjd", "budget", "supervised", "localmim"}
+    knobs = {f.name for cls in registered_terms("mae").values() for f in dataclasses.fields(cls.options)}
+    assert not words & (sections | knobs), words & (sections | knobs)

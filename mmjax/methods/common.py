@@ -10,12 +10,13 @@ import jax.extend.core as jax_core
 import jax.numpy as jnp
 import ml_collections
 
+from mmjax.config import ConfigError
 from mmjax.losses import LOSSES
 from mmjax.masking.registry import check_scores, needed_scores, resolve_mask
 from mmjax.models.config import ViTConfig
 from mmjax.ops.patches import patchify, unpatchify
 from mmjax.parts import Chosen
-from mmjax.targets import TARGETS
+from mmjax.targets import TARGETS, target_dim
 
 POOLS = ("cls", "mean", "tokens")
 # The score maps (`mmjax.masking.registry.SCORES`) an image method computes from its input for guided
@@ -44,6 +45,14 @@ def image_parts(
     mask = resolve_mask(config.get("mask"), layout, mask_kind, owned_masks)
     check_scores(mask, supplied, config.get("method", "?"))
     return mask, target, LOSSES.resolve(config.get("loss"), target.part.fact("values"), loss_kind)
+
+
+def target_width(target: Chosen, model_config: ViTConfig) -> int:
+    """The target's width per patch of a ViT config; a target that cannot cut its patches is a `ConfigError`."""
+    try:
+        return target_dim(target, model_config.patch_size, model_config.channels)
+    except ValueError as err:
+        raise ConfigError(f"target.{target.name} with model.patch_size={model_config.patch_size}: {err}") from None
 
 
 def image_scores(

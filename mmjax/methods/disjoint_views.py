@@ -10,6 +10,7 @@ the loss is the mean over the views. It draws random masks only (`mask.kind=rand
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,7 @@ from mmjax.config import ConfigError, knob
 from mmjax.masking.mask import Mask, num_visible_tokens
 from mmjax.masking.multimodal import disjoint_view_masks
 from mmjax.methods.protocol import Batch
-from mmjax.methods.terms import Context, Drawn, Term, register_term
+from mmjax.methods.terms import Drawn, Term, register_term
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,17 +42,17 @@ class DisjointViews(Term):
     num_visible: int
 
     @classmethod
-    def build(cls, options: ViewOptions, context: Context) -> DisjointViews | None:
+    def build(cls, options: ViewOptions, base: Any) -> DisjointViews | None:
         views = options.num_views
         if views == 1:
             return None
-        if context.mask_part.name != "random":
+        if base.mask_part.name != "random":
             raise ConfigError(
                 f"dmjd.num_views={views} draws disjoint random views; expected mask.kind='random', "
-                f"got {context.mask_part.name!r}"
+                f"got {base.mask_part.name!r}"
             )
-        num_tokens = context.model_config.num_patches
-        visible = num_visible_tokens(num_tokens, context.mask_ratio)
+        num_tokens = base.model_config.num_patches
+        visible = num_visible_tokens(num_tokens, base.mask_ratio)
         if views * visible > num_tokens:
             raise ConfigError(
                 f"dmjd.num_views={views}: {views} disjoint views of {visible} visible patches need "

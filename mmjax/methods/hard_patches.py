@@ -26,7 +26,7 @@ from mmjax.losses import normalized_regression_loss, pairwise_ranking_loss, toke
 from mmjax.masking.registry import needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.protocol import Params
-from mmjax.methods.terms import Context, Step, Term, register_term
+from mmjax.methods.terms import Step, Term, register_term
 from mmjax.models.config import DecoderConfig, ViTConfig
 from mmjax.models.mae import decoder_head
 
@@ -73,10 +73,10 @@ class HardPatchTerm(Term):
     total_steps: int
 
     @classmethod
-    def build(cls, options: HardPatchOptions, context: Context) -> HardPatchTerm | None:
-        if "predicted_loss" not in needed_scores(context.mask_part):
+    def build(cls, options: HardPatchOptions, base: Any) -> HardPatchTerm | None:
+        if "predicted_loss" not in needed_scores(base.mask_part):
             return None
-        c = context
+        c = base
         return cls(options, c.model_config, c.decoder_config, c.mask_part, c.loss_part, c.total_steps)
 
     @property

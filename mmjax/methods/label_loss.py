@@ -10,6 +10,7 @@ of MAE (`LabelTerm`, section `supervised`, params `params["supervised"]`: `norm`
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 
 from mmjax.config import ConfigError, knob
 from mmjax.methods.protocol import Batch, Params
-from mmjax.methods.terms import Context, Step, Term, register_term
+from mmjax.methods.terms import Step, Term, register_term
 from mmjax.models.initializers import normal, with_axes, zeros
 from mmjax.models.transformer import layer_norm
 
@@ -97,8 +98,8 @@ class LabelTerm(Term):
     layer_norm_eps: float = 1e-6
 
     @classmethod
-    def build(cls, options: LabelLossOptions, context: Context) -> LabelTerm | None:
-        return cls(options, context.model_config.layer_norm_eps) if options.enabled else None
+    def build(cls, options: LabelLossOptions, base: Any) -> LabelTerm | None:
+        return cls(options, base.model_config.layer_norm_eps) if options.enabled else None
 
     @property
     def head(self) -> LabelHead:

@@ -16,6 +16,7 @@ The loss is MAE's plus `localmim.weight` times the mean of the local losses (MSE
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 from mmjax.config import ConfigError, knob
 from mmjax.losses import masked_mse, normalize_patches
 from mmjax.methods.protocol import Params
-from mmjax.methods.terms import Context, Step, Term, register_term
+from mmjax.methods.terms import Step, Term, register_term
 from mmjax.models.config import DecoderConfig, ViTConfig
 from mmjax.models.mae import MAEDecoder
 from mmjax.models.transformer import layer_norm
@@ -112,8 +113,8 @@ class LocalMIMTerm(Term):
     model_config: ViTConfig
 
     @classmethod
-    def build(cls, options: LocalMIMOptions, context: Context) -> LocalMIMTerm | None:
-        cfg = context.model_config
+    def build(cls, options: LocalMIMOptions, base: Any) -> LocalMIMTerm | None:
+        cfg = base.model_config
         options.check(cfg.depth, cfg.patch_size, cfg.scan)
         return cls(options, cfg) if options.enabled else None
 

@@ -5,9 +5,8 @@ Assembled from named parts (DESIGN.md principle 3), each chosen in the config:
   mask.kind    `random` (the paper); any kind that fits a patch grid (`mmjax.masking.registry`),
                e.g. `blockwise` (BEiT's). Kinds whose hidden count varies are topped up /
                trimmed to MAE's fixed `int(N * (1 - mae.mask_ratio))` visible patches.
-  target.kind  None = the paper's: `norm_pixels` when `mae.norm_pix_loss` (HF ViTMAE's knob),
-               else `pixels`; or `hog`, `fourier` (`mmjax.targets`). The decoder's output
-               width follows the target.
+  target.kind  None = the paper's: `norm_pixels` when `mae.norm_pix_loss` (HF ViTMAE's knob), else
+               `pixels`; or `hog`, `fourier` (`mmjax.targets`); the decoder's width follows it.
   loss.kind    `mse` (the paper); `l1`, `smooth_l1`, `cosine` (`mmjax.losses.LOSSES`).
 
 Variants are add-on terms (`mmjax.methods.terms`), each in its own file and config section,
@@ -20,9 +19,7 @@ decoders (`localmim`). The loss below is the paper's; `add_terms` adds what the 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -32,21 +29,25 @@ from mmjax.losses import LOSSES, loss_section, masked_loss
 from mmjax.masking.mask import Mask, random_mask_from_noise
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section
 from mmjax.methods import terms as addons
-from mmjax.methods.common import IMAGE_SCORES, image_parts, image_scores, pool_tokens, reconstruction_images
-from mmjax.methods.mask_teacher import TEACHER_SCORES
+from mmjax.methods.common import (
+    IMAGE_SCORES,
+    image_parts,
+    image_scores,
+    pool_tokens,
+    reconstruction_images,
+    target_width,
+)
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import DecoderConfig, ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.mae import MAEModel
 from mmjax.parts import Chosen
-from mmjax.targets import TARGETS, make_target, target_dim, target_section
+from mmjax.targets import TARGETS, make_target, target_section
 
 # The paper's parts; `target` follows `mae.norm_pix_loss` (see `MAE.paper_target`).
 LAYOUT = "grid"
 PAPER_MASK = "random"
 PAPER_LOSS = "mse"
-# Score maps MAE gives guided mask kinds: the image's own and its EMA teacher's (`methods.mask_teacher`).
-SUPPLIED_SCORES = (*IMAGE_SCORES, *TEACHER_SCORES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,16 +83,8 @@ def paper_target(options: MAEOptions) -> Chosen:
     return TARGETS.choose("norm_pixels" if options.norm_pix_loss else "pixels")
 
 
-def check_target_fits(target: Chosen, model_config: ViTConfig) -> int:
-    """The target's width per patch; a target that cannot cut these patches is a `ConfigError`."""
-    try:
-        return target_dim(target, model_config.patch_size, model_config.channels)
-    except ValueError as err:
-        raise ConfigError(f"target.{target.name} with model.patch_size={model_config.patch_size}: {err}") from None
-
-
 @dataclasses.dataclass(frozen=True)
-class MAE:
+class MAE(addons.WithTerms):
     """The MAE method: `init`, `loss`, `reconstruct`, `features` over a params pytree.
 
     Batches are dicts with `image` `[B, H, W, C]` (float, already normalised). `mask_part`,
@@ -115,29 +108,21 @@ class MAE:
             object.__setattr__(self, "target_part", paper_target(self.options))
         if self.loss_part is None:
             object.__setattr__(self, "loss_part", LOSSES.choose(PAPER_LOSS))
-        check_target_fits(self.target_part, self.model_config)
+        target_width(self.target_part, self.model_config)
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> MAE:
         options = dataclass_from_config(MAEOptions, config.mae, "mae")
         paper = (PAPER_MASK, paper_target(options).name, PAPER_LOSS)
-        mask, target, loss = image_parts(config, LAYOUT, paper, supplied=SUPPLIED_SCORES)
+        supplied = (*IMAGE_SCORES, *addons.supplied_scores("mae"))  # the image's own maps, the terms'
+        mask, target, loss = image_parts(config, LAYOUT, paper, supplied=supplied)
         steps = int(config.train.steps) if "train" in config else 1
         if steps < 1:
             raise ConfigError(f"train.steps={steps}: mask curricula need a positive number of steps")
         model_config = vit_config_from_section(config.model)
         decoder_config = dataclass_from_config(DecoderConfig, config.decoder, "decoder")
-        added = addons.build_terms(
-            "mae",
-            config,
-            model_config=model_config,
-            decoder_config=decoder_config,
-            mask_part=mask,
-            loss_part=loss,
-            mask_ratio=options.mask_ratio,
-            total_steps=steps,
-        )
-        return cls(model_config, decoder_config, options, mask, target, loss, added, steps)
+        base = cls(model_config, decoder_config, options, mask, target, loss, (), steps)
+        return dataclasses.replace(base, terms=addons.build_terms("mae", config, base))
 
     @property
     def mask_ratio(self) -> float:
@@ -149,16 +134,8 @@ class MAE:
         return self.target_part.name == "norm_pixels"
 
     @property
-    def layout(self) -> Layout:
-        return Layout(LAYOUT, self.model_config.grid)
-
-    def term(self, section: str) -> addons.Term | None:
-        """The add-on term of config section `section`, if on."""
-        return next((t for t in self.terms if t.section == section), None)
-
-    @property
     def model(self) -> MAEModel:
-        return MAEModel(self.model_config, self.decoder_config, check_target_fits(self.target_part, self.model_config))
+        return MAEModel(self.model_config, self.decoder_config, target_width(self.target_part, self.model_config))
 
     def make_mask(
         self,
@@ -180,7 +157,7 @@ class MAE:
                 raise ValueError(f"noise reproduces a random mask; this MAE has mask.kind={self.mask_part.name!r}")
             return random_mask_from_noise(noise, self.mask_ratio)
         maps = image_scores(self.mask_part, images, self.model_config.patch_size, scores)
-        layout = dataclasses.replace(self.layout, scores=maps, step=step, total_steps=self.total_steps)
+        layout = Layout(LAYOUT, self.model_config.grid, scores=maps, step=step, total_steps=self.total_steps)
         return draw_mask(self.mask_part, rng, batch_size, layout, self.mask_ratio, fixed_count=True)
 
     def draw(
@@ -194,84 +171,47 @@ class MAE:
         mask = self.make_mask(rng, images.shape[0], noise, images, given.get("scores"), given.get("step"))
         return addons.Drawn(mask, mask.mask)
 
-    def _init_step(self, rng: jax.Array, batch: Batch) -> tuple[Params, addons.Step]:
+    def init_step(self, rng: jax.Array, batch: Batch) -> tuple[Params, addons.Step]:
         """The model's boxed params and the `Step` of an init forward pass (for the terms' own init)."""
-        batch = addons.expand(self.terms, batch)
+        batch = addons.expand(self.terms, self._checked(batch))
         images = batch["image"]
-        zeros = jnp.zeros((images.shape[0], self.model_config.num_patches))
-        scores = {name: zeros for name in TEACHER_SCORES}
-        drawn = addons.draw(self.terms, self, jax.random.key(0), images, False, None)
-        mask = drawn.mask if drawn else self.make_mask(jax.random.key(0), images.shape[0], images=images, scores=scores)
+        # Every mask kind has MAE's fixed visible count, so a random one gives the shapes.
+        mask = random_mask_from_noise(jnp.zeros((images.shape[0], self.model_config.num_patches)), self.mask_ratio)
         (pred, out), variables = self.model.init_with_output(rng, images, mask)
-        params = variables["params"]
-        return params, addons.Step(batch, mask, mask.mask, pred, pred, out, params)
+        return variables["params"], addons.Step(batch, mask, mask.mask, pred, pred, out, variables["params"])
 
-    def _init_boxed(self, rng: jax.Array, batch: Batch) -> Params:
-        params, step = self._init_step(rng, batch)
-        return {**params, **addons.init_terms(self.terms, rng, step)}
-
-    def init(self, rng: jax.Array, batch: Batch) -> Params:
-        self._check_batch(batch)
-        return addons.wrap(self.terms, nn.meta.unbox(self._init_boxed(rng, batch)))
-
-    def param_axes(self) -> Params:
+    def abstract_batch(self) -> Batch:
         cfg = self.model_config
-        images = jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)
-        shapes = jax.eval_shape(self._init_boxed, jax.random.key(0), {"image": images})
-        return addons.wrap(self.terms, nn.get_partition_spec(shapes), axes=True)
-
-    def trainable(self, params: Params) -> Params:
-        """Every leaf but a term's untrained state (an EMA teacher and its step count)."""
-        return addons.trainable(self.terms, params)
-
-    def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
-        """The terms' non-gradient updates (an EMA teacher's)."""
-        del state_inputs, step
-        return addons.after_step(self.terms, params)
+        return {"image": jax.ShapeDtypeStruct((1, *cfg.image_size, cfg.channels), jnp.float32)}
 
     @staticmethod
-    def _check_batch(batch: Batch) -> None:
+    def _checked(batch: Batch) -> Batch:
         if "image" not in batch:
             raise KeyError(f"MAE batches need an 'image' entry [B, H, W, C]; got keys {sorted(batch)}")
+        return batch
 
     def forward(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None, train: bool = False
     ) -> addons.Step:
         """Encode the visible patches, decode every patch (`models_mae.py`'s `forward_encoder` / `forward_decoder`).
 
-        Returns the `Step` the loss and the terms read. The batch is the expanded one (DMJD's
-        views: `[V * B, ...]`, view-major).
+        Returns the `Step` the loss and the terms read, of the batch as the terms expand it
+        (DMJD's views: `[V * B, ...]`, view-major); `rng` draws the mask, `noise` overrides it.
         """
-        self._check_batch(batch)
-        batch = addons.expand(self.terms, batch)
+        batch = addons.expand(self.terms, self._checked(batch))
         images = batch["image"]
         drawn = self.draw(params, images, rng, noise, train)
         pred, out = self.model.apply({"params": params}, images, drawn.mask, drawn.decode_ids)
         target = make_target(self.target_part, images, self.model_config.patch_size)
         return addons.Step(batch, drawn.mask, drawn.counted, pred, target, out, params)
 
-    def predict(
-        self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
-    ) -> tuple[jax.Array, Mask]:
-        """Patch predictions `[B, N, D]` of the target (normalised-patch units with norm_pix) and the mask.
-
-        With DMJD's `dmjd.num_views` = V > 1 both cover the V views, view-major: `[V * B, ...]`.
-        """
+    def predict(self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None):
+        """Patch predictions `[B, N, D]` of the target (normalised-patch units with norm_pix) and the `Mask`."""
         step = self.forward(params, batch, rng, noise)
         return step.pred, step.mask
 
-    def loss(
-        self,
-        params: Params,
-        batch: Batch,
-        rng: jax.Array,
-        train: bool = True,
-        noise: jax.Array | None = None,
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """`loss.kind` (MSE) between prediction and target on the hidden patches, plus the terms'.
-
-        `rng` draws the mask, `noise` overrides it (`models_mae.py`'s `forward_loss`).
-        """
+    def loss(self, params: Params, batch: Batch, rng: jax.Array, train: bool = True, noise: jax.Array | None = None):
+        """`loss.kind` (MSE) on the hidden patches (`models_mae.py`'s `forward_loss`), plus the terms'."""
         del train  # MAE pretraining uses no dropout; the loss is always the training one.
         step = self.forward(params, batch, rng, noise, train=True)
         loss = masked_loss(self.loss_part, step.pred, step.target, step.counted)
@@ -281,12 +221,8 @@ class MAE:
     def reconstruct(
         self, params: Params, batch: Batch, rng: jax.Array, noise: jax.Array | None = None
     ) -> dict[str, jax.Array]:
-        """Images rebuilt from a masked view (pixel targets only).
-
-        Returns a dict with `prediction` `[B, H, W, C]` (every patch predicted, norm_pix
-        undone with each true patch's mean and std), `pasted` (true visible patches,
-        predicted hidden ones), `masked` (hidden patches zeroed) and `mask` `[B, N]`.
-        """
+        """Images rebuilt from a masked view (pixel targets only): `prediction` `[B, H, W, C]` (norm_pix undone
+        with each true patch's statistics), `pasted`, `masked` and `mask` `[B, N]` (`reconstruction_images`)."""
         if not self.target_part.part.fact("pixels"):
             raise ValueError(f"reconstruct needs a pixel target; target.kind={self.target_part.name!r}")
         step = self.forward(params, batch, rng, noise)
@@ -299,13 +235,8 @@ class MAE:
         return self.model_config, params["encoder"]
 
     def features(self, params: Params, images: jax.Array, pool: str = "cls") -> jax.Array:
-        """Encoder features of whole (unmasked) images.
-
-        Args:
-          images: `[B, H, W, C]`.
-          pool: `cls` -> `[B, D]` cls token; `mean` -> `[B, D]` mean of patch tokens;
-            `tokens` -> `[B, 1 + N, D]` everything.
-        """
+        """Encoder features of whole images `[B, H, W, C]`: `pool` `cls` (the cls token) or `mean` (of the
+        patch tokens) `[B, D]`, or `tokens` `[B, 1 + N, D]`."""
         tokens = self.model.apply({"params": params}, images, method=MAEModel.encode)
         return pool_tokens(tokens, pool)
 

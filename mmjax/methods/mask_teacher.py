@@ -22,7 +22,7 @@ from mmjax.masking.mask import Mask
 from mmjax.masking.registry import needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.protocol import Params
-from mmjax.methods.terms import Context, Term, register_term
+from mmjax.methods.terms import Term, register_term
 from mmjax.models.transformer import last_block_cls_attention
 
 TEACHER_SCORES = ("predicted_loss", "attention")  # what the teacher computes on the whole image
@@ -102,14 +102,15 @@ class MaskTeacher(Term):
 
     section = "teacher"
     options = TeacherOptions
+    supplies = TEACHER_SCORES
 
     opts: TeacherOptions
     total_steps: int
 
     @classmethod
-    def build(cls, options: TeacherOptions, context: Context) -> MaskTeacher | None:
-        wanted = any(name in TEACHER_SCORES for name in needed_scores(context.mask_part))
-        return cls(options, context.total_steps) if wanted else None
+    def build(cls, options: TeacherOptions, base: Any) -> MaskTeacher | None:
+        wanted = any(name in TEACHER_SCORES for name in needed_scores(base.mask_part))
+        return cls(options, base.total_steps) if wanted else None
 
     def decay(self, steps_seen: Any) -> jax.Array:
         """The EMA decay after `steps_seen` updates (`teacher_decay`)."""

@@ -32,14 +32,14 @@ from mmjax.losses import LOSSES, frequency_loss, loss_section, masked_loss
 from mmjax.masking.mask import Mask
 from mmjax.masking.registry import MASKS, CellsArgs, Layout, draw_mask, mask_section
 from mmjax.masking.signals import FrequencyMask, apply_frequency_mask, frequency_mask
-from mmjax.methods.common import image_parts, image_scores, pool_tokens, reconstruction_images
+from mmjax.methods.common import image_parts, image_scores, pool_tokens, reconstruction_images, target_width
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import ViTConfig, vit_config_from_section, vit_section
 from mmjax.models.simmim import SimMIMModel
 from mmjax.ops.patches import unpatchify
 from mmjax.parts import Chosen
-from mmjax.targets import TARGETS, make_target, target_dim, target_section
+from mmjax.targets import TARGETS, make_target, target_section
 
 LAYOUT = "grid"
 PAPER_MASK = "cells"  # its argument (the cell side) is `simmim.mask_patch`
@@ -147,11 +147,7 @@ class SimMIM:
     @property
     def out_dim(self) -> int:
         """The target's width per token (the head's output width)."""
-        cfg = self.model_config
-        try:
-            return target_dim(self.target_part, cfg.patch_size, cfg.channels)
-        except ValueError as err:
-            raise ConfigError(f"target.{self.target_part.name} with model.patch_size={cfg.patch_size}: {err}") from None
+        return target_width(self.target_part, self.model_config)
 
     @property
     def model(self) -> SimMIMModel:

@@ -10,6 +10,7 @@ targets. `predict` and `reconstruct` still decode every patch. It draws random m
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,7 @@ from mmjax.config import ConfigError, knob
 from mmjax.masking.dense import with_indices
 from mmjax.masking.mask import Mask, num_visible_tokens
 from mmjax.masking.multimodal import multimodal_budget_masks
-from mmjax.methods.terms import Context, Drawn, Step, Term, register_term
+from mmjax.methods.terms import Drawn, Step, Term, register_term
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,16 +48,16 @@ class TargetBudget(Term):
     num_visible: int
 
     @classmethod
-    def build(cls, options: BudgetOptions, context: Context) -> TargetBudget | None:
+    def build(cls, options: BudgetOptions, base: Any) -> TargetBudget | None:
         if options.target_ratio == 1:
             return None
-        if context.mask_part.name != "random":
+        if base.mask_part.name != "random":
             raise ConfigError(
                 f"budget.target_ratio={options.target_ratio} draws 4M's random input and target budgets; "
-                f"expected mask.kind='random', got {context.mask_part.name!r}"
+                f"expected mask.kind='random', got {base.mask_part.name!r}"
             )
-        num_tokens = context.model_config.num_patches
-        return cls(options.target_ratio, num_tokens, num_visible_tokens(num_tokens, context.mask_ratio))
+        num_tokens = base.model_config.num_patches
+        return cls(options.target_ratio, num_tokens, num_visible_tokens(num_tokens, base.mask_ratio))
 
     def draw_budget(self, rng: jax.Array, batch_size: int) -> tuple[Mask, jax.Array]:
         """4M's budgets on one modality: `(mask, target_ids [B, T])`, both uniform."""

@@ -29,6 +29,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import flax.linen as nn
 import jax
 import ml_collections
 
@@ -37,25 +38,6 @@ from mmjax.masking.mask import Mask
 from mmjax.methods.protocol import Batch, Params
 
 _TERMS: dict[str, dict[str, type[Term]]] = {}
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """What a term's `build` may read of its base method's config: the base's own parts, in its words.
-
-    `values` holds them by name (MAE: `model_config`, `decoder_config`, `mask_part`, `loss_part`,
-    `mask_ratio`, `total_steps`); `config` is the whole experiment config (to check a knob of another section).
-    """
-
-    base: str
-    values: dict[str, Any]
-    config: Any
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(f"{self.base} gives its terms no {name!r}; it gives {sorted(self.values)}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,16 +77,21 @@ class Term:
     """An add-on term of a base method; every hook defaults to doing nothing.
 
     Class attributes: `section` (its config section and its params entry), `options` (the
-    frozen dataclass of its knobs).
+    frozen dataclass of its knobs), `supplies` (the score maps its `mask_inputs` can give).
     """
 
     section: ClassVar[str] = ""
     options: ClassVar[type | None] = None
+    supplies: ClassVar[tuple[str, ...]] = ()  # score maps it gives guided mask kinds (`mask_inputs`)
 
     @classmethod
-    def build(cls, options: Any, context: Context) -> Term | None:
-        """The term for these options, or None when they turn it off (the default: never on)."""
-        del options, context
+    def build(cls, options: Any, base: Any) -> Term | None:
+        """The term for these options, or None when they turn it off (the default: never on).
+
+        `base` is the base method as configured, without terms (MAE: `model_config`,
+        `decoder_config`, `mask_part`, `loss_part`, `mask_ratio`, `total_steps`, ...).
+        """
+        del options, base
         return None
 
     def expand(self, batch: Batch) -> Batch:
@@ -182,15 +169,19 @@ def terms_sections(base: str) -> dict[str, ml_collections.ConfigDict]:
     return {name: section_config(cls.options) for name, cls in registered_terms(base).items() if cls.options}
 
 
-def build_terms(base: str, config: Any, **values: Any) -> tuple[Term, ...]:
-    """The terms of `base` that `config` turns on, in section order; `values` is the base's `Context`."""
-    context = Context(base, values, config)
+def supplied_scores(base: str) -> tuple[str, ...]:
+    """The score maps the registered terms of `base` can give guided mask kinds."""
+    return tuple(name for cls in registered_terms(base).values() for name in cls.supplies)
+
+
+def build_terms(name: str, config: Any, base: Any) -> tuple[Term, ...]:
+    """The terms of base method `name` that `config` turns on, in section order; `base` is the method without terms."""
     terms = []
-    for name, cls in registered_terms(base).items():
+    for section, cls in registered_terms(name).items():
         options = None
         if cls.options is not None:
-            options = dataclass_from_config(cls.options, config.get(name) or {}, name)
-        term = cls.build(options, context)
+            options = dataclass_from_config(cls.options, config.get(section) or {}, section)
+        term = cls.build(options, base)
         if term is not None:
             terms.append(term)
     drawers = [t.section for t in terms if type(t).draw is not Term.draw]
@@ -271,8 +262,41 @@ def after_step(terms: tuple[Term, ...], params: Params) -> Params:
     return params
 
 
+class WithTerms:
+    """What a base method with add-on terms shares; the base gives `terms` and `init_step(rng, batch)`
+    (its model's boxed params and the `Step` of an init forward pass) and `abstract_batch()`."""
+
+    terms: tuple[Term, ...]
+
+    def term(self, section: str) -> Term | None:
+        """The add-on term of config section `section`, if on."""
+        return next((t for t in self.terms if t.section == section), None)
+
+    def _boxed(self, rng: jax.Array, batch: Batch) -> Params:
+        params, step = self.init_step(rng, batch)
+        return {**params, **init_terms(self.terms, rng, step)}
+
+    def init(self, rng: jax.Array, batch: Batch) -> Params:
+        """The model's params, each term's at `params[section]`, and the terms' untrained state."""
+        return wrap(self.terms, nn.meta.unbox(self._boxed(rng, batch)))
+
+    def param_axes(self) -> Params:
+        shapes = jax.eval_shape(self._boxed, jax.random.key(0), self.abstract_batch())
+        return wrap(self.terms, nn.get_partition_spec(shapes), axes=True)
+
+    def trainable(self, params: Params) -> Params:
+        """Every leaf but a term's untrained state (an EMA teacher and its step count)."""
+        return trainable(self.terms, params)
+
+    def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
+        """The terms' non-gradient updates (an EMA teacher's)."""
+        del state_inputs, step
+        return after_step(self.terms, params)
+
+
 __all__ = [
-    "Context",
+    "WithTerms",
+    "supplied_scores",
     "Drawn",
     "Step",
     "Term",
