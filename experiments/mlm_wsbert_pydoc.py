@@ -3,7 +3,7 @@
 
 WSBERT (Zhang et al. 2023, "Weighted Sampling for Masked Language Modeling") masks tokens the
 model still predicts badly more often: a running mean of each token id's training
-cross-entropy (`params["token_loss"]`, momentum `mlm.loss_momentum`) weighs the choice,
+cross-entropy (`params["token_loss"]`, momentum `wsbert.loss_momentum`) weighs the choice,
 probability proportional to `token_loss ** mlm.weight_alpha` (here 1), BERT's count and
 80/10/10 corruption otherwise. Its static strategy, weighting by corpus frequency, is
 `mlm_pydoc.py:selection=frequency_weighted`. The held-out evaluation corrupts uniformly (it

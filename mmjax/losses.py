@@ -22,6 +22,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from mmjax.config import knob
 from mmjax.parts import Chosen, Parts
@@ -41,6 +42,15 @@ def masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     weights = weights.astype(jnp.float32)
     total = jnp.sum(weights)
     return jnp.sum(values * weights) / jnp.where(total > 0, total, 1.0)
+
+
+def masked_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean softmax cross-entropy of int targets `[...]` from logits `[..., V]` over the True `weights`
+    `[...]`, and the argmax accuracy there (both 0 where nothing is weighted)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    count = jnp.maximum(jnp.sum(weights), 1)
+    correct = (jnp.argmax(logits, axis=-1) == targets) & weights
+    return jnp.sum(jnp.where(weights, ce, 0.0)) / count, jnp.sum(correct) / count
 
 
 def frequency_loss(pred: jax.Array, images: jax.Array, removed: jax.Array) -> jax.Array:

@@ -174,12 +174,12 @@ def test_the_knob_needs_ngram_selection(tokenizer_file):  # noqa: F811
 
 def test_the_method_predicts_the_masked_ngrams_and_training_lowers_that_loss(tokenizer_file, batch):  # noqa: F811
     bert = build_method(tiny_config(tokenizer_file, selection="ngram"))
-    assert bert.lexicon is None and NGRAM_HEAD not in jax.eval_shape(bert.init, jax.random.key(0), batch)
+    assert bert.term("ngram") is None and NGRAM_HEAD not in jax.eval_shape(bert.init, jax.random.key(0), batch)
     config = tiny_config(tokenizer_file, selection="ngram")
     config.mlm.rate = 0.4
     config.ngram.update(vocab_size=64, max_n=3)
     method = build_method(config)
-    assert len(method.lexicon) == 64
+    assert len(method.term("ngram").lexicon) == 64
     params = jax.jit(method.init)(jax.random.key(0), batch)
     assert params[NGRAM_HEAD]["out"]["kernel"].shape == (16, 64)
     assert all(jax.tree.leaves(method.trainable(params)[NGRAM_HEAD]))
@@ -194,7 +194,7 @@ def test_the_method_predicts_the_masked_ngrams_and_training_lowers_that_loss(tok
     # Coverage, by hand from the same corruption: chosen runs of 2..3 tokens found in the lexicon.
     corruption = method.corrupt(jax.random.split(key)[0], batch["input_ids"], batch["segment_ids"])
     ids, chosen = np.asarray(batch["input_ids"]), np.asarray(corruption.mask)
-    known = {g for g, _ in as_tuples(method.lexicon)}
+    known = {g for g, _ in as_tuples(method.term("ngram").lexicon)}
     starts, lengths = (np.asarray(a) for a in chosen_spans(corruption.mask))
     spans = [tuple(ids[b, i : i + lengths[b, i]]) for b, i in zip(*np.nonzero(starts & (lengths >= 2)), strict=True)]
     assert spans and chosen.sum() > len(spans)

@@ -157,7 +157,7 @@ def test_training_reduces_the_loss_on_train_and_heldout_rows(tokenizer_file, bat
 
 
 def test_bad_mlm_fields_are_named(tokenizer_file):
-    with pytest.raises(ValueError, match="mlm.selection must be one of"):
+    with pytest.raises(ValueError, match="mlm.selection='whole': expected one of"):
         build_method(tiny_config(tokenizer_file, selection="whole"))
     config = tiny_config(tokenizer_file)
     config.model.vocab_size = 100
@@ -173,7 +173,8 @@ def test_bad_mlm_fields_are_named(tokenizer_file):
 def test_experiment_files_resolve_to_valid_sections():
     from experiments import mlm_bert_base, mlm_pydoc
     from mmjax.config import dataclass_from_config
-    from mmjax.methods.mlm import MLMOptions, bert_config_from_section
+    from mmjax.methods.mlm import MLMOptions
+    from mmjax.models.bert import bert_config_from_section
 
     base = mlm_bert_base.get_config("seq_len=512,rate=0.4")
     cfg = bert_config_from_section(base.model, 30522)

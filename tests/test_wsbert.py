@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from mmjax.masking.text import token_weighted_mask
-from mmjax.methods.mlm import LOSS_TABLE
+from mmjax.methods.loss_weighted import LOSS_TABLE
 from mmjax.methods.registry import build_method
 from tests.test_mlm import batch, tiny_config, tokenizer_file  # noqa: F401  (fixtures)
 
@@ -25,16 +25,22 @@ def test_token_weights_set_the_choice_probabilities():
     assert abs(uniform[:, 7].mean() - 1 / 8) < 4 * np.sqrt(1 / 8 * 7 / 8 / 400)
 
 
+def wsbert_config(tokenizer: str, momentum: float):
+    config = tiny_config(tokenizer, selection="loss_weighted")
+    config.wsbert.loss_momentum = momentum
+    return config
+
+
 def test_the_table_follows_the_training_loss_of_the_chosen_tokens(tokenizer_file, batch):  # noqa: F811
-    method = build_method(tiny_config(tokenizer_file, selection="loss_weighted", loss_momentum=0.5))
+    method = build_method(wsbert_config(tokenizer_file, 0.5))
     params = jax.jit(method.init)(jax.random.key(0), batch)
     assert params[LOSS_TABLE].shape == (method.vocab_size,) and np.all(np.asarray(params[LOSS_TABLE]) == 1)
     assert not any(jax.tree.leaves(method.trainable(params)[LOSS_TABLE]))
     loss, metrics = method.loss(params, batch, jax.random.key(3))
-    stats = metrics["state_inputs"]
+    stats = metrics["state_inputs"]["wsbert"]  # the term's own, for its after_step
     # The sums are the chosen positions' cross-entropies by target id: their total is loss * count.
     np.testing.assert_allclose(float(stats["sum"].sum()), float(loss) * float(stats["count"].sum()), rtol=1e-4)
-    new = method.after_step(params, stats, jnp.int32(0))[LOSS_TABLE]
+    new = method.after_step(params, {"wsbert": stats}, jnp.int32(0))[LOSS_TABLE]
     seen = np.asarray(stats["count"]) > 0
     mean = np.asarray(stats["sum"])[seen] / np.asarray(stats["count"])[seen]
     np.testing.assert_allclose(np.asarray(new)[seen], 0.5 + 0.5 * mean, rtol=1e-5)
@@ -77,5 +83,5 @@ def test_training_updates_the_table_and_a_bad_momentum_is_named(tokenizer_file, 
     for i in range(3):
         params, state = step(params, state, jax.random.key(i))
     assert np.any(np.asarray(params[LOSS_TABLE]) != 1)
-    with pytest.raises(ValueError, match="mlm.loss_momentum"):
-        build_method(tiny_config(tokenizer_file, selection="loss_weighted", loss_momentum=1.0))
+    with pytest.raises(ValueError, match="wsbert.loss_momentum"):
+        build_method(wsbert_config(tokenizer_file, 1.0))

@@ -18,6 +18,7 @@ import optax
 
 from mmjax.data.text import packed_split, token_counts
 from mmjax.evaluate.report import announce
+from mmjax.masking.text import at_predicted
 from mmjax.methods.protocol import EvalResult
 
 PROTOCOL = "masked-token prediction"
@@ -41,7 +42,8 @@ def masked_token_totals(method: Any, config: Any, params: Any) -> dict[str, floa
         corruption = method.corrupt(rng, batch["input_ids"], batch["segment_ids"])
         logits, targets, weights = method.predict(params, batch, corruption)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-        (at_mask,) = method.at_predicted(corruption.mask, corruption.mask & (corruption.action == 1))
+        at_mask = corruption.mask & (corruption.action == 1)
+        (at_mask,) = at_predicted(corruption.mask, method.options.max_predictions, at_mask)
         right = jnp.argmax(logits, axis=-1) == targets
         unigram_right = targets == top
         return {

@@ -364,3 +364,49 @@ def _spans_one(key, unit_ok, unit_len, budget, *, length_logits, tries):
     init = (jnp.zeros(size, bool), jnp.int32(0), jnp.int32(0), key)
     chosen, *_ = jax.lax.while_loop(keep_going, add_span, init)
     return chosen
+
+
+def at_predicted(chosen: jax.Array, max_predictions: int, *arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """`[B, L, ...]` arrays at the positions a head predicts: all (`max_predictions` 0), or each row's first
+    `max_predictions` positions where `chosen` `[B, L]` (BERT's `max_predictions_per_seq`)."""
+    if not max_predictions:
+        return arrays
+    order = jnp.argsort(~chosen, axis=1, stable=True)[:, :max_predictions]
+    return tuple(jnp.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1) for a in arrays)
+
+
+def chosen_positions(
+    selection: str,
+    rng: jax.Array,
+    input_ids: jax.Array,
+    candidates: jax.Array,
+    rate: float,
+    *,
+    word_starts: jax.Array | None = None,
+    span_p: float = 0.2,
+    max_span: int = 10,
+    max_ngram: int = 3,
+    log_weights: jax.Array | None = None,
+    counts: jax.Array | None = None,
+    alpha: float = 0.5,
+) -> jax.Array | None:
+    """The positions an MLM `selection` chooses among `candidates` bool `[B, L]`: bool `[B, L]`, or None
+    for `random` (BERT's own draw, inside `bert_corruption`).
+
+    `span` (SpanBERT) and `ngram` take units from `word_starts`; `loss_weighted` weighs each id by
+    `log_weights` `[V]` (uniform when None); `frequency_weighted` by `(counts + 1) ** -alpha`.
+    """
+    if selection == "random":
+        return None
+    if selection == "span":
+        return span_mask(rng, candidates, rate, p=span_p, max_span=max_span, word_starts=word_starts).mask
+    if selection == "ngram":
+        return ngram_mask(rng, candidates, rate, max_n=max_ngram, word_starts=word_starts).mask
+    if selection == "loss_weighted":
+        weights = jnp.zeros((counts.shape[0],)) if log_weights is None else log_weights
+        return token_weighted_mask(rng, input_ids, candidates, weights, rate).mask
+    if selection == "frequency_weighted":
+        return frequency_weighted_mask(rng, input_ids, candidates, counts, rate, alpha=alpha).mask
+    raise ValueError(
+        f"selection must be one of random, span, ngram, loss_weighted, frequency_weighted; got {selection!r}"
+    )

@@ -126,7 +126,8 @@ class MaskTeacher(Term):
     def trainable(self, flags: Params) -> Params:
         return trainable_flags(flags)
 
-    def after_step(self, params: Params) -> Params:
+    def after_step(self, params: Params, state_inputs: Any = None) -> Params:
+        del state_inputs
         return ema_step(params, self.opts, self.total_steps)
 
     def mask_inputs(self, base: Any, params: Params, images: jax.Array) -> dict[str, Any]:

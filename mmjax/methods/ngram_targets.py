@@ -1,13 +1,13 @@
 """Explicit n-gram targets (ERNIE-Gram, Xiao et al. 2021, "ERNIE-Gram: Pre-Training with Explicitly
 N-Gram Masked Language Modeling"): each masked n-gram is also predicted as one identity.
 
-On BERT's MLM (`mlm.py`, section `ngram`, with `mlm.selection=ngram`): an n-gram lexicon, the
+An add-on term of BERT's MLM (`NgramTerm`, section `ngram`, with `mlm.selection=ngram`): an n-gram lexicon, the
 `ngram.vocab_size` (K) most frequent n-grams of `n = 2..ngram.max_n` tokens of the packed train
 split that cover whole units (words with `mlm.whole_word`; `mmjax.data.text.ngram_lexicon`), is
 built once when the method is built; class = frequency rank. Each chosen span of
 `mmjax.masking.text.ngram_mask` (`chosen_spans`) whose tokens form a lexicon entry gets that
 class; a span of one token, of more than `max_n` tokens, or not in the lexicon has no n-gram
-target. A small head (dense, GELU, LayerNorm, dense to K logits, in `params["ngram_head"]`)
+target. A small head (dense, GELU, LayerNorm, dense to K logits, in `params["ngram"]`)
 reads the hidden state at the span's FIRST position (the one BERT's head reads there too) and
 adds `ngram.weight` times its cross-entropy to the token loss: ERNIE-Gram's comprehensive n-gram
 prediction keeps the fine-grained prediction of every masked token next to the coarse one.
@@ -29,10 +29,11 @@ import numpy as np
 
 from mmjax.config import ConfigError, knob
 from mmjax.data.text import NgramLexicon, SpecialIds, ngram_lexicon, packed_split
-from mmjax.masking.text import chosen_spans, mlm_candidates, unit_starts
+from mmjax.masking.text import at_predicted, chosen_spans, mlm_candidates, unit_starts
 from mmjax.methods.protocol import Params
+from mmjax.methods.terms import Step, Term, register_term
 
-NGRAM_HEAD = "ngram_head"  # params entry of the n-gram head (trained)
+NGRAM_HEAD = "ngram"  # params entry of the n-gram head (trained): the term's section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +156,6 @@ def init_ngram_head(rng: jax.Array, width: int, num_classes: int, std: float = 0
     }
 
 
-def ngram_head_axes(params_shape: Params) -> Params:
-    """Replicated partition specs for the (small) head."""
-    return jax.tree.map(lambda _: jax.sharding.PartitionSpec(), params_shape)
-
-
 def ngram_logits(params: Params, hidden: jax.Array, eps: float = 1e-12) -> jax.Array:
     """float32 `[..., K]` from hidden states `[..., D]`: dense, exact GELU, LayerNorm, dense (BERT's head shape)."""
     h = hidden.astype(jnp.float32) @ params["dense"]["kernel"] + params["dense"]["bias"]
@@ -198,14 +194,52 @@ def ngram_coverage(targets: jax.Array, multi: jax.Array) -> jax.Array:
     return jnp.sum(targets >= 0) / jnp.maximum(jnp.sum(multi), 1)
 
 
+@register_term("mlm")
+@dataclasses.dataclass(frozen=True, eq=False)
+class NgramTerm(Term):
+    """ERNIE-Gram's term: the lexicon, the head's params, `ngram.weight` times its loss."""
+
+    section = "ngram"
+    options = NgramOptions
+
+    opts: NgramOptions
+    lexicon: NgramLexicon
+    width: int
+    init_std: float
+    layer_norm_eps: float
+    max_predictions: int
+
+    @classmethod
+    def build(cls, options: NgramOptions, base: Any) -> NgramTerm | None:
+        if not options.enabled:
+            return None
+        o, cfg = base.options, base.model_config
+        options.check_selection(o.selection, o.objective)
+        lexicon = corpus_lexicon(base.data_config, options, base.special, base.continuation if o.whole_word else None)
+        return cls(options, lexicon, cfg.width, cfg.init_std, cfg.layer_norm_eps, o.max_predictions)
+
+    def init(self, rng: jax.Array, step: Step) -> Params:
+        return init_ngram_head(rng, self.width, self.opts.vocab_size, self.init_std)
+
+    def loss(self, step: Step) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """From the step's hidden states `out["hidden"]` `[B, L, D]`: the head at the spans' first positions
+        that have a class, as many per row as the vocabulary head's (`at_predicted`)."""
+        rows, classes = (jnp.asarray(a) for a in self.lexicon.search_table())
+        ids = step.batch["input_ids"]
+        classes_at, multi = ngram_targets(ids, step.mask.mask, rows, classes, self.opts.max_n)
+        hidden, chosen = at_predicted(classes_at >= 0, self.max_predictions, step.out["hidden"], classes_at)
+        loss, metrics = ngram_loss(step.params[self.section], hidden, chosen, self.layer_norm_eps)
+        return self.opts.weight * loss, {**metrics, "ngram_coverage": ngram_coverage(classes_at, multi)}
+
+
 __all__ = [
     "NGRAM_HEAD",
     "NgramOptions",
+    "NgramTerm",
     "corpus_lexicon",
     "init_ngram_head",
     "ngram_classes",
     "ngram_coverage",
-    "ngram_head_axes",
     "ngram_logits",
     "ngram_loss",
     "ngram_targets",

@@ -35,7 +35,7 @@ import ml_collections
 
 from mmjax.config import ConfigError, dataclass_from_config, section_config
 from mmjax.masking.mask import Mask
-from mmjax.methods.protocol import Batch, Params
+from mmjax.methods.protocol import STATE_INPUTS, Batch, Params
 
 _TERMS: dict[str, dict[str, type[Term]]] = {}
 
@@ -116,10 +116,11 @@ class Term:
         del step
         return None, {}
 
-    def mask_inputs(self, base: Any, params: Params, images: jax.Array) -> dict[str, Any]:
-        """What a guided mask kind reads from this term before the step: `scores` (maps `[B, N]`) and
-        `step` (a curriculum's position); the EMA teacher gives both."""
-        del base, params, images
+    def mask_inputs(self, base: Any, params: Params, inputs: Any) -> dict[str, Any]:
+        """What the base's mask drawing reads from this term before the step. MAE: `scores` (maps
+        `[B, N]` of the images `inputs`) and `step` (a curriculum's position), the EMA teacher's;
+        MLM: `log_weights` `[V]` of the token ids (WSBERT's running losses)."""
+        del base, params, inputs
         return {}
 
     def scores(self, params: Params, out: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -139,9 +140,16 @@ class Term:
         """The trainable flags with this term's untrained state turned off."""
         return flags
 
-    def after_step(self, params: Params) -> Params:
-        """A non-gradient update after each optimizer step (an EMA)."""
+    def after_step(self, params: Params, state_inputs: Any = None) -> Params:
+        """A non-gradient update after each optimizer step (an EMA); `state_inputs` is what this
+        term's `loss` returned under `metrics[STATE_INPUTS]` (or None)."""
+        del state_inputs
         return params
+
+    def objective(self, base: Any, params: Params, batch: Batch, rng: jax.Array, train: bool) -> Any:
+        """`(loss, metrics)` when this term replaces the base's objective (CLM on BERT), else None."""
+        del base, params, batch, rng, train
+        return None
 
 
 def register_term(base: str) -> Callable[[type[Term]], type[Term]]:
@@ -184,9 +192,10 @@ def build_terms(name: str, config: Any, base: Any) -> tuple[Term, ...]:
         term = cls.build(options, base)
         if term is not None:
             terms.append(term)
-    drawers = [t.section for t in terms if type(t).draw is not Term.draw]
-    if len(drawers) > 1:
-        raise ConfigError(f"{' and '.join(drawers)} both draw the masks of a step; expected at most one of them on")
+    for hook, what in (("draw", "draw the masks of a step"), ("objective", "replace the objective")):
+        owners = [t.section for t in terms if getattr(type(t), hook) is not getattr(Term, hook)]
+        if len(owners) > 1:
+            raise ConfigError(f"{' and '.join(owners)} both {what}; expected at most one of them on")
     return tuple(terms)
 
 
@@ -217,18 +226,37 @@ def init_terms(terms: tuple[Term, ...], rng: jax.Array, step: Step) -> Params:
     return owned
 
 
-def add_terms(terms: tuple[Term, ...], loss: jax.Array, metrics: dict, step: Step) -> tuple[jax.Array, dict]:
-    """The base `loss` plus every term's; metrics gain each term's, and `reconstruction_loss` (the base's)
-    when any term adds to the loss."""
-    total, metrics = loss, dict(metrics)
+def add_terms(
+    terms: tuple[Term, ...], loss: jax.Array, metrics: dict, step: Step, base_name: str = "reconstruction_loss"
+) -> tuple[jax.Array, dict]:
+    """The base `loss` plus every term's; metrics gain each term's, and `base_name` (the base's loss) when
+    any term adds to the loss. A term's `STATE_INPUTS` go to `metrics[STATE_INPUTS][section]`."""
+    total, metrics, state = loss, dict(metrics), {}
     for term in terms:
         extra, more = term.loss(step)
+        if STATE_INPUTS in more:
+            more = dict(more)
+            state[term.section] = more.pop(STATE_INPUTS)
         metrics.update(more)
         if extra is not None:
-            metrics.setdefault("reconstruction_loss", loss)
+            metrics.setdefault(base_name, loss)
             total = total + extra
-    metrics["loss"] = total
+    if "loss" in metrics or base_name in metrics:
+        metrics["loss"] = total
+    if state:
+        metrics[STATE_INPUTS] = state
     return total, metrics
+
+
+def objective(
+    terms: tuple[Term, ...], base: Any, params: Params, batch: Batch, rng: jax.Array, train: bool
+) -> tuple[jax.Array, dict] | None:
+    """The objective a term replaces the base's with (at most one term does), or None."""
+    for term in terms:
+        replaced = term.objective(base, params, batch, rng, train)
+        if replaced is not None:
+            return replaced
+    return None
 
 
 def wrap(terms: tuple[Term, ...], params: Params, axes: bool = False) -> Params:
@@ -244,21 +272,19 @@ def trainable(terms: tuple[Term, ...], params: Params) -> Params:
     return flags
 
 
-def mask_inputs(terms: tuple[Term, ...], base: Any, params: Params, images: jax.Array) -> dict[str, Any]:
-    """Every term's `mask_inputs`, score maps merged: `{"scores": {...}, "step": ...}` (entries may be absent)."""
+def mask_inputs(terms: tuple[Term, ...], base: Any, params: Params, inputs: Any) -> dict[str, Any]:
+    """Every term's `mask_inputs` in one dict (`scores` maps merged across terms)."""
     merged: dict[str, Any] = {}
     for term in terms:
-        given = term.mask_inputs(base, params, images)
-        if "scores" in given:
-            merged["scores"] = {**merged.get("scores", {}), **given["scores"]}
-        if "step" in given:
-            merged["step"] = given["step"]
+        for name, value in term.mask_inputs(base, params, inputs).items():
+            merged[name] = {**merged.get(name, {}), **value} if name == "scores" else value
     return merged
 
 
-def after_step(terms: tuple[Term, ...], params: Params) -> Params:
+def after_step(terms: tuple[Term, ...], params: Params, state_inputs: Any = None) -> Params:
+    """Every term's `after_step`, each with its own `STATE_INPUTS` (from `add_terms`)."""
     for term in terms:
-        params = term.after_step(params)
+        params = term.after_step(params, (state_inputs or {}).get(term.section))
     return params
 
 
@@ -289,9 +315,9 @@ class WithTerms:
         return trainable(self.terms, params)
 
     def after_step(self, params: Params, state_inputs: Any, step: jax.Array) -> Params:
-        """The terms' non-gradient updates (an EMA teacher's)."""
-        del state_inputs, step
-        return after_step(self.terms, params)
+        """The terms' non-gradient updates (an EMA teacher's, a running loss table's)."""
+        del step
+        return after_step(self.terms, params, state_inputs)
 
 
 __all__ = [
@@ -306,6 +332,7 @@ __all__ = [
     "draw",
     "expand",
     "init_terms",
+    "objective",
     "mask_inputs",
     "register_term",
     "registered_terms",

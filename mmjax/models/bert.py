@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
+from mmjax.config import dataclass_from_config
 from mmjax.models.config import DTYPES
 from mmjax.models.initializers import normal, with_axes, zeros
 from mmjax.models.transformer import layer_norm
@@ -247,3 +250,29 @@ class BertMLM(nn.Module):
             hidden, input_ids, exclude, segment_ids, positions, token_type_ids, deterministic=deterministic
         )
         return self.logits(hidden)
+
+
+def bert_section(size: str | None = "base") -> ml_collections.ConfigDict:
+    """The `model` section: `size` in `BERT_SIZES` sets width/depth/heads/mlp_dim, else the explicit fields.
+
+    `vocab_size` None takes the tokenizer's size.
+    """
+    fields = {f.name: f.default for f in dataclasses.fields(BertConfig)}
+    fields.update(size=size, vocab_size=None)
+    return ml_collections.ConfigDict(fields, type_safe=False)
+
+
+def bert_config_from_section(model: Any, vocab_size: int) -> BertConfig:
+    """`BertConfig` from the `model` section; a `size` overrides width/depth/heads/mlp_dim."""
+    values = model.to_dict() if hasattr(model, "to_dict") else dict(model)
+    size = values.pop("size", None)
+    if size is not None:
+        if size not in BERT_SIZES:
+            raise ValueError(f"model.size={size!r}: expected one of {sorted(BERT_SIZES)} or None")
+        width, depth, heads = BERT_SIZES[size]
+        values.update(width=width, depth=depth, heads=heads, mlp_dim=4 * width)
+    if values.get("vocab_size") is None:
+        values["vocab_size"] = vocab_size
+    elif values["vocab_size"] < vocab_size:
+        raise ValueError(f"model.vocab_size={values['vocab_size']} is smaller than the tokenizer's {vocab_size} tokens")
+    return dataclass_from_config(BertConfig, values, "model")
