@@ -7,7 +7,6 @@ from mmjax.evaluate.knn import knn_accuracy
 from mmjax.evaluate.linear_probe import extract_features, linear_probe
 from mmjax.evaluate.pretraining import evaluate_pretraining
 from mmjax.evaluate.protocols import (
-    DEFAULT_PROTOCOLS,
     available_protocols,
     check_protocols,
     protocols_for,
@@ -16,7 +15,6 @@ from mmjax.evaluate.protocols import (
 )
 
 __all__ = [
-    "DEFAULT_PROTOCOLS",
     "available_protocols",
     "check_protocols",
     "conditioning_accuracy",

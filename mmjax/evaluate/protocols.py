@@ -1,9 +1,9 @@
 """Named end-of-run evaluations (protocols), and which ones a method gets by default.
 
 `config.eval.protocols` names the protocols to run, in order (a tuple of names); the empty
-tuple `()` means "this method's defaults", `DEFAULT_PROTOCOLS[config.method]` (a method not
-in that table gets the image protocols, `IMAGE_PROTOCOLS`). Each protocol is a function
-`(config, method, params, workdir) -> (rows, files)` over the method's public functions
+tuple `()` means "this method's defaults", the `protocols` it declared where it is registered
+(`register_method(name, protocols=...)`; the image protocols, `IMAGE_PROTOCOLS`, by default).
+Each protocol is a function `(config, method, params, workdir) -> (rows, files)` over the method's public functions
 (`features`, `reconstruct`, `tokenize`, `impute`, `sampler`, ...); it prints progress only
 (the caller prints the table and writes `eval.json`), writes files only on process 0, and
 gets host-local parameters. A protocol may declare when it applies (`applies(config, method)`:
@@ -52,37 +52,13 @@ from mmjax.evaluate.tables import IMPUTED_CSV, evaluate_tables
 from mmjax.evaluate.text import evaluate_mlm
 from mmjax.evaluate.tokenizers import latent_tokenizer_results, tokenizer_results
 from mmjax.methods.protocol import EvalResult
+from mmjax.methods.registry import IMAGE_PROTOCOLS, method_protocols
 
 Outcome = tuple[list[EvalResult], dict[str, str]]
 EvalProtocol = Callable[[Any, Any, Any, str], Outcome]
 
 _PROTOCOLS: dict[str, EvalProtocol] = {}
 _APPLIES: dict[str, Callable[[Any, Any], bool]] = {}
-
-IMAGE_PROTOCOLS = ("linear_probe", "tokenizer", "reconstruction_figure")
-
-# Each method's protocols when `eval.protocols` is `()`; a method not named here gets IMAGE_PROTOCOLS.
-DEFAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "audiomae": ("kind_probe",),
-    "beit": IMAGE_PROTOCOLS,
-    "distill": IMAGE_PROTOCOLS,
-    "finetune": ("classification",),
-    "grid_jepa": ("kind_probe",),
-    "jepa": IMAGE_PROTOCOLS,
-    "mae": IMAGE_PROTOCOLS,
-    "givt": ("generation",),
-    "mar": ("generation",),
-    "maskgit": ("generation",),
-    "mlm": ("text_mlm",),
-    "patchtst": ("series",),
-    "pointmae": ("points_probe",),
-    "remasker": ("tables_imputation",),
-    "simmim": IMAGE_PROTOCOLS,
-    "timesbert": ("series",),
-    "vae": IMAGE_PROTOCOLS,
-    "videomae": ("kind_probe",),
-    "vq": IMAGE_PROTOCOLS,
-}
 
 
 def register_protocol(
@@ -112,11 +88,6 @@ def available_protocols() -> list[str]:
     return sorted(_PROTOCOLS)
 
 
-def set_default_protocols(method: str, names: Sequence[str]) -> None:
-    """Make `names` the default protocols of the method `method` (for methods registered outside mmjax)."""
-    DEFAULT_PROTOCOLS[method] = tuple(check_protocols(names))
-
-
 def check_protocols(names: Any) -> tuple[str, ...]:
     """`names` as a tuple of registered protocol names; a `ConfigError` naming `eval.protocols` otherwise."""
     if isinstance(names, str) or not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
@@ -139,7 +110,7 @@ def protocols_for(config: Any) -> tuple[str, ...]:
     """
     names = config.eval.get("protocols", ())  # absent from configs saved before the field existed
     if names is None or (isinstance(names, Sequence) and not isinstance(names, str) and len(names) == 0):
-        return DEFAULT_PROTOCOLS.get(config.method, IMAGE_PROTOCOLS)
+        return check_protocols(method_protocols(config.method))
     return check_protocols(names)
 
 
@@ -236,7 +207,6 @@ def generation_protocol(config: Any, method: Any, params: Any, workdir: str) -> 
 
 
 __all__ = [
-    "DEFAULT_PROTOCOLS",
     "IMAGE_PROTOCOLS",
     "EvalProtocol",
     "applicable_protocols",
@@ -245,5 +215,4 @@ __all__ = [
     "protocols_for",
     "register_protocol",
     "run_protocols",
-    "set_default_protocols",
 ]

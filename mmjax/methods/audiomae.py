@@ -123,7 +123,7 @@ class AudioMAE(GridMAE):
         )
 
 
-@register_method("audiomae")
+@register_method("audiomae", protocols=("kind_probe",))
 def build_audiomae(config: ml_collections.ConfigDict) -> AudioMAE:
     return AudioMAE.from_config(config)
 

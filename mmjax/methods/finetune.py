@@ -378,7 +378,7 @@ def pretrained_runs(config: ml_collections.ConfigDict) -> dict[str, RunPart]:
     return {"pretrained": pretrained_part(dataclass_from_config(FineTuneOptions, config.finetune, "finetune"))}
 
 
-@register_method("finetune", reads=pretrained_runs)
+@register_method("finetune", reads=pretrained_runs, protocols=("classification",))
 def build_finetune(config: ml_collections.ConfigDict, runs: dict[str, BuiltRun]) -> FineTune:
     return FineTune.from_config(config, runs["pretrained"])
 

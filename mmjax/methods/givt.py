@@ -21,7 +21,7 @@ def default_config() -> ml_collections.ConfigDict:
     return continuous_config("givt")
 
 
-@register_method("givt")
+@register_method("givt", protocols=("generation",))
 def build_givt(config: ml_collections.ConfigDict) -> ContinuousGenerator:
     return ContinuousGenerator.from_config(config)
 

@@ -224,7 +224,7 @@ class GridJEPA(JEPA):
         return super().features(params, self.patches(inputs), pool)
 
 
-@register_method("grid_jepa")
+@register_method("grid_jepa", protocols=("kind_probe",))
 def build_grid_jepa(config: ml_collections.ConfigDict) -> GridJEPA:
     return GridJEPA.from_config(config)
 

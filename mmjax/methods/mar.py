@@ -39,7 +39,7 @@ def default_config() -> ml_collections.ConfigDict:
     return continuous_config("mar", **PAPER_VALUES)
 
 
-@register_method("mar")
+@register_method("mar", protocols=("generation",))
 def build_mar(config: ml_collections.ConfigDict) -> ContinuousGenerator:
     return ContinuousGenerator.from_config(config)
 

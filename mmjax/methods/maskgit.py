@@ -386,7 +386,7 @@ class MaskGIT:
         return self.tokenizer.detokenize(params["tokenizer"], codes)
 
 
-@register_method("maskgit")
+@register_method("maskgit", protocols=("generation",))
 def build_maskgit(config: ml_collections.ConfigDict) -> MaskGIT:
     return MaskGIT.from_config(config)
 

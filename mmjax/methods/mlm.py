@@ -244,6 +244,6 @@ class MLM(addons.WithTerms, ScoresText):
         return addons.add_terms(self.terms, loss, metrics, step, base_name="mlm_loss")
 
 
-@register_method("mlm")
+@register_method("mlm", protocols=("text_mlm",))
 def build_mlm(config: ml_collections.ConfigDict) -> MLM:
     return MLM.from_config(config)

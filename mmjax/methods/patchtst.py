@@ -229,7 +229,7 @@ class PatchTST:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
 
 
-@register_method("patchtst")
+@register_method("patchtst", protocols=("series",))
 def build_patchtst(config: ml_collections.ConfigDict) -> PatchTST:
     return PatchTST.from_config(config)
 

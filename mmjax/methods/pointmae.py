@@ -188,7 +188,7 @@ class PointMAE:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
 
 
-@register_method("pointmae")
+@register_method("pointmae", protocols=("points_probe",))
 def build_pointmae(config: ml_collections.ConfigDict) -> PointMAE:
     return PointMAE.from_config(config)
 

@@ -17,24 +17,41 @@ from mmjax.methods.protocol import RunPart
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 _READS: dict[str, Callable[[Any], dict[str, RunPart]]] = {}
+_PROTOCOLS: dict[str, tuple[str, ...]] = {}
+
+# The evaluation protocols of an image encoder (`mmjax.evaluate.protocols`), the default.
+IMAGE_PROTOCOLS = ("linear_probe", "tokenizer", "reconstruction_figure")
 
 
-def register_method(name: str, *, reads: Callable[[Any], dict[str, RunPart]] | None = None) -> Callable:
+def register_method(
+    name: str,
+    *,
+    reads: Callable[[Any], dict[str, RunPart]] | None = None,
+    protocols: tuple[str, ...] = IMAGE_PROTOCOLS,
+) -> Callable:
     """Decorator: `@register_method("mae")` on a function `config -> method`.
 
     `reads`: `config -> {part: RunPart}`, the runs whose configs the builder needs; the builder
-    is then `(config, runs: {part: BuiltRun}) -> method`.
+    is then `(config, runs: {part: BuiltRun}) -> method`. `protocols`: the evaluations the
+    method gets when `eval.protocols` is `()` (names registered in `mmjax.evaluate.protocols`;
+    a protocol that does not apply to a run is skipped).
     """
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _BUILDERS:
             raise ValueError(f"method {name!r} is already registered")
         _BUILDERS[name] = builder
+        _PROTOCOLS[name] = tuple(protocols)
         if reads is not None:
             _READS[name] = reads
         return builder
 
     return wrap
+
+
+def method_protocols(name: str) -> tuple[str, ...]:
+    """The evaluation protocols method `name` declared at registration (`IMAGE_PROTOCOLS` if unknown)."""
+    return _PROTOCOLS.get(name, IMAGE_PROTOCOLS)
 
 
 def available_methods() -> list[str]:

@@ -251,7 +251,7 @@ class ReMasker:
         return jnp.where(observed, values, (full_view + extra.sum(axis=0)) / passes)
 
 
-@register_method("remasker")
+@register_method("remasker", protocols=("tables_imputation",))
 def build_remasker(config: ml_collections.ConfigDict) -> ReMasker:
     return ReMasker.from_config(config)
 

@@ -260,7 +260,7 @@ class TimesBERT:
         return jnp.mean(encoded["patches"], axis=2).reshape(batch_size, -1)
 
 
-@register_method("timesbert")
+@register_method("timesbert", protocols=("series",))
 def build_timesbert(config: ml_collections.ConfigDict) -> TimesBERT:
     return TimesBERT.from_config(config)
 

@@ -155,7 +155,7 @@ class VideoMAE(GridMAE):
         return draw_mask(self.mask_part, rng, batch_size, Layout(LAYOUT, self.grid), self.mask_ratio, fixed_count=True)
 
 
-@register_method("videomae")
+@register_method("videomae", protocols=("kind_probe",))
 def build_videomae(config: ml_collections.ConfigDict) -> VideoMAE:
     return VideoMAE.from_config(config)
 
