@@ -19,7 +19,14 @@ IMAGE_SOURCES = ("mnist", "digits", "imagefolder", "arrayrecord")
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageData:
+class DataSection:
+    """What every data kind's `data` section has besides its own fields."""
+
+    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData(DataSection):
     """`data` of kind `images` (`mmjax.data.pipeline`, sources in `mmjax.data.sources.make_source`)."""
 
     kind: str = knob("images", "the data kind", choices=("images",))
@@ -36,11 +43,10 @@ class ImageData:
     std: tuple[float, ...] = knob((0.3081,), "per-channel std of the [0, 1] pixels")
     crop_scale: tuple[float, float] | None = knob(None, "RandomResizedCrop area range; None = no crop")
     flip: bool = knob(False, "random horizontal flips in training")
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoData:
+class VideoData(DataSection):
     """`data` of kind `video` (`mmjax.data.video`)."""
 
     kind: str = knob("video", "the data kind", choices=("video",))
@@ -58,11 +64,10 @@ class VideoData:
     seed: int = knob(0, "moving_digits: the seed of the clips")
     mean: tuple[float, ...] = knob((0.05,), "per-channel mean of the [0, 1] pixels")
     std: tuple[float, ...] = knob((0.18,), "per-channel std of the [0, 1] pixels")
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class AudioData:
+class AudioData(DataSection):
     """`data` of kind `audio` (`mmjax.data.audio`): waveforms, made log-mel spectrograms on device."""
 
     kind: str = knob("audio", "the data kind", choices=("audio",))
@@ -82,11 +87,10 @@ class AudioData:
     f_max: float | None = knob(None, "highest mel frequency (Hz); None = sample_rate / 2", low=0)
     spec_mean: float = knob(-2.4, "log-mel mean subtracted")
     spec_std: float = knob(3.0, "log-mel std divided by", low=0, low_open=True)
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class SeriesData:
+class SeriesData(DataSection):
     """`data` of kind `series` (`mmjax.data.series`): windows of bundled univariate series."""
 
     kind: str = knob("series", "the data kind", choices=("series",))
@@ -94,22 +98,20 @@ class SeriesData:
     window: int = knob(96, "steps per window", low=1)
     variates: int = knob(1, "variables per step", low=1)
     probe_sets: tuple[str, ...] = knob(("GunPoint", "ItalyPowerDemand", "ArrowHead"), "UCR sets of the probe")
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class SeriesClassesData:
+class SeriesClassesData(DataSection):
     """`data` of kind `series_classes` (`mmjax.data.series`): a bundled UCR / UEA classification set."""
 
     kind: str = knob("series_classes", "the data kind", choices=("series_classes",))
     set: str = knob("GunPoint", "a UCR / UEA set bundled with sktime (mmjax.data.series.bundled_ucr_names)")
     window: int = knob(96, "steps per series (each is resampled to it)", low=1)
     variates: int = knob(1, "channels of the set", low=1)
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class PointsData:
+class PointsData(DataSection):
     """`data` of kind `points` (`mmjax.data.shapes`): point clouds."""
 
     kind: str = knob("points", "the data kind", choices=("points",))
@@ -119,11 +121,10 @@ class PointsData:
     train_per_class: int = knob(64, "shapes: train clouds per class", low=1)
     test_per_class: int = knob(32, "shapes: test clouds per class", low=1)
     scale_range: tuple[float, float] = knob((0.5, 1.5), "shapes: range of the random anisotropic scale")
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class TextData:
+class TextData(DataSection):
     """`data` of kind `text` (`mmjax.data.text`): packed rows of WordPiece tokens (see `text_data`)."""
 
     kind: str = knob("text", "the data kind", choices=("text",))
@@ -134,11 +135,10 @@ class TextData:
     seq_len: int = knob(128, "tokens per packed row", low=3)
     test_every: int = knob(10, "every n-th document is a test document", low=1)
     min_chars: int = knob(20, "shorter documents are dropped", low=0)
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class TextClassesData:
+class TextClassesData(DataSection):
     """`data` of kind `text_classes` (`mmjax.data.docstrings`): one labelled text per row."""
 
     kind: str = knob("text_classes", "the data kind", choices=("text_classes",))
@@ -150,18 +150,16 @@ class TextClassesData:
     seq_len: int = knob(128, "tokens per row ([CLS] text [SEP], cut and padded)", low=3)
     test_every: int = knob(5, "every n-th docstring is a test example", low=2)
     min_chars: int = knob(40, "shorter docstrings are dropped", low=1)
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class TablesData:
+class TablesData(DataSection):
     """`data` of kind `tables` (`mmjax.data.tables`): a standardized table with missing cells."""
 
     kind: str = knob("tables", "the data kind", choices=("tables",))
     source: str = knob("wine", "a bundled table name, or a .csv / .npy path")
     missing_rate: float = knob(0.3, "bundled tables: the share of cells removed", low=0, high=1, high_open=True)
     missing_seed: int = knob(0, "bundled tables: the seed of the removed cells")
-    num_threads: int = knob(0, "grain read threads (0 = read in the main thread)", low=0)
 
 
 DATA_SECTIONS = {
