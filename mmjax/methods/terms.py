@@ -4,9 +4,10 @@ A base method is its paper's method. A variant of the field (HPM, SupMAE, LocalM
 is the base plus one or more *terms*: a term has an options section of its own (`knob`s, one
 config section, named by `section`), may own parameters (under `params[section]`), and adds
 a loss and metrics computed from the base's forward pass (a `Step`). A few hooks let a term
-change how a step's masks are drawn (`draw`), how a batch is laid out (`expand`), or keep
-non-trained state (an EMA teacher: `wrap`, `trainable`, `after_step`). Every hook has a
-do-nothing default, so a term overrides only what it needs.
+change how a step's masks are drawn (`draw`, `mask_inputs`), how a batch is laid out (`expand`),
+replace the objective (`objective`: CLM on BERT), or keep non-trained state (an EMA teacher, a
+running loss table: `wrap`, `trainable`, `after_step`). Every hook has a do-nothing default, so a
+term overrides only what it needs; docs/architecture.md has the table of hooks.
 
 A term registers itself for a base method by name:
 
@@ -56,11 +57,11 @@ class Step:
 
     Attributes:
       batch: the batch the model saw (after every term's `expand`).
-      mask: the step's `Mask`.
-      counted: bool `[B, N]`, the tokens the base loss counts.
+      mask: the step's `Mask` (MLM: its `MLMCorruption`).
+      counted: bool `[B, N]`, the tokens the base loss counts (MLM: `[B, P]`, the predicted positions).
       pred: the base's predictions `[B, N, D]`.
       target: the base's targets `[B, N, D]`.
-      out: the model's named intermediates (MAE: `encoded`, `block{i}`, `decoder_tokens`).
+      out: the model's named intermediates (MAE: `encoded`, `block{i}`, `decoder_tokens`; MLM: `hidden`).
       params: the whole params of the method (a term reads its own at `params[term.section]`).
     """
 
