@@ -394,7 +394,7 @@ def chosen_positions(
     for `random` (BERT's own draw, inside `bert_corruption`).
 
     `span` (SpanBERT) and `ngram` take units from `word_starts`; `loss_weighted` weighs each id by
-    `log_weights` `[V]` (uniform when None); `frequency_weighted` by `(counts + 1) ** -alpha`.
+    `log_weights` `[V]` (zeros: uniform); `frequency_weighted` by `(counts + 1) ** -alpha`.
     """
     if selection == "random":
         return None
@@ -403,8 +403,7 @@ def chosen_positions(
     if selection == "ngram":
         return ngram_mask(rng, candidates, rate, max_n=max_ngram, word_starts=word_starts).mask
     if selection == "loss_weighted":
-        weights = jnp.zeros((counts.shape[0],)) if log_weights is None else log_weights
-        return token_weighted_mask(rng, input_ids, candidates, weights, rate).mask
+        return token_weighted_mask(rng, input_ids, candidates, log_weights, rate).mask
     if selection == "frequency_weighted":
         return frequency_weighted_mask(rng, input_ids, candidates, counts, rate, alpha=alpha).mask
     raise ValueError(

@@ -149,7 +149,7 @@ class MLM(addons.WithTerms, ScoresText):
         candidates = mlm_candidates(input_ids, self.special.as_tuple(), real)
         word_starts = ~jnp.asarray(self.continuation)[input_ids] if o.whole_word else None
         counts = jnp.asarray(self.counts, jnp.float32)  # [V], the tokenizer's ids
-        log_weights = None if log_weights is None else log_weights[: self.vocab_size]
+        log_weights = jnp.zeros((self.vocab_size,)) if log_weights is None else log_weights[: self.vocab_size]
         kw = dict(span_p=o.span_p, max_span=o.max_span, max_ngram=o.max_ngram, alpha=o.weight_alpha, counts=counts)
         chosen = chosen_positions(
             o.selection, k_select, input_ids, candidates, o.rate, word_starts=word_starts, log_weights=log_weights, **kw

@@ -242,7 +242,7 @@ def add_terms(
         if extra is not None:
             metrics.setdefault(base_name, loss)
             total = total + extra
-    if "loss" in metrics or base_name in metrics:
+    if base_name in metrics:  # some term added to the loss
         metrics["loss"] = total
     if state:
         metrics[STATE_INPUTS] = state
