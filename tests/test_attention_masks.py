@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mmjax.kernels import EMPTY, FULL, PARTIAL, BlockSizes, block_states, flash_attention
+from mmjax.models.config import TransformerConfig
 from mmjax.models.transformer import TransformerStack, first_query_attention, stack_layers
 from mmjax.ops import (
     ATTENTION_MASKS,
@@ -211,7 +212,7 @@ D, DEPTH, SEQ = 16, 2, 8
 
 
 def stack(scan: bool) -> TransformerStack:
-    return TransformerStack(depth=DEPTH, heads=2, mlp_dim=32, scan=scan)
+    return TransformerStack(config=TransformerConfig(depth=DEPTH, heads=2, mlp_dim=32, scan=scan))
 
 
 @pytest.fixture(scope="module")

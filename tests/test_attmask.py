@@ -10,6 +10,7 @@ import pytest
 from mmjax.config import ConfigError
 from mmjax.methods import build_method, simmim
 from mmjax.methods.mask_teacher import teacher_inputs
+from mmjax.models.config import TransformerConfig
 from mmjax.models.transformer import (
     TransformerStack,
     first_query_attention,
@@ -35,9 +36,9 @@ def test_first_query_attention_is_the_cls_rows_softmax_averaged_over_heads():
 
 def test_scanned_and_unrolled_stacks_sow_the_same_last_block_attention():
     x = jax.random.normal(jax.random.key(0), (2, 5, 8))
-    unrolled = TransformerStack(3, 2, 16)
+    unrolled = TransformerStack(config=TransformerConfig(depth=3, heads=2, mlp_dim=16))
     params = nn.meta.unbox(unrolled.init(jax.random.key(1), x)["params"])
-    scanned = TransformerStack(3, 2, 16, scan=True)
+    scanned = TransformerStack(config=TransformerConfig(depth=3, heads=2, mlp_dim=16, scan=True))
     _, a = unrolled.apply({"params": params}, x, mutable=["intermediates"])
     _, b = scanned.apply({"params": stack_layers(params, 3)}, x, mutable=["intermediates"])
     np.testing.assert_allclose(

@@ -166,3 +166,26 @@ def test_a_run_saved_before_a_section_was_declared_resumes_at_its_defaults():
     assert config_changes(saved, new) == ([], [])
     new["mask"]["kind"] = "blockwise"  # not the default: the run would change meaning
     assert config_changes(saved, new)[0] == ["mask.kind '<absent>' -> 'blockwise'"]
+
+
+def test_every_field_of_every_declared_section_is_a_knob():
+    """Every class a section is made from (`section_config`) or checked against (`dataclass_from_config`)
+    declares each field with `knob`: its meaning is written where its default is."""
+    import ast
+    import dataclasses
+    import importlib
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    classes = set()
+    for path in (root / "mmjax").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            func = getattr(node, "func", None)
+            name = getattr(func, "id", None) or getattr(func, "attr", None)
+            if name in ("section_config", "dataclass_from_config") and node.args and isinstance(node.args[0], ast.Name):
+                module = importlib.import_module(".".join(path.relative_to(root).with_suffix("").parts))
+                found = getattr(module, node.args[0].id, None)
+                if dataclasses.is_dataclass(found):
+                    classes.add(found)
+    plain = [f"{c.__name__}.{f.name}" for c in classes for f in dataclasses.fields(c) if "doc" not in f.metadata]
+    assert len(classes) >= 40 and plain == []

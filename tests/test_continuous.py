@@ -12,6 +12,7 @@ from mmjax.generate import decode_causal, decode_masked, mask_len_schedule
 from mmjax.losses import gaussian_kl
 from mmjax.masking import truncated_normal_ratio
 from mmjax.methods import build_method
+from mmjax.models.config import TransformerConfig
 from mmjax.models.latent_transformer import LatentTransformer
 
 EXPERIMENT = pathlib.Path(__file__).parents[1] / "experiments" / "continuous_digits.py"
@@ -125,7 +126,8 @@ def test_vae_loss_is_reconstruction_plus_beta_kl_and_tokens_round_trip():
 
 
 def latent_model(**kw):
-    base = dict(num_tokens=8, latent_dim=3, num_classes=4, width=16, depth=2, heads=2, mlp_dim=32)
+    blocks = TransformerConfig(depth=2, heads=2, mlp_dim=32)
+    base = dict(num_tokens=8, latent_dim=3, num_classes=4, width=16, transformer=blocks)
     return LatentTransformer(**{**base, **kw})
 
 

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mmjax.models.config import TransformerConfig
 from mmjax.models.transformer import DROP_PATH_RNG, EncoderBlock, TransformerStack
 from mmjax.ops.mixing import mix_batch
 
@@ -12,12 +13,12 @@ from mmjax.ops.mixing import mix_batch
 def test_drop_path_keeps_or_drops_each_example_s_branch_whole_and_scales_the_kept():
     p, batch = 0.3, 2000
     x = jnp.broadcast_to(jax.random.normal(jax.random.key(0), (1, 5, 8)), (batch, 5, 8))
-    block = EncoderBlock(heads=2, mlp_dim=16, drop_path=p)
+    block = EncoderBlock(config=TransformerConfig(depth=1, heads=2, mlp_dim=16), drop_path=p)
     params = block.init(jax.random.key(1), x)["params"]
     # Only the attention branch: with the MLP's output zero, out - x is either 0 or branch / (1 - p).
     params["mlp"]["fc2"] = jax.tree.map(jnp.zeros_like, params["mlp"]["fc2"])
     whole = block.apply({"params": params}, x)  # no rng: nothing drops
-    plain = EncoderBlock(heads=2, mlp_dim=16).apply({"params": params}, x)
+    plain = EncoderBlock(config=TransformerConfig(depth=1, heads=2, mlp_dim=16)).apply({"params": params}, x)
     np.testing.assert_array_equal(whole, plain)
     dropped = block.apply({"params": params}, x, rngs={DROP_PATH_RNG: jax.random.key(2)})
     branch, got = np.asarray(whole - x)[0], np.asarray(dropped - x)
@@ -29,18 +30,22 @@ def test_drop_path_keeps_or_drops_each_example_s_branch_whole_and_scales_the_kep
 
 def test_a_stack_s_first_block_never_drops_and_scan_is_refused():
     x = jax.random.normal(jax.random.key(0), (64, 5, 8))
-    one = TransformerStack(depth=1, heads=2, mlp_dim=16, drop_path=0.9)  # timm: linspace(0, 0.9, 1) = [0]
+    one = TransformerStack(
+        config=TransformerConfig(depth=1, heads=2, mlp_dim=16, drop_path=0.9)
+    )  # timm: linspace(0, 0.9, 1) = [0]
     params = one.init(jax.random.key(1), x)["params"]
     np.testing.assert_array_equal(
         one.apply({"params": params}, x, rngs={DROP_PATH_RNG: jax.random.key(2)})[0],
         one.apply({"params": params}, x)[0],
     )
-    two = TransformerStack(depth=2, heads=2, mlp_dim=16, drop_path=0.9)
+    two = TransformerStack(config=TransformerConfig(depth=2, heads=2, mlp_dim=16, drop_path=0.9))
     params = two.init(jax.random.key(1), x)["params"]
     drops = two.apply({"params": params}, x, rngs={DROP_PATH_RNG: jax.random.key(2)})[0]
     assert not np.allclose(drops, two.apply({"params": params}, x)[0])
     with pytest.raises(ValueError, match="drop path 0.9 with model.scan=True"):
-        TransformerStack(depth=2, heads=2, mlp_dim=16, drop_path=0.9, scan=True).init(jax.random.key(1), x)
+        TransformerStack(config=TransformerConfig(depth=2, heads=2, mlp_dim=16, drop_path=0.9, scan=True)).init(
+            jax.random.key(1), x
+        )
 
 
 def batch(seed=0):

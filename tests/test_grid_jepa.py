@@ -9,6 +9,7 @@ import pytest
 from mmjax.config import ConfigError
 from mmjax.masking import MASKS, Layout, draw_mask, mask_as_blocks, multiblock_masks, random_mask, tube_blocks
 from mmjax.methods.grid_jepa import GridJEPA
+from mmjax.models.config import TransformerConfig
 from mmjax.models.token_mae import TokenEncoder
 from mmjax.train.optimizer import make_optimizer
 from tests.helpers import load_experiment
@@ -84,12 +85,12 @@ def test_curriculum_kind_moves_from_random_to_time_frequency_masks(step, hard_sh
 
 
 def test_token_encoder_key_lengths_ignore_the_padding_rows():
-    encoder = TokenEncoder(16, 2, 2, 32, cls_token=False)
+    encoder = TokenEncoder(width=16, transformer=TransformerConfig(depth=2, heads=2, mlp_dim=32), cls_token=False)
     tokens = jax.random.normal(jax.random.key(0), (2, 7, 16))
     params = encoder.init(jax.random.key(1), tokens)
     padded = tokens.at[:, 4:].set(100.0)
-    out = encoder.apply(params, padded, key_lengths=jnp.array([4, 4]))
-    alone = encoder.apply(params, tokens[:, :4])
+    out, _ = encoder.apply(params, padded, key_lengths=jnp.array([4, 4]))
+    alone, _ = encoder.apply(params, tokens[:, :4])
     np.testing.assert_allclose(out[:, :4], alone, atol=1e-5)
 
 

@@ -9,6 +9,7 @@ from mmjax.config import ConfigError
 from mmjax.losses import masked_loss, masked_mse, normalize_patches
 from mmjax.methods import build_method
 from mmjax.methods.local_mim import subregion_norm_pixels
+from mmjax.models.config import TransformerConfig
 from mmjax.models.transformer import TransformerStack
 from mmjax.ops.patches import patchify
 from mmjax.targets import make_target
@@ -39,15 +40,17 @@ def test_subregion_targets_normalize_each_region_of_a_patch():
 
 
 def test_the_stack_returns_every_blocks_output_by_name():
-    stack = TransformerStack(3, 2, 16)
+    stack = TransformerStack(config=TransformerConfig(depth=3, heads=2, mlp_dim=16))
     x = jax.random.normal(jax.random.key(1), (2, 5, 8))
     params = stack.init(jax.random.key(0), x)
     y, out = stack.apply(params, x)
     assert sorted(out) == ["block1", "block2", "block3"]
     np.testing.assert_array_equal(np.asarray(out["block3"]), np.asarray(y))
-    one, _ = TransformerStack(1, 2, 16).apply({"params": {"block_0": params["params"]["block_0"]}}, x)
+    one, _ = TransformerStack(config=TransformerConfig(depth=1, heads=2, mlp_dim=16)).apply(
+        {"params": {"block_0": params["params"]["block_0"]}}, x
+    )
     np.testing.assert_allclose(np.asarray(out["block1"]), np.asarray(one), rtol=1e-6)
-    scanned = TransformerStack(3, 2, 16, scan=True)
+    scanned = TransformerStack(config=TransformerConfig(depth=3, heads=2, mlp_dim=16, scan=True))
     assert scanned.apply(scanned.init(jax.random.key(0), x), x)[1] == {}  # a scanned stack names no block
 
 

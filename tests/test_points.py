@@ -149,7 +149,7 @@ def test_attention_impl_reaches_the_model_and_pallas_gives_the_xla_loss():
     xla = build_method(config)
     config.model.attention_impl = "pallas"  # Pallas interpret mode on CPU
     pallas = build_method(config)
-    assert (xla.model.attention_impl, pallas.model.attention_impl) == ("xla", "pallas")
+    assert (xla.model.transformer.attention_impl, pallas.model.transformer.attention_impl) == ("xla", "pallas")
     clouds, _ = shape_clouds("train", 1, 64)
     batch = {"points": jnp.asarray(clouds[:2])}
     params = jax.jit(xla.init)(jax.random.key(0), batch)

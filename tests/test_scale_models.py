@@ -79,5 +79,5 @@ def test_scan_and_remat_train_sharded(tmp_path):
 
 
 def test_bad_remat_names_the_field():
-    with pytest.raises(ValueError, match="model.remat must be one of"):
+    with pytest.raises(ValueError, match="model.remat='sometimes': expected one of"):
         method_with(remat="sometimes")

@@ -82,7 +82,7 @@ def test_hf_model_options_are_opt_in_and_reach_the_model():
     config.model.update(positions="sincos", final_norm=False, layer_norm_eps=1e-5)
     config.patchtst.patch_stride = 2
     method = build_method(config)
-    assert method.num_patches == 7 and method.model.layer_norm_eps == 1e-5
+    assert method.num_patches == 7 and method.model.transformer.layer_norm_eps == 1e-5
     params = jax.jit(method.init)(jax.random.key(1), batch)
     assert "pos_embedding" not in params and "norm" not in params["encoder"]
     loss, _ = jax.jit(method.loss)(params, batch, jax.random.key(2))
@@ -223,7 +223,7 @@ def test_attention_impl_reaches_the_model_and_pallas_gives_the_xla_loss():
     xla = build_method(config)
     config.model.attention_impl = "pallas"  # Pallas interpret mode on CPU
     pallas = build_method(config)
-    assert (xla.model.attention_impl, pallas.model.attention_impl) == ("xla", "pallas")
+    assert (xla.model.transformer.attention_impl, pallas.model.transformer.attention_impl) == ("xla", "pallas")
     batch = {"series": jax.random.normal(jax.random.key(0), (2, 16, 2))}
     params = jax.jit(xla.init)(jax.random.key(1), batch)
     rng = jax.random.key(2)

@@ -56,7 +56,7 @@ def test_functional_tokens_sit_where_the_layout_says(tiny):
             want = jnp.where(is_hidden, p["mask_token"], embedded[:, j]) + pos[patch_ids[v, j]]
             np.testing.assert_allclose(seq[:, patch_ids[v, j]], want, atol=1e-5)
     # The roles `encode` returns are the encoder's rows at those positions.
-    out = model.apply({"params": p}, patches, hidden, method=lambda m, x, h: m.encoder(m.sequence(x, h)))
+    out = model.apply({"params": p}, patches, hidden, method=lambda m, x, h: m.encoder(m.sequence(x, h))[0])
     enc = model.apply({"params": p}, patches, hidden, method=TimesBERTModel.encode)
     np.testing.assert_allclose(enc["dom"], out[:, dom], atol=1e-6)
     np.testing.assert_allclose(enc["var"], out[:, var], atol=1e-6)

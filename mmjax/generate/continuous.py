@@ -10,6 +10,10 @@ every sample, so nothing stays unknown; given tokens are never changed.
 `decode_causal` fills `block_size` tokens per step in raster order (GIVT-causal: one token per
 step; block-causal next-block prediction with more).
 
+`sample_tokens` is GIVT / MAR sampling on top of either loop: a model's features (conditional and,
+for classifier-free guidance, unconditional, in one batched pass) read by a per-token head that
+draws the samples; the model and the head come in as functions.
+
 Both run a `lax.fori_loop` with fixed shapes: one compile under `jit`.
 """
 
@@ -22,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.generate.decode import mask_len_schedule
+from mmjax.generate.guidance import guidance_scale
 from mmjax.masking.dense import select_lowest
 
 # predict_fn(tokens [B, N, C], known [B, N], step, rng) -> (samples [B, N, C], confidence [B, N]).
@@ -136,4 +141,93 @@ def decode_causal(shape: tuple[int, int, int], rng: jax.Array, block_fn: BlockFn
     return jax.lax.fori_loop(0, num_tokens // block_size, body, (init, rng))[0]
 
 
-__all__ = ["ORDERS", "ContinuousDecodeState", "decode_causal", "decode_masked"]
+# features_fn(tokens [B, N, C], hidden [B, N] | None, labels [B]) -> features [B, N, W].
+FeaturesFn = Callable[[jax.Array, jax.Array | None, jax.Array], jax.Array]
+# head_fn(rng, cond [M, W], uncond [M, W] | None, scale) -> (samples [M, C], log-density [M]).
+HeadFn = Callable[[jax.Array, jax.Array, jax.Array | None, jax.Array | float], tuple[jax.Array, jax.Array]]
+
+
+def sample_tokens(
+    features_fn: FeaturesFn,
+    head_fn: HeadFn,
+    rng: jax.Array,
+    labels: jax.Array,
+    *,
+    shape: tuple[int, int],
+    null_class: int,
+    block_size: int | None = None,
+    num_steps: int = 1,
+    schedule: str = "cosine",
+    order: str = "confidence",
+    choice_temperature: float = 0.0,
+    guidance: float = 1.0,
+    guidance_schedule: str = "constant",
+    tokens: jax.Array | None = None,
+    known: jax.Array | None = None,
+) -> jax.Array:
+    """Continuous tokens `[B, N, C]` for class `labels` `[B]`, GIVT / MAR style.
+
+    Args:
+      features_fn: the model, `(tokens, hidden, labels) -> [B, N, W]` (`hidden` None when causal).
+      head_fn: the head, `(rng, cond, uncond, scale) -> (samples, log-density)` over rows `[M, W]`;
+        `uncond` None means no guidance.
+      shape: `(N, C)`.
+      null_class: the label of the unconditional features.
+      block_size: causal decoding with this many tokens per step (`decode_causal`); None = masked
+        decoding in `num_steps` steps (`decode_masked` with `schedule`, `order`, `choice_temperature`).
+      guidance, guidance_schedule: classifier-free guidance (`guidance_scale`); 1 and `constant` = none.
+      tokens, known: masked decoding from these tokens `[B, N, C]`, keeping the `known` `[B, N]` ones
+        (inpainting); None = from scratch.
+
+    Returns:
+      float32 `[B, N, C]`.
+    """
+    labels = jnp.asarray(labels, jnp.int32)
+    batch, (num_tokens, dim) = labels.shape[0], shape
+    guided = not (guidance == 1.0 and guidance_schedule == "constant")
+    total = num_tokens // block_size if block_size else num_steps
+
+    def features_pair(tokens, hidden):
+        """Conditional and (guided) unconditional features, one batched pass: `[B, N, W]` each."""
+        if not guided:
+            return features_fn(tokens, hidden, labels), None
+        both = features_fn(
+            jnp.concatenate([tokens, tokens]),
+            None if hidden is None else jnp.concatenate([hidden, hidden]),
+            jnp.concatenate([labels, jnp.full_like(labels, null_class)]),
+        )
+        return jnp.split(both, 2)
+
+    def head_on(rng, cond, uncond, step):
+        scale = guidance_scale(step, total, guidance, guidance_schedule) if guided else 1.0
+        rows = cond.shape[0] * cond.shape[1]
+        flat = None if uncond is None else uncond.reshape(rows, -1)
+        samples, log_prob = head_fn(rng, cond.reshape(rows, -1), flat, scale)
+        return samples.reshape(*cond.shape[:2], dim), log_prob.reshape(cond.shape[:2])
+
+    if block_size:
+
+        def block_fn(tokens, start, key):
+            cond, uncond = features_pair(tokens, None)
+            cut = lambda f: None if f is None else jax.lax.dynamic_slice_in_dim(f, start, block_size, axis=1)  # noqa: E731
+            return head_on(key, cut(cond), cut(uncond), start // block_size)[0]
+
+        return decode_causal((batch, num_tokens, dim), rng, block_fn, block_size=block_size)
+
+    def predict_fn(tokens, now_known, step, key):
+        cond, uncond = features_pair(tokens, ~now_known)
+        return head_on(key, cond, uncond, step)
+
+    return decode_masked(
+        jnp.zeros((batch, num_tokens, dim)) if tokens is None else tokens,
+        jnp.zeros((batch, num_tokens), bool) if known is None else known,
+        rng,
+        predict_fn,
+        num_steps=num_steps,
+        schedule=schedule,
+        order=order,
+        choice_temperature=choice_temperature,
+    ).tokens
+
+
+__all__ = ["ORDERS", "ContinuousDecodeState", "FeaturesFn", "HeadFn", "decode_causal", "decode_masked", "sample_tokens"]

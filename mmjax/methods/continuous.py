@@ -23,6 +23,7 @@ differ only in the defaults of their experiment configs (`mmjax/methods/givt.py`
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -31,17 +32,17 @@ import jax.numpy as jnp
 import ml_collections
 
 from mmjax.config import dataclass_from_config, knob, section_config
-from mmjax.generate.continuous import ORDERS, decode_causal, decode_masked
-from mmjax.generate.guidance import GUIDANCE_SCHEDULES, guidance_scale
+from mmjax.generate.continuous import ORDERS, sample_tokens
+from mmjax.generate.guidance import GUIDANCE_SCHEDULES
 from mmjax.losses import masked_mean
 from mmjax.masking.schedules import MASKGIT_SCHEDULES, ratio_mask, sample_mask_ratio, truncated_normal_ratio
 from mmjax.methods.common import pool_tokens
 from mmjax.methods.frozen_tokenizer import build_tokenizer, load_tokenizer, tokenizer_run, train_only
 from mmjax.methods.protocol import Batch, LoadedRun, Params, RunPart
+from mmjax.models.config import AttentionOption, dtype_knob, remat_knob, scan_knob, transformer_config
 from mmjax.models.diffusion_head import DiffusionHead
 from mmjax.models.gmm_head import GMMHead
 from mmjax.models.latent_transformer import LAYOUTS, LatentTransformer
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.diffusion import NOISE_SCHEDULES, ddpm_sample, diffusion_loss, noise_schedule, respace
 from mmjax.ops.gmm import GMM, gmm_guided_sample, gmm_log_prob, gmm_nll
 
@@ -69,7 +70,7 @@ class ContinuousOptions:
     sample_posterior: bool = knob(True, "train on posterior samples of the VAE (MAR) instead of its means")
     latent_dim: int = knob(16, "channels per token; the tokenizer's when `tokenizer_config` is set", low=1)
     token_grid: tuple[int, int] = knob((16, 16), "(h, w) of the latent grid; the tokenizer's when it is set")
-    tokenizer_workdir: str = ""
+    tokenizer_workdir: str = knob("", "the VAE run whose latents are the tokens (must be set)")
     tokenizer_step: int = knob(-1, "the tokenizer run's checkpoint step; -1 = the latest")
 
     def __post_init__(self):
@@ -115,21 +116,20 @@ class SampleOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(AttentionOption):
     """`model`: the transformer (GIVT's default: 24 blocks of 1024; MAR-B: 12 + 12 blocks of 768)."""
 
-    width: int = 1024
+    width: int = knob(1024, "token width")
     depth: int = knob(24, "blocks (of the encoder when decoder_depth > 0)", low=1)
     decoder_depth: int = knob(0, "> 0: MAR's encoder-decoder with this many decoder blocks", low=0)
     heads: int = knob(16, "attention heads", low=1)
-    mlp_dim: int = 4096
+    mlp_dim: int = knob(4096, "hidden size of the MLPs")
     block_size: int = knob(1, "causal: tokens per generation step (block-causal attention when > 1)", low=1)
     buffer_size: int = knob(1, "masked: class tokens in front of the sequence (MAR: 64)", low=1)
-    layer_norm_eps: float = 1e-6
-    dtype: str = "float32"
-    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation", choices=IMPLEMENTATIONS)
-    remat: str = "none"
-    scan: bool = False
+    layer_norm_eps: float = knob(1e-6, "eps of every LayerNorm")
+    dtype: str = dtype_knob()
+    remat: str = remat_knob()
+    scan: bool = scan_knob()
 
     def __post_init__(self):
         if self.width % self.heads:
@@ -211,18 +211,11 @@ class ContinuousGenerator:
             latent_dim=self.latent_dim,
             num_classes=self.options.num_classes,
             width=m.width,
-            depth=m.depth,
-            heads=m.heads,
-            mlp_dim=m.mlp_dim,
+            transformer=transformer_config(m),
             style=self.options.style,
             block_size=m.block_size,
             buffer_size=m.buffer_size,
             decoder_depth=m.decoder_depth,
-            layer_norm_eps=m.layer_norm_eps,
-            dtype=m.dtype,
-            attention_impl=m.attention_impl,
-            remat=m.remat,
-            scan=m.scan,
         )
 
     @property
@@ -427,66 +420,33 @@ class ContinuousGenerator:
         reuse its compilation.
         """
         s = self.sample_options
-        num_steps = s.steps if num_steps is None else num_steps
-        guidance = s.guidance if guidance is None else guidance
-        guidance_schedule = s.guidance_schedule if guidance_schedule is None else guidance_schedule
-        guided = not (guidance == 1.0 and guidance_schedule == "constant")
         h, w = self.options.token_grid
-        n, c = self.num_tokens, self.latent_dim
+        n, c, scale = self.num_tokens, self.latent_dim, self.options.latent_scale
         causal = self.options.style == "causal"
-        total = n // self.model_options.block_size if causal else num_steps
-
-        def features_pair(params, tokens, hidden, labels):
-            """Conditional and (guided) unconditional features, one batched pass: `[B, N, W]` each."""
-            if not guided:
-                return self.transformer_features(params, tokens, hidden, labels), None
-            both = self.transformer_features(
-                params,
-                jnp.concatenate([tokens, tokens]),
-                None if hidden is None else jnp.concatenate([hidden, hidden]),
-                jnp.concatenate([labels, jnp.full_like(labels, self.null_class)]),
-            )
-            return jnp.split(both, 2)
-
-        def head_on(params, rng, cond, uncond, step):
-            scale = guidance_scale(step, total, guidance, guidance_schedule) if guided else 1.0
-            rows = cond.shape[0] * cond.shape[1]
-            flat = None if uncond is None else uncond.reshape(rows, -1)
-            samples, log_prob = self._sample_head(params, rng, cond.reshape(rows, -1), flat, scale)
-            return samples.reshape(*cond.shape[:2], c), log_prob.reshape(cond.shape[:2])
+        settings = dict(
+            shape=(n, c),
+            null_class=self.null_class,
+            block_size=self.model_options.block_size if causal else None,
+            num_steps=s.steps if num_steps is None else num_steps,
+            schedule=self.options.schedule,
+            order=s.order,
+            choice_temperature=s.choice_temperature,
+            guidance=s.guidance if guidance is None else guidance,
+            guidance_schedule=s.guidance_schedule if guidance_schedule is None else guidance_schedule,
+        )
 
         def sample(params, rng, labels, latents=None, known=None):
-            labels = jnp.asarray(labels, jnp.int32)
-            batch = labels.shape[0]
-            if causal:
-                b = self.model_options.block_size
-
-                def block_fn(tokens, start, key):
-                    cond, uncond = features_pair(params, tokens, None, labels)
-                    cut = lambda f: None if f is None else jax.lax.dynamic_slice_in_dim(f, start, b, axis=1)  # noqa: E731
-                    return head_on(params, key, cut(cond), cut(uncond), start // b)[0]
-
-                tokens = decode_causal((batch, n, c), rng, block_fn, block_size=b)
-            else:
-                start = jnp.zeros((batch, n, c)) if latents is None else latents.reshape(batch, n, c)
-                start = start * self.options.latent_scale
-                given = jnp.zeros((batch, n), bool) if known is None else known.reshape(batch, n)
-
-                def predict_fn(tokens, now_known, step, key):
-                    cond, uncond = features_pair(params, tokens, ~now_known, labels)
-                    return head_on(params, key, cond, uncond, step)
-
-                tokens = decode_masked(
-                    start,
-                    given,
-                    rng,
-                    predict_fn,
-                    num_steps=num_steps,
-                    schedule=self.options.schedule,
-                    order=s.order,
-                    choice_temperature=s.choice_temperature,
-                ).tokens
-            return (tokens / self.options.latent_scale).reshape(batch, h, w, c)
+            batch = jnp.shape(labels)[0]
+            tokens = sample_tokens(
+                functools.partial(self.transformer_features, params),
+                functools.partial(self._sample_head, params),
+                rng,
+                labels,
+                tokens=None if causal or latents is None else latents.reshape(batch, n, c) * scale,
+                known=None if causal or known is None else known.reshape(batch, n),
+                **settings,
+            )
+            return (tokens / scale).reshape(batch, h, w, c)
 
         return jax.jit(sample)
 

@@ -50,8 +50,8 @@ class DistillOptions:
     teacher_step: int = knob(-1, "the teacher's checkpoint step; -1 = the latest")
     mode: str = knob("maskdistill", f"one of {MODES}")
     loss: str = knob("smooth_l1", f"one of {FEATURE_LOSSES}")
-    smooth_l1_beta: float = 1.0
-    mask_ratio: float = 0.4
+    smooth_l1_beta: float = knob(1.0, "beta of the smooth-L1 loss (MaskDistill)")
+    mask_ratio: float = knob(0.4, "fraction of patches hidden from the student, in (0, 1)")
     masking: str = knob("blockwise", f"one of {MASKINGS} (maskalign needs random)")
     target_norm: str = knob("layernorm", f"layernorm (no affine) | none; one of {TARGET_NORMS}")
 

@@ -27,8 +27,8 @@ from mmjax.masking.registry import needed_scores
 from mmjax.masking.schedules import ramp
 from mmjax.methods.protocol import Params
 from mmjax.methods.terms import Step, Term, register_term
-from mmjax.models.config import DecoderConfig, ViTConfig
-from mmjax.models.mae import decoder_head
+from mmjax.models.config import DecoderConfig, ViTConfig, transformer_config
+from mmjax.models.token_mae import decoder_head
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +47,9 @@ class LossPredictor(nn.Module):
 
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
-        pred = decoder_head(tokens, self.config, self.decoder_config, self.config.patch_dim, ("blocks", "norm", "pred"))
-        return jnp.mean(pred, axis=-1)
+        cfg, dec = self.config, self.decoder_config
+        stack = transformer_config(cfg, depth=dec.depth, heads=dec.heads, mlp_dim=dec.mlp_dim)
+        return jnp.mean(decoder_head(tokens, stack, cfg.patch_dim)[:, 1:], axis=-1)
 
 
 def loss_prediction(options: HardPatchOptions, predicted: jax.Array, per_patch: jax.Array, weights: jax.Array):

@@ -39,8 +39,8 @@ from mmjax.methods.common import pool_tokens
 from mmjax.methods.frozen_tokenizer import build_tokenizer, load_tokenizer, tokenizer_run, train_only
 from mmjax.methods.protocol import Batch, LoadedRun, Params, RunPart
 from mmjax.methods.registry import register_method
+from mmjax.models.config import AttentionOption, dtype_knob, remat_knob, scan_knob, transformer_config
 from mmjax.models.maskgit import MaskGITTransformer
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +49,12 @@ class MaskGITOptions:
 
     vocab_size: int = knob(1024, "codes; overridden by the tokenizer's when `tokenizer_config` is set")
     token_grid: tuple[int, int] = knob((16, 16), "(h, w) of the code grid; the tokenizer's when it is set")
-    num_classes: int = 1000
-    schedule: str = "cosine"
-    min_mask_rate: float = 0.0
-    label_smoothing: float = 0.1
-    cond_dropout: float = 0.1
-    tokenizer_workdir: str = ""
+    num_classes: int = knob(1000, "class labels; label num_classes is the null class")
+    schedule: str = knob("cosine", "the mask-ratio schedule of training and decoding (MASKGIT_SCHEDULES)")
+    min_mask_rate: float = knob(0.0, "lowest masked fraction drawn in training, in [0, 1)")
+    label_smoothing: float = knob(0.1, "label smoothing of the cross-entropy on hidden codes, in [0, 1)")
+    cond_dropout: float = knob(0.1, "labels dropped to the null class in training (classifier-free guidance)")
+    tokenizer_workdir: str = knob("", "the tokenizer run whose codes are the tokens (must be set)")
     tokenizer_step: int = knob(-1, "the tokenizer run's checkpoint step; -1 = the latest")
 
     def __post_init__(self):
@@ -74,11 +74,11 @@ class MaskGITOptions:
 class SampleOptions:
     """`sample`: iterative decoding and the end-of-run samples."""
 
-    steps: int = 8
-    choice_temperature: float = 4.5
-    sample_temperature: float = 1.0
+    steps: int = knob(8, "parallel decoding steps")
+    choice_temperature: float = knob(4.5, "Gumbel noise on the confidences that pick the codes kept")
+    sample_temperature: float = knob(1.0, "softmax temperature of the sampled codes")
     guidance: float = knob(1.0, "0: unconditional, 1: conditional, > 1: guided")
-    guidance_schedule: str = "constant"
+    guidance_schedule: str = knob("constant", "guidance over the decoding steps (GUIDANCE_SCHEDULES)")
     per_class: int = knob(8, "samples.png: a row of this many samples per class")
     # End-of-run class accuracy and Frechet distance on this many samples per class, judged by
     # an MLP on raw pixels fit on the train split (a measure for small images such as digits).
@@ -99,19 +99,18 @@ class SampleOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(AttentionOption):
     """`model`: the bidirectional transformer over codes (MaskGIT: 768 wide, 24 blocks)."""
 
-    width: int = 768
-    depth: int = 24
+    width: int = knob(768, "token width")
+    depth: int = knob(24, "transformer blocks")
     heads: int = knob(8, "attention heads (MaskGIT's transformer: 8)", low=1)
-    mlp_dim: int = 3072
+    mlp_dim: int = knob(3072, "hidden size of the MLPs")
     context_dim: int = knob(0, "> 0: Muse-style cross-attention to batch['context'] [B, M, C]", low=0)
-    layer_norm_eps: float = 1e-12
-    dtype: str = "float32"
-    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation", choices=IMPLEMENTATIONS)
-    remat: str = "none"
-    scan: bool = False
+    layer_norm_eps: float = knob(1e-12, "eps of every LayerNorm")
+    dtype: str = dtype_knob()
+    remat: str = remat_knob()
+    scan: bool = scan_knob()
 
     def __post_init__(self):
         if self.width % self.heads:
@@ -183,15 +182,8 @@ class MaskGIT:
             num_tokens=self.num_tokens,
             num_classes=self.options.num_classes,
             width=m.width,
-            depth=m.depth,
-            heads=m.heads,
-            mlp_dim=m.mlp_dim,
+            transformer=transformer_config(m),
             context_dim=m.context_dim,
-            layer_norm_eps=m.layer_norm_eps,
-            dtype=m.dtype,
-            attention_impl=m.attention_impl,
-            remat=m.remat,
-            scan=m.scan,
         )
 
     def _model_inputs(self, batch_size: int) -> tuple:

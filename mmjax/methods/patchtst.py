@@ -23,8 +23,8 @@ from mmjax.losses import masked_mse
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
+from mmjax.models.config import AttentionOption, transformer_config
 from mmjax.models.patchtst import POSITIONS, PatchTSTModel
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.series import (
     denormalize_series,
     instance_stats,
@@ -57,7 +57,7 @@ class PatchTSTOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(AttentionOption):
     """`model`: the channel-independent transformer (smaller than the paper's)."""
 
     width: int = knob(128, "token width", low=1)
@@ -69,7 +69,6 @@ class ModelOptions:
         "learned", "patch positions: learned table, or HF PatchTST's fixed normalized sincos", choices=POSITIONS
     )
     final_norm: bool = knob(True, "LayerNorm after the last block (HF PatchTST has none)")
-    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation", choices=IMPLEMENTATIONS)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -135,16 +134,12 @@ class PatchTST:
     def model(self) -> PatchTSTModel:
         m = self.model_options
         return PatchTSTModel(
-            self.num_patches,
-            self.patch_len,
-            m.width,
-            m.depth,
-            m.heads,
-            m.mlp_dim,
-            m.layer_norm_eps,
-            m.positions,
-            m.final_norm,
-            m.attention_impl,
+            num_patches=self.num_patches,
+            patch_len=self.patch_len,
+            width=m.width,
+            transformer=transformer_config(m),
+            positions=m.positions,
+            final_norm=m.final_norm,
         )
 
     def _patches(self, series: jax.Array) -> jax.Array:

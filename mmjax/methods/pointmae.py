@@ -20,8 +20,8 @@ from mmjax.masking.points import PointPatches, group_points
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
+from mmjax.models.config import AttentionOption, transformer_config
 from mmjax.models.pointmae import PointMAEModel
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.pointcloud import chamfer_distance
 from mmjax.parts import Chosen
 
@@ -43,16 +43,13 @@ class PointMAEOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class EncoderSection:
+class EncoderSection(AttentionOption):
     """`model`: the encoder transformer (Point-MAE: 384 wide, 12 blocks, 6 heads)."""
 
     width: int = knob(384, "token width", low=1)
     depth: int = knob(12, "transformer blocks", low=0)
     heads: int = knob(6, "attention heads", low=1)
     mlp_dim: int = knob(1536, "hidden size of the MLPs", low=1)
-    attention_impl: str = knob(
-        DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation (encoder and decoder)", choices=IMPLEMENTATIONS
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,17 +111,12 @@ class PointMAE:
         e, d = self.encoder, self.decoder
         o = self.options
         return PointMAEModel(
-            o.group_size,
-            e.width,
-            e.depth,
-            e.heads,
-            e.mlp_dim,
-            d.width,
-            d.depth,
-            d.heads,
-            d.mlp_dim,
-            o.pointnet_hidden,
-            attention_impl=e.attention_impl,
+            group_size=o.group_size,
+            width=e.width,
+            transformer=transformer_config(e),
+            decoder_width=d.width,
+            decoder_transformer=transformer_config(e, depth=d.depth, heads=d.heads, mlp_dim=d.mlp_dim),
+            pointnet_hidden=o.pointnet_hidden,
         )
 
     def _points(self, batch: Batch) -> jax.Array:

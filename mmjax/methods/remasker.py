@@ -22,12 +22,13 @@ from mmjax.masking.tables import RemaskerMasks, remasker_masks
 from mmjax.methods.common import pool_tokens
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
+from mmjax.models.config import AttentionOption, transformer_config
 from mmjax.models.table_mae import TableMAE
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
+from mmjax.ops.attention import IMPLEMENTATIONS
 
 
 @dataclasses.dataclass(frozen=True)
-class ReMaskerOptions:
+class ReMaskerOptions(AttentionOption):
     """`remasker`: model size and masking of ReMasker.
 
     `groups` (one entry per column, optional) ties columns that are masked together:
@@ -51,7 +52,6 @@ class ReMaskerOptions:
     groups: tuple[int, ...] | None = knob(None, "a group id per column: columns masked together (one-hot variables)")
     periodic_features: int = knob(0, "learned frequencies per column of a periodic value embedding; 0 = none", low=0)
     periodic_scale: float = knob(0.5, "std of the periodic frequencies' initialization", low=0)
-    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, f"mmjax.ops.attention implementation, one of {IMPLEMENTATIONS}")
 
     def __post_init__(self):
         if self.num_columns < 1:
@@ -117,18 +117,15 @@ class ReMasker:
     def model(self) -> TableMAE:
         o = self.options
         return TableMAE(
-            o.num_columns,
-            o.width,
-            o.depth,
-            o.heads,
-            o.mlp_dim,
-            o.decoder_width,
-            o.decoder_depth,
-            o.decoder_heads,
-            o.decoder_mlp_dim,
+            num_columns=o.num_columns,
+            width=o.width,
+            transformer=transformer_config(o),
+            decoder_width=o.decoder_width,
+            decoder_transformer=transformer_config(
+                o, depth=o.decoder_depth, heads=o.decoder_heads, mlp_dim=o.decoder_mlp_dim
+            ),
             periodic_features=o.periodic_features,
             periodic_scale=o.periodic_scale,
-            attention_impl=o.attention_impl,
         )
 
     def _table(self, batch: Batch) -> tuple[jax.Array, jax.Array]:

@@ -36,8 +36,8 @@ from mmjax.losses import masked_mse
 from mmjax.masking.registry import MASKS, Layout, draw_mask, mask_section, resolve_mask
 from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
+from mmjax.models.config import AttentionOption, transformer_config
 from mmjax.models.timesbert import TimesBERTModel
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
 from mmjax.ops.series import denormalize_series, instance_stats, normalize_series, patch_series, unpatch_series
 from mmjax.parts import Chosen
 
@@ -59,14 +59,13 @@ class TimesBERTOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(AttentionOption):
     """`model`: the transformer over all variates' tokens (far smaller than the paper's)."""
 
     width: int = knob(128, "token width", low=1)
     depth: int = knob(3, "transformer blocks", low=0)
     heads: int = knob(16, "attention heads", low=1)
     mlp_dim: int = knob(256, "hidden size of the MLPs", low=1)
-    attention_impl: str = knob(DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation", choices=IMPLEMENTATIONS)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -162,16 +161,13 @@ class TimesBERT:
     def model(self) -> TimesBERTModel:
         m = self.model_options
         return TimesBERTModel(
-            self.num_patches,
-            self.patch_len,
-            self.options.max_variates,
-            m.width,
-            m.depth,
-            m.heads,
-            m.mlp_dim,
-            self.num_domains,
-            self.discriminates_variates,
-            m.attention_impl,
+            num_patches=self.num_patches,
+            patch_len=self.patch_len,
+            max_variates=self.options.max_variates,
+            width=m.width,
+            transformer=transformer_config(m),
+            num_domains=self.num_domains,
+            variate_head=self.discriminates_variates,
         )
 
     def _series(self, batch: Batch) -> jax.Array:

@@ -3,7 +3,17 @@
 from mmjax.models import quantizers
 from mmjax.models.beit import BEiTModel
 from mmjax.models.bert import BERT_SIZES, BertConfig, BertMLM
-from mmjax.models.config import VIT_SIZES, DecoderConfig, ViTConfig, vit_config_from_section, vit_section, vit_size
+from mmjax.models.config import (
+    VIT_SIZES,
+    AttentionOption,
+    DecoderConfig,
+    TransformerConfig,
+    ViTConfig,
+    transformer_config,
+    vit_config_from_section,
+    vit_section,
+    vit_size,
+)
 from mmjax.models.diffusion_head import DiffusionHead
 from mmjax.models.gmm_head import GMMHead
 from mmjax.models.grid_mae import GridDecoderConfig, GridEncoderConfig, GridMAEModel
@@ -56,7 +66,10 @@ __all__ = [
     "TokenDecoder",
     "TokenEncoder",
     "TokenizerModel",
+    "TransformerConfig",
     "TransformerStack",
+    "AttentionOption",
+    "transformer_config",
     "REMAT_POLICIES",
     "quantizers",
     "stack_layers",

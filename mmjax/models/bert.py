@@ -26,11 +26,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.config import dataclass_from_config
-from mmjax.models.config import DTYPES
+from mmjax.config import dataclass_from_config, knob
+from mmjax.models.config import DTYPES, AttentionOption, dtype_knob
 from mmjax.models.initializers import normal, with_axes, zeros
 from mmjax.models.transformer import layer_norm
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS, attention
+from mmjax.ops.attention import IMPLEMENTATIONS, attention
 
 # name -> (width, depth, heads); the MLP is 4x wide (Devlin et al., Turc et al.).
 BERT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -44,22 +44,21 @@ BERT_SIZES: dict[str, tuple[int, int, int]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class BertConfig:
+class BertConfig(AttentionOption):
     """A BERT encoder + MLM head; fields as HF `BertConfig` (`width` = `hidden_size`, ...)."""
 
-    vocab_size: int = 30522
-    width: int = 768
-    depth: int = 12
-    heads: int = 12
-    mlp_dim: int = 3072
-    max_len: int = 512
-    type_vocab_size: int = 2
-    layer_norm_eps: float = 1e-12
-    dropout: float = 0.1
-    init_std: float = 0.02
-    dtype: str = "float32"
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    decoder_depth: int = 0  # MAE-LM's decoder blocks after the encoder; 0 = BERT
+    vocab_size: int = knob(30522, "token vocabulary; None in the section = the tokenizer's")
+    width: int = knob(768, "hidden size (HF hidden_size)")
+    depth: int = knob(12, "encoder layers")
+    heads: int = knob(12, "attention heads; width must be a multiple")
+    mlp_dim: int = knob(3072, "hidden size of the MLPs (HF intermediate_size)")
+    max_len: int = knob(512, "position table length")
+    type_vocab_size: int = knob(2, "token type (segment) ids")
+    layer_norm_eps: float = knob(1e-12, "eps of every LayerNorm")
+    dropout: float = knob(0.1, "dropout of embeddings, attention and MLP outputs in training, in [0, 1)")
+    init_std: float = knob(0.02, "std of the truncated-normal init")
+    dtype: str = dtype_knob()
+    decoder_depth: int = knob(0, "MAE-LM's decoder blocks after the encoder; 0 = BERT")
 
     def __post_init__(self):
         if self.width <= 0 or self.heads <= 0 or self.width % self.heads:

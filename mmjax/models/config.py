@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax.numpy as jnp
 import ml_collections
@@ -30,6 +31,75 @@ DTYPES = ("float32", "bfloat16", "float16")
 REMAT_NAMES = ("none", "full", "dots", "dots_no_batch")
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AttentionOption:
+    """The one declaration of `attention_impl`: every section and transformer config that picks an
+    attention implementation inherits it (keyword-only, so it can follow fields without defaults)."""
+
+    attention_impl: str = knob(
+        DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation of every block", choices=IMPLEMENTATIONS
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TransformerConfig(AttentionOption):
+    """One stack of pre-LN blocks (`mmjax.models.transformer.TransformerStack`), built with keywords.
+
+    `depth`, `heads`, `mlp_dim` size it (the width is the input's). `dtype` is the compute dtype
+    (parameters, softmax and LayerNorm statistics stay float32); `remat` and `scan` are memory
+    options that keep the values. `key_bias`, `layer_scale` and `rel_pos_entries` are BEiT's block
+    options; `drop_path` is the last block's stochastic-depth rate (timm's linear rule over blocks).
+    """
+
+    depth: int
+    heads: int
+    mlp_dim: int
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    dtype: str = "float32"
+    remat: str = "none"
+    scan: bool = False
+    key_bias: bool = True
+    layer_scale: float = 0.0
+    rel_pos_entries: int = 0
+    drop_path: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "dtype", jnp.dtype(self.dtype).name)
+        if self.attention_impl not in IMPLEMENTATIONS:
+            raise ValueError(f"attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        return jnp.dtype(self.dtype)
+
+
+# The fields a model section shares with the `TransformerConfig` of its blocks.
+STACK_FIELDS = ("depth", "heads", "mlp_dim", "layer_norm_eps", "qkv_bias", "dtype", "attention_impl", "remat", "scan")
+
+
+def transformer_config(section: object, **changes: object) -> TransformerConfig:
+    """The blocks a model section describes: its `STACK_FIELDS` (those it has), `changes` on top
+    (a decoder's `depth` / `heads` / `mlp_dim`, an encoder's BEiT options)."""
+    shared = {name: getattr(section, name) for name in STACK_FIELDS if hasattr(section, name)}
+    return TransformerConfig(**{**shared, **changes})
+
+
+def dtype_knob() -> Any:
+    """The `dtype` field of a model section."""
+    return knob("float32", "compute dtype; parameters, softmax and LayerNorm statistics stay float32", choices=DTYPES)
+
+
+def remat_knob() -> Any:
+    """The `remat` field of a model section."""
+    return knob("none", "what the backward pass recomputes (values unchanged; less memory)", choices=REMAT_NAMES)
+
+
+def scan_knob() -> Any:
+    """The `scan` field of a model section."""
+    return knob(False, "scan one block over the layers: params [depth, ...], one block compiled")
+
+
 def _check_heads(where: str, width: int, heads: int, posemb: str, kinds: tuple[str, ...] = POSEMB_KINDS) -> None:
     if width <= 0 or heads <= 0 or width % heads:
         raise ValueError(f"{where}.width={width} must be a positive multiple of {where}.heads={heads}")
@@ -40,7 +110,7 @@ def _check_heads(where: str, width: int, heads: int, posemb: str, kinds: tuple[s
 
 
 @dataclasses.dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(AttentionOption):
     """A ViT encoder over a fixed image size.
 
     `posemb="sincos2d"` is MAE's fixed embedding (not a parameter); `"learned"` makes it a
@@ -51,20 +121,19 @@ class ViTConfig:
     (memory options, see `TransformerStack`) apply to every transformer stack of the model.
     """
 
-    image_size: int | tuple[int, int] = (224, 224)
-    patch_size: int | tuple[int, int] = (16, 16)
-    channels: int = 3
-    width: int = 768
-    depth: int = 12
-    heads: int = 12
-    mlp_dim: int = 3072
-    layer_norm_eps: float = 1e-6
-    qkv_bias: bool = True
-    posemb: str = "sincos2d"
-    dtype: str = "float32"
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    remat: str = "none"
-    scan: bool = False
+    image_size: int | tuple[int, int] = knob((224, 224), "input (height, width) in pixels, or one side")
+    patch_size: int | tuple[int, int] = knob((16, 16), "patch (height, width) in pixels, or one side")
+    channels: int = knob(3, "input channels")
+    width: int = knob(768, "token width")
+    depth: int = knob(12, "transformer blocks")
+    heads: int = knob(12, "attention heads; width must be a multiple")
+    mlp_dim: int = knob(3072, "hidden size of the MLPs")
+    layer_norm_eps: float = knob(1e-6, "eps of every LayerNorm")
+    qkv_bias: bool = knob(True, "biases in the q, k, v projections")
+    posemb: str = knob("sincos2d", "absolute positions: MAE's fixed sin-cos, learned from it, or none")
+    dtype: str = dtype_knob()
+    remat: str = remat_knob()
+    scan: bool = scan_knob()
     key_bias: bool = knob(True, "the key projection has a bias when qkv_bias (BEiT: False; q and v keep theirs)")
     layer_scale: float = knob(0.0, "init of the per-channel gammas on both residual branches; 0: none", low=0.0)
     rel_pos_bias: str = knob(
@@ -125,11 +194,11 @@ class ViTConfig:
 class DecoderConfig:
     """MAE's light decoder (defaults: 512 wide, 8 blocks, 16 heads)."""
 
-    width: int = 512
-    depth: int = 8
-    heads: int = 16
-    mlp_dim: int = 2048
-    posemb: str = "sincos2d"
+    width: int = knob(512, "decoder token width")
+    depth: int = knob(8, "decoder blocks")
+    heads: int = knob(16, "decoder attention heads; width must be a multiple")
+    mlp_dim: int = knob(2048, "hidden size of the decoder's MLPs")
+    posemb: str = knob("sincos2d", "decoder positions: fixed sin-cos, or learned from it")
 
     def __post_init__(self):
         _check_heads("decoder", self.width, self.heads, self.posemb)

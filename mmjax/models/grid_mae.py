@@ -21,10 +21,17 @@ import numpy as np
 
 from mmjax.config import knob
 from mmjax.masking.mask import Mask
-from mmjax.models.config import DTYPES, REMAT_NAMES
+from mmjax.models.config import (
+    DTYPES,
+    REMAT_NAMES,
+    AttentionOption,
+    dtype_knob,
+    remat_knob,
+    transformer_config,
+)
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS
+from mmjax.ops.attention import IMPLEMENTATIONS
 from mmjax.ops.posemb import sincos_2d
 from mmjax.ops.tubelets import sincos_3d, sincos_flat
 
@@ -32,16 +39,15 @@ POSEMBS = ("sincos", "sincos_flat")
 
 
 @dataclasses.dataclass(frozen=True)
-class GridEncoderConfig:
+class GridEncoderConfig(AttentionOption):
     """The `model` section: encoder size and runtime options (the patch size is the modality's)."""
 
-    width: int = 768
-    depth: int = 12
-    heads: int = 12
-    mlp_dim: int = 3072
-    dtype: str = "float32"
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    remat: str = "none"
+    width: int = knob(768, "encoder token width")
+    depth: int = knob(12, "encoder blocks")
+    heads: int = knob(12, "encoder attention heads; width must be a multiple")
+    mlp_dim: int = knob(3072, "hidden size of the encoder's MLPs")
+    dtype: str = dtype_knob()
+    remat: str = remat_knob()
     cls_token: bool = knob(True, "prepend a learned cls token (VideoMAE has none)")
     posemb: str = knob(
         "sincos", "fixed positions: sin-cos per grid axis, or VideoMAE's over the flat index", choices=POSEMBS
@@ -65,10 +71,10 @@ class GridEncoderConfig:
 class GridDecoderConfig:
     """The `decoder` section."""
 
-    width: int = 384
-    depth: int = 4
-    heads: int = 6
-    mlp_dim: int = 1536
+    width: int = knob(384, "decoder token width")
+    depth: int = knob(4, "decoder blocks")
+    heads: int = knob(6, "decoder attention heads; width must be a multiple")
+    mlp_dim: int = knob(1536, "hidden size of the decoder's MLPs")
     posemb: str = knob("sincos", "as model.posemb, for the decoder's positions", choices=POSEMBS)
     embed_bias: bool = knob(True, "a bias in the encoder-to-decoder projection (VideoMAE has none)")
     norm_eps: float | None = knob(
@@ -126,16 +132,9 @@ def patch_embedding(enc: GridEncoderConfig, name: str | None = None) -> nn.Dense
 def token_encoder(enc: GridEncoderConfig, name: str | None = None) -> TokenEncoder:
     """The `TokenEncoder` that `model` describes."""
     return TokenEncoder(
-        enc.width,
-        enc.depth,
-        enc.heads,
-        enc.mlp_dim,
+        width=enc.width,
+        transformer=transformer_config(enc),
         cls_token=enc.cls_token,
-        layer_norm_eps=enc.layer_norm_eps,
-        qkv_bias=enc.qkv_bias,
-        dtype=enc.dtype,
-        attention_impl=enc.attention_impl,
-        remat=enc.remat,
         final_norm=enc.final_norm,
         name=name,
     )
@@ -164,8 +163,7 @@ class GridPatchEncoder(nn.Module):
             raise ValueError(f"expected {num_tokens} patches for grid {self.grid}, got {patches.shape[1]}")
         tokens = patch_embedding(self.config, "patch_embed")(patches).astype(jnp.float32)
         tokens = tokens + grid_positions(self.grid, self.config.width, self.config.posemb)
-        tokens = token_encoder(self.config, "token_encoder")(tokens, ids_keep, key_lengths)
-        return tokens, {"encoded": tokens}
+        return token_encoder(self.config, "token_encoder")(tokens, ids_keep, key_lengths)
 
 
 class GridMAEModel(nn.Module):
@@ -187,16 +185,10 @@ class GridMAEModel(nn.Module):
         self.token_encoder = token_encoder(self.encoder)
         enc, dec = self.encoder, self.decoder
         self.token_decoder = TokenDecoder(
-            dec.width,
-            dec.depth,
-            dec.heads,
-            dec.mlp_dim,
-            self.out_dim,
+            width=dec.width,
+            out_dim=self.out_dim,
+            transformer=transformer_config(enc, depth=dec.depth, heads=dec.heads, mlp_dim=dec.mlp_dim),
             cls_token=enc.cls_token,
-            layer_norm_eps=enc.layer_norm_eps,
-            qkv_bias=enc.qkv_bias,
-            dtype=enc.dtype,
-            attention_impl=enc.attention_impl,
             embed_bias=dec.embed_bias,
             norm_eps=dec.norm_eps,
         )
@@ -212,7 +204,7 @@ class GridMAEModel(nn.Module):
         tokens = self.patch_embed(patches).astype(jnp.float32) + grid_positions(
             self.grid, self.encoder.width, self.encoder.posemb
         )
-        return self.token_encoder(tokens, ids_keep)
+        return self.token_encoder(tokens, ids_keep)[0]
 
     def __call__(self, patches: jax.Array, mask: Mask) -> jax.Array:
         """Predictions `[B, N, out_dim]` of every token from the kept ones (`mask.ids_keep`)."""

@@ -9,12 +9,11 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.config import knob
-from mmjax.models.config import ViTConfig, _check_heads
+from mmjax.models.config import TransformerConfig, ViTConfig, _check_heads, transformer_config
 from mmjax.models.grid_mae import GridEncoderConfig, GridPatchEncoder, grid_positions
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
 from mmjax.models.vit import ViTEncoder
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +56,7 @@ class JEPAPredictor(nn.Module):
     grid: tuple[int, ...]
     config: PredictorConfig
     out_dim: int
-    layer_norm_eps: float = 1e-6
-    dtype: str = "float32"
-    attention_impl: str = DEFAULT_IMPLEMENTATION
+    transformer: TransformerConfig  # the blocks: the predictor's size, the encoder's runtime options
 
     @nn.compact
     def __call__(
@@ -87,8 +84,8 @@ class JEPAPredictor(nn.Module):
           float32 `[B, M, T, out_dim]`: one row per target position (rows at or past
           `target_len` are padding).
         """
-        cfg = self.config
-        dtype = jnp.dtype(self.dtype)
+        cfg, stack = self.config, self.transformer
+        dtype = stack.compute_dtype
         batch, num_context, _ = context.shape
         _, num_targets, target_size = target_ids.shape
         table = grid_positions(self.grid, cfg.width)  # [N, Dp], fixed as in the reference (2-D or 3-D grid)
@@ -121,17 +118,8 @@ class JEPAPredictor(nn.Module):
         )
         seq = jnp.take(seq, source, axis=1)
         lengths = jnp.full((batch * num_targets,), context_len + target_len, jnp.int32)
-        seq, _ = TransformerStack(
-            cfg.depth,
-            cfg.heads,
-            cfg.mlp_dim,
-            self.layer_norm_eps,
-            True,
-            dtype,
-            self.attention_impl,
-            name="blocks",
-        )(seq, lengths)
-        seq = layer_norm(self.layer_norm_eps, dtype, "norm")(seq)
+        seq, _ = TransformerStack(config=stack, name="blocks")(seq, lengths)
+        seq = layer_norm(stack.layer_norm_eps, dtype, "norm")(seq)
         out = jnp.take(seq, context_len + jnp.arange(target_size), axis=1)  # the target rows only
         out = nn.Dense(
             self.out_dim,
@@ -165,13 +153,12 @@ class JEPAModel(nn.Module):
         else:
             self.context_encoder = GridPatchEncoder(cfg, self.grid)
             self.target_encoder = GridPatchEncoder(cfg, self.grid)
+        p = self.predictor_config
         self.predictor = JEPAPredictor(
-            cfg.grid if self.grid is None else self.grid,
-            self.predictor_config,
-            cfg.width,
-            cfg.layer_norm_eps,
-            cfg.dtype,
-            cfg.attention_impl,
+            grid=cfg.grid if self.grid is None else self.grid,
+            config=p,
+            out_dim=cfg.width,
+            transformer=transformer_config(cfg, depth=p.depth, heads=p.heads, mlp_dim=p.mlp_dim, qkv_bias=True),
         )
 
     def encode_context(self, inputs: jax.Array, context_ids: jax.Array, context_len: jax.Array) -> jax.Array:

@@ -19,13 +19,15 @@ Dropout (GIVT 0.1-0.4, MAR 0.1) is left out.
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.models.config import TransformerConfig
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 from mmjax.ops.attention_masks import block_causal_mask
 
 LAYOUTS = ("causal", "masked")
@@ -51,39 +53,22 @@ class LatentTransformer(nn.Module):
       style: `causal` or `masked`.
       block_size: tokens per block of `causal`.
       buffer_size: class tokens in front of a `masked` sequence (MAR: 64).
-      decoder_depth: > 0 makes `masked` an encoder-decoder (MAR) with `depth` encoder blocks.
+      transformer: the blocks (`depth` of them; of the encoder when `decoder_depth` > 0).
+      decoder_depth: > 0 makes `masked` an encoder-decoder (MAR) with `transformer.depth` encoder blocks.
     """
 
     num_tokens: int
     latent_dim: int
     num_classes: int
     width: int
-    depth: int
-    heads: int
-    mlp_dim: int
+    transformer: TransformerConfig
     style: str = "masked"
     block_size: int = 1
     buffer_size: int = 1
     decoder_depth: int = 0
-    layer_norm_eps: float = 1e-6
-    dtype: str = "float32"
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    remat: str = "none"
-    scan: bool = False
 
     def _stack(self, depth: int, name: str) -> TransformerStack:
-        return TransformerStack(
-            depth,
-            self.heads,
-            self.mlp_dim,
-            self.layer_norm_eps,
-            True,
-            jnp.dtype(self.dtype),
-            self.attention_impl,
-            self.remat,
-            self.scan,
-            name=name,
-        )
+        return TransformerStack(config=dataclasses.replace(self.transformer, depth=depth), name=name)
 
     def _pos(self, name: str, length: int) -> jax.Array:
         return self.param(name, with_axes(normal(0.02), (None, None, "embed")), (1, length, self.width))
@@ -127,10 +112,12 @@ class LatentTransformer(nn.Module):
             mask_embed = self.param("mask_embed", with_axes(normal(0.02), ("embed",)), (self.width,))
             x = jnp.where(hidden[..., None], mask_embed, x)
         x = jnp.concatenate([prefix, x], axis=1) + self._pos("pos_embed", self.buffer_size + num_tokens)
-        x = layer_norm(self.layer_norm_eps, jnp.float32, "embed_norm")(x)
+        x = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "embed_norm")(x)
         if self.decoder_depth == 0:
-            x = self._stack(self.depth, "blocks")(x)[0]
-            return layer_norm(self.layer_norm_eps, jnp.float32, "norm")(x)[:, self.buffer_size :].astype(jnp.float32)
+            x = self._stack(self.transformer.depth, "blocks")(x)[0]
+            return layer_norm(self.transformer.layer_norm_eps, jnp.float32, "norm")(x)[:, self.buffer_size :].astype(
+                jnp.float32
+            )
         return self._encoder_decoder(x, hidden)
 
     def _causal(self, x: jax.Array, labels: jax.Array | None) -> jax.Array:
@@ -139,21 +126,23 @@ class LatentTransformer(nn.Module):
         if num_tokens % b:
             raise ValueError(f"model block_size={b} must divide the {num_tokens} tokens")
         x = jnp.concatenate([self._class_tokens(labels, batch, b), x[:, : num_tokens - b]], axis=1)
-        x = layer_norm(self.layer_norm_eps, jnp.float32, "embed_norm")(x + self._pos("pos_embed", num_tokens))
-        x = self._stack(self.depth, "blocks")(x, mask=block_causal_mask(num_tokens, b))[0]
-        return layer_norm(self.layer_norm_eps, jnp.float32, "norm")(x).astype(jnp.float32)
+        x = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "embed_norm")(
+            x + self._pos("pos_embed", num_tokens)
+        )
+        x = self._stack(self.transformer.depth, "blocks")(x, mask=block_causal_mask(num_tokens, b))[0]
+        return layer_norm(self.transformer.layer_norm_eps, jnp.float32, "norm")(x).astype(jnp.float32)
 
     def _encoder_decoder(self, x: jax.Array, hidden: jax.Array) -> jax.Array:
         batch, length, _ = x.shape
         visible = jnp.concatenate([jnp.ones((batch, self.buffer_size), bool), ~hidden], axis=1)
         keys = jnp.broadcast_to(visible[:, None, :], (batch, length, length))
-        x = self._stack(self.depth, "encoder")(x, mask=keys)[0]
-        x = layer_norm(self.layer_norm_eps, jnp.float32, "encoder_norm")(x)
-        x = _dense(self.width, "decoder_embed", jnp.dtype(self.dtype))(x).astype(jnp.float32)
+        x = self._stack(self.transformer.depth, "encoder")(x, mask=keys)[0]
+        x = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "encoder_norm")(x)
+        x = _dense(self.width, "decoder_embed", self.transformer.compute_dtype)(x).astype(jnp.float32)
         mask_token = self.param("mask_token", with_axes(normal(0.02), ("embed",)), (self.width,))
         x = jnp.where(visible[..., None], x, mask_token) + self._pos("decoder_pos_embed", length)
         x = self._stack(self.decoder_depth, "decoder")(x)[0]
-        x = layer_norm(self.layer_norm_eps, jnp.float32, "decoder_norm")(x)[:, self.buffer_size :]
+        x = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "decoder_norm")(x)[:, self.buffer_size :]
         return (x + self._pos("head_pos_embed", self.num_tokens)).astype(jnp.float32)
 
 

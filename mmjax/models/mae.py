@@ -1,4 +1,8 @@
-"""MAE: sparse ViT encoder on visible patches plus a light decoder with mask tokens."""
+"""MAE: sparse ViT encoder on visible patches plus a light decoder with mask tokens.
+
+The decoder is the one of every MAE-style model (`mmjax.models.token_mae`: `decoder_embed`,
+`with_mask_tokens`, `decoder_head`), with the cls row kept and the image's position table.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +11,10 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.masking.mask import Mask
-from mmjax.masking.tokens import gather_tokens, restore_with_mask_tokens
-from mmjax.models.config import DecoderConfig, ViTConfig
-from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
-from mmjax.models.transformer import TransformerStack, layer_norm
+from mmjax.masking.tokens import gather_tokens
+from mmjax.models.config import DecoderConfig, ViTConfig, transformer_config
+from mmjax.models.token_mae import decoder_embed, decoder_head, with_mask_tokens
 from mmjax.models.vit import ViTEncoder, position_embedding
-
-
-def decoder_head(
-    x: jax.Array, config: ViTConfig, decoder_config: DecoderConfig, out: int, names: tuple[str, str, str]
-) -> jax.Array:
-    """Decoder blocks, LayerNorm, linear map to `out` on `[B, 1 + S, D_dec]`, cls row dropped: float32 `[B, S, out]`.
-
-    Called inside a compact module, whose submodules get `names` (blocks, norm, linear).
-    """
-    cfg, dec = config, decoder_config
-    blocks, norm, pred = names
-    x, _ = TransformerStack(
-        dec.depth,
-        dec.heads,
-        dec.mlp_dim,
-        cfg.layer_norm_eps,
-        cfg.qkv_bias,
-        cfg.compute_dtype,
-        cfg.attention_impl,
-        cfg.remat,
-        cfg.scan,
-        name=blocks,
-    )(x)
-    x = layer_norm(cfg.layer_norm_eps, cfg.compute_dtype, norm)(x)
-    x = nn.Dense(
-        out,
-        dtype=cfg.compute_dtype,
-        param_dtype=jnp.float32,
-        kernel_init=with_axes(xavier_uniform(), ("embed", None)),
-        bias_init=with_axes(zeros, (None,)),
-        name=pred,
-    )(x)
-    return x[:, 1:].astype(jnp.float32)
 
 
 class MAEDecoder(nn.Module):
@@ -77,23 +47,18 @@ class MAEDecoder(nn.Module):
           input (mask tokens in place, position table added).
         """
         cfg, dec = self.config, self.decoder_config
-        dense = dict(dtype=cfg.compute_dtype, param_dtype=jnp.float32, bias_init=with_axes(zeros, ("embed",)))
-        x = nn.Dense(
-            dec.width,
-            kernel_init=with_axes(xavier_uniform(), (None, "embed")),
-            name="embed",
-            **dense,
-        )(latent)
-        mask_token = self.param("mask_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, dec.width))
-        patches = restore_with_mask_tokens(x[:, 1:], mask_token, ids_restore)
-        x = jnp.concatenate([x[:, :1], patches], axis=1).astype(jnp.float32)
+        x = decoder_embed(latent, dec.width, cfg.compute_dtype)
+        x = with_mask_tokens(self, x, ids_restore, cls_token=True, keep_cls=True)
         x = x + position_embedding(self, dec.posemb, cfg.grid, dec.width, "pos_embedding")
-        out_dim, names = self.out_dim or cfg.patch_dim, ("blocks", "norm", "pred")
-        if decode_ids is None:
-            return decoder_head(x, cfg, dec, out_dim, names), {"tokens": x}
-        picked = decoder_head(
-            jnp.concatenate([x[:, :1], gather_tokens(x[:, 1:], decode_ids)], 1), cfg, dec, out_dim, names
+        stack, out_dim = (
+            transformer_config(cfg, depth=dec.depth, heads=dec.heads, mlp_dim=dec.mlp_dim),
+            self.out_dim or cfg.patch_dim,
         )
+        if decode_ids is None:
+            return decoder_head(x, stack, out_dim)[:, 1:], {"tokens": x}
+        picked = decoder_head(jnp.concatenate([x[:, :1], gather_tokens(x[:, 1:], decode_ids)], 1), stack, out_dim)[
+            :, 1:
+        ]
         rows = jnp.arange(x.shape[0])[:, None]
         pred = jnp.zeros((x.shape[0], x.shape[1] - 1, picked.shape[-1]), picked.dtype).at[rows, decode_ids].set(picked)
         return pred, {"tokens": x}

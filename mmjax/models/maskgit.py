@@ -15,30 +15,27 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.models.config import TransformerConfig
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import MLP, MultiHeadAttention, TransformerStack, layer_norm
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 class ConditionedBlock(nn.Module):
     """Pre-LN block with cross-attention: self-attention, cross-attention to the context, MLP."""
 
-    heads: int
-    mlp_dim: int
-    layer_norm_eps: float = 1e-6
-    dtype: jnp.dtype = jnp.float32
-    attention_impl: str = DEFAULT_IMPLEMENTATION
+    config: TransformerConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, context: jax.Array, context_lengths: jax.Array | None) -> jax.Array:
         """`[B, L, D]` -> `[B, L, D]`; the residual stream stays float32."""
-        norm = functools.partial(layer_norm, self.layer_norm_eps, self.dtype)
-        y = MultiHeadAttention(self.heads, True, self.dtype, self.attention_impl, name="attn")(norm("norm1")(x))
+        cfg = self.config
+        norm = functools.partial(layer_norm, cfg.layer_norm_eps, cfg.compute_dtype)
+        y = MultiHeadAttention(config=cfg, name="attn")(norm("norm1")(x))
         x = x + y.astype(x.dtype)
-        cross = MultiHeadAttention(self.heads, True, self.dtype, self.attention_impl, name="cross")
+        cross = MultiHeadAttention(config=cfg, name="cross")
         y = cross(norm("norm_cross")(x), context_lengths, context=context)
         x = x + y.astype(x.dtype)
-        y = MLP(self.mlp_dim, self.dtype, name="mlp")(norm("norm2")(x))
+        y = MLP(hidden=cfg.mlp_dim, dtype=cfg.compute_dtype, name="mlp")(norm("norm2")(x))
         return x + y.astype(x.dtype)
 
 
@@ -49,7 +46,7 @@ class MaskGITTransformer(nn.Module):
       vocab_size: number of codes V; id V is the mask token.
       num_tokens: N, the length of a flattened code map.
       num_classes: K class labels; label K is the null (unconditional) class. 0: no class token.
-      width, depth, heads, mlp_dim: transformer size.
+      width: token width; transformer: the blocks (depth, heads, MLP, eps, dtype, attention, remat, scan).
       context_dim: C of a conditioning sequence read by cross-attention in every block (Muse);
         0 = no cross-attention.
     """
@@ -58,15 +55,8 @@ class MaskGITTransformer(nn.Module):
     num_tokens: int
     num_classes: int
     width: int
-    depth: int
-    heads: int
-    mlp_dim: int
+    transformer: TransformerConfig
     context_dim: int = 0
-    layer_norm_eps: float = 1e-6
-    dtype: str = "float32"
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    remat: str = "none"
-    scan: bool = False
 
     @nn.compact
     def __call__(
@@ -90,7 +80,8 @@ class MaskGITTransformer(nn.Module):
         batch, num_tokens = codes.shape
         if num_tokens != self.num_tokens:
             raise ValueError(f"codes must be [B, {self.num_tokens}] (model.num_tokens); got {codes.shape}")
-        dtype = jnp.dtype(self.dtype)
+        cfg = self.transformer
+        dtype = cfg.compute_dtype
         embed = nn.Embed(
             self.vocab_size + 1,
             self.width,
@@ -110,29 +101,16 @@ class MaskGITTransformer(nn.Module):
                 name="class_embed",
             )
             x = jnp.concatenate([class_embed(labels.astype(jnp.int32))[:, None].astype(jnp.float32), x], axis=1)
-        x = layer_norm(self.layer_norm_eps, jnp.float32, "embed_norm")(x)
+        x = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "embed_norm")(x)
         if self.context_dim > 0:
             if context is None or context.shape[-1] != self.context_dim:
                 got = None if context is None else context.shape
                 raise ValueError(f"context must be [B, M, {self.context_dim}] (model.context_dim); got {got}")
             context = context.astype(jnp.float32)
-            for i in range(self.depth):
-                x = ConditionedBlock(
-                    self.heads, self.mlp_dim, self.layer_norm_eps, dtype, self.attention_impl, name=f"block_{i}"
-                )(x, context, context_lengths)
+            for i in range(cfg.depth):
+                x = ConditionedBlock(config=cfg, name=f"block_{i}")(x, context, context_lengths)
         else:
-            x, _ = TransformerStack(
-                self.depth,
-                self.heads,
-                self.mlp_dim,
-                self.layer_norm_eps,
-                True,
-                dtype,
-                self.attention_impl,
-                self.remat,
-                self.scan,
-                name="blocks",
-            )(x)
+            x, _ = TransformerStack(config=cfg, name="blocks")(x)
         x = x[:, -num_tokens:]
         self.sow("intermediates", "hidden", x)  # [B, N, D], the tokens' outputs (collected when mutable)
         # MaskGIT's MLM head: dense + GELU + LayerNorm, then logits tied to the code embeddings.
@@ -144,7 +122,7 @@ class MaskGITTransformer(nn.Module):
             bias_init=with_axes(zeros, ("mlp",)),
             name="head",
         )(x)
-        x = layer_norm(self.layer_norm_eps, jnp.float32, "head_norm")(nn.gelu(x, approximate=False))
+        x = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "head_norm")(nn.gelu(x, approximate=False))
         table = embed.embedding[: self.vocab_size].astype(jnp.float32)
         bias = self.param("logits_bias", with_axes(zeros, (None,)), (self.vocab_size,))
         return (jnp.einsum("bnd,vd->bnv", x.astype(jnp.float32), table) + bias).astype(jnp.float32)

@@ -6,9 +6,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.models.config import TransformerConfig
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenEncoder
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 from mmjax.ops.series import patchtst_sincos
 
 POSITIONS = ("learned", "sincos")
@@ -25,24 +25,18 @@ class PatchTSTModel(nn.Module):
     Attributes:
       num_patches: P, patches per variate.
       patch_len: p, time steps per patch.
-      width, depth, heads, mlp_dim: transformer size.
-      layer_norm_eps: epsilon of every LayerNorm.
+      width: token width; transformer: the blocks (depth, heads, MLP, the eps of every LayerNorm...).
       positions: `learned` (a `pos_embedding` parameter `[P, D]`) or `sincos` (HF PatchTST's fixed
         table, `mmjax.ops.series.patchtst_sincos`, no parameter).
       final_norm: LayerNorm after the last block (HF PatchTST has none).
-      attention_impl: `mmjax.ops.attention` implementation of every block.
     """
 
     num_patches: int
     patch_len: int
     width: int
-    depth: int
-    heads: int
-    mlp_dim: int
-    layer_norm_eps: float
+    transformer: TransformerConfig
     positions: str
     final_norm: bool
-    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def setup(self):
         self.embed = nn.Dense(
@@ -59,14 +53,7 @@ class PatchTSTModel(nn.Module):
         else:
             raise ValueError(f"model.positions={self.positions!r}: expected one of {POSITIONS}")
         self.encoder = TokenEncoder(
-            self.width,
-            self.depth,
-            self.heads,
-            self.mlp_dim,
-            cls_token=False,
-            layer_norm_eps=self.layer_norm_eps,
-            attention_impl=self.attention_impl,
-            final_norm=self.final_norm,
+            width=self.width, transformer=self.transformer, cls_token=False, final_norm=self.final_norm
         )
         self.head = nn.Dense(
             self.patch_len,
@@ -85,7 +72,7 @@ class PatchTSTModel(nn.Module):
         if hidden is not None:
             patches = jnp.where(hidden.reshape(batch, variates, num_patches, 1), 0.0, patches)
         x = self.embed(patches.reshape(batch * variates, num_patches, patch_len)) + self.position_table
-        return self.encoder(x).reshape(batch, variates, num_patches, self.width)
+        return self.encoder(x)[0].reshape(batch, variates, num_patches, self.width)
 
     def __call__(self, patches: jax.Array, hidden: jax.Array | None = None) -> jax.Array:
         """Predicted patches `[B, V, P, p]` (normalized units) from `[B, V, P, p]` with `hidden` `[B, V * P]`."""

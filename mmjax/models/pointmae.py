@@ -6,9 +6,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.models.config import TransformerConfig
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 def _dense(features: int, name: str, axes=(None, "embed")) -> nn.Dense:
@@ -70,45 +70,34 @@ class PointMAEModel(nn.Module):
 
     Attributes:
       group_size: K points per group.
-      width, depth, heads, mlp_dim: encoder size.
-      decoder_width, decoder_depth, decoder_heads, decoder_mlp_dim: decoder size.
+      width, transformer: encoder width and blocks.
+      decoder_width, decoder_transformer: decoder width and blocks.
       pointnet_hidden: the mini-PointNet's first MLP sizes.
-      attention_impl: `mmjax.ops.attention` implementation of every block (encoder and decoder).
     """
 
     group_size: int
     width: int
-    depth: int
-    heads: int
-    mlp_dim: int
+    transformer: TransformerConfig
     decoder_width: int
-    decoder_depth: int
-    decoder_heads: int
-    decoder_mlp_dim: int
+    decoder_transformer: TransformerConfig
     pointnet_hidden: tuple[int, int] = (128, 256)
-    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def setup(self):
         self.group_embed = MiniPointNet(self.width, tuple(self.pointnet_hidden))
         self.encoder_pos = CenterEmbedding(self.width)
-        self.encoder = TokenEncoder(
-            self.width, self.depth, self.heads, self.mlp_dim, cls_token=False, attention_impl=self.attention_impl
-        )
+        self.encoder = TokenEncoder(width=self.width, transformer=self.transformer, cls_token=False)
         self.decoder_pos = CenterEmbedding(self.decoder_width)
         self.decoder = TokenDecoder(
-            self.decoder_width,
-            self.decoder_depth,
-            self.decoder_heads,
-            self.decoder_mlp_dim,
+            width=self.decoder_width,
             out_dim=3 * self.group_size,
+            transformer=self.decoder_transformer,
             cls_token=False,
-            attention_impl=self.attention_impl,
         )
 
     def encode(self, groups: jax.Array, centers: jax.Array, ids_keep: jax.Array | None = None) -> jax.Array:
         """`[B, G, K, 3]` groups, `[B, G, 3]` centers, optional int `[B, V]` kept ids -> `[B, V or G, D]`."""
         tokens = self.group_embed(groups) + self.encoder_pos(centers)
-        return self.encoder(tokens, ids_keep)
+        return self.encoder(tokens, ids_keep)[0]
 
     def __call__(self, groups: jax.Array, centers: jax.Array, ids_keep: jax.Array, ids_restore: jax.Array) -> jax.Array:
         """Predicted center-relative points of every group, `[B, G, K, 3]`."""

@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.config import ViTConfig
+from mmjax.models.config import ViTConfig, transformer_config
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
 from mmjax.models.vit import ViTEncoder
@@ -33,16 +33,7 @@ class SimMIMModel(nn.Module):
         cfg = self.config
         self.encoder = ViTEncoder(cfg)
         if self.head_depth:
-            self.head_blocks = TransformerStack(
-                self.head_depth,
-                cfg.heads,
-                cfg.mlp_dim,
-                cfg.layer_norm_eps,
-                cfg.qkv_bias,
-                cfg.compute_dtype,
-                cfg.attention_impl,
-                cfg.remat,
-            )
+            self.head_blocks = TransformerStack(config=transformer_config(cfg, depth=self.head_depth))
             self.head_norm = layer_norm(cfg.layer_norm_eps, cfg.compute_dtype, None)
         self.head = nn.Dense(
             self.out_dim or self.config.patch_dim,

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.masking.tokens import gather_tokens, replace_with_mask_token
+from mmjax.models.config import TransformerConfig
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 def visible_first(hidden: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -45,24 +45,17 @@ class TableMAE(nn.Module):
 
     Attributes:
       num_columns: `D`, cells per row.
-      width, depth, heads, mlp_dim: encoder size.
-      decoder_width, decoder_depth, decoder_heads, decoder_mlp_dim: decoder size.
-      attention_impl: `mmjax.ops.attention` implementation of every block (encoder and decoder).
+      width, transformer: encoder width and blocks (their eps is every LayerNorm's).
+      decoder_width, decoder_transformer: decoder width and blocks.
     """
 
     num_columns: int
-    width: int = 64
-    depth: int = 4
-    heads: int = 4
-    mlp_dim: int = 128
-    decoder_width: int = 64
-    decoder_depth: int = 2
-    decoder_heads: int = 4
-    decoder_mlp_dim: int = 128
-    layer_norm_eps: float = 1e-6
+    width: int
+    transformer: TransformerConfig
+    decoder_width: int
+    decoder_transformer: TransformerConfig
     periodic_features: int = 0
     periodic_scale: float = 0.5
-    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def embed(self, values: jax.Array) -> jax.Array:
         """`[B, D]` standardized values -> `[B, D, width]` tokens (value x column kernel + column embedding).
@@ -119,15 +112,8 @@ class TableMAE(nn.Module):
         # Encoder: cls + the row's visible cells first, padded keys masked.
         cls = self.param("cls_token", with_axes(normal(0.02), (None, None, "embed")), (1, 1, self.width))
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)), gather_tokens(tokens, order)], axis=1)
-        x, _ = TransformerStack(
-            self.depth,
-            self.heads,
-            self.mlp_dim,
-            self.layer_norm_eps,
-            attention_impl=self.attention_impl,
-            name="encoder",
-        )(x, 1 + num_visible)
-        x = layer_norm(self.layer_norm_eps, jnp.float32, "encoder_norm")(x)
+        x, _ = TransformerStack(config=self.transformer, name="encoder")(x, 1 + num_visible)
+        x = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "encoder_norm")(x)
         self.sow("intermediates", "encoded", x)  # [B, 1 + D, W]: cls, the visible cells, padding (when mutable)
 
         # Decoder: back to column order, mask tokens at hidden cells, decoder column embeddings.
@@ -146,15 +132,8 @@ class TableMAE(nn.Module):
             (self.num_columns, self.decoder_width),
         )
         y = jnp.concatenate([x[:, :1], cells + positions], axis=1)
-        y, _ = TransformerStack(
-            self.decoder_depth,
-            self.decoder_heads,
-            self.decoder_mlp_dim,
-            self.layer_norm_eps,
-            attention_impl=self.attention_impl,
-            name="decoder",
-        )(y)
-        y = layer_norm(self.layer_norm_eps, jnp.float32, "decoder_norm")(y)
+        y, _ = TransformerStack(config=self.decoder_transformer, name="decoder")(y)
+        y = layer_norm(self.transformer.layer_norm_eps, jnp.float32, "decoder_norm")(y)
         pred = nn.Dense(
             1,
             kernel_init=with_axes(xavier_uniform(), ("embed", None)),

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.models.config import TransformerConfig
 from mmjax.models.initializers import normal, with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenEncoder
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 
 def sequence_length(num_variates: int, num_patches: int) -> int:
@@ -48,22 +48,18 @@ class TimesBERTModel(nn.Module):
       num_patches: P, patches per variate.
       patch_len: p, time steps per patch.
       max_variates: the most variates a window may have (size of the position table).
-      width, depth, heads, mlp_dim: transformer size.
+      width: token width; transformer: the blocks (depth, heads, MLP, attention...).
       num_domains: classes of the [DOM] head (0: no domain head).
       variate_head: whether the [VAR] tokens get a swapped-variate logit head.
-      attention_impl: `mmjax.ops.attention` implementation of every block.
     """
 
     num_patches: int
     patch_len: int
     max_variates: int
     width: int
-    depth: int
-    heads: int
-    mlp_dim: int
+    transformer: TransformerConfig
     num_domains: int = 0
     variate_head: bool = True
-    attention_impl: str = DEFAULT_IMPLEMENTATION
 
     def setup(self):
         self.embed = _dense(self.width, None, "embed", "embed")
@@ -76,9 +72,7 @@ class TimesBERTModel(nn.Module):
             with_axes(normal(0.02), (None, "embed")),
             (sequence_length(self.max_variates, self.num_patches), self.width),
         )
-        self.encoder = TokenEncoder(
-            self.width, self.depth, self.heads, self.mlp_dim, cls_token=False, attention_impl=self.attention_impl
-        )
+        self.encoder = TokenEncoder(width=self.width, transformer=self.transformer, cls_token=False)
         self.patch_head = _dense(self.patch_len, "embed", None, "patch_head")
         if self.variate_head:
             self.var_head = _dense(1, "embed", None, "var_head")
@@ -107,7 +101,7 @@ class TimesBERTModel(nn.Module):
     def encode(self, patches: jax.Array, hidden: jax.Array | None = None) -> dict[str, jax.Array]:
         """Encoder outputs by role: `dom` `[B, D]`, `var` `[B, V, D]`, `patches` `[B, V, P, D]`."""
         batch, variates, num_patches, _ = patches.shape
-        tokens = self.encoder(self.sequence(patches, hidden))
+        tokens, _ = self.encoder(self.sequence(patches, hidden))
         body = tokens[:, 1:].reshape(batch, variates, num_patches + 1, self.width)
         return {"dom": tokens[:, 0], "var": body[:, :, -1], "patches": body[:, :, :-1]}
 

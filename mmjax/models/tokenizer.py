@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.config import ViTConfig
+from mmjax.models.config import ViTConfig, transformer_config
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import TransformerStack, layer_norm
 from mmjax.models.vit import ViTEncoder
@@ -45,17 +45,7 @@ class TokenizerModel(nn.Module):
         self.encoder = ViTEncoder(cfg)
         self.to_code = _dense(self.code_dim, ("embed", None), "to_code", jnp.float32)
         self.from_code = _dense(cfg.width, (None, "embed"), "from_code", dtype)
-        self.decoder = TransformerStack(
-            self.decoder_depth,
-            cfg.heads,
-            cfg.mlp_dim,
-            cfg.layer_norm_eps,
-            cfg.qkv_bias,
-            dtype,
-            cfg.attention_impl,
-            cfg.remat,
-            cfg.scan,
-        )
+        self.decoder = TransformerStack(config=transformer_config(cfg, depth=self.decoder_depth))
         self.decoder_norm = layer_norm(cfg.layer_norm_eps, jnp.float32, "decoder_norm")
         self.head = _dense(cfg.patch_dim, ("embed", None), "head", dtype)
 

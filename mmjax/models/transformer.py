@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.models.config import TransformerConfig
 from mmjax.models.initializers import constant, ones, with_axes, xavier_uniform, xavier_uniform_fused, zeros
-from mmjax.ops.attention import DEFAULT_IMPLEMENTATION, attention
+from mmjax.ops.attention import attention
 
 
 def layer_norm(eps: float, dtype, name: str) -> nn.LayerNorm:
@@ -84,15 +85,12 @@ class MultiHeadAttention(nn.Module):
     values from `context` (Muse's conditioning in `mmjax.models.maskgit`). When the
     `intermediates` collection is mutable, it also sows `cls_attention` `[B, L]`: the first
     query's attention weights over the keys, averaged over heads (AttMask reads the last
-    block's); otherwise nothing extra is computed. `key_bias=False` drops the key projection's
+    block's); otherwise nothing extra is computed. It reads `heads`, `qkv_bias`, `key_bias`, `dtype`
+    and `attention_impl` of its `TransformerConfig`: `key_bias=False` drops the key projection's
     bias alone (BEiT: q and v have one); it cannot change the attention weights.
     """
 
-    heads: int
-    qkv_bias: bool = True
-    dtype: jnp.dtype = jnp.float32
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    key_bias: bool = True
+    config: TransformerConfig
 
     @nn.compact
     def __call__(
@@ -111,27 +109,28 @@ class MultiHeadAttention(nn.Module):
         `mask` bool `[B or 1, L, M]` or `[B or 1, H, L, M]`, True = may attend (e.g.
         `mmjax.ops.causal_mask`); a query row with no allowed key gets zeros.
         """
+        cfg = self.config
         dim = x.shape[-1]
-        head_dim = dim // self.heads
+        head_dim = dim // cfg.heads
         project = functools.partial(
             nn.DenseGeneral,
-            features=(self.heads, head_dim),
-            use_bias=self.qkv_bias,
-            dtype=self.dtype,
+            features=(cfg.heads, head_dim),
+            use_bias=cfg.qkv_bias,
+            dtype=cfg.compute_dtype,
             param_dtype=jnp.float32,
             kernel_init=with_axes(xavier_uniform_fused(3), ("embed", "heads", "kv")),
             bias_init=with_axes(zeros, ("heads", "kv")),
         )
         source = x if context is None else context
-        key = project(name="key", use_bias=self.qkv_bias and self.key_bias)
+        key = project(name="key", use_bias=cfg.qkv_bias and cfg.key_bias)
         q, k, v = project(name="query")(x), key(source), project(name="value")(source)
         if self.is_mutable_collection("intermediates"):
             self.sow("intermediates", "cls_attention", first_query_attention(q, k, key_lengths, bias, mask))
-        out = attention(q, k, v, key_lengths=key_lengths, mask=mask, bias=bias, impl=self.attention_impl)
+        out = attention(q, k, v, key_lengths=key_lengths, mask=mask, bias=bias, impl=cfg.attention_impl)
         return nn.DenseGeneral(
             dim,
             axis=(-2, -1),
-            dtype=self.dtype,
+            dtype=cfg.compute_dtype,
             param_dtype=jnp.float32,
             kernel_init=with_axes(xavier_uniform(), ("heads", "kv", "embed")),
             bias_init=with_axes(zeros, ("embed",)),
@@ -167,28 +166,22 @@ class MLP(nn.Module):
 class EncoderBlock(nn.Module):
     """`x + attn(norm1(x))`, then `x + mlp(norm2(x))`.
 
-    BEiT's options: `layer_scale > 0` multiplies each branch by a learned per-channel
-    `gamma_1` / `gamma_2` `[D]` initialised to it; `rel_pos_entries > 0` gives the block its
-    own relative position table (`rel_pos_bias/table` `[entries, H]`), read through `rel_index`.
-    `drop_path > 0` is stochastic depth (Huang et al. 2016, timm's `DropPath`): when the module
-    is applied with a `drop_path` rng, each example's branch output is zeroed with that
+    Its `TransformerConfig` gives heads, MLP size, eps, dtype, attention and BEiT's options:
+    `layer_scale > 0` multiplies each branch by a learned per-channel `gamma_1` / `gamma_2` `[D]`
+    initialised to it; `rel_pos_entries > 0` gives the block its own relative position table
+    (`rel_pos_bias/table` `[entries, H]`), read through `rel_index`. `drop_path > 0` (this block's
+    rate; the config's `drop_path` is the stack's) is stochastic depth (Huang et al. 2016, timm's
+    `DropPath`): when the module is applied with a `drop_path` rng, each example's branch output is zeroed with that
     probability and the kept ones are scaled by `1 / (1 - drop_path)`; without the rng, nothing drops.
     """
 
-    heads: int
-    mlp_dim: int
-    layer_norm_eps: float = 1e-6
-    qkv_bias: bool = True
-    dtype: jnp.dtype = jnp.float32
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    key_bias: bool = True
-    layer_scale: float = 0.0
-    rel_pos_entries: int = 0
+    config: TransformerConfig
     drop_path: float = 0.0
 
     def _scaled(self, y: jax.Array, name: str) -> jax.Array:
-        if self.layer_scale:
-            gamma = self.param(name, with_axes(constant(self.layer_scale), ("embed",)), (y.shape[-1],), jnp.float32)
+        if self.config.layer_scale:
+            init = with_axes(constant(self.config.layer_scale), ("embed",))
+            gamma = self.param(name, init, (y.shape[-1],), jnp.float32)
             y = y * gamma.astype(y.dtype)
         if not self.drop_path or not self.has_rng(DROP_PATH_RNG):
             return y
@@ -211,18 +204,17 @@ class EncoderBlock(nn.Module):
         logits; `rel_index` int `[B or 1, L, L]` is needed when the block has its own table.
         `mask` bool `[B or 1, L, L]` or `[B or 1, H, L, L]`, True = may attend.
         """
-        if self.rel_pos_entries:
+        cfg = self.config
+        if cfg.rel_pos_entries:
             if rel_index is None:
                 raise ValueError("a block with its own relative position table needs rel_index [B or 1, L, L]")
-            own = RelativePositionBias(self.rel_pos_entries, self.heads, name="rel_pos_bias")(rel_index)
+            own = RelativePositionBias(entries=cfg.rel_pos_entries, heads=cfg.heads, name="rel_pos_bias")(rel_index)
             bias = own if bias is None else bias + own
-        y = layer_norm(self.layer_norm_eps, self.dtype, "norm1")(x)
-        attn = MultiHeadAttention(
-            self.heads, self.qkv_bias, self.dtype, self.attention_impl, self.key_bias, name="attn"
-        )
+        y = layer_norm(cfg.layer_norm_eps, cfg.compute_dtype, "norm1")(x)
+        attn = MultiHeadAttention(config=cfg, name="attn")
         x = x + self._scaled(attn(y, key_lengths, bias=bias, mask=mask), "gamma_1").astype(x.dtype)
-        y = layer_norm(self.layer_norm_eps, self.dtype, "norm2")(x)
-        y = MLP(self.mlp_dim, self.dtype, name="mlp")(y)
+        y = layer_norm(cfg.layer_norm_eps, cfg.compute_dtype, "norm2")(x)
+        y = MLP(hidden=cfg.mlp_dim, dtype=cfg.compute_dtype, name="mlp")(y)
         return x + self._scaled(y, "gamma_2").astype(x.dtype)
 
 
@@ -254,7 +246,7 @@ class _ScannedBlock(EncoderBlock):
 
 
 class TransformerStack(nn.Module):
-    """`depth` encoder blocks.
+    """`config.depth` encoder blocks, all options from one keyword-built `TransformerConfig`.
 
     Unrolled (`scan=False`), parameters are `block_{i}/...`. With `scan=True` one block is
     scanned over the layers and parameters are `layers/...` with a leading `[depth]` axis
@@ -262,25 +254,14 @@ class TransformerStack(nn.Module):
     `remat` in `REMAT_POLICIES` trades compute for activation memory: `full` recomputes each
     block in the backward pass, `dots` keeps only matmul outputs; the values do not change.
     `key_bias`, `layer_scale` and `rel_pos_entries` are `EncoderBlock`'s BEiT options, for every block.
+    `TransformerStack(config=TransformerConfig(depth=..., heads=..., mlp_dim=...), name=...)`.
     It returns `(x, out)`: `out["block{i}"]` is block i's output (1-based, unrolled stacks; a
     scanned stack keeps none), as big_vision's `out` dict.
     `drop_path` is the last block's stochastic-depth rate; block i of L drops at `drop_path * i / (L - 1)`
     (timm's `linspace(0, drop_path, L)`: the first block never; unrolled only).
     """
 
-    depth: int
-    heads: int
-    mlp_dim: int
-    layer_norm_eps: float = 1e-6
-    qkv_bias: bool = True
-    dtype: jnp.dtype = jnp.float32
-    attention_impl: str = DEFAULT_IMPLEMENTATION
-    remat: str = "none"
-    scan: bool = False
-    key_bias: bool = True
-    layer_scale: float = 0.0
-    rel_pos_entries: int = 0
-    drop_path: float = 0.0
+    config: TransformerConfig
 
     @nn.compact
     def __call__(
@@ -300,41 +281,31 @@ class TransformerStack(nn.Module):
         `mask` bool `[B or 1, L, L]` or `[B or 1, H, L, L]` (True = may attend; e.g.
         `mmjax.ops.build_attention_mask`) restricts every block's attention.
         """
-        if self.remat not in REMAT_POLICIES:
-            raise ValueError(f"model.remat={self.remat!r}: expected one of {sorted(REMAT_POLICIES)}")
-        args = (
-            self.heads,
-            self.mlp_dim,
-            self.layer_norm_eps,
-            self.qkv_bias,
-            self.dtype,
-            self.attention_impl,
-            self.key_bias,
-            self.layer_scale,
-            self.rel_pos_entries,
-        )
-        block = _ScannedBlock if self.scan else EncoderBlock
-        if self.remat != "none":
-            block = nn.remat(block, policy=REMAT_POLICIES[self.remat], prevent_cse=not self.scan)
-        if self.drop_path and self.scan:
+        cfg = self.config
+        if cfg.remat not in REMAT_POLICIES:
+            raise ValueError(f"model.remat={cfg.remat!r}: expected one of {sorted(REMAT_POLICIES)}")
+        block = _ScannedBlock if cfg.scan else EncoderBlock
+        if cfg.remat != "none":
+            block = nn.remat(block, policy=REMAT_POLICIES[cfg.remat], prevent_cse=not cfg.scan)
+        if cfg.drop_path and cfg.scan:
             raise ValueError(
-                f"drop path {self.drop_path} with model.scan=True: the per-block rates need unrolled blocks"
+                f"drop path {cfg.drop_path} with model.scan=True: the per-block rates need unrolled blocks"
             )
-        if self.scan:
+        if cfg.scan:
             scanned = nn.scan(
                 block,
                 variable_axes={"params": 0, "intermediates": 0},
                 split_rngs={"params": True},
                 in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
-                length=self.depth,
+                length=cfg.depth,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
-            x, _ = scanned(*args, name="layers")(x, key_lengths, bias, rel_index, mask)
+            x, _ = scanned(config=cfg, name="layers")(x, key_lengths, bias, rel_index, mask)
             return x, {}
         out = {}
-        rates = np.linspace(0.0, self.drop_path, self.depth)
-        for i in range(self.depth):
-            x = block(*args, float(rates[i]), name=f"block_{i}")(x, key_lengths, bias, rel_index, mask)
+        rates = np.linspace(0.0, cfg.drop_path, cfg.depth)
+        for i in range(cfg.depth):
+            x = block(config=cfg, drop_path=float(rates[i]), name=f"block_{i}")(x, key_lengths, bias, rel_index, mask)
             out[f"block{i + 1}"] = x
         return x, out
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from mmjax.masking.tokens import gather_tokens, replace_with_mask_token
-from mmjax.models.config import ViTConfig
+from mmjax.models.config import ViTConfig, transformer_config
 from mmjax.models.initializers import constant, normal, with_axes, xavier_uniform, zeros
 from mmjax.models.transformer import RelativePositionBias, TransformerStack, layer_norm
 from mmjax.ops.patches import patchify
@@ -118,22 +118,14 @@ class ViTEncoder(nn.Module):
         if cfg.rel_pos_bias != "none":
             rel_index = sequence_relative_index(cfg.grid, ids_keep, self.cls_token)
         if cfg.rel_pos_bias == "shared":
-            bias = RelativePositionBias(entries, cfg.heads, name="rel_pos_bias")(rel_index)
-        x, out = TransformerStack(
-            cfg.depth,
-            cfg.heads,
-            cfg.mlp_dim,
-            cfg.layer_norm_eps,
-            cfg.qkv_bias,
-            dtype,
-            cfg.attention_impl,
-            cfg.remat,
-            cfg.scan,
-            cfg.key_bias,
-            cfg.layer_scale,
-            entries if cfg.rel_pos_bias == "layer" else 0,
+            bias = RelativePositionBias(entries=entries, heads=cfg.heads, name="rel_pos_bias")(rel_index)
+        stack = transformer_config(
+            cfg,
+            key_bias=cfg.key_bias,
+            layer_scale=cfg.layer_scale,
+            rel_pos_entries=entries if cfg.rel_pos_bias == "layer" else 0,
             drop_path=self.drop_path,
-            name="blocks",
-        )(x, key_lengths, bias, rel_index)
+        )
+        x, out = TransformerStack(config=stack, name="blocks")(x, key_lengths, bias, rel_index)
         x = layer_norm(cfg.layer_norm_eps, jnp.float32, "norm")(x)
         return x, {**out, "encoded": x}
