@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from mmjax.config import ConfigError, dataclass_from_config
-from mmjax.models.config import STACK_FIELDS, AttentionOption, TransformerConfig, ViTConfig, transformer_config
+from mmjax.models.config import (
+    STACK_FIELDS,
+    AttentionOption,
+    DecoderConfig,
+    TransformerConfig,
+    ViTConfig,
+    transformer_config,
+)
 from mmjax.models.grid_mae import GridEncoderConfig
 from mmjax.models.token_mae import TokenEncoder
 
@@ -59,7 +66,7 @@ def test_stacks_are_built_from_a_config_by_keyword():
 
 def test_a_section_gives_its_runtime_options_to_every_stack():
     vit = ViTConfig(image_size=8, patch_size=4, width=16, depth=2, heads=2, mlp_dim=32, remat="dots", scan=True)
-    decoder = transformer_config(vit, depth=1, heads=4, mlp_dim=8)
+    decoder = transformer_config(vit, DecoderConfig(width=16, depth=1, heads=4, mlp_dim=8))
     assert (decoder.depth, decoder.heads, decoder.mlp_dim) == (1, 4, 8)
     for name in set(STACK_FIELDS) - {"depth", "heads", "mlp_dim"}:
         assert getattr(decoder, name) == getattr(vit, name), name
@@ -69,10 +76,12 @@ def test_a_section_gives_its_runtime_options_to_every_stack():
 
 
 def test_every_attention_section_checks_the_one_knob():
-    for cls, section in ((ViTConfig, {}), (GridEncoderConfig, {}), (AttentionOption, {})):
+    for cls in (ViTConfig, GridEncoderConfig, AttentionOption):
         with pytest.raises(ConfigError, match=r"model.attention_impl='flash9': expected one of"):
-            dataclass_from_config(cls, {**section, "attention_impl": "flash9"}, "model")
-    with pytest.raises(ValueError, match="attention_impl must be one of"):
+            dataclass_from_config(cls, {"attention_impl": "flash9"}, "model")
+    with pytest.raises(ValueError, match="model.attention_impl must be one of .* got 'flash9'"):
+        ViTConfig(attention_impl="flash9")  # built in Python, not from a config
+    with pytest.raises(ValueError, match="transformer.attention_impl must be one of"):
         TransformerConfig(depth=1, heads=1, mlp_dim=4, attention_impl="flash9")
 
 

@@ -48,7 +48,7 @@ class LossPredictor(nn.Module):
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
         cfg, dec = self.config, self.decoder_config
-        stack = transformer_config(cfg, depth=dec.depth, heads=dec.heads, mlp_dim=dec.mlp_dim)
+        stack = transformer_config(cfg, dec)
         return jnp.mean(decoder_head(tokens, stack, cfg.patch_dim)[:, 1:], axis=-1)
 
 

@@ -115,7 +115,7 @@ class PointMAE:
             width=e.width,
             transformer=transformer_config(e),
             decoder_width=d.width,
-            decoder_transformer=transformer_config(e, depth=d.depth, heads=d.heads, mlp_dim=d.mlp_dim),
+            decoder_transformer=transformer_config(e, d),
             pointnet_hidden=o.pointnet_hidden,
         )
 

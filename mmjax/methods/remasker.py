@@ -24,7 +24,6 @@ from mmjax.methods.protocol import Batch, Params
 from mmjax.methods.registry import register_method
 from mmjax.models.config import AttentionOption, transformer_config
 from mmjax.models.table_mae import TableMAE
-from mmjax.ops.attention import IMPLEMENTATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +59,7 @@ class ReMaskerOptions(AttentionOption):
             raise ValueError(f"remasker.remask_ratio must be in (0, 1), got {self.remask_ratio}")
         if self.visible_loss_weight < 0:
             raise ValueError(f"remasker.visible_loss_weight must be >= 0, got {self.visible_loss_weight}")
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"remasker.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        self.check_attention_impl("remasker")
         for name in ("width", "decoder_width"):
             heads = self.heads if name == "width" else self.decoder_heads
             if getattr(self, name) % heads:

@@ -30,7 +30,7 @@ from mmjax.config import dataclass_from_config, knob
 from mmjax.models.config import DTYPES, AttentionOption, dtype_knob
 from mmjax.models.initializers import normal, with_axes, zeros
 from mmjax.models.transformer import layer_norm
-from mmjax.ops.attention import IMPLEMENTATIONS, attention
+from mmjax.ops.attention import attention
 
 # name -> (width, depth, heads); the MLP is 4x wide (Devlin et al., Turc et al.).
 BERT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -72,8 +72,7 @@ class BertConfig(AttentionOption):
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        self.check_attention_impl("model")
 
 
 def _dense(config: BertConfig, features, axes, name, **kwargs) -> nn.Module:

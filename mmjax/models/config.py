@@ -40,6 +40,11 @@ class AttentionOption:
         DEFAULT_IMPLEMENTATION, "mmjax.ops.attention implementation of every block", choices=IMPLEMENTATIONS
     )
 
+    def check_attention_impl(self, where: str) -> None:
+        """The knob's check for a section built in Python (a config is checked by `dataclass_from_config`)."""
+        if self.attention_impl not in IMPLEMENTATIONS:
+            raise ValueError(f"{where}.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TransformerConfig(AttentionOption):
@@ -66,8 +71,7 @@ class TransformerConfig(AttentionOption):
 
     def __post_init__(self):
         object.__setattr__(self, "dtype", jnp.dtype(self.dtype).name)
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        self.check_attention_impl("transformer")
 
     @property
     def compute_dtype(self) -> jnp.dtype:
@@ -78,10 +82,13 @@ class TransformerConfig(AttentionOption):
 STACK_FIELDS = ("depth", "heads", "mlp_dim", "layer_norm_eps", "qkv_bias", "dtype", "attention_impl", "remat", "scan")
 
 
-def transformer_config(section: object, **changes: object) -> TransformerConfig:
-    """The blocks a model section describes: its `STACK_FIELDS` (those it has), `changes` on top
-    (a decoder's `depth` / `heads` / `mlp_dim`, an encoder's BEiT options)."""
+def transformer_config(section: object, size: object | None = None, **changes: object) -> TransformerConfig:
+    """The blocks a model section describes: its `STACK_FIELDS` (those it has); `size`, another section
+    (a decoder's, a predictor's), gives `depth`, `heads` and `mlp_dim` instead; `changes` on top (an
+    encoder's BEiT options)."""
     shared = {name: getattr(section, name) for name in STACK_FIELDS if hasattr(section, name)}
+    if size is not None:
+        shared.update(depth=size.depth, heads=size.heads, mlp_dim=size.mlp_dim)
     return TransformerConfig(**{**shared, **changes})
 
 
@@ -154,8 +161,7 @@ class ViTConfig(AttentionOption):
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        self.check_attention_impl("model")
         if self.remat not in REMAT_NAMES:
             raise ValueError(f"model.remat must be one of {REMAT_NAMES}, got {self.remat!r}")
         if not isinstance(self.scan, bool):

@@ -31,7 +31,6 @@ from mmjax.models.config import (
 )
 from mmjax.models.initializers import with_axes, xavier_uniform, zeros
 from mmjax.models.token_mae import TokenDecoder, TokenEncoder
-from mmjax.ops.attention import IMPLEMENTATIONS
 from mmjax.ops.posemb import sincos_2d
 from mmjax.ops.tubelets import sincos_3d, sincos_flat
 
@@ -61,8 +60,7 @@ class GridEncoderConfig(AttentionOption):
         check_posemb("model", self.posemb)
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"model.attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        self.check_attention_impl("model")
         if self.remat not in REMAT_NAMES:
             raise ValueError(f"model.remat must be one of {REMAT_NAMES}, got {self.remat!r}")
 
@@ -187,7 +185,7 @@ class GridMAEModel(nn.Module):
         self.token_decoder = TokenDecoder(
             width=dec.width,
             out_dim=self.out_dim,
-            transformer=transformer_config(enc, depth=dec.depth, heads=dec.heads, mlp_dim=dec.mlp_dim),
+            transformer=transformer_config(enc, dec),
             cls_token=enc.cls_token,
             embed_bias=dec.embed_bias,
             norm_eps=dec.norm_eps,

@@ -158,7 +158,7 @@ class JEPAModel(nn.Module):
             grid=cfg.grid if self.grid is None else self.grid,
             config=p,
             out_dim=cfg.width,
-            transformer=transformer_config(cfg, depth=p.depth, heads=p.heads, mlp_dim=p.mlp_dim, qkv_bias=True),
+            transformer=transformer_config(cfg, p, qkv_bias=True),
         )
 
     def encode_context(self, inputs: jax.Array, context_ids: jax.Array, context_len: jax.Array) -> jax.Array:

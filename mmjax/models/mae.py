@@ -51,7 +51,7 @@ class MAEDecoder(nn.Module):
         x = with_mask_tokens(self, x, ids_restore, cls_token=True, keep_cls=True)
         x = x + position_embedding(self, dec.posemb, cfg.grid, dec.width, "pos_embedding")
         stack, out_dim = (
-            transformer_config(cfg, depth=dec.depth, heads=dec.heads, mlp_dim=dec.mlp_dim),
+            transformer_config(cfg, dec),
             self.out_dim or cfg.patch_dim,
         )
         if decode_ids is None:
