@@ -23,7 +23,7 @@ TREE, OUT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 ONLY = sys.argv[3].split(",") if len(sys.argv) > 3 else None
 PY = sys.executable
 ENV = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": TREE}
-NOEVAL = ["--config.eval.probe=False", "--config.eval.figure=False"]
+NOEVAL = ["--config.eval.protocols=()"]
 shutil.rmtree(OUT, ignore_errors=True)
 os.makedirs(OUT)
 
@@ -281,7 +281,7 @@ if want("3"):
             w,
             "--config.mesh.fsdp=2",
             "--config.train.batch_size=16",
-            "--config.eval.probe_steps=20",
+            "--config.eval.linear_probe.steps=20",
         ]
         env = {
             **ENV,

@@ -41,7 +41,7 @@ NEEDS = {"beit": ("vq_mnist", "beit.tokenizer_workdir"), "distill": ("mae_mnist"
 def experiment(name: str, steps: int):
     config = load_experiment(ROOT / "experiments" / f"{name}.py")
     config.train.update(steps=steps, tensorboard=False, checkpoint_every=steps)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     return config
 
 

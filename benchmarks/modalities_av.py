@@ -40,24 +40,24 @@ def probe_row(modality: str, experiment: str, task: str, quick: bool) -> dict:
     config.train.update(tensorboard=False, async_checkpoints=False, checkpoint_every=10**9)
     if quick:
         config.data.update(num_train=200, num_test=100)
-        config.eval.probe_steps = 50
+        config.eval.kind_probe.steps = 50
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
         result = train(config, workdir)
-    method, ev = result.method, config.eval
+    method, ev, probe = result.method, config.eval, config.eval.kind_probe
     example = data_kind(config.data).example_batch(config.data, 1)
     encoders = {"pretrained": result.state.params}
     for seed in RANDOM_SEEDS:
         encoders[f"random {seed}"] = method.init(jax.random.key(config.seed + seed), example)
     probe = encoder_probe_table(
-        lambda params, x: method.features(params, x, pool=ev.probe_pool),
+        lambda params, x: method.features(params, x, pool=probe.pool),
         encoders,
         lambda split: method.eval_batches(config.data, split, ev.batch_size),
         config.data,
         method.input_key,
         batch_size=ev.batch_size,
-        steps=ev.probe_steps,
-        l2=ev.probe_l2,
+        steps=probe.steps,
+        l2=probe.l2,
     )
     randoms = [probe[f"random {seed}"] for seed in RANDOM_SEEDS]
     return {

@@ -51,5 +51,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         log_every=50,
         checkpoint_every=1000,
     )
-    config.eval.update(probe_steps=300, batch_size=200, figure=False)
+    config.eval.batch_size = 200
+    config.eval.kind_probe.steps = 300
     return config

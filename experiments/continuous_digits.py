@@ -37,7 +37,7 @@ def vae_config(steps: int = 2000) -> ml_collections.ConfigDict:
     config.vae.update(latent_dim=4, beta=1e-3, decoder_depth=2)
     config.data = presets.digits()
     config.train.update(steps=steps, batch_size=128, lr=2e-3, warmup_steps=50, log_every=100, checkpoint_every=1000)
-    config.eval.update(probe=False)
+    config.eval.protocols = ("tokenizer", "reconstruction_figure")
     return config
 
 

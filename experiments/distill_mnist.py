@@ -43,5 +43,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.update(
         steps=variant["steps"], batch_size=128, lr=1e-3, warmup_steps=100, log_every=100, checkpoint_every=500
     )
-    config.eval.update(figure=False)  # the targets are teacher features: nothing to draw
     return config

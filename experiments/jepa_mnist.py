@@ -46,10 +46,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         log_every=100,
         checkpoint_every=500,
     )
-    config.eval.update(figure=False)  # nothing to reconstruct: the targets are features
     if variant["runlocal"]:
         config.model.update(width=32, depth=1, heads=2, mlp_dim=64)
         config.predictor.update(width=16, depth=1, heads=2, mlp_dim=32)
         config.train.update(steps=20, batch_size=32, warmup_steps=5, log_every=5, checkpoint_every=10)
-        config.eval.update(probe_steps=100)
+        config.eval.linear_probe.steps = 100
     return config

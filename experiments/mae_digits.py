@@ -21,5 +21,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.update(
         steps=variant["steps"], batch_size=64, lr=2e-3, warmup_steps=10, log_every=20, checkpoint_every=100
     )
-    config.eval.update(probe_steps=200, figure_examples=8)
+    config.eval.linear_probe.steps = 200
+    config.eval.reconstruction_figure.examples = 8
     return config

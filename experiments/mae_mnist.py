@@ -39,5 +39,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.model.update(width=32, depth=1, heads=2, mlp_dim=64)
         config.decoder.update(width=32, depth=1, heads=2, mlp_dim=64)
         config.train.update(steps=20, batch_size=64, warmup_steps=5, log_every=5, checkpoint_every=10)
-        config.eval.update(probe_steps=100)
+        config.eval.linear_probe.steps = 100
     return config

@@ -49,5 +49,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         checkpoint_every=2000,
     )
     # A linear probe over ImageNet is a separate job; keep the reconstruction figure.
-    config.eval.update(probe=False, figure=True)
+    config.eval.protocols = ("reconstruction_figure",)
     return config

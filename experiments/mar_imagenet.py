@@ -48,7 +48,7 @@ def vae_config(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.train.update(
         steps=100 * (IMAGENET_TRAIN_IMAGES // batch), batch_size=batch, lr=1e-4, warmup_steps=5000, log_every=100
     )
-    config.eval.update(probe=False)
+    config.eval.protocols = ("tokenizer", "reconstruction_figure")
     return config
 
 

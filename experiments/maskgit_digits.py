@@ -26,7 +26,7 @@ def tokenizer_config(steps: int = 1500) -> ml_collections.ConfigDict:
     config.tokenizer.update(quantizer="vq", codebook="ema", vocab_size=64, code_dim=8, decoder_depth=2)
     config.data = presets.digits()
     config.train.update(steps=steps, batch_size=128, lr=2e-3, warmup_steps=50, log_every=100, checkpoint_every=500)
-    config.eval.update(probe=False)
+    config.eval.protocols = ("tokenizer", "reconstruction_figure")
     return config
 
 

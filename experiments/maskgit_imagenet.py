@@ -35,7 +35,7 @@ def tokenizer_config(data: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     config.tokenizer.update(quantizer="vq", codebook="ema", vocab_size=1024, code_dim=32, decoder_depth=12)
     config.data = data
     config.train.update(steps=500_000, batch_size=256, lr=1e-4, warmup_steps=5000, log_every=100)
-    config.eval.update(probe=False)
+    config.eval.protocols = ("tokenizer", "reconstruction_figure")
     return config
 
 

@@ -26,5 +26,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         steps=variant["steps"], batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=0.01, log_every=100
     )
     config.train.update(checkpoint_every=variant["steps"])
-    config.eval.update(probe_steps=300, stride=4, horizon_patches=2)
+    config.eval.series.update(steps=300, stride=4, horizon_patches=2)
     return config

@@ -42,5 +42,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         log_every=100,
         checkpoint_every=5000,
     )
-    config.eval.update(probe_steps=500, probe_pool="mean")
+    config.eval.points_probe.update(steps=500, pool="mean")
     return config

@@ -22,5 +22,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data = shapes_config(num_points=256, train_per_class=64, test_per_class=32)
     config.train.update(steps=variant["steps"], batch_size=32, lr=1e-3, warmup_steps=30, log_every=50)
     config.train.update(checkpoint_every=variant["steps"])
-    config.eval.update(probe_steps=300, probe_pool="mean_max")
+    config.eval.points_probe.update(steps=300, pool="mean_max")
     return config

@@ -37,5 +37,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.target.kind = "hog"
     config.target.hog.cell = 2
     config.loss.kind = "mse"
-    config.eval.figure = False
+    config.eval.protocols = ("linear_probe",)  # the targets are not pixels: no figure
     return config

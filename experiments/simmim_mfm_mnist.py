@@ -28,5 +28,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = load_experiment(Path(__file__).with_name("simmim_mnist.py"), arg)
     config.simmim.domain = "frequency"
     config.simmim.frequency_radius = 16 * 32 / 224
-    config.eval.figure = False
+    config.eval.protocols = ("linear_probe",)  # the targets are not pixels: no figure
     return config

@@ -48,5 +48,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         log_every=100,
         checkpoint_every=2000,
     )
-    config.eval.update(probe=False, figure=False)  # turn the probe on when <path>/test exists
+    config.eval.protocols = ()  # ("kind_probe",) when <path>/test exists
     return config

@@ -25,5 +25,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.update(
         steps=variant["steps"], batch_size=32, lr=2e-3, warmup_steps=20, log_every=50, checkpoint_every=1000
     )
-    config.eval.update(probe_steps=300, batch_size=250, figure=False)
+    config.eval.batch_size = 250
+    config.eval.kind_probe.steps = 300
     return config

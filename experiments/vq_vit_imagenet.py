@@ -49,5 +49,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         log_every=100,
         checkpoint_every=2000,
     )
-    config.eval.update(probe=False, figure=True)
+    config.eval.protocols = ("tokenizer", "reconstruction_figure")
     return config

@@ -264,17 +264,20 @@ def run_command(command: str, args: list[str], watcher) -> None:
         out = export_workdir(workdir, _FORMAT.value, _OUT.value, _STEP.value, _FORCE.value, _POOL.value)
         print(f"exported {_FORMAT.value} to {out}")
     else:
-        from mmjax.evaluate.sampling import sample_workdir
+        from mmjax.evaluate.sampling import sample_images
+        from mmjax.train import load_trained
 
-        path = sample_workdir(
-            workdir,
+        config, method, params = load_trained(workdir, _STEP.value)
+        path = sample_images(
+            config,
+            method,
+            params,
             _NUM.value,
             _CLASS.value,
             steps=_STEPS.value,
             guidance=_GUIDANCE.value,
             seed=_SEED.value,
-            out=_OUT.value,
-            step=_STEP.value,
+            out=_OUT.value or workdir,
         )
         print(f"samples: {path}")
 
@@ -282,14 +285,12 @@ def run_command(command: str, args: list[str], watcher) -> None:
 def train_and_evaluate(workdir: str, watcher) -> None:
     """Train (or resume), then evaluate; a finished run shows its saved results instead."""
     from mmjax.evaluate import evaluate_pretraining
-    from mmjax.evaluate.protocols import check_protocols
     from mmjax.evaluate.report import REPORT_MD, load_report
     from mmjax.train import train
 
     config = _CONFIG.value
     if config is None:
         raise ValueError("train needs --config experiments/<file>.py[:variant]")
-    check_protocols(config.eval.protocols)  # an evaluation named wrong fails before training, not after
     result = train(config, workdir, watcher=watcher, restart=_RESTART.value)
     saved = load_report(workdir) if result.already_complete and not _REEVALUATE.value else None
     if saved is not None and saved["step"] == result.step:
@@ -308,14 +309,12 @@ def train_and_evaluate(workdir: str, watcher) -> None:
 def show_config() -> None:
     """`python -m mmjax config`: the config checked as `train` checks it, and how it departs from its sources."""
     from mmjax.config import load_experiment
-    from mmjax.evaluate.protocols import check_protocols
     from mmjax.train.validate import check_config, config_differences, config_fields, library_defaults
 
     config = _CONFIG.value
     if config is None:
         raise ValueError("config needs --config experiments/<file>.py[:variant]")
     check_config(config)
-    check_protocols(config.eval.protocols)
     path, _, arg = (_config_spec(sys.argv) or "").partition(":")
     for key, value in config_fields(config).items():
         print(f"{key} = {value!r}")

@@ -181,13 +181,26 @@ def check_field(where: str, value: Any, hint: Any, meta: Mapping[str, Any] | Non
     return out
 
 
+# Fields that moved: old dotted name -> where the setting is now (`moved_field`); an old config or flag
+# naming one is told where, instead of the nearest spelling.
+MOVED_FIELDS: dict[str, str] = {}
+
+
+def moved_field(old: str, now: str) -> None:
+    """Declare that field `old` (`"eval.probe_steps"`) moved to `now` (free text naming the new field)."""
+    MOVED_FIELDS[old] = now
+
+
 def unknown_field_error(where: str, names: list[str], known: list[str]) -> ConfigError:
-    """`ConfigError` for misspelt fields of section `where`, naming the nearest valid one."""
+    """`ConfigError` for misspelt fields of section `where`, naming the nearest valid one (or where a moved one is)."""
     prefix = f"{where}." if where else ""
     hints = []
     for name in names:
         close = difflib.get_close_matches(name, known, n=1)
-        hints.append(f"{prefix}{name}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
+        if f"{prefix}{name}" in MOVED_FIELDS:
+            hints.append(f"{prefix}{name} (moved: {MOVED_FIELDS[prefix + name]})")
+        else:
+            hints.append(f"{prefix}{name}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
     return ConfigError(f"unknown field {', '.join(hints)}; {where or 'the config'} has {', '.join(known)}")
 
 

@@ -14,5 +14,6 @@ def tiny_config(method: str, steps: int = 4) -> ml_collections.ConfigDict:
     config.data.update(num_train=64, num_test=32)
     config.train.update(batch_size=16, lr=3e-3, warmup_steps=2, log_every=1, checkpoint_every=1000)
     config.train.update(tensorboard=False, async_checkpoints=False)
-    config.eval.update(probe_steps=20, batch_size=32)
+    config.eval.batch_size = 32
+    config.eval.kind_probe.steps = 20
     return config

@@ -62,7 +62,7 @@ def tiny(steps=6, **train_knobs):
     config.data = ml_collections.ConfigDict({"kind": "fault_vectors", "num_threads": 0})
     config.train.update(steps=steps, batch_size=16, lr=0.05, warmup_steps=0, log_every=1, checkpoint_every=3)
     config.train.update({"tensorboard": False, **train_knobs})
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     return config
 
 

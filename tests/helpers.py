@@ -9,6 +9,8 @@ import ml_collections
 import optax
 
 from mmjax import config as mmjax_config
+from mmjax.evaluate.sampling import sample_images
+from mmjax.train import load_trained
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -33,3 +35,9 @@ def descend(loss: Callable[[Any], jax.Array], params: Any, steps: int, lr: float
         params, state, value = step(params, state)
         losses.append(float(value))
     return losses
+
+
+def sample_workdir(workdir: str, num: int, class_id: int | None = None) -> str:
+    """What `python -m mmjax sample --workdir W` does: load the run, write `W/samples[_classC].png`."""
+    config, method, params = load_trained(workdir)
+    return sample_images(config, method, params, num, class_id, out=workdir)

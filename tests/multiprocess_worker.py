@@ -20,7 +20,7 @@ from tests.helpers import load_experiment
 def tiny_config(steps: int, mesh: str, checkpoint_every: int = 3):
     config = load_experiment("mae_digits", f"steps={steps}")
     config.train.update(batch_size=16, log_every=1, checkpoint_every=checkpoint_every, tensorboard=False)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     config.mesh.update({k: int(v) for k, v in (item.split("=") for item in mesh.split(","))})
     return config
 

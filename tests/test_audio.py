@@ -158,5 +158,5 @@ def test_evaluate_returns_probe_rows_for_the_encoder_a_random_one_and_the_raw_in
     assert rows[0].value == rows[1].value
     assert all(0.0 <= r.value <= 1.0 for r in rows)
     assert rows[2].value > 2 / len(CLASSES)  # the synthesized classes differ in their spectra: well above chance
-    config.eval.probe = False
+    config.eval.protocols = ()
     assert run_protocols(config, method, params, "unused")[0] == []

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import ROOT
 from tests.xla_flags import xla_flags
 
-QUICK = ["--config.train.batch_size=16", "--config.eval.probe_steps=20", "--config.train.log_every=4"]
+QUICK = ["--config.train.batch_size=16", "--config.eval.linear_probe.steps=20", "--config.train.log_every=4"]
 
 
 def mmjax(*args, env=None):
@@ -95,7 +95,12 @@ def test_two_trainers_on_one_workdir(tmp_path):
     assert "is in use by another run (pid" in err and str(first.pid) in err
     first.kill()  # a crash: the lock goes with the process
     first.wait()
-    rerun = [*args[:2], "experiments/mae_digits.py:steps=4", *args[3:], "--config.eval.probe=False"]
+    rerun = [
+        *args[:2],
+        "experiments/mae_digits.py:steps=4",
+        *args[3:],
+        "--config.eval.protocols=('reconstruction_figure',)",
+    ]
     code, out, err = finish(mmjax(*rerun))
     assert code == 0, err
 
@@ -156,10 +161,10 @@ def mistakes(tmp_path, finished):
             ["--workdir", "README.md is a file; expected a directory"],
         ),
         "a boolean that is not one": (
-            ["train", "--config", d, "--workdir", tmp_path / "j", "--config.eval.probe=maybe"],
+            ["train", "--config", d, "--workdir", tmp_path / "j", "--config.eval.kind_probe.raw_input=maybe"],
             {},
             2,
-            ["--config.eval.probe=maybe: expected true or false, got 'maybe'"],
+            ["--config.eval.kind_probe.raw_input=maybe: expected true or false, got 'maybe'"],
         ),
         "eval on an empty directory": (["eval", "--workdir", tmp_path], {}, 2, ["no checkpoint", str(tmp_path)]),
         "eval of an unknown step": (["eval", "--workdir", finished, "--step", "7"], {}, 2, ["step 7", "[8]"]),
@@ -262,7 +267,7 @@ def test_ctrl_c_saves_the_step_and_a_rerun_resumes_from_it(tmp_path):
     # Before: Ctrl-C exited 130 with a ~50-line KeyboardInterrupt traceback from grain, and saved nothing.
     run = tmp_path / "run"
     args = ["train", "--config", "experiments/mae_digits.py:steps=100000", "--workdir", run, *QUICK]
-    first = mmjax(*args, "--config.eval.probe=False")
+    first = mmjax(*args, "--config.eval.protocols=('reconstruction_figure',)")
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "metrics.jsonl").exists():
         time.sleep(0.05)
@@ -272,7 +277,7 @@ def test_ctrl_c_saves_the_step_and_a_rerun_resumes_from_it(tmp_path):
     step = int(re.search(r"stopped after step (\d+): checkpoint saved", out).group(1))
     assert f"interrupted: the last checkpoint is step {step}" in out
     assert str(step) in os.listdir(run / "checkpoints")
-    second = mmjax(*args, "--config.eval.probe=False")
+    second = mmjax(*args, "--config.eval.protocols=('reconstruction_figure',)")
     seen = []
     while second.poll() is None and not any(f"resumed from step {step}" in line for line in seen):
         seen.append(second.stdout.readline())

@@ -76,7 +76,7 @@ MAE_OVERRIDES = (
     "--config.distributed.num_processes=1",
     "--config.distributed.process_id=0",
     "--config.eval.protocols=('reconstruction_figure',)",
-    "--config.eval.figure_examples=3",
+    "--config.eval.reconstruction_figure.examples=3",
 )
 
 
@@ -103,7 +103,10 @@ def test_every_section_set_on_the_command_line_is_saved(mae_run):
     assert saved["train"]["no_decay"][-1] == ".*kernel$" and saved["train"]["weight_decay_end"] == 0.5
     assert saved["mesh"]["fsdp"] == 2 and saved["sharding"]["rules"] == [["batch", ["data", "fsdp"]], ["embed", None]]
     assert saved["distributed"]["num_processes"] == 1 and saved["distributed"]["coordinator"].startswith("localhost:")
-    assert saved["eval"]["protocols"] == ["reconstruction_figure"] and saved["eval"]["figure_examples"] == 3
+    assert (
+        saved["eval"]["protocols"] == ["reconstruction_figure"]
+        and saved["eval"]["reconstruction_figure"]["examples"] == 3
+    )
 
 
 def test_train_mesh_and_eval_knobs_change_what_the_run_does(mae_run):

@@ -6,9 +6,8 @@ import pytest
 from PIL import Image
 
 from mmjax.errors import user_message
-from mmjax.evaluate.sampling import sample_workdir
 from mmjax.train import load_trained, train
-from tests.helpers import load_experiment
+from tests.helpers import load_experiment, sample_workdir
 
 TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_dim": 32}
 

@@ -164,7 +164,8 @@ def test_a_student_resumes_evaluates_and_exports_after_its_teacher_is_deleted(te
     shutil.copytree(teacher_dir, teacher)
     config = student_config(str(teacher))
     config.train.update(steps=4, checkpoint_every=2, batch_size=16, log_every=2, tensorboard=False)
-    config.eval.update(probe_steps=5, figure=False, batch_size=256)
+    config.eval.batch_size = 256
+    config.eval.linear_probe.steps = 5
     train(config, student, devices=jax.devices()[:1])
     shutil.rmtree(teacher)
     config.train.steps = 6

@@ -1,10 +1,11 @@
 """Every method's end-of-run evaluation writes `eval.json` / `eval.md`, and `summarize` reads them all.
 
-Each method's bundled experiment, shrunk (one block of width 16, small data, a 10-step probe),
+Each method's bundled experiment, shrunk (one block of width 16, small data, 10-step probes),
 evaluated on freshly initialized parameters: the evaluation is what is under test, so no
 training is needed, except the two runs other methods load (a VQ tokenizer, an MAE teacher).
 """
 
+import dataclasses
 import json
 import math
 
@@ -13,8 +14,8 @@ import pytest
 
 from mmjax.data.kinds import data_kind
 from mmjax.evaluate import evaluate_pretraining
-from mmjax.evaluate.report import load_report, summarize
-from mmjax.methods import available_methods
+from mmjax.evaluate.report import load_report, set_aside_damaged, summarize, write_report
+from mmjax.methods import EvalResult, available_methods
 from mmjax.train import build_method, load_frozen
 from tests.experiment_helpers import write_finished_run
 from tests.helpers import load_experiment
@@ -53,7 +54,8 @@ def shrink(config):
             data[key] = value
     if data.get("source") == "mnist":
         data.num_test = 100
-    config.eval.update(probe_steps=10)
+    for probe in ("linear_probe", "kind_probe", "points_probe", "series"):
+        config.eval[probe].steps = 10
     if "sample" in config:
         config.sample.update(per_class=2, metrics_per_class=4, steps=2)
     config.train.update(steps=1, batch_size=16, warmup_steps=0, log_every=1, checkpoint_every=1, tensorboard=False)
@@ -128,3 +130,33 @@ def test_summarize_prints_one_table_over_every_run(evaluated):
     assert lines[0].startswith("| run | method | step | protocol |")
     for method, workdir in evaluated.items():
         assert any(line.startswith(f"| {workdir} | {method} | 1 |") for line in lines), method
+
+
+def test_each_evaluation_joins_the_history_and_one_of_a_step_again_replaces_it(tmp_path):
+    def row(value):
+        return [EvalResult("kNN", "mae encoder", "accuracy", value)]
+
+    for step, value in ((4, 0.4), (2, 0.2), (6, 0.6), (4, 0.45)):
+        write_report(str(tmp_path), step=step, method="mae", data="digits", results=row(value))
+    report = load_report(str(tmp_path))
+    assert report["step"] == 4 and report["results"] == row(0.45)  # the top level: the evaluation written last
+    assert [(e["step"], e["results"][0]["value"]) for e in report["history"]] == [(2, 0.2), (4, 0.45), (6, 0.6)]
+
+
+def test_a_report_written_before_the_history_keeps_its_evaluation(tmp_path):
+    rows = [dataclasses.asdict(EvalResult("kNN", "m", "accuracy", 0.3))]
+    old = {"step": 3, "method": "mae", "data": "digits", "results": rows}
+    (tmp_path / "eval.json").write_text(json.dumps(old))
+    write_report(str(tmp_path), step=5, method="mae", data="digits", results=[EvalResult("kNN", "m", "accuracy", 0.5)])
+    assert [e["step"] for e in load_report(str(tmp_path))["history"]] == [3, 5]
+    (tmp_path / "eval.json").write_text(json.dumps({**old, "history": [{"step": "three"}]}))
+    with pytest.raises(ValueError, match="history is not a list of"):
+        load_report(str(tmp_path))
+
+
+def test_a_damaged_report_is_set_aside_before_an_evaluation_writes_a_new_one(tmp_path):
+    assert set_aside_damaged(str(tmp_path)) is None  # none there
+    (tmp_path / "eval.json").write_text('{"method": "mae", "step": 3, "res')
+    moved = set_aside_damaged(str(tmp_path))
+    assert moved == str(tmp_path / "eval.json.damaged") and not (tmp_path / "eval.json").exists()
+    assert (tmp_path / "eval.json.damaged").read_text() == '{"method": "mae", "step": 3, "res'

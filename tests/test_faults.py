@@ -67,7 +67,7 @@ def test_a_checkpoint_whose_parameters_give_a_nan_loss_is_moved_aside(tmp_path):
     # checkpoint 2 was kept as "the last good checkpoint", and resuming it gave NaN at once.
     config = load_experiment("mae_digits", "steps=40")
     config.train.update(batch_size=16, lr=1e10, checkpoint_every=2, log_every=1, tensorboard=False)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     with pytest.raises(NonFiniteLossError, match="step 3: loss=nan.*first non-finite leaf params/") as err:
         train(config, str(tmp_path), devices=one_device())
     assert "Checkpoint 2 moved to" in str(err.value) and "No checkpoint is kept" in str(err.value)
@@ -447,7 +447,7 @@ def wait_for(proc, path, text, timeout=180):
 @pytest.mark.promise
 def test_sigterm_during_start_up_and_during_evaluation_exits_42(tmp_path):
     run, log = tmp_path / "run", tmp_path / "log.txt"
-    quick = ["--config.train.steps=8", "--config.train.checkpoint_every=4", "--config.eval.probe_steps=20"]
+    quick = ["--config.train.steps=8", "--config.train.checkpoint_every=4", "--config.eval.linear_probe.steps=20"]
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mmjax", "train", "--config", "experiments/mae_digits.py", "--workdir", str(run)]
@@ -482,7 +482,7 @@ def test_kills_at_any_moment_then_resume_end_bitwise_equal_to_a_straight_run(tmp
     # from the newest whole checkpoint, and the end is the same to the bit.
     steps = 16
     knobs = [f"--config.train.steps={steps}", "--config.train.checkpoint_every=1", "--config.train.log_every=2"]
-    knobs += ["--config.eval.probe=False", "--config.eval.figure=False", "--config.train.keep_checkpoints=2"]
+    knobs += ["--config.eval.protocols=()", "--config.train.keep_checkpoints=2"]
     straight = cli(tmp_path / "straight", *knobs)
     killed_at = []
     for target in (3, 7, 11):
@@ -543,7 +543,11 @@ def test_two_fsdp_processes_stop_together_on_sigterm_then_finish_with_the_defaul
     # parameters sharded across the processes) and process 1 in jax.distributed.shutdown.
     run = tmp_path / "run"
     knobs = ["--config.train.steps=10", "--config.mesh.fsdp=2", "--config.train.batch_size=16"]
-    knobs += ["--config.train.log_every=1", "--config.train.checkpoint_every=1000", "--config.eval.probe_steps=20"]
+    knobs += [
+        "--config.train.log_every=1",
+        "--config.train.checkpoint_every=1000",
+        "--config.eval.linear_probe.steps=20",
+    ]
     procs = two_processes(run, *knobs)
     deadline = time.time() + 240
     while time.time() < deadline and all(p.poll() is None for p in procs):

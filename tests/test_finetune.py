@@ -60,7 +60,7 @@ def tiny_mae(workdir):
     config.model.update(width=16, depth=2, heads=2, mlp_dim=32)
     config.decoder.update(width=16, depth=1, heads=2, mlp_dim=32)
     config.train.update(batch_size=16, tensorboard=False)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     train(config, str(workdir), devices=jax.devices()[:1])
     return workdir
 
@@ -185,7 +185,7 @@ def tiny_jepa(workdir):
     config.model.update(image_size=8, patch_size=2, width=16, depth=2, heads=2, mlp_dim=32)
     config.predictor.update(width=16, depth=1, heads=2, mlp_dim=32)
     config.train.update(batch_size=16, tensorboard=False)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     train(config, str(workdir), devices=jax.devices()[:1])
     return workdir
 

@@ -1,6 +1,6 @@
 """The layers read downward (DESIGN.md "Layout"), the import graph has no circle, and no import hides in a function.
 
-`__main__` -> train / evaluate / export / impute -> methods -> models, masking, losses, ops,
+`__main__` -> train / export -> evaluate -> impute -> methods -> models, masking, losses, ops,
 generate -> kernels; `data` serves every layer and imports none above it. Read from the
 source with `ast` (nothing is imported, no jax): every `import` counts, the ones inside
 functions included; `from mmjax.x import y` is the module `mmjax.x.y` when that is a module,
@@ -37,6 +37,9 @@ LOWER = (
 )
 # importer prefixes -> prefixes they must not import (besides the run level).
 BELOW = {
+    # The trainer evaluates during a run (`eval.every_steps`) and declares `eval`; evaluation gets
+    # trained runs from its caller, never by loading them itself.
+    "mmjax.evaluate": ("mmjax.train", "mmjax.export", "mmjax.__main__"),
     "mmjax.kernels": ("mmjax.ops", "mmjax.models", "mmjax.methods", "mmjax.masking", "mmjax.generate", "mmjax.data"),
     "mmjax.ops": ("mmjax.methods", "mmjax.models", "mmjax.generate"),
     "mmjax.masking": ("mmjax.methods", "mmjax.models", "mmjax.generate"),

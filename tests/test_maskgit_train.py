@@ -11,9 +11,9 @@ from PIL import Image
 
 from mmjax.evaluate.generation import PixelClassifier, conditioning_accuracy, frechet_distance
 from mmjax.evaluate.protocols import run_protocols
-from mmjax.evaluate.sampling import sample_workdir
 from mmjax.methods import build_method
 from mmjax.train import load_trained, train
+from tests.helpers import sample_workdir
 
 EXPERIMENT = pathlib.Path(__file__).parents[1] / "experiments" / "maskgit_digits.py"
 

@@ -10,6 +10,7 @@ import pytest
 from mmjax.data.kinds import data_kind
 from mmjax.data.shapes import SHAPE_CLASSES, point_clouds, sample_shape, shape_clouds
 from mmjax.evaluate.points import cloud_probe, evaluate_points
+from mmjax.evaluate.protocols import settings
 from mmjax.masking.points import farthest_point_sampling
 from mmjax.methods.registry import build_method
 from mmjax.models.pointmae import MiniPointNet
@@ -127,18 +128,19 @@ def test_shapenet_experiment_is_paper_scale_and_reads_npz(tmp_path):
 
 def test_evaluation_rows_compare_the_encoder_with_a_random_one():
     config = tiny_config()
-    config.eval.update(probe_steps=20)
+    config.eval.points_probe.steps = 20
     method = build_method(config)
     init = jax.jit(method.init)
     example = {"points": jnp.zeros((1, 64, 3), jnp.float32)}
     trained, random = init(jax.random.key(0), example), init(jax.random.key(config.seed + 12345), example)
-    results = evaluate_points(config, method, trained)
+    probe = settings(config, "points_probe")
+    results = evaluate_points(config, method, trained, probe)
     assert [(r.protocol, r.name, r.metric, r.baseline, r.split) for r in results] == [
         ("linear probe", "pointmae encoder", "accuracy", False, "test"),
         ("linear probe", "random encoder", "accuracy", True, "test"),
     ]
     # Each row is the probe of its own parameters.
-    expected = cloud_probe(method, {"trained": trained, "random": random}, config.data, 20, config.eval.probe_pool)
+    expected = cloud_probe(method, {"trained": trained, "random": random}, config.data, probe)
     assert [r.value for r in results] == [expected["trained"], expected["random"]]
     # 8 test clouds (one per class): an accuracy is a whole number of them.
     assert all(0 <= r.value <= 1 and (8 * r.value) % 1 == 0 for r in results)

@@ -20,7 +20,7 @@ from tests.xla_flags import xla_flags
 def tiny(steps=3, **mesh):
     config = load_experiment("mae_digits", f"steps={steps}")
     config.train.update(batch_size=16, log_every=1, checkpoint_every=3, tensorboard=False)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     config.mesh.update(mesh)
     return config
 
@@ -57,8 +57,7 @@ def cli(workdir, steps):
         "--config.train.log_every=1",
         "--config.train.checkpoint_every=1000",
         "--config.train.tensorboard=False",
-        "--config.eval.probe=False",
-        "--config.eval.figure=False",
+        "--config.eval.protocols=()",
     ]
     return subprocess.Popen(
         [*cmd, *overrides], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -9,6 +9,7 @@ import pytest
 
 from mmjax.data.kinds import data_kind
 from mmjax.data.series import SEASONS, load_series, series_windows, split_series, ucr_dataset
+from mmjax.evaluate.protocols import settings
 from mmjax.evaluate.series import (
     evaluate_series,
     forecast_rmse,
@@ -178,8 +179,8 @@ def test_evaluation_rows_name_the_model_and_the_baselines(tiny):
     method, trained = tiny
     config = tiny_config()
     config.data.update(sources=("sunspots", "elnino"), probe_sets=("ItalyPowerDemand",))  # seasons 11, 12
-    config.eval.update(probe_steps=20, horizon_patches=1, stride=16)
-    results = evaluate_series(config, method, trained)
+    config.eval.series.update(steps=20, horizon_patches=1, stride=16)
+    results = evaluate_series(config, method, trained, settings(config, "series"))
     rows = {(r.protocol, r.name): r for r in results}
     assert sorted(rows) == [
         ("forecast", "last value"),
@@ -198,7 +199,7 @@ def test_evaluation_rows_name_the_model_and_the_baselines(tiny):
         assert r.metric == ("accuracy" if r.protocol.startswith("linear probe") else "RMSE (window std units)"), r
         assert 0 <= r.value <= 1 if r.metric == "accuracy" else r.value > 0, r
     # Each model row scores its own parameters (the random encoder: seed + 12345).
-    windows, _ = series_windows(tuple(config.data.sources), 16, "test", stride=config.eval.stride)
+    windows, _ = series_windows(tuple(config.data.sources), 16, "test", stride=config.eval.series.stride)
     random = jax.jit(method.init)(jax.random.key(config.seed + 12345), {"series": jnp.zeros((1, 16, 1))})
     imputed = imputation_rmse(method, {"t": trained, "r": random}, windows, method.mask_ratio, seed=config.seed)
     assert rows["imputation", "patchtst encoder"].value == imputed["t"]

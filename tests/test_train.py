@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from mmjax.data import train_dataset
+from mmjax.evaluate import evaluate_pretraining
+from mmjax.evaluate.report import load_report
 from mmjax.train import NonFiniteLossError, compile_train_step, load_trained, train
 from tests.helpers import ROOT, load_experiment
 from tests.xla_flags import xla_flags
@@ -16,7 +18,7 @@ from tests.xla_flags import xla_flags
 def tiny(steps=6, **train):
     config = load_experiment("mae_digits", f"steps={steps}")
     config.train.update(batch_size=16, log_every=1, checkpoint_every=3, tensorboard=False, **train)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     return config
 
 
@@ -99,6 +101,22 @@ def test_metrics_and_config_are_written(tmp_path):
         assert key in rows[0]
     assert rows[0]["mask_ratio"] == pytest.approx(0.75)
     assert rows[0]["lr"] == 0.0 and rows[1]["lr"] > 0.0  # warmup starts at zero
+
+
+def test_every_steps_evaluates_during_training_at_checkpointed_steps(tmp_path, capsys):
+    config = tiny(steps=5)
+    config.train.checkpoint_every = 100
+    config.eval.update(protocols=("knn",), every_steps=2)
+    config.eval.knn.k = 5
+    result = train(config, str(tmp_path), devices=jax.devices()[:1])
+    out = capsys.readouterr().out
+    assert "evaluating mae (step 2): knn" in out and "evaluating mae (step 4): knn" in out
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["step"] == 4 and [e["step"] for e in report["history"]] == [2, 4]  # the last step: the caller's
+    assert {r["protocol"] for e in report["history"] for r in e["results"]} == {"kNN"}
+    assert {"2", "4", "5"} <= set(os.listdir(tmp_path / "checkpoints"))  # an evaluated step is saved too
+    evaluate_pretraining(config, result.method, result.state.params, str(tmp_path), step=result.step)
+    assert [e["step"] for e in load_report(str(tmp_path))["history"]] == [2, 4, 5]
 
 
 @pytest.mark.parametrize("size", ["base", "large", "huge"])

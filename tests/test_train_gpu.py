@@ -25,7 +25,7 @@ pytestmark = [
 def tiny(steps, dtype="bfloat16"):
     config = load_experiment("mae_digits", f"steps={steps}")
     config.train.update(batch_size=32, log_every=1, checkpoint_every=3, tensorboard=False)
-    config.eval.update(probe=False, figure=False)
+    config.eval.protocols = ()
     config.model.dtype = dtype
     return config
 

@@ -65,7 +65,7 @@ def test_end_of_run_evaluation_writes_probe_table_and_figure(tmp_path, capsys):
 
     config = load_experiment("mae_digits", "steps=4")
     config.train.update(batch_size=16, tensorboard=False)
-    config.eval.update(probe_steps=100)
+    config.eval.linear_probe.steps = 100
     result = train(config, str(tmp_path), devices=jax.devices()[:1])
     results = evaluate_pretraining(config, result.method, result.state.params, str(tmp_path), step=4)
     probe = {r.name: r for r in results if r.protocol == "linear probe"}

@@ -9,8 +9,8 @@ from mmjax.evaluate.pretraining import evaluate_pretraining
 from mmjax.evaluate.protocols import (
     available_protocols,
     check_protocols,
-    protocols_for,
     register_protocol,
+    requested_protocols,
     run_protocols,
 )
 
@@ -26,9 +26,9 @@ __all__ = [
     "knn_table",
     "linear_probe",
     "probe_table",
-    "protocols_for",
     "reconstruction_figure",
     "register_protocol",
+    "requested_protocols",
     "run_protocols",
     "save_png",
 ]

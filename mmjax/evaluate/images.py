@@ -22,6 +22,7 @@ from mmjax.evaluate.kind_probe import kind_features
 from mmjax.evaluate.knn import knn_accuracy
 from mmjax.evaluate.linear_probe import linear_probe
 from mmjax.evaluate.report import announce
+from mmjax.evaluate.sections import KnnSection, ProbeSection
 from mmjax.methods.common import input_key
 from mmjax.methods.protocol import EvalResult
 
@@ -95,12 +96,12 @@ def random_image_params(config: Any, method: Any) -> Any:
     return jax.jit(method.init)(jax.random.key(config.seed + RANDOM_SEED_OFFSET), {"image": images})
 
 
-def _feature_calls(config: Any, method: Any, params: Any, random_params: Any) -> tuple[str, dict]:
-    data, ev = config.data, config.eval
+def _feature_calls(config: Any, method: Any, params: Any, random_params: Any, pool: str) -> tuple[str, dict]:
+    data = config.data
 
     @jax.jit
     def encoder(p, images):
-        return method.features(p, normalize_images(images, data.mean, data.std), pool=ev.probe_pool)
+        return method.features(p, normalize_images(images, data.mean, data.std), pool=pool)
 
     @jax.jit
     def pixels(_, images):
@@ -115,12 +116,18 @@ def _feature_calls(config: Any, method: Any, params: Any, random_params: Any) ->
 
 
 def _score_table(
-    config: Any, method: Any, params: Any, random_params: Any, protocol: str, detail: str, score: Callable
+    config: Any,
+    method: Any,
+    params: Any,
+    random_params: Any,
+    protocol: str,
+    pool: str,
+    detail: str,
+    score: Callable,
 ) -> list[EvalResult]:
-    trained, calls = _feature_calls(config, method, params, random_params)
+    trained, calls = _feature_calls(config, method, params, random_params, pool)
     announce(
-        f"{protocol} on {config.data.source} ({config.eval.probe_pool} features, {detail}): features of "
-        f"{len(calls)} rows x 2 splits"
+        f"{protocol} on {config.data.source} ({pool} features, {detail}): features of {len(calls)} rows x 2 splits"
     )
     began = time.perf_counter()
     (train, train_y), (test, test_y) = image_features(config, calls, "train"), image_features(config, calls, "test")
@@ -134,28 +141,28 @@ def _score_table(
     return results
 
 
-def probe_table(config: Any, method: Any, params: Any, random_params: Any) -> list[EvalResult]:
+def probe_table(config: Any, method: Any, params: Any, random_params: Any, probe: ProbeSection) -> list[EvalResult]:
     """Linear-probe accuracy (fit on train, scored on test) of the trained encoder, a random one, and raw pixels."""
-    ev = config.eval
 
     def score(train_x, train_y, test_x, test_y):
-        return linear_probe(train_x, train_y, test_x, test_y, steps=ev.probe_steps, l2=ev.probe_l2)
+        return linear_probe(train_x, train_y, test_x, test_y, steps=probe.steps, l2=probe.l2)
 
-    return _score_table(config, method, params, random_params, "linear probe", f"{ev.probe_steps} steps", score)
+    detail = f"{probe.steps} steps"
+    return _score_table(config, method, params, random_params, "linear probe", probe.pool, detail, score)
 
 
-def knn_table(config: Any, method: Any, params: Any, random_params: Any, k: int = 20) -> list[EvalResult]:
-    """Weighted kNN accuracy (`k` neighbours, temperature 0.07) of the trained encoder, a random one, and raw pixels."""
+def knn_table(config: Any, method: Any, params: Any, random_params: Any, knn: KnnSection) -> list[EvalResult]:
+    """Weighted kNN accuracy (`knn.k` neighbours, `knn.temperature`): the trained encoder, a random one, raw pixels."""
 
     def score(train_x, train_y, test_x, test_y):
-        return knn_accuracy(train_x, train_y, test_x, test_y, k=min(k, len(train_x)))
+        return knn_accuracy(train_x, train_y, test_x, test_y, k=min(knn.k, len(train_x)), temperature=knn.temperature)
 
-    return _score_table(config, method, params, random_params, "kNN", f"k={k}", score)
+    return _score_table(config, method, params, random_params, "kNN", knn.pool, f"k={knn.k}", score)
 
 
-def reconstruction_figure(config: Any, method: Any, params: Any, path: str) -> str:
-    """PNG with labelled rows: the originals, then each image `method.reconstruct` returns (`FIGURE_ROWS`)."""
-    data, n = config.data, config.eval.figure_examples
+def reconstruction_figure(config: Any, method: Any, params: Any, path: str, examples: int = 8) -> str:
+    """PNG with labelled rows: `examples` originals, then each image `method.reconstruct` returns (`FIGURE_ROWS`)."""
+    data, n = config.data, examples
     source = make_source(data, "test")
     picks = [source[int(i)] for i in np.linspace(0, len(source) - 1, n)]  # spread over the split
     batch = {"image": np.stack([EvalResize(tuple(data.image_size))(p)["image"] for p in picks])}

@@ -20,6 +20,7 @@ from mmjax.data.kinds import data_kind
 from mmjax.data.pipeline import padded_batches
 from mmjax.evaluate.linear_probe import linear_probe
 from mmjax.evaluate.report import announce
+from mmjax.evaluate.sections import KindProbeSection
 from mmjax.methods.protocol import EvalResult
 
 RAW_INPUT = "raw input"
@@ -106,13 +107,13 @@ def encoder_probe_table(
     return results
 
 
-def encoder_probe_results(config: Any, method: Any, params: Any) -> list[EvalResult]:
+def encoder_probe_results(config: Any, method: Any, params: Any, probe: KindProbeSection) -> list[EvalResult]:
     """Linear probe rows: `method`'s encoder (trained), a random encoder and the raw input (baselines).
 
     `method` provides `name`, `init`, `features(params, inputs, pool)` and `input_key`, as
     `GridMAE` does; the labelled batches come from the data kind (`eval_batches`).
     The random encoder is `method.init` with seed `config.seed + 12345`. Settings:
-    `eval.probe_pool`, `eval.probe_steps`, `eval.probe_l2`, `eval.batch_size`.
+    `probe` (`eval.kind_probe`: pool, steps, l2, raw_input) and `eval.batch_size`.
     """
     ev = config.eval
     kind = data_kind(config.data)
@@ -120,15 +121,15 @@ def encoder_probe_results(config: Any, method: Any, params: Any) -> list[EvalRes
     random_params = jax.jit(method.init)(jax.random.key(config.seed + 12345), example)
     trained = f"{method.name} encoder"
     accuracies = encoder_probe_table(
-        partial(method.features, pool=ev.probe_pool),
+        partial(method.features, pool=probe.pool),
         {trained: params, "random encoder": random_params},
         lambda split: kind.eval_batches(config.data, split, ev.batch_size),
         config.data,
         method.input_key,
         batch_size=ev.batch_size,
-        steps=ev.probe_steps,
-        l2=ev.probe_l2,
-        raw_input=ev.probe_raw_input,
+        steps=probe.steps,
+        l2=probe.l2,
+        raw_input=probe.raw_input,
     )
     return [
         EvalResult("linear probe", name, "accuracy", accuracy, baseline=name != trained)

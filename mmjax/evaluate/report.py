@@ -1,4 +1,4 @@
-"""End-of-run results: one table on the console, `eval.json` + `eval.md` in the workdir, one table over runs.
+"""Evaluation results: one table on the console, `eval.json` + `eval.md` in the workdir, one table over runs.
 
 Every evaluation returns a list of `EvalResult` rows (protocol, name, metric, value, baseline,
 split). Shares (accuracy, codebook usage) are stored as fractions and printed as percentages,
@@ -8,7 +8,12 @@ everything else with four significant digits, so every table reads the same way.
 
     {"step": 2000, "method": "mae", "data": "mnist", "results": [{"protocol": "linear probe",
      "name": "mae encoder", "metric": "accuracy", "value": 0.93, "baseline": false,
-     "split": "test"}, ...], "files": {"figure": "reconstructions.png"}}
+     "split": "test"}, ...], "files": {"figure": "reconstructions.png"},
+     "history": [{"step": 500, "results": [...]}, {"step": 2000, "results": [...]}]}
+
+The top level is the evaluation written last; `history` holds every evaluation of the run by
+step (those of `eval.every_steps` during training, the end of the run, `python -m mmjax eval`
+of any checkpoint), one entry per step: evaluating a step again replaces its entry.
 """
 
 from __future__ import annotations
@@ -65,14 +70,25 @@ def write_report(
     results: Sequence[EvalResult],
     files: dict[str, str] | None = None,
 ) -> str:
-    """Write `eval.json` and `eval.md` into `workdir` (each whole or not at all); returns the JSON path."""
+    """Write `eval.json` (this evaluation, added to the run's `history`) and `eval.md` into `workdir`.
+
+    Each file is written whole or not at all; returns the JSON path. An `eval.json` that is not a
+    report (`load_report` refuses it) is an error, not overwritten.
+    """
     files = {k: os.path.basename(v) for k, v in (files or {}).items()}
+    rows = [dataclasses.asdict(r) for r in results]
+    earlier = load_report(workdir) or {"history": []}
+    if "history" not in earlier:  # written before eval.json kept a history: its one evaluation
+        earlier["history"] = [{"step": earlier["step"], "results": [dataclasses.asdict(r) for r in earlier["results"]]}]
+    history = [e for e in earlier["history"] if e["step"] != int(step)]
+    history = sorted([*history, {"step": int(step), "results": rows}], key=lambda e: e["step"])
     report = {
         "step": int(step),
         "method": method,
         "data": data,
-        "results": [dataclasses.asdict(r) for r in results],
+        "results": rows,
         "files": files,
+        "history": history,
     }
     root = epath.Path(workdir)
     title = f"# {method} on {data}, step {step}\n\n"
@@ -108,8 +124,25 @@ def load_report(workdir: str) -> dict[str, Any] | None:
                 f"{path}: results[{i}] has keys {sorted(keys)}; expected {sorted(required)} "
                 f"and optionally {sorted(fields - required)}"
             )
+    history = report.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("step"), int) and isinstance(e.get("results"), list) for e in history
+    ):
+        raise ValueError(f"{path}: history is not a list of {{step, results}} entries")
     report["results"] = [EvalResult(**r) for r in rows]
     return report
+
+
+def set_aside_damaged(workdir: str) -> str | None:
+    """Rename a `workdir/eval.json` that `load_report` refuses to `eval.json.damaged` (returned); None if fine."""
+    try:
+        load_report(workdir)
+    except ValueError:
+        path = epath.Path(workdir) / REPORT_JSON
+        target = path.with_name(REPORT_JSON + ".damaged")
+        path.rename(target)
+        return str(target)
+    return None
 
 
 def summarize(workdirs: Iterable[str]) -> str:
@@ -154,6 +187,7 @@ __all__ = [
     "format_value",
     "load_report",
     "results_table",
+    "set_aside_damaged",
     "summarize",
     "write_report",
 ]

@@ -1,52 +1,50 @@
-"""`python -m mmjax sample`: generate images from a trained generator workdir (MaskGIT, GIVT, MAR) and write a PNG grid.
+"""`python -m mmjax sample`: generate images from a trained generator (MaskGIT, GIVT, MAR) and write a PNG grid.
 
-Run-level (it loads a workdir through `mmjax.train`), so it lives here, above the methods; the
-pure decoding that methods use is `mmjax.generate`.
+The command loads the run (`mmjax.train.load_trained`) and calls `sample_images`; the pure
+decoding that methods use is `mmjax.generate`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import jax
 import numpy as np
 
 from mmjax.data.transforms import denormalize_images
 from mmjax.evaluate.figures import image_grid, save_png
-from mmjax.train.loop import load_trained
 
 
-def sample_workdir(
-    workdir: str,
+def sample_images(
+    config: Any,
+    method: Any,
+    params: Any,
     num: int,
     class_id: int | None = None,
     *,
     steps: int | None = None,
     guidance: float | None = None,
     seed: int = 0,
-    out: str | None = None,
-    step: int | None = None,
+    out: str,
 ) -> str:
     """Generate `num` images of class `class_id` (None: one row per class) and save them as a PNG grid.
 
     Args:
-      workdir: a MaskGIT, GIVT or MAR training workdir (its params hold the frozen tokenizer).
+      config, method, params: a trained MaskGIT, GIVT or MAR run (`mmjax.train.load_trained`; its
+        params hold the frozen tokenizer).
       num: images per class.
       class_id: the class to generate; None generates every class, one row each.
       steps, guidance: decoding steps and guidance scale (default: the config's `sample` section).
       seed: PRNG seed of the decode.
-      out: the PNG path (default `workdir/samples[_class{C}].png`).
-      step: checkpoint step (default: latest).
+      out: the PNG path, or a directory to write `samples[_class{C}].png` into.
 
     Returns:
       The PNG path.
     """
-    config, method, params = load_trained(workdir, step)
     if not hasattr(method, "sampler") or not hasattr(method, "decode_images"):
-        raise ValueError(
-            f"{workdir} holds a {config.method!r} run, which does not generate; expected maskgit, givt or mar"
-        )
+        raise ValueError(f"a {config.method!r} run does not generate; expected maskgit, givt or mar")
     classes = method.options.num_classes
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
@@ -60,9 +58,9 @@ def sample_workdir(
     num_rows = math.ceil(len(images) / per_row)
     blank = np.full((num_rows * per_row - len(images), *images.shape[1:]), 255, np.uint8)
     rows = list(np.concatenate([images, blank]).reshape(num_rows, per_row, *images.shape[1:]))
-    if out is None:
+    if os.path.isdir(out):
         suffix = "" if class_id is None else f"_class{class_id}"
-        out = os.path.join(workdir, f"samples{suffix}.png")
+        out = os.path.join(out, f"samples{suffix}.png")
     labels = [f"class {c}" for c in range(classes)] if class_id is None else [f"class {class_id}"] * num_rows
     save_png(out, image_grid(rows, scale=max(1, 64 // images.shape[1]), labels=labels))
     return out

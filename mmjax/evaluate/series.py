@@ -6,6 +6,7 @@ visible steps), so series of different scales weigh the same.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -15,6 +16,7 @@ import numpy as np
 from mmjax.data.series import series_windows, ucr_dataset
 from mmjax.evaluate.linear_probe import linear_probe
 from mmjax.evaluate.report import announce
+from mmjax.evaluate.sections import ProbeSection, SeriesSection
 from mmjax.methods.protocol import EvalResult
 
 RMSE = "RMSE (window std units)"
@@ -101,8 +103,9 @@ def forecast_rmse(
     context = windows.shape[1] - horizon
     if context < int(np.max(seasons, initial=0)):
         raise ValueError(
-            f"forecast: {context} context steps (window {windows.shape[1]} - eval.horizon_patches={horizon_patches} "
-            f"x {method.patch_len}) are shorter than the longest season ({int(np.max(seasons))} steps) of "
+            f"forecast: {context} context steps (window {windows.shape[1]} - "
+            f"eval.series.horizon_patches={horizon_patches} x {method.patch_len}) are shorter than the longest "
+            f"season ({int(np.max(seasons))} steps) of "
             "data.sources: the seasonal-naive baseline needs one whole season"
         )
 
@@ -115,20 +118,20 @@ def forecast_rmse(
     return _fill_rmse(method, params, windows, hidden, {"seasonal naive": naive})
 
 
-def ucr_probe(method: Any, params: dict[str, Any], name: str, length: int, steps: int = 500) -> dict[str, float]:
-    """`{name: test accuracy}` of a linear probe on a bundled UCR set, from the mean-pooled features of
+def ucr_probe(method: Any, params: dict[str, Any], name: str, length: int, probe: ProbeSection) -> dict[str, float]:
+    """`{name: test accuracy}` of a linear probe on a bundled UCR set, from the `probe.pool`-ed features of
     each parameter set (`params`: name -> parameters)."""
     train_x, train_y = ucr_dataset(name, "train", length)
     test_x, test_y = ucr_dataset(name, "test", length)
-    fn = jax.jit(method.features)
+    fn = jax.jit(partial(method.features, pool=probe.pool))
     out = {}
     for key, p in params.items():
         feats = [np.asarray(fn(p, jnp.asarray(x))) for x in (train_x, test_x)]
-        out[key] = linear_probe(feats[0], train_y, feats[1], test_y, steps=steps)
+        out[key] = linear_probe(feats[0], train_y, feats[1], test_y, steps=probe.steps, l2=probe.l2)
     return out
 
 
-def evaluate_series(config: Any, method: Any, params: Any) -> list[EvalResult]:
+def evaluate_series(config: Any, method: Any, params: Any, series: SeriesSection) -> list[EvalResult]:
     """The end-of-run report of a PatchTST run on `config.data`'s test windows and UCR sets.
 
     Rows, all on the test split: `imputation` and `forecast` with metric `RMSE (window std
@@ -137,19 +140,19 @@ def evaluate_series(config: Any, method: Any, params: Any) -> list[EvalResult]:
     naive`, and `last value`); `linear probe (<UCR set>)` with metric `accuracy` for the trained
     and the random encoder. Every row but the trained model's is a baseline.
     """
-    data, ev = config.data, config.eval
+    data = config.data
     example = {"series": jnp.zeros((1, data.window, 1), jnp.float32)}
     trained = f"{config.method} encoder"
     sets = {trained: params, "random encoder": jax.jit(method.init)(jax.random.key(config.seed + 12345), example)}
-    windows, seasons = series_windows(tuple(data.sources), data.window, "test", stride=ev.stride)
+    windows, seasons = series_windows(tuple(data.sources), data.window, "test", stride=series.stride)
     probes = ", ".join(data.probe_sets) or "none"
     announce(f"series evaluation: imputation and forecasting on {len(windows)} test windows; linear probes: {probes}")
     scores = {
         "imputation": imputation_rmse(method, sets, windows, method.mask_ratio, seed=config.seed),
-        "forecast": forecast_rmse(method, sets, windows, seasons, ev.horizon_patches),
+        "forecast": forecast_rmse(method, sets, windows, seasons, series.horizon_patches),
     }
     for name in data.probe_sets:
-        scores[f"linear probe ({name})"] = ucr_probe(method, sets, name, data.window, steps=ev.probe_steps)
+        scores[f"linear probe ({name})"] = ucr_probe(method, sets, name, data.window, series)
     results = []
     for protocol, row in scores.items():
         metric = "accuracy" if protocol.startswith("linear probe") else RMSE

@@ -30,8 +30,8 @@ from etils import epath
 from mmjax.data.tables import MaskedTable, masked_table
 from mmjax.evaluate.report import announce
 from mmjax.files import write_text_atomic
-from mmjax.impute.fit import impute_table
 from mmjax.methods.protocol import EvalResult
+from mmjax.methods.table_fill import impute_table
 
 IMPUTED_CSV = "imputed.csv"
 RMSE = "RMSE (column std units)"

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from mmjax.impute.fit import FitOptions, fit_ensemble, fit_remasker, impute_ensemble, impute_table
+from mmjax.impute.fit import FitOptions, fit_ensemble, fit_remasker
 from mmjax.impute.recipe import TableRecipe, resolve_recipe
 from mmjax.impute.table import TableCodec
 from mmjax.methods.remasker import ReMasker, ReMaskerOptions
+from mmjax.methods.table_fill import impute_ensemble, impute_table
 from mmjax.ops.attention import DEFAULT_IMPLEMENTATION
 
 

@@ -269,6 +269,6 @@ class BEiT:
         return pool_tokens(self.model.apply({"params": params["model"]}, images, method=BEiTModel.encode), pool)
 
 
-@register_method("beit", reads=tokenizer_runs)
+@register_method("beit", reads=tokenizer_runs, protocols=("linear_probe", "reconstruction_figure"))
 def build_beit(config: ml_collections.ConfigDict, runs: dict[str, BuiltRun]) -> BEiT:
     return BEiT.from_config(config, tokenizer_run=runs["tokenizer"])

@@ -15,11 +15,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from mmjax.config import ConfigError, knob
+from mmjax.config import ConfigError, knob, moved_field
 from mmjax.masking.mask import Mask, num_visible_tokens
 from mmjax.masking.multimodal import disjoint_view_masks
 from mmjax.methods.protocol import Batch
 from mmjax.methods.terms import Drawn, Term, register_term
+
+moved_field("mae.num_views", "dmjd.num_views")  # an option of MAE before it became an add-on term
 
 
 @dataclasses.dataclass(frozen=True)

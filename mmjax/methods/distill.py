@@ -245,7 +245,7 @@ def teacher_runs(config: ml_collections.ConfigDict) -> dict[str, RunPart]:
     return {"teacher": teacher_part(dataclass_from_config(DistillOptions, config.distill, "distill"))}
 
 
-@register_method("distill", reads=teacher_runs)
+@register_method("distill", reads=teacher_runs, protocols=("linear_probe",))
 def build_distill(config: ml_collections.ConfigDict, runs: dict[str, BuiltRun]) -> Distill:
     return Distill.from_config(config, runs["teacher"])
 

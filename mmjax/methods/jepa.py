@@ -281,7 +281,7 @@ class JEPA:
         return self.model_config, params["target_encoder"]
 
 
-@register_method("jepa")
+@register_method("jepa", protocols=("linear_probe",))
 def build_jepa(config: ml_collections.ConfigDict) -> JEPA:
     return JEPA.from_config(config)
 

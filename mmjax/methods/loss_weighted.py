@@ -18,9 +18,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mmjax.config import ConfigError, knob
+from mmjax.config import ConfigError, knob, moved_field
 from mmjax.methods.protocol import STATE_INPUTS, Batch, Params
 from mmjax.methods.terms import Step, Term, register_term
+
+moved_field("mlm.loss_momentum", "wsbert.loss_momentum")  # an option of MLM before it became an add-on term
 
 LOSS_TABLE = "token_loss"  # params entry: running cross-entropy per token id [V] (not trained)
 

@@ -241,7 +241,7 @@ class MAE(addons.WithTerms):
         return pool_tokens(tokens, pool)
 
 
-@register_method("mae")
+@register_method("mae", protocols=("linear_probe", "reconstruction_figure"))
 def build_mae(config: ml_collections.ConfigDict) -> MAE:
     return MAE.from_config(config)
 

@@ -239,7 +239,7 @@ class SimMIM:
         return pool_tokens(self.model.apply({"params": params}, images, method=SimMIMModel.encode), pool)
 
 
-@register_method("simmim")
+@register_method("simmim", protocols=("linear_probe", "reconstruction_figure"))
 def build_simmim(config: ml_collections.ConfigDict) -> SimMIM:
     return SimMIM.from_config(config)
 

@@ -15,11 +15,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from mmjax.config import ConfigError, knob
+from mmjax.config import ConfigError, knob, moved_field
 from mmjax.masking.dense import with_indices
 from mmjax.masking.mask import Mask, num_visible_tokens
 from mmjax.masking.multimodal import multimodal_budget_masks
 from mmjax.methods.terms import Drawn, Step, Term, register_term
+
+moved_field("mae.target_ratio", "budget.target_ratio")  # an option of MAE before it became an add-on term
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from mmjax.config import ConfigError
+from mmjax.evaluate.sections import upgrade_saved_eval
 from mmjax.files import write_text_atomic
 from mmjax.train import distributed
 
@@ -197,8 +198,8 @@ def is_legacy(manager: ocp.CheckpointManager, step: int) -> bool:
 
 
 def saved_config(manager: ocp.CheckpointManager, step: int) -> dict:
-    """The config stored with checkpoint `step` (what its state was trained with)."""
-    return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+    """The config stored with checkpoint `step` (what its state was trained with; old `eval` knobs upgraded)."""
+    return upgrade_saved_eval(manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"])
 
 
 def data_process_count(workdir: str, step: int) -> int | None:
@@ -316,8 +317,8 @@ def write_config(workdir: str, config: dict) -> None:
 
 
 def read_config(workdir: str) -> dict:
-    """`workdir/config.json` as a dict (local path or bucket)."""
+    """`workdir/config.json` as a dict (local path or bucket; old `eval` knobs upgraded)."""
     path = epath.Path(workdir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{workdir} has no config.json: is it a training workdir?")
-    return json.loads(path.read_text())
+    return upgrade_saved_eval(json.loads(path.read_text()))

@@ -1,9 +1,10 @@
 """The runtime sections of an experiment config (`seed`, `train`, `mesh`, `sharding`, `distributed`, `eval`).
 
 Each section is declared once, as a frozen dataclass whose fields are `knob`s: the default,
-the meaning and the allowed values live here and nowhere else. `training_sections` builds
-the `ConfigDict` sections from these declarations; `check_runtime_config`
-(`mmjax/train/validate.py`) checks a resolved config against them.
+the meaning and the allowed values live here and nowhere else (`eval` and its protocols'
+sections in `mmjax.evaluate.sections`). `training_sections` builds the `ConfigDict` sections
+from these declarations; `check_runtime_config` (`mmjax/train/validate.py`) checks a resolved
+config against them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import ml_collections
 
 from mmjax.config import ConfigError, knob, section_config
+from mmjax.evaluate.protocols import eval_config
+from mmjax.evaluate.sections import EvalSection
 from mmjax.methods import registry
 
 # Logical parameter axes -> mesh axes. FSDP shards the embedding dimension of every
@@ -102,23 +105,6 @@ class DistributedSection:
     process_id: int = knob(-1, "this process's index", low=-1)
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalSection:
-    """`eval`: the end-of-run evaluation (`mmjax.evaluate.evaluate_pretraining`)."""
-
-    protocols: tuple[str, ...] = knob((), "evaluation protocols by name; () = the method's default ones")
-    probe: bool = knob(True, "linear probe of the encoder against a random encoder and the raw input")
-    probe_pool: str = knob("mean", "features probed: mean of final patch tokens, cls, mean_max (points)")
-    probe_steps: int = knob(500, "full-batch optimizer steps of the linear probe", low=1)
-    probe_l2: float = knob(1e-4, "L2 penalty of the linear probe", low=0)
-    probe_raw_input: bool = knob(True, "video, audio: also probe the flattened input (a baseline row)")
-    batch_size: int = knob(250, "examples per evaluation batch", low=1)
-    figure: bool = knob(True, "save a labelled reconstruction figure")
-    figure_examples: int = knob(8, "images in the figure", low=1)
-    stride: int = knob(4, "series: step between evaluation windows", low=1)
-    horizon_patches: int = knob(2, "series: patches forecast", low=1)
-
-
 # Section name -> declaration, for every runtime section (the method's own are declared by the method).
 RUNTIME_SECTIONS: dict[str, type] = {
     "train": TrainSection,
@@ -130,16 +116,27 @@ RUNTIME_SECTIONS: dict[str, type] = {
 
 
 def training_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Add the runtime sections to a method config, every knob with its declared default."""
+    """Add the runtime sections to a method config (`config.method` set), every knob with its declared default.
+
+    `eval.protocols` starts as the protocols `config.method` declared where it is registered.
+    """
     config.seed = 0
-    for name, declaration in RUNTIME_SECTIONS.items():
-        config[name] = section_config(declaration)
+    for name, section in runtime_sections(config.method).items():
+        config[name] = section
     return config
 
 
-def runtime_defaults() -> dict[str, Any]:
+def runtime_sections(method: str) -> dict[str, ml_collections.ConfigDict]:
+    """The runtime sections of a run of `method`, with their defaults."""
+    return {
+        name: eval_config(method) if name == "eval" else section_config(declaration)
+        for name, declaration in RUNTIME_SECTIONS.items()
+    }
+
+
+def runtime_defaults(method: str) -> dict[str, Any]:
     """The runtime sections' defaults as plain dicts (what `python -m mmjax config` compares to)."""
-    return {"seed": 0, **{name: section_config(cls).to_dict() for name, cls in RUNTIME_SECTIONS.items()}}
+    return {"seed": 0, **{name: section.to_dict() for name, section in runtime_sections(method).items()}}
 
 
 def library_defaults(method: str) -> ml_collections.ConfigDict:

@@ -30,6 +30,7 @@ import optax
 
 from mmjax.config import ConfigError
 from mmjax.data.kinds import data_kind
+from mmjax.evaluate.pretraining import evaluate_pretraining
 from mmjax.methods.protocol import STATE_INPUTS, LoadedRun
 from mmjax.train import checkpoint, distributed
 from mmjax.train.checkpoint import config_as_dict
@@ -351,7 +352,7 @@ class _Run:
 
 def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainResult:
     config, mesh, data, retention, watcher = run.config, run.mesh, run.data, run.retention, run.watcher
-    tc = config.train
+    tc, every = config.train, config.eval.every_steps
     names = [f"params/{n}" for n in checked_leaf_names(state.params)]
     names += [f"opt_state/{n}" for n in checked_leaf_names(state.opt_state)]
     guard = NonFiniteGuard(tc.on_nonfinite, tc.max_consecutive_skips, names)
@@ -409,7 +410,8 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
             pending = (step, metrics)
             preempted = watcher.should_stop()  # every process stops after the same step
             is_log = step % tc.log_every == 0 or step == tc.steps
-            is_save = step % tc.checkpoint_every == 0 or step == tc.steps or preempted
+            is_eval = every > 0 and step % every == 0 and step < tc.steps and not preempted  # the last: the caller's
+            is_save = step % tc.checkpoint_every == 0 or step == tc.steps or preempted or is_eval
             if is_log or is_save:
                 values = settle(*pending)
                 pending = None
@@ -425,6 +427,10 @@ def _loop(run: _Run, train_step: Any, state: TrainState, start: int) -> TrainRes
                 if is_save:
                     checkpoint.save(run.manager, step, state, run.saved_iterator, config_as_dict(config))
                     retention.saved(step)
+                if is_eval:  # after its checkpoint: a SIGTERM here ends the process, and a rerun resumes there
+                    with watcher.immediate(step):
+                        evaluate_pretraining(config, run.method, state.params, run.workdir, step=step)
+                    tick = time.perf_counter()  # step_time counts training only
             if preempted:
                 _say(f"stopped after step {step}: checkpoint saved, exiting with status {watcher.exit_status}")
                 raise Preempted(step, watcher.exit_status)

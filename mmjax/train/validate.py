@@ -11,7 +11,8 @@ from typing import Any
 
 from mmjax.config import ConfigError, check_field, complete_section, dataclass_from_config
 from mmjax.data.kinds import data_kind
-from mmjax.train.defaults import NONFINITE_POLICIES, RUNTIME_SECTIONS, EvalSection, TrainSection, library_defaults
+from mmjax.evaluate.protocols import check_eval_section
+from mmjax.train.defaults import NONFINITE_POLICIES, RUNTIME_SECTIONS, TrainSection, library_defaults
 from mmjax.train.runs import build_method
 from mmjax.train.workdir import ABSENT, flatten
 
@@ -19,11 +20,6 @@ from mmjax.train.workdir import ABSENT, flatten
 def check_train_section(train: Any) -> TrainSection:
     """Every `train` knob has a sensible value; raises `ConfigError` naming the first that does not."""
     return dataclass_from_config(TrainSection, train, "train")
-
-
-def check_eval_section(evaluation: Any) -> EvalSection:
-    """The `eval` knobs the end-of-run evaluation reads."""
-    return dataclass_from_config(EvalSection, evaluation, "eval")
 
 
 def check_runtime_config(config: Any) -> None:
@@ -38,7 +34,9 @@ def check_runtime_config(config: Any) -> None:
         raise ConfigError("the config has no seed; build it with mmjax.train.defaults.training_sections")
     check_field("seed", config.seed, int)
     for name, declaration in RUNTIME_SECTIONS.items():
-        if name in config:
+        if name == "eval" and name in config:
+            check_eval_section(config.eval)  # with the sections of its protocols
+        elif name in config:
             complete_section(declaration, config[name], name)
             dataclass_from_config(declaration, config[name], name)
 

@@ -135,9 +135,9 @@ def resumable(key: str) -> bool:
 def config_changes(saved: dict, new: dict) -> tuple[list[str], list[str]]:
     """`(refused, allowed)`: `"key old -> new"` for each differing key of two resolved configs."""
     a, b = flatten(saved), flatten(new)
-    defaults = flatten(json.loads(json.dumps(runtime_defaults())))
-    # A field of the saved run's method declared since (a `mask` or `target` section), at its default.
     method = saved.get("method")
+    defaults = flatten(json.loads(json.dumps(runtime_defaults(method))))
+    # A field of the saved run's method declared since (a `mask` or `target` section), at its default.
     if method in registry.available_methods() and hasattr(registry.method_module(method), "default_config"):
         defaults.update(flatten(json.loads(json.dumps(library_defaults(method).to_dict(), default=str))))
     # A `data` field of the saved run's kind declared since (`mmjax.data.presets`), at its default: what it read.
