@@ -3,7 +3,8 @@
 CAPI (Darcet et al. 2025, "Cluster and Predict Latent Patches for Improved Masked Image
 Modeling") replaces I-JEPA's feature regression with a classification: the EMA teacher's patch
 features are clustered online against K learned prototypes, Sinkhorn-Knopp balances the
-assignments over the batch, and each hidden patch's prediction is scored by cross-entropy
+assignments over the batch at each patch position (CAPI's `positionwise_sk`; `capi.positionwise`),
+and each hidden patch's prediction is scored by cross-entropy
 against its patch's assignment; the prototypes learn from the teacher's own clustering loss
 (`mmjax.methods.cluster_targets`). Here K = 32 for 49-token digits (`capi.num_clusters`), three
 Sinkhorn rounds, temperatures 0.05 (teacher) and 0.1. Everything else is `jepa_mnist.py`'s

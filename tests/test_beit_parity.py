@@ -111,6 +111,17 @@ def test_beit_matches_hf_with_every_parameter_random(variant):
     np.testing.assert_allclose(float(masked_mean(ce, jnp.asarray(hidden))), hf_loss, rtol=1e-5)
 
 
+def test_imported_beit_params_do_not_share_memory_with_the_torch_model():
+    # Before: the converted arrays were views of the torch tensors (see the VideoMAE test of the same name).
+    hf = beit_model("shared")
+    _, params = convert_hf_beit(hf.state_dict(), hf.config)
+    before = jax.tree.map(np.array, params)
+    with torch.no_grad():
+        for param in hf.parameters():
+            param.mul_(2.0).add_(1.0)
+    jax.tree.map(np.testing.assert_array_equal, params, before)
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_beit_exports_back_exactly_to_a_model_hf_loads_strictly(variant):
     hf = beit_model(variant, seed=2)

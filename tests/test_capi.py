@@ -28,8 +28,35 @@ def test_sinkhorn_balances_rows_and_columns():
     np.testing.assert_allclose(few.sum(1), 1.0, rtol=1e-4)  # the last step normalizes rows
 
 
-def test_the_losses_match_a_numpy_transcription():
-    opts = ClusterOptions(num_clusters=3, sinkhorn_iters=3, teacher_temp=0.5, student_temp=0.2)
+def reference_sinkhorn(scores: np.ndarray, iters: int, eps: float = 1e-8) -> np.ndarray:
+    """A transcription of facebookresearch/capi's `sinkhorn_knopp` over `[..., n, p]` (float64): each column
+    shifted to a maximum of 50 before `exp`, then columns and rows normalized in turn, with its epsilon."""
+    m = np.exp(scores + 50.0 - scores.max(axis=-2, keepdims=True))
+    for _ in range(iters):
+        m = m / (m.sum(axis=-2, keepdims=True) + eps)
+        m = m / (m.sum(axis=-1, keepdims=True) + eps)
+    return m
+
+
+def test_sinkhorn_stays_finite_where_a_cluster_is_far_from_every_token():
+    # Before: exp(logits - global max) underflowed to 0 in the far cluster's whole column at a small
+    # temperature, and the column normalization divided 0 by 0: NaN targets, as the issue measured near
+    # `capi.teacher_temp=0.02`. The reference shifts each column by its own maximum and stays finite.
+    similarity = jax.random.uniform(jax.random.key(0), (16, 4), minval=0.5, maxval=1.0)
+    similarity = similarity.at[:, 3].set(-1.0)  # a prototype opposite every feature
+    for temp in (0.05, 0.02, 0.01):
+        q = np.asarray(sinkhorn_knopp(similarity / temp, 3))
+        assert np.isfinite(q).all(), temp
+        np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-5)
+        reference = reference_sinkhorn(np.asarray(similarity, np.float64) / temp, 3)
+        np.testing.assert_allclose(q, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("positionwise", [True, False])
+def test_the_losses_match_a_transcription_of_the_reference(positionwise):
+    opts = ClusterOptions(
+        num_clusters=3, sinkhorn_iters=3, teacher_temp=0.5, student_temp=0.2, positionwise=positionwise
+    )
     params = init_clusters(jax.random.key(0), 4, 3)
     params["prototypes"] = jax.random.normal(jax.random.key(1), (4, 3))
     pred = jax.random.normal(jax.random.key(2), (2, 1, 2, 4))
@@ -39,13 +66,12 @@ def test_the_losses_match_a_numpy_transcription():
     predicted, clustering, _ = cluster_losses(opts, params, pred, teacher, ids, valid)
     t = np.asarray(teacher) / np.linalg.norm(np.asarray(teacher), axis=-1, keepdims=True)
     p = np.asarray(params["prototypes"]) / np.linalg.norm(np.asarray(params["prototypes"]), axis=0, keepdims=True)
-    sim = t @ p
-    q = np.exp(sim.reshape(10, 3) / 0.5)
-    q /= q.sum()
-    for _ in range(3):
-        q /= q.sum(0, keepdims=True) * 3
-        q /= q.sum(1, keepdims=True) * 10
-    q = (q * 10).reshape(2, 5, 3)
+    sim = t @ p  # [B=2, N=5, K=3]
+    if positionwise:  # the reference's default: the teacher's patches come in as [N, B, D]
+        q = reference_sinkhorn(sim.transpose(1, 0, 2) / 0.5, 3).transpose(1, 0, 2)
+        np.testing.assert_allclose(q.sum(axis=0), 2 / 3, rtol=0.1)  # each position: B/K per cluster
+    else:
+        q = reference_sinkhorn(sim.reshape(10, 3) / 0.5, 3).reshape(2, 5, 3)
 
     def log_softmax(x):
         return x - np.log(np.exp(x).sum(-1, keepdims=True))

@@ -25,6 +25,26 @@ def test_schedules():
         respace(cosine, 2000)
 
 
+def reference_kept_steps(total: int, count: int) -> list[int]:
+    """A transcription of improved-diffusion's `space_timesteps(total, str(count))` (one section), as
+    LTH14/mar samples with it: the kept index is a rounded running sum of the fractional stride."""
+    stride = 1 if count <= 1 else (total - 1) / (count - 1)
+    steps, position = set(), 0.0
+    for _ in range(count):
+        steps.add(round(position))
+        position += stride
+    return sorted(steps)
+
+
+def test_respacing_keeps_the_steps_the_reference_keeps_for_every_count():
+    # Before: `round(i * stride)` kept a step one off the reference's for some counts (a running sum rounds
+    # differently at a few halves), so a respaced sampler was not the reference's.
+    cosine = noise_schedule("cosine", 1000)
+    differ = [n for n in range(1, 1001) if respace(cosine, n).timesteps.tolist() != reference_kept_steps(1000, n)]
+    assert differ == []
+    assert reference_kept_steps(1000, 100)[:3] == [0, 10, 20] and reference_kept_steps(1000, 100)[-1] == 999
+
+
 def test_loss_at_known_noise_matches_closed_form_for_a_linear_denoiser():
     rng = np.random.default_rng(0)
     m, d, c = 6, 3, 2

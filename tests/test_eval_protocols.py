@@ -2,10 +2,15 @@
 
 import dataclasses
 
+import jax
 import ml_collections
+import numpy as np
 import pytest
 
 from mmjax.config import ConfigError
+from mmjax.data.transforms import normalize_images
+from mmjax.evaluate.images import few_per_class, image_features, lowshot_table, random_image_params
+from mmjax.evaluate.linear_probe import linear_probe
 from mmjax.evaluate.protocols import (
     applicable_protocols,
     available_protocols,
@@ -124,3 +129,35 @@ def test_a_config_saved_with_the_flat_eval_knobs_evaluates_what_it_did():
     assert named["eval"]["protocols"] == ("knn",)
     today = training_sections(ml_collections.ConfigDict({"method": "mae"})).to_dict()
     assert upgrade_saved_eval(today) is today
+
+
+def test_few_per_class_takes_that_many_of_each_class():
+    labels = np.array([0, 1, 1, 2, 2, 2, 0, 1, 2, 0])
+    picked = few_per_class(labels, 2, np.random.default_rng(0))
+    assert np.bincount(labels[picked]).tolist() == [2, 2, 2] and (np.diff(picked) > 0).all()
+    assert np.bincount(labels[few_per_class(labels, 5, np.random.default_rng(0))]).tolist() == [3, 3, 4]
+
+
+def test_the_lowshot_probe_fits_on_the_drawn_examples_only():
+    config = load_experiment("mae_digits")
+    config.model.update(width=16, depth=1, heads=2, mlp_dim=32)
+    config.eval.lowshot_probe.update(labels_per_class=3, draws=1, steps=50)
+    method = build_method(config)
+    params, random_params = (random_image_params(config, method) for _ in range(2))
+    lowshot = settings(config, "lowshot_probe")
+    rows = lowshot_table(config, method, params, random_params, lowshot)
+    assert [(r.protocol, r.name, r.baseline) for r in rows] == [
+        ("linear probe, 3 labels per class", "mae encoder", False),
+        ("linear probe, 3 labels per class", "random encoder", True),
+        ("linear probe, 3 labels per class", "raw pixels", True),
+    ]
+
+    @jax.jit
+    def pixels(_, images):
+        return normalize_images(images, config.data.mean, config.data.std).reshape(images.shape[0], -1)
+
+    (train, train_y), (test, test_y) = (image_features(config, {"raw": (pixels, None)}, s) for s in ("train", "test"))
+    few = few_per_class(train_y, 3, np.random.default_rng(config.seed))
+    assert len(few) == 30
+    expected = linear_probe(train["raw"][few], train_y[few], test["raw"], test_y, steps=50, l2=lowshot.l2)
+    assert rows[2].value == expected

@@ -99,6 +99,18 @@ def test_matches_hf_with_every_parameter_random(variant):
     np.testing.assert_allclose(np.asarray(again), np.asarray(pred), atol=1e-5)
 
 
+def test_imported_params_do_not_share_memory_with_the_torch_model():
+    # Before: `Tensor.numpy()` views went straight into the params, so `param.add_(1)` on the torch model
+    # after the import changed mmjax's parameters too.
+    model = hf_model(seed=6)
+    _, params = imported(model)
+    before = jax.tree.map(np.array, params)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(1.0)
+    jax.tree.map(np.testing.assert_array_equal, params, before)
+
+
 def test_imported_params_are_what_the_model_builds():
     model = hf_model(seed=5)
     method, params = imported(model)

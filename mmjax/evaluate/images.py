@@ -22,7 +22,7 @@ from mmjax.evaluate.kind_probe import kind_features
 from mmjax.evaluate.knn import knn_accuracy
 from mmjax.evaluate.linear_probe import linear_probe
 from mmjax.evaluate.report import announce
-from mmjax.evaluate.sections import KnnSection, ProbeSection
+from mmjax.evaluate.sections import KnnSection, LowShotSection, ProbeSection
 from mmjax.methods.common import input_key
 from mmjax.methods.protocol import EvalResult
 
@@ -151,6 +151,35 @@ def probe_table(config: Any, method: Any, params: Any, random_params: Any, probe
     return _score_table(config, method, params, random_params, "linear probe", probe.pool, detail, score)
 
 
+def few_per_class(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of `per_class` examples of each class of `labels` `[N]` (all of a class that has fewer)."""
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(picks))
+
+
+def lowshot_table(
+    config: Any, method: Any, params: Any, random_params: Any, lowshot: LowShotSection
+) -> list[EvalResult]:
+    """Low-shot linear-probe accuracy: fit on `lowshot.labels_per_class` train examples of each class
+    (the mean over `lowshot.draws` draws, seeded by `config.seed`), scored on the whole test split; the
+    trained encoder, a random one and raw pixels. Meant for the bench ([evidence]): the full probe of a
+    random ViT on the bundled MNIST is already 79% (docs/methods.md), leaving little room to tell encoders apart."""
+
+    def score(train_x, train_y, test_x, test_y):
+        rng = np.random.default_rng(config.seed)
+        accuracies = []
+        for _ in range(lowshot.draws):
+            few = few_per_class(train_y, lowshot.labels_per_class, rng)
+            accuracies.append(
+                linear_probe(train_x[few], train_y[few], test_x, test_y, steps=lowshot.steps, l2=lowshot.l2)
+            )
+        return float(np.mean(accuracies))
+
+    protocol = f"linear probe, {lowshot.labels_per_class} labels per class"
+    detail = f"{lowshot.draws} draws, {lowshot.steps} steps"
+    return _score_table(config, method, params, random_params, protocol, lowshot.pool, detail, score)
+
+
 def knn_table(config: Any, method: Any, params: Any, random_params: Any, knn: KnnSection) -> list[EvalResult]:
     """Weighted kNN accuracy (`knn.k` neighbours, `knn.temperature`): the trained encoder, a random one, raw pixels."""
 
@@ -179,7 +208,9 @@ __all__ = [
     "FIGURE_ROWS",
     "RANDOM_SEED_OFFSET",
     "image_features",
+    "few_per_class",
     "knn_table",
+    "lowshot_table",
     "probe_table",
     "random_image_params",
     "reconstruction_figure",

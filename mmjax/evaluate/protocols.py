@@ -16,6 +16,8 @@ Registered protocols (settings):
 - `linear_probe` (`eval.linear_probe`: steps, l2, pool): image encoders: linear-probe accuracy of the
   trained encoder, a random one and raw pixels (`mmjax.evaluate.images.probe_table`).
 - `knn` (`eval.knn`: k, temperature, pool): the same three rows scored by a weighted kNN (`mmjax.evaluate.knn`).
+- `lowshot_probe` (`eval.lowshot_probe`: labels_per_class, draws, steps, l2, pool): the linear probe fit on a
+  few labels per class (10 by default, the mean of 5 draws), the same three rows.
 - `tokenizer`: a tokenizer's reconstruction error and code statistics (`mmjax.evaluate.tokenizers`).
 - `reconstruction_figure` (`eval.reconstruction_figure`: examples): `reconstructions.png`, labelled rows
   of `method.reconstruct`.
@@ -47,6 +49,7 @@ from mmjax.evaluate.generation import class_conditional_results
 from mmjax.evaluate.images import (
     classification_results,
     knn_table,
+    lowshot_table,
     probe_table,
     random_image_params,
     reconstruction_figure,
@@ -59,6 +62,7 @@ from mmjax.evaluate.sections import (
     FigureSection,
     KindProbeSection,
     KnnSection,
+    LowShotSection,
     ProbeSection,
     SeriesSection,
 )
@@ -195,6 +199,12 @@ def _reconstructs(config: Any, method: Any) -> bool:
 def linear_probe_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
     probe = settings(config, "linear_probe")
     return probe_table(config, method, params, random_image_params(config, method), probe), {}
+
+
+@register_protocol("lowshot_probe", section=LowShotSection)
+def lowshot_probe_protocol(config: Any, method: Any, params: Any, workdir: str) -> Outcome:
+    lowshot = settings(config, "lowshot_probe")
+    return lowshot_table(config, method, params, random_image_params(config, method), lowshot), {}
 
 
 @register_protocol("knn", section=KnnSection)

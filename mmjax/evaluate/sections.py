@@ -48,6 +48,14 @@ class ProbeSection(FeatureSection):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class LowShotSection(ProbeSection):
+    """`eval.lowshot_probe`: the linear probe fit on a few labelled train examples per class."""
+
+    labels_per_class: int = knob(10, "labelled train examples of each class the probe is fit on", low=1)
+    draws: int = knob(5, "random draws of those examples; the accuracy is their mean", low=1)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class KnnSection(FeatureSection):
     """`eval.knn`: weighted k-nearest-neighbour classification (InstDisc / DINO)."""
 
@@ -134,6 +142,7 @@ __all__ = [
     "FigureSection",
     "KindProbeSection",
     "KnnSection",
+    "LowShotSection",
     "ProbeSection",
     "SeriesSection",
 ]

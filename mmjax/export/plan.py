@@ -50,10 +50,14 @@ Plan = dict[str, Entry]
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """A torch tensor or array-like as a float32 numpy array (torch stays an optional import)."""
+    """A torch tensor or array-like as a float32 numpy array of its own (torch stays an optional import).
+
+    Always a copy: `Tensor.numpy()` of a float32 CPU tensor shares its memory, so an in-place change to
+    the torch model after an import would otherwise change the imported parameters too.
+    """
     if hasattr(value, "detach"):
         value = value.detach().cpu().float().numpy()
-    return np.asarray(value, dtype=np.float32)
+    return np.array(value, dtype=np.float32, copy=True)
 
 
 class PlanBuilder:

@@ -2,8 +2,9 @@
 Masked Image Modeling"): hidden patches predict which cluster the EMA teacher's feature falls in.
 
 On I-JEPA (`jepa.py`, section `capi`): the target encoder's LayerNorm-ed patch features, l2
-normalized, meet K learned, l2-normalized prototypes; Sinkhorn-Knopp over every patch of the
-batch turns those similarities into balanced soft assignments (the targets, no gradient); the
+normalized, meet K learned, l2-normalized prototypes; Sinkhorn-Knopp turns those similarities
+into balanced soft assignments (the targets, no gradient), for each patch position over the
+batch as CAPI's `positionwise_sk` (or over every patch of the batch, `capi.positionwise=False`); the
 predictor's outputs at the target positions go through a linear head to K logits, and the
 loss is the cross-entropy against the assignments. The prototypes learn from a clustering loss
 of their own: the teacher's softmax over them against the same assignments (the teacher's
@@ -35,6 +36,9 @@ class ClusterOptions:
         0.1, "temperature of the predicted and the prototypes' own softmax", low=0, low_open=True
     )
     cluster_weight: float = knob(1.0, "weight of the prototypes' clustering loss", low=0)
+    positionwise: bool = knob(
+        True, "balance the clusters over the batch at each patch position (CAPI's); False: over all patches"
+    )
 
     @property
     def enabled(self) -> bool:
@@ -42,14 +46,16 @@ class ClusterOptions:
 
 
 def sinkhorn_knopp(logits: jax.Array, iters: int) -> jax.Array:
-    """Balanced soft assignments of `[T, K]` logits: each row sums to 1 and each column to about T / K."""
-    q = jnp.exp(logits - jnp.max(logits))
-    q = q / jnp.sum(q)
-    tokens, clusters = q.shape
+    """Balanced soft assignments of `[..., T, K]` logits: each row sums to 1 and each column to about T / K.
+
+    In log space: a cluster far from every token (its column's `exp` all below float32's range at a
+    small temperature) stays finite, as the reference's per-column shift keeps it.
+    """
+    log_q = logits
     for _ in range(iters):
-        q = q / jnp.sum(q, axis=0, keepdims=True) / clusters
-        q = q / jnp.sum(q, axis=1, keepdims=True) / tokens
-    return q * tokens
+        log_q = log_q - jax.nn.logsumexp(log_q, axis=-2, keepdims=True)  # columns: each cluster's mass
+        log_q = log_q - jax.nn.logsumexp(log_q, axis=-1, keepdims=True)  # rows: each token's assignment
+    return jnp.exp(log_q)
 
 
 def init_clusters(rng: jax.Array, dim: int, num_clusters: int) -> Params:
@@ -84,10 +90,12 @@ def cluster_losses(
     b, n, d = teacher.shape
     prototypes = _unit(params["prototypes"], axis=0)
     similarity = _unit(jax.lax.stop_gradient(teacher), axis=-1) @ prototypes  # [B, N, K]
-    assign = sinkhorn_knopp(
-        jax.lax.stop_gradient(similarity).reshape(b * n, -1) / options.teacher_temp, options.sinkhorn_iters
-    )
-    assign = jax.lax.stop_gradient(assign.reshape(b, n, -1))
+    scores = jax.lax.stop_gradient(similarity) / options.teacher_temp
+    if options.positionwise:  # [N, B, K]: each position's B patches share the K clusters
+        assign = sinkhorn_knopp(scores.transpose(1, 0, 2), options.sinkhorn_iters).transpose(1, 0, 2)
+    else:
+        assign = sinkhorn_knopp(scores.reshape(b * n, -1), options.sinkhorn_iters).reshape(b, n, -1)
+    assign = jax.lax.stop_gradient(assign)
     own = -jnp.sum(assign * jax.nn.log_softmax(similarity / options.student_temp, axis=-1), axis=-1)
     cluster_loss = jnp.mean(own)
     picked = jax.vmap(lambda a, ids: a[ids])(assign, target_ids)  # [B, M, T, K]

@@ -84,7 +84,11 @@ def respace(schedule: NoiseSchedule, num_steps: int) -> NoiseSchedule:
     if not isinstance(num_steps, int) or not 1 <= num_steps <= total:
         raise ValueError(f"diffusion_steps={num_steps!r}; expected an int in [1, {total}]")
     stride = (total - 1) / (num_steps - 1) if num_steps > 1 else 1
-    kept = sorted({round(i * stride) for i in range(num_steps)})
+    kept, position = set(), 0.0
+    for _ in range(num_steps):  # a running sum, as the reference: `i * stride` rounds differently at some .5s
+        kept.add(round(position))
+        position += stride
+    kept = sorted(kept)
     cumprod = schedule.alphas_cumprod
     betas, last = [], 1.0
     for i in kept:
