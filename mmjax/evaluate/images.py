@@ -189,7 +189,7 @@ def knn_table(config: Any, method: Any, params: Any, random_params: Any, knn: Kn
     return _score_table(config, method, params, random_params, "kNN", knn.pool, f"k={knn.k}", score)
 
 
-def reconstruction_figure(config: Any, method: Any, params: Any, path: str, examples: int = 8) -> str:
+def reconstruction_figure(config: Any, method: Any, params: Any, path: str, examples: int) -> str:
     """PNG with labelled rows: `examples` originals, then each image `method.reconstruct` returns (`FIGURE_ROWS`)."""
     data, n = config.data, examples
     source = make_source(data, "test")
