@@ -113,3 +113,16 @@ def test_the_sample_classifier_names_the_extra_when_scikit_learn_is_missing(monk
     monkeypatch.setitem(sys.modules, "sklearn.neural_network", None)  # `import` of it raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'mmjax\[data\]'"):
         PixelClassifier.fit(np.zeros((4, 8, 8, 1), np.uint8), np.arange(4))
+
+
+def test_the_sample_classifier_is_fit_once_per_data_and_seed(monkeypatch):
+    from mmjax.evaluate import generation
+
+    calls = []
+    monkeypatch.setattr(generation, "_FITTED", {})
+    monkeypatch.setattr(PixelClassifier, "fit", classmethod(lambda cls, x, y, seed=0: calls.append(seed) or object()))
+    images, labels = np.zeros((4, 8, 8, 1), np.uint8), np.arange(4)
+    first = PixelClassifier.fitted(images, labels, seed=0)
+    assert PixelClassifier.fitted(images.copy(), labels.copy(), seed=0) is first and calls == [0]
+    assert PixelClassifier.fitted(images, labels, seed=1) is not first and calls == [0, 1]
+    assert PixelClassifier.fitted(images + 1, labels, seed=1) is not first and calls == [0, 1, 1]

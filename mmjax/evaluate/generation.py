@@ -13,6 +13,7 @@ tokenizer's reconstructions of them (the best a generator of these codes can do)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 import warnings
@@ -77,6 +78,9 @@ def conditioning_accuracy(predicted: np.ndarray, requested: np.ndarray) -> float
 # --- A judge for small images -----------------------------------------------------------
 
 
+_FITTED: dict[tuple[str, int], PixelClassifier] = {}
+
+
 def split_images(data_config: Any, split: str, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """All of an image split, resized as for evaluation: (uint8 `[N, H, W, C]`, int labels `[N]`)."""
     batches = list(eval_dataset(data_config, split, batch_size))
@@ -117,6 +121,16 @@ class PixelClassifier:
         with threadpool_limits(1):  # tiny matrices: one BLAS thread beats several competing with XLA's
             model.fit(_pixels(images), np.asarray(labels))
         return cls(model, _hidden(model, images))
+
+    @classmethod
+    def fitted(cls, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> PixelClassifier:
+        """`fit`, once per process for the same images, labels and seed (an evaluation every
+        `eval.every_steps`, `mmjax eval` of several checkpoints and several generators share it)."""
+        key = (hashlib.sha256(np.ascontiguousarray(images).tobytes() + np.asarray(labels).tobytes()).hexdigest(), seed)
+        if key not in _FITTED:
+            _FITTED.clear()  # one data set at a time: a classifier is a few hundred KB
+            _FITTED[key] = cls.fit(images, labels, seed)
+        return _FITTED[key]
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """ReLU activations of the hidden layer: uint8 `[N, H, W, C]` -> `[N, 64]`."""
@@ -227,7 +241,7 @@ def class_conditional_results(config: Any, method: Any, params: Any, workdir: st
     train_images, train_labels = split_images(data, "train", batch_size)
     test_images, test_labels = split_images(data, "test", batch_size)
     announce(f"  fitting the pixel classifier on {len(train_images)} train images")
-    classifier = PixelClassifier.fit(train_images, train_labels, seed=config.seed)
+    classifier = PixelClassifier.fitted(train_images, train_labels, seed=config.seed)
     reconstructions = reconstruct_images(method, params, test_images, data, batch_size)
     scored = by_class[:, : options.metrics_per_class].reshape(-1, *samples.shape[1:])
     requested = np.repeat(np.arange(classes), options.metrics_per_class)

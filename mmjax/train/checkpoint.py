@@ -104,10 +104,17 @@ def _write_each_replicated_array_once() -> None:
     keep orbax's default.
     """
     parallel = None if jax.process_count() > 1 else False  # None: orbax's default
+    if _REPLICA_PARALLEL.get("registered", "never") == parallel:
+        return
     handler = ocp.type_handlers.ArrayHandler(
         use_replica_parallel=parallel, array_metadata_store=array_metadata_store_lib.Store()
     )
-    ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
+    with quiet_reads():  # orbax warns of every override
+        ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
+    _REPLICA_PARALLEL["registered"] = parallel
+
+
+_REPLICA_PARALLEL: dict[str, bool | None] = {}
 
 
 @contextlib.contextmanager
