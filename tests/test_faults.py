@@ -177,7 +177,7 @@ def test_keep_one_with_background_saves_survives_kills_at_twelve_moments(tmp_pat
     # first new checkpoint (0 to 0.17 s: inside a save, between saves, during a delete). Every kill must leave a
     # finished checkpoint equal to the straight run's at that step, and the run must end bitwise equal to it.
     # Before: 8 of 12 kills left none, and the rerun began again at step 0 with exit status 0.
-    steps, knobs = 600, ("checkpoint_every=2", "keep_checkpoints=1", "log_every=10000")
+    steps, knobs = 240, ("checkpoint_every=2", "keep_checkpoints=1", "log_every=10000")
     straight = worker(tmp_path / "straight", steps, "checkpoint_every=2", "keep_checkpoints=1000", "log_every=10000")
     run, copies, kept = tmp_path / "killed", tmp_path / "copies", []
     for moment in range(12):
